@@ -1,0 +1,17 @@
+//! The shipped scenarios, embedded in the binary so `chaos run az-outage` works from any
+//! directory and after `cargo install`. The files in `scenarios/` are the source of truth.
+
+/// (name, TOML text), in `chaos list` order.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    ("az-outage", include_str!("../../scenarios/az-outage.toml")),
+    ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
+];
+
+pub fn get(name: &str) -> Option<&'static str> {
+    let name = name.strip_suffix(".toml").unwrap_or(name);
+    SCENARIOS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+pub fn names() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|(n, _)| *n).collect()
+}

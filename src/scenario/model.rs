@@ -1,0 +1,470 @@
+//! The validated scenario model: what a run is built from.
+//!
+//! Everything here has already been checked by `validate`: durations are parsed, rates are
+//! positive, weights sum to more than zero, fault windows lie inside the run, SLO expressions
+//! name known metrics and windows. Code downstream (planner, load engine, SLO evaluation) may rely
+//! on that and never re-validates. Secrets (header values from `${env:VAR}`) live only in
+//! [`Text::Secret`] parts and are masked by every `Display`/`Serialize` impl of this module.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A fully validated scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Where the scenario came from (a path, or `builtin:<name>` for an embedded one).
+    pub source: String,
+    pub load: Load,
+    pub faults: Vec<Fault>,
+    pub slo: SloSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Load {
+    /// The service's stated peak; stage rates written as `"2x"` are multiples of it.
+    pub peak_rps: f64,
+    pub stages: Vec<Stage>,
+    /// Most requests in flight at once; further sends wait (and the wait is in their latency).
+    pub max_in_flight: usize,
+    /// Recorder interval (default 1 s, at least 100 ms).
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    pub client: Client,
+    pub requests: Vec<RequestSpec>,
+}
+
+/// One stage of the arrival-rate curve. Rates are in requests per second, already resolved
+/// from multiples of `peak_rps`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub kind: StageKind,
+    /// Rate at the end of the stage (for `hold`, the whole stage).
+    pub rps: f64,
+    /// As written, e.g. `"4x"` or `"800/s"`, for plans and reports.
+    pub rate_text: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// Linear ramp from the previous stage's rate (0 for the first stage) to `rps`.
+    Ramp,
+    /// Constant `rps` for `duration`.
+    Hold,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Headers sent with every request (a request's own headers override by name).
+    pub headers: Vec<Header>,
+    /// Extra root CA (PEM) trusted besides the system's roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryPolicy {
+    /// Total attempts per logical request, including the first (1 = no retries).
+    pub attempts: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub backoff: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_backoff: Duration,
+    pub jitter: Jitter,
+    pub on: RetryOn,
+    /// Retries allowed as a fraction of requests over the sliding budget window (0.2 = 20%).
+    /// `None` = unlimited.
+    pub budget: Option<f64>,
+    /// The budget's sliding window (default 10 s).
+    #[serde(serialize_with = "ser_duration")]
+    pub budget_window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Jitter {
+    None,
+    Full,
+    Equal,
+}
+
+/// Which outcomes of an attempt are retried.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryOn {
+    pub connect: bool,
+    pub timeout: bool,
+    pub reset: bool,
+    /// HTTP statuses retried, e.g. 502, 503, 504.
+    pub statuses: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Header {
+    pub name: String,
+    pub value: Template,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSpec {
+    pub name: String,
+    pub weight: u32,
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// Path (and query) appended to the target's base URL; may hold templates.
+    pub path: Template,
+    pub headers: Vec<Header>,
+    pub body: Option<Body>,
+    /// Values captured from a successful response's JSON body, usable by later requests as
+    /// `{{name}}`.
+    pub capture: Vec<Capture>,
+    pub durable: Option<Durable>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "value")]
+pub enum Body {
+    /// A JSON document whose string leaves are templates; sent with `content-type: application/json`.
+    Json(JsonTemplate),
+    /// A raw body (templated), sent as is.
+    Text(Template),
+}
+
+/// A JSON value whose strings may hold templates.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum JsonTemplate {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Template),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Capture {
+    /// Variable name, used as `{{name}}`.
+    pub name: String,
+    pub path: JsonPath,
+}
+
+/// An acknowledged durable write: its id is taken from the response and read back after the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Durable {
+    pub id: JsonPath,
+    pub read_method: String,
+    /// The read-back path, with `{id}` replaced by the captured id.
+    pub read_path: String,
+}
+
+/// A `$.a.b[0]`-style path into a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonPath {
+    pub text: String,
+    pub steps: Vec<PathStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// A string with template parts, e.g. `"note {{seq}} {{uuid}}"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Lit(String),
+    /// A value from the environment: sent as is, shown everywhere else as `***`.
+    Secret(String),
+    /// The logical request's sequence number (0-based, unique within the run).
+    Seq,
+    /// A random UUID v4.
+    Uuid,
+    /// A uniformly random integer in `[lo, hi]`.
+    RandInt(i64, i64),
+    /// A value captured from an earlier response (see [`Capture`]).
+    Var(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fault {
+    pub name: String,
+    pub kind: FaultKind,
+    /// Offset from the start of the run.
+    #[serde(serialize_with = "ser_duration")]
+    pub at: Duration,
+    /// How long it stays applied; `None` = until the end of the run.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    App,
+    Db,
+    Cache,
+    Lb,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "value")]
+pub enum Count {
+    Nodes(u32),
+    /// Percent of the role's nodes (0 < p <= 100), rounded up.
+    Percent(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KillMode {
+    Kill,
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Link {
+    AppDb,
+    AppCache,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum FaultKind {
+    KillNodes {
+        role: Role,
+        count: Count,
+        zone: Option<String>,
+        mode: KillMode,
+    },
+    RestartNodes {
+        role: Role,
+        #[serde(serialize_with = "ser_duration")]
+        down_for: Duration,
+        zone: Option<String>,
+    },
+    AzOutage {
+        zone: String,
+    },
+    DbFailover {},
+    CachePartition {},
+    CacheFailover {},
+    Latency {
+        link: Link,
+        #[serde(serialize_with = "ser_duration")]
+        delay: Duration,
+        #[serde(serialize_with = "ser_duration")]
+        jitter: Duration,
+    },
+}
+
+impl FaultKind {
+    /// The kind's name as written in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::KillNodes { .. } => "kill-nodes",
+            FaultKind::RestartNodes { .. } => "restart-nodes",
+            FaultKind::AzOutage { .. } => "az-outage",
+            FaultKind::DbFailover {} => "db-failover",
+            FaultKind::CachePartition {} => "cache-partition",
+            FaultKind::CacheFailover {} => "cache-failover",
+            FaultKind::Latency { .. } => "latency",
+        }
+    }
+}
+
+/// All SLOs of a scenario, grouped by window.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SloSpec {
+    pub objectives: Vec<Objective>,
+}
+
+/// One SLO: `metric op bound` over a window, optionally for one request name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Objective {
+    /// As written, e.g. `"p99 < 800ms"`.
+    pub text: String,
+    pub window: Window,
+    /// `None` = over all requests.
+    pub request: Option<String>,
+    pub metric: Metric,
+    pub op: CmpOp,
+    pub bound: f64,
+}
+
+/// Time windows of a run. `baseline` is before the first fault; `during`/`after` follow one
+/// fault (after = from its revert to the next fault's start or the end of the run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "fault")]
+pub enum Window {
+    Whole,
+    Baseline,
+    During(String),
+    After(String),
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Window::Whole => f.write_str("whole"),
+            Window::Baseline => f.write_str("baseline"),
+            Window::During(n) => write!(f, "during:{n}"),
+            Window::After(n) => write!(f, "after:{n}"),
+        }
+    }
+}
+
+/// Metrics an SLO can bound. Latencies are in microseconds, ratios in 0..=1, counts as counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "metric", content = "q")]
+pub enum Metric {
+    /// Latency quantile (0.5, 0.9, 0.95, 0.99, 0.999) from the intended send time, in µs.
+    Latency(f64),
+    /// Maximum latency, µs.
+    MaxLatency,
+    /// Failed logical requests / all logical requests.
+    Errors,
+    /// Achieved / scheduled requests.
+    Throughput,
+    /// Requests that could not be sent before their timeout / scheduled.
+    NotSent,
+    /// Logical requests that needed more than one attempt / all.
+    RetryRate,
+    /// Attempts / logical requests.
+    Amplification,
+    /// Logical requests that failed after using every allowed attempt / all.
+    RetriesExhausted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CmpOp {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "==")]
+    Eq,
+}
+
+impl CmpOp {
+    pub fn holds(self, value: f64, bound: f64) -> bool {
+        match self {
+            CmpOp::Lt => value < bound,
+            CmpOp::Le => value <= bound,
+            CmpOp::Gt => value > bound,
+            CmpOp::Ge => value >= bound,
+            CmpOp::Eq => value == bound,
+        }
+    }
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Eq => "==",
+        }
+    }
+}
+
+impl Scenario {
+    /// Total scheduled length of the load (sum of stage durations).
+    pub fn duration(&self) -> Duration {
+        self.load.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// A copy with every duration multiplied by `factor` (rates unchanged): `--time-scale`.
+    pub fn time_scaled(&self, factor: f64) -> Scenario {
+        let sc = |d: Duration| d.mul_f64(factor);
+        let mut s = self.clone();
+        for st in &mut s.load.stages {
+            st.duration = sc(st.duration);
+        }
+        for f in &mut s.faults {
+            f.at = sc(f.at);
+            f.duration = f.duration.map(sc);
+            if let FaultKind::RestartNodes { down_for, .. } = &mut f.kind {
+                *down_for = sc(*down_for);
+            }
+        }
+        // The recorder interval shrinks too, but never below its 100 ms floor... unless the
+        // run itself is shorter than that would allow a meaningful series for: keep 10 ms floor.
+        s.load.interval = sc(s.load.interval).max(Duration::from_millis(10));
+        s
+    }
+}
+
+impl Template {
+    pub fn literal(s: impl Into<String>) -> Template {
+        Template {
+            parts: vec![Part::Lit(s.into())],
+        }
+    }
+
+    /// True if rendering needs nothing but the literal text.
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Lit(_) | Part::Secret(_)))
+    }
+
+    /// Names of captured variables this template reads.
+    pub fn vars(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(v.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Shown with secrets masked: safe for logs, plans and reports.
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => f.write_str(s)?,
+                Part::Secret(_) => f.write_str("***")?,
+                Part::Seq => f.write_str("{{seq}}")?,
+                Part::Uuid => f.write_str("{{uuid}}")?,
+                Part::RandInt(a, b) => write!(f, "{{{{rand_int({a},{b})}}}}")?,
+                Part::Var(v) => write!(f, "{{{{{v}}}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+pub fn ser_opt_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
