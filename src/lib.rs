@@ -4,4 +4,11 @@
 //! recorder, fault scheduler) -> rollback -> verify -> slo::evaluate -> report + exit code.
 //! `main.rs` is thin: everything here is testable without spawning the binary.
 
+pub mod cli;
+pub mod load;
+pub mod metrics;
+pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod shutdown;
+pub mod slo;

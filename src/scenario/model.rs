@@ -420,7 +420,9 @@ impl Template {
 
     /// True if rendering needs nothing but the literal text.
     pub fn is_literal(&self) -> bool {
-        self.parts.iter().all(|p| matches!(p, Part::Lit(_) | Part::Secret(_)))
+        self.parts
+            .iter()
+            .all(|p| matches!(p, Part::Lit(_) | Part::Secret(_)))
     }
 
     /// Names of captured variables this template reads.

@@ -1,0 +1,207 @@
+//! The command line: clap definitions, dispatch, and the mapping of results to exit codes
+//! (DESIGN.md): 0 pass, 1 SLO breached, 2 bad input, 130 interrupted.
+
+pub mod output;
+pub mod plan;
+pub mod progress;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::run::{self, RunOptions};
+use crate::scenario;
+use crate::shutdown::Shutdown;
+use output::{err, out};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chaos",
+    version,
+    about = "Chaos and load testing: traffic up to 4x peak, faults, SLO verdicts that gate CI"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario: drive its load, judge its SLOs, write report.json and summary.md.
+    Run {
+        /// A scenario file (TOML or JSON), or the name of a shipped scenario (see `chaos list`).
+        scenario: String,
+        /// Base URL of the system under test, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        target_url: Option<String>,
+        /// Run directory (default: reports/<scenario>-<UTC time>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Multiply every duration in the scenario by F (rates stay): 0.1 runs 10x faster.
+        #[arg(long, value_name = "F", default_value_t = 1.0)]
+        time_scale: f64,
+        /// No live progress on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// Run the load even though the target cannot inject the scenario's faults; they are
+        /// reported as skipped.
+        #[arg(long)]
+        skip_faults: bool,
+    },
+    /// Validate scenario files; change nothing. Exit 2 on the first invalid file.
+    Check {
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+    },
+    /// Print the resolved timeline (stages, rates, faults, SLOs); change nothing.
+    Plan {
+        scenario: String,
+        #[arg(long, value_name = "F", default_value_t = 1.0)]
+        time_scale: f64,
+    },
+    /// List the shipped scenarios.
+    List,
+}
+
+/// Parse the process's arguments, run, and return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    dispatch(cli.command)
+}
+
+pub fn dispatch(cmd: Command) -> i32 {
+    match cmd {
+        Command::List => {
+            for (name, text) in scenario::builtin::SCENARIOS {
+                let desc = scenario::parse_str(&format!("scenarios/{name}.toml"), text)
+                    .map(|s| s.description)
+                    .unwrap_or_else(|_| "(invalid: run `chaos check` on it)".into());
+                out(&format!("{name:<16} {desc}"));
+            }
+            0
+        }
+        Command::Check { scenarios } => {
+            let mut code = 0;
+            for arg in &scenarios {
+                match scenario::load(arg) {
+                    Ok(s) => out(&format!(
+                        "ok: {arg} ({}: {} stages, {} requests, {} faults, {} SLOs)",
+                        s.name,
+                        s.load.stages.len(),
+                        s.load.requests.len(),
+                        s.faults.len(),
+                        s.slo.objectives.len()
+                    )),
+                    Err(e) => {
+                        err(&e.to_string());
+                        code = 2;
+                    }
+                }
+            }
+            code
+        }
+        Command::Plan {
+            scenario,
+            time_scale,
+        } => match run::prepare(&scenario, time_scale) {
+            Ok(s) => {
+                out(&plan::render(&s));
+                0
+            }
+            Err(e) => {
+                err(&e.to_string());
+                e.exit_code()
+            }
+        },
+        Command::Run {
+            scenario,
+            target_url,
+            out: out_dir,
+            time_scale,
+            quiet,
+            skip_faults,
+        } => {
+            let opts = RunOptions {
+                scenario,
+                target_url,
+                out: out_dir,
+                time_scale,
+                skip_faults,
+                ..RunOptions::default()
+            };
+            run_blocking(opts, quiet)
+        }
+    }
+}
+
+fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            err(&format!("error: cannot start the async runtime: {e}"));
+            return 2;
+        }
+    };
+    rt.block_on(async move {
+        let shutdown = Arc::new(Shutdown::new());
+        spawn_signal_handlers(shutdown.clone());
+        let mut progress = progress::for_stderr(quiet);
+        match run::run(&opts, shutdown, progress.as_mut()).await {
+            Ok(o) => {
+                if !quiet {
+                    out(&o.summary);
+                }
+                let code = o.report.verdict.exit_code();
+                err(&format!(
+                    "{}: {} (exit {code})\nreports: {}",
+                    match o.report.verdict {
+                        crate::report::Verdict::Pass => "PASS",
+                        crate::report::Verdict::Fail => "FAIL",
+                        crate::report::Verdict::Interrupted => "INTERRUPTED",
+                    },
+                    o.report.reason(),
+                    o.dir.display()
+                ));
+                code
+            }
+            Err(e) => {
+                err(&format!("error: {e}"));
+                e.exit_code()
+            }
+        }
+    })
+}
+
+/// Ctrl-C and SIGTERM trigger the run's shutdown: the load stops, in-flight requests finish,
+/// partial reports are written, exit 130. A second Ctrl-C does not kill the process: cleanup
+/// (rollback, once faults exist) must always run.
+fn spawn_signal_handlers(shutdown: Arc<Shutdown>) {
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            err("\ninterrupt: stopping the load and writing partial reports…");
+            s.trigger();
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            while term.recv().await.is_some() {
+                err("\nSIGTERM: stopping the load and writing partial reports…");
+                shutdown.trigger();
+            }
+        }
+    });
+}

@@ -1,0 +1,129 @@
+//! `chaos plan`: the resolved timeline of a scenario as text — what will be sent when, which
+//! faults at which times, which SLOs. Pure: the same scenario always prints the same plan.
+
+use std::fmt::Write as _;
+
+use crate::load::schedule;
+use crate::scenario::{Body, Scenario, StageKind};
+use crate::slo::Timeline;
+
+pub fn render(s: &Scenario) -> String {
+    let mut o = String::new();
+    let segs = schedule::segments(&s.load.stages);
+    let total = s.duration();
+    let _ = writeln!(o, "scenario {} — {}", s.name, s.description);
+    let _ = writeln!(o, "source   {}", s.source);
+    let _ = writeln!(
+        o,
+        "length   {:.1}s, about {:.0} requests (peak {} req/s)",
+        total.as_secs_f64(),
+        schedule::expected_total(&segs),
+        s.load.peak_rps
+    );
+    let _ = writeln!(
+        o,
+        "\nload (open model: sends on schedule, latency from intended send time)"
+    );
+    for (seg, st) in segs.iter().zip(&s.load.stages) {
+        let what = match st.kind {
+            StageKind::Ramp => format!("ramp {:.1} -> {:.1} req/s", seg.from_rps, seg.to_rps),
+            StageKind::Hold => format!("hold {:.1} req/s", seg.to_rps),
+        };
+        let _ = writeln!(
+            o,
+            "  {:>8.1}s - {:>8.1}s  {what} ({})",
+            seg.start.as_secs_f64(),
+            (seg.start + seg.duration).as_secs_f64(),
+            st.rate_text
+        );
+    }
+    let c = &s.load.client;
+    let r = &c.retry;
+    let _ = writeln!(
+        o,
+        "  max in flight {}, interval {:?}, timeout {:?}",
+        s.load.max_in_flight, s.load.interval, c.timeout
+    );
+    let mut on: Vec<String> = Vec::new();
+    for (flag, name) in [
+        (r.on.connect, "connect"),
+        (r.on.timeout, "timeout"),
+        (r.on.reset, "reset"),
+    ] {
+        if flag {
+            on.push(name.into());
+        }
+    }
+    on.extend(r.on.statuses.iter().map(u16::to_string));
+    let _ = writeln!(
+        o,
+        "  retry: {} attempt(s), backoff {:?} (max {:?}, jitter {:?}) on [{}], budget {}",
+        r.attempts,
+        r.backoff,
+        r.max_backoff,
+        r.jitter,
+        on.join(", "),
+        r.budget.map_or_else(
+            || "unlimited".into(),
+            |b| format!("{:.0}% over {:?}", b * 100.0, r.budget_window)
+        )
+    );
+    for h in &c.headers {
+        let _ = writeln!(o, "  header {}: {}", h.name, h.value);
+    }
+    let total_w: u32 = s.load.requests.iter().map(|r| r.weight).sum();
+    let _ = writeln!(o, "\nrequests");
+    for q in &s.load.requests {
+        let body = match &q.body {
+            Some(Body::Json(_)) => " +json",
+            Some(Body::Text(_)) => " +body",
+            None => "",
+        };
+        let _ = writeln!(
+            o,
+            "  {:>5.1}%  {:<16} {} {}{body}{}",
+            f64::from(q.weight) * 100.0 / f64::from(total_w.max(1)),
+            q.name,
+            q.method,
+            q.path,
+            if q.durable.is_some() {
+                " (durable)"
+            } else {
+                ""
+            }
+        );
+    }
+    let tl = Timeline::of(s);
+    let _ = writeln!(o, "\nfaults");
+    if tl.faults.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for (f, span) in s.faults.iter().zip(&tl.faults) {
+        let _ = writeln!(
+            o,
+            "  {:>8.1}s - {:>8.1}s  {} ({}) {}",
+            span.start.as_secs_f64(),
+            span.end.as_secs_f64(),
+            f.name,
+            f.kind.name(),
+            serde_json::to_string(&f.kind).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(o, "\nSLOs");
+    if s.slo.objectives.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for ob in &s.slo.objectives {
+        let (a, b) = tl.span(&ob.window);
+        let _ = writeln!(
+            o,
+            "  {:<22} {:<28} {} ({:.1}s - {:.1}s)",
+            ob.window.to_string(),
+            ob.text,
+            ob.request.as_deref().unwrap_or("all requests"),
+            a.as_secs_f64(),
+            b.as_secs_f64()
+        );
+    }
+    o
+}

@@ -1,0 +1,518 @@
+//! The open-model engine: sends each request at its scheduled time whether or not earlier ones
+//! have returned, and measures latency from that intended time.
+//!
+//! Threads and tasks:
+//! - the *scheduler* runs on a blocking-pool OS thread, because tokio's timer has 1 ms
+//!   granularity and would make every send up to 1 ms late; `std::thread::sleep` wakes within
+//!   tens of µs. For each due offset it spawns one task onto the runtime and moves on — it never
+//!   waits for responses (that is what makes the model open).
+//! - each *logical request* is a task: wait for a `max_in_flight` slot (the wait is part of its
+//!   latency; past its timeout it is `not_sent`), send, retry per policy and budget, then send
+//!   one [`Sample`] to the recorder.
+//! - the *recorder* is the `run` future itself: it owns the [`Recorder`], drains the sample
+//!   channel in batches, compresses intervals that can no longer change, and ticks the progress
+//!   view. It ends when every sender is gone: the scheduler finished and every request reported.
+//!
+//! Shutdown (Ctrl-C, abort) stops the scheduler and further retries; requests already in
+//! flight finish (each is bounded by its timeout), so every scheduled request is accounted for.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::client::{self, ClientError};
+use super::retry::{backoff, RetryBudget};
+use super::schedule::{self, Schedule};
+use super::template::{self, Captures, Missing};
+use crate::metrics::{Outcome, Recorder, Recording, Sample, Stats};
+use crate::scenario::{Body, Capture, Durable, Header, Load, RetryPolicy, Template};
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("target URL `{url}` is not usable: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("invalid HTTP method `{0}`")]
+    BadMethod(String),
+}
+
+/// One acknowledged durable write, to be read back after the run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DurableWrite {
+    pub request: String,
+    pub id: String,
+    pub read_method: String,
+    pub read_path: String,
+}
+
+/// What the engine hands back.
+pub struct LoadResult {
+    pub recording: Recording,
+    pub durable_writes: Vec<DurableWrite>,
+    /// Durable writes acknowledged (2xx) whose response held no id at the configured path.
+    pub durable_without_id: u64,
+    /// Logical requests the scheduler issued.
+    pub scheduled: u64,
+    /// The scheduler stopped early (shutdown).
+    pub interrupted: bool,
+    pub started_at: SystemTime,
+    /// Wall time from the first scheduled send to the last response.
+    pub wall: Duration,
+}
+
+/// A moment of the run, for the live view.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressSnapshot {
+    pub elapsed: Duration,
+    pub total: Duration,
+    /// Scheduled rate now (req/s).
+    pub target_rps: f64,
+    /// Responses per second over the last tick.
+    pub achieved_rps: f64,
+    /// p99 latency of the responses in the last tick (µs).
+    pub p99_us: Option<u64>,
+    pub error_rate: f64,
+    pub in_flight: u64,
+    pub completed: u64,
+}
+
+pub trait Progress: Send {
+    fn update(&mut self, s: &ProgressSnapshot);
+    fn finish(&mut self, s: &ProgressSnapshot);
+}
+
+/// A progress sink that shows nothing (`--quiet`, tests).
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn update(&mut self, _: &ProgressSnapshot) {}
+    fn finish(&mut self, _: &ProgressSnapshot) {}
+}
+
+/// A request kind, prepared once.
+struct Prepared {
+    method: reqwest::Method,
+    path: Template,
+    headers: Vec<(HeaderName, Header)>,
+    body: Option<Body>,
+    captures: Vec<Capture>,
+    durable: Option<Durable>,
+    name: String,
+}
+
+/// A logical request's rendered form, reused by its retries (same bytes on every attempt).
+struct Rendered {
+    url: String,
+    headers: HeaderMap,
+    body: Option<(String, bool)>,
+}
+
+struct Shared {
+    client: reqwest::Client,
+    base: String,
+    reqs: Vec<Prepared>,
+    policy: RetryPolicy,
+    timeout: Duration,
+    budget: RetryBudget,
+    caps: Captures,
+    sem: Arc<Semaphore>,
+    start: Instant,
+    durable: Mutex<Vec<DurableWrite>>,
+    durable_without_id: AtomicU64,
+    shutdown: Arc<Shutdown>,
+}
+
+/// Run the load described by `load` against `base_url` until its schedule ends or `shutdown`
+/// triggers; `tick` is how often `progress` is updated.
+pub async fn run(
+    load: &Load,
+    base_url: &str,
+    shutdown: Arc<Shutdown>,
+    progress: &mut dyn Progress,
+    tick: Duration,
+) -> Result<LoadResult, EngineError> {
+    let base = check_url(base_url)?;
+    let client = client::build(&load.client, load.max_in_flight)?;
+    let reqs = prepare(load)?;
+    let cap_names: Vec<&str> = load
+        .requests
+        .iter()
+        .flat_map(|r| r.capture.iter().map(|c| c.name.as_str()))
+        .collect();
+    let segs = schedule::segments(&load.stages);
+    let total: Duration = load.stages.iter().map(|s| s.duration).sum();
+    let policy = load.client.retry.clone();
+    // The longest a logical request can live after its intended time: a slot wait (bounded by
+    // the timeout), every attempt's timeout and every backoff. Intervals older than this are
+    // final and get compressed.
+    let lifetime = load.client.timeout * (policy.attempts + 1)
+        + policy.max_backoff * policy.attempts.saturating_sub(1)
+        + load.interval;
+
+    let started_at = SystemTime::now();
+    let shared = Arc::new(Shared {
+        client,
+        base,
+        reqs,
+        timeout: load.client.timeout,
+        budget: RetryBudget::new(policy.budget, policy.budget_window),
+        policy,
+        caps: Captures::new(cap_names),
+        sem: Arc::new(Semaphore::new(load.max_in_flight)),
+        start: Instant::now(),
+        durable: Mutex::new(Vec::new()),
+        durable_without_id: AtomicU64::new(0),
+        shutdown: shutdown.clone(),
+    });
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
+    let weights: Vec<u64> = load.requests.iter().map(|r| u64::from(r.weight)).collect();
+    let scheduler = {
+        let shared = shared.clone();
+        let stages = load.stages.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || scheduler(shared, &stages, &weights, tx, handle))
+    };
+
+    let names = load.requests.iter().map(|r| r.name.clone()).collect();
+    let mut rec = Recorder::new(names, load.interval);
+    let mut buf = Vec::with_capacity(4096);
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut last_tick = Instant::now();
+    let mut completed = 0u64;
+    let snapshot = |live: &Stats, dt: f64, completed: u64, sh: &Shared| {
+        let elapsed = sh.start.elapsed();
+        ProgressSnapshot {
+            elapsed,
+            total,
+            target_rps: schedule::rate_at(&segs, elapsed),
+            achieved_rps: if dt > 0.0 {
+                live.requests() as f64 / dt
+            } else {
+                0.0
+            },
+            p99_us: (!live.latency.is_empty()).then(|| live.latency.value_at_quantile(0.99)),
+            error_rate: live.error_rate(),
+            in_flight: (load.max_in_flight - sh.sem.available_permits()) as u64,
+            completed,
+        }
+    };
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut buf, 4096) => {
+                if n == 0 {
+                    break; // every sender is gone: all requests accounted for
+                }
+                completed += n as u64;
+                for s in buf.drain(..) {
+                    rec.record(&s);
+                }
+            }
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                let dt = now.duration_since(last_tick).as_secs_f64();
+                last_tick = now;
+                let live = rec.take_live();
+                progress.update(&snapshot(&live, dt, completed, &shared));
+                rec.close_before(shared.start.elapsed().saturating_sub(lifetime));
+            }
+        }
+    }
+    let (scheduled, interrupted) = scheduler.await.unwrap_or((completed, true));
+    let wall = shared.start.elapsed();
+    let live = rec.take_live();
+    let dt = last_tick.elapsed().as_secs_f64();
+    progress.finish(&snapshot(&live, dt, completed, &shared));
+    let durable_writes =
+        std::mem::take(&mut *shared.durable.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(LoadResult {
+        recording: rec.finish(),
+        durable_writes,
+        durable_without_id: shared.durable_without_id.load(Relaxed),
+        scheduled,
+        interrupted,
+        started_at,
+        wall,
+    })
+}
+
+fn check_url(url: &str) -> Result<String, EngineError> {
+    let bad = |reason: &str| EngineError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only http:// and https:// URLs are supported"));
+    }
+    if parsed.host_str().is_none() {
+        return Err(bad("it has no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad(
+            "a base URL takes no query or fragment; put them in request paths",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+fn prepare(load: &Load) -> Result<Vec<Prepared>, EngineError> {
+    load.requests
+        .iter()
+        .map(|r| {
+            let method = reqwest::Method::from_bytes(r.method.as_bytes())
+                .map_err(|_| EngineError::BadMethod(r.method.clone()))?;
+            let headers = client::merge(&load.client.headers, &r.headers)
+                .into_iter()
+                .map(|h| Ok((client::header_name(h)?, h.clone())))
+                .collect::<Result<Vec<_>, ClientError>>()?;
+            Ok(Prepared {
+                method,
+                path: r.path.clone(),
+                headers,
+                body: r.body.clone(),
+                captures: r.capture.clone(),
+                durable: r.durable.clone(),
+                name: r.name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The scheduler thread: returns (requests issued, stopped early).
+fn scheduler(
+    sh: Arc<Shared>,
+    stages: &[crate::scenario::Stage],
+    weights: &[u64],
+    tx: mpsc::UnboundedSender<Sample>,
+    handle: tokio::runtime::Handle,
+) -> (u64, bool) {
+    let cumulative: Vec<u64> = weights
+        .iter()
+        .scan(0u64, |acc, w| {
+            *acc += w;
+            Some(*acc)
+        })
+        .collect();
+    let total_weight = cumulative.last().copied().unwrap_or(0).max(1);
+    let mut rng = SmallRng::from_os_rng();
+    let mut seq = 0u64;
+    for offset in Schedule::new(stages) {
+        let due = sh.start + offset;
+        loop {
+            if sh.shutdown.is_triggered() {
+                return (seq, true);
+            }
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            // Short sleeps keep shutdown responsive; nanosleep is accurate to tens of µs.
+            std::thread::sleep((due - now).min(Duration::from_millis(10)));
+        }
+        let pick = rng.random_range(0..total_weight);
+        let r = cumulative.partition_point(|&c| c <= pick);
+        handle.spawn(logical_request(sh.clone(), seq, offset, r, tx.clone()));
+        seq += 1;
+    }
+    (seq, false)
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// The result of one attempt.
+struct Attempt {
+    outcome: Outcome,
+    status: u16,
+    body: Option<Vec<u8>>,
+}
+
+async fn logical_request(
+    sh: Arc<Shared>,
+    seq: u64,
+    intended: Duration,
+    r: usize,
+    tx: mpsc::UnboundedSender<Sample>,
+) {
+    let due = sh.start + intended;
+    let mut sample = Sample {
+        request: r as u16,
+        intended,
+        latency_us: 0,
+        service_us: 0,
+        lateness_us: 0,
+        outcome: Outcome::NotSent,
+        attempts: 0,
+        exhausted: false,
+    };
+    // Wait for a slot; a request that cannot start before its timeout is not sent (counted).
+    let deadline = tokio::time::Instant::from_std(due + sh.timeout);
+    let permit = tokio::select! {
+        p = sh.sem.clone().acquire_owned() => p.ok(),
+        _ = tokio::time::sleep_until(deadline) => None,
+    };
+    let Some(_permit) = permit else {
+        let _ = tx.send(sample);
+        return;
+    };
+    let req = &sh.reqs[r];
+    let Ok(rendered) = render(&sh, req, seq) else {
+        let _ = tx.send(sample);
+        return;
+    };
+    sh.budget.deposit(intended);
+    let first_send = Instant::now();
+    sample.lateness_us = micros(first_send.saturating_duration_since(due));
+    let policy = &sh.policy;
+    let mut attempts = 0u32;
+    let last = loop {
+        attempts += 1;
+        let a = attempt(&sh, req, &rendered).await;
+        let retryable = match a.outcome {
+            Outcome::Ok | Outcome::NotSent => false,
+            Outcome::Http4xx | Outcome::Http5xx => policy.on.statuses.contains(&a.status),
+            Outcome::Timeout => policy.on.timeout,
+            Outcome::ConnectError => policy.on.connect,
+            Outcome::Reset => policy.on.reset,
+        };
+        if !retryable {
+            break a;
+        }
+        if attempts >= policy.attempts || sh.shutdown.is_triggered() {
+            sample.exhausted = true;
+            break a;
+        }
+        if !sh.budget.try_withdraw(sh.start.elapsed()) {
+            sample.exhausted = true;
+            break a;
+        }
+        let pause = backoff(policy, attempts, &mut rand::rng());
+        tokio::time::sleep(pause).await;
+    };
+    let end = Instant::now();
+    sample.outcome = last.outcome;
+    sample.attempts = attempts.min(u32::from(u8::MAX)) as u8;
+    sample.latency_us = micros(end.saturating_duration_since(due));
+    sample.service_us = micros(end.saturating_duration_since(first_send));
+    if last.outcome == Outcome::Ok {
+        if let Some(body) = &last.body {
+            after_success(&sh, req, body);
+        }
+    }
+    let _ = tx.send(sample);
+}
+
+fn render(sh: &Shared, req: &Prepared, seq: u64) -> Result<Rendered, Missing> {
+    let mut rng = rand::rng();
+    let mut url = String::with_capacity(sh.base.len() + 32);
+    url.push_str(&sh.base);
+    template::render(&req.path, seq, &mut rng, &sh.caps, &mut url)?;
+    let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
+    for (name, h) in &req.headers {
+        let mut v = String::new();
+        template::render(&h.value, seq, &mut rng, &sh.caps, &mut v)?;
+        // Header values were checked by validation; one that renders to invalid bytes (a
+        // captured value with a newline, say) is dropped rather than failing the request.
+        if let Ok(v) = client::header_value(h, &v) {
+            headers.insert(name.clone(), v);
+        }
+    }
+    let body = match &req.body {
+        None => None,
+        Some(Body::Json(j)) => Some((template::render_json(j, seq, &mut rng, &sh.caps)?, true)),
+        Some(Body::Text(t)) => {
+            let mut s = String::new();
+            template::render(t, seq, &mut rng, &sh.caps, &mut s)?;
+            Some((s, false))
+        }
+    };
+    if matches!(body, Some((_, true))) && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(
+            CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+    }
+    Ok(Rendered { url, headers, body })
+}
+
+/// One attempt: send, and read the whole response (kept only if a capture needs it), all
+/// within the client timeout.
+async fn attempt(sh: &Shared, req: &Prepared, r: &Rendered) -> Attempt {
+    let keep = !req.captures.is_empty() || req.durable.is_some();
+    let mut builder = sh
+        .client
+        .request(req.method.clone(), &r.url)
+        .headers(r.headers.clone());
+    if let Some((b, _)) = &r.body {
+        builder = builder.body(b.clone());
+    }
+    let fut = async {
+        let mut resp = builder.send().await.map_err(|e| client::classify(&e))?;
+        let status = resp.status().as_u16();
+        let mut body = keep.then(Vec::new);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| client::classify(&e))? {
+            if let Some(b) = &mut body {
+                b.extend_from_slice(&chunk);
+            }
+        }
+        Ok::<_, Outcome>((status, body))
+    };
+    match tokio::time::timeout(sh.timeout, fut).await {
+        Err(_) => Attempt {
+            outcome: Outcome::Timeout,
+            status: 0,
+            body: None,
+        },
+        Ok(Err(outcome)) => Attempt {
+            outcome,
+            status: 0,
+            body: None,
+        },
+        Ok(Ok((status, body))) => Attempt {
+            outcome: Outcome::from_status(status),
+            status,
+            body,
+        },
+    }
+}
+
+/// Captures and durable-write ids from a successful response.
+fn after_success(sh: &Shared, req: &Prepared, body: &[u8]) {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+        if req.durable.is_some() {
+            sh.durable_without_id.fetch_add(1, Relaxed);
+        }
+        return;
+    };
+    for c in &req.captures {
+        if let Some(v) = template::extract(&doc, &c.path) {
+            sh.caps.put(&c.name, v);
+        }
+    }
+    if let Some(d) = &req.durable {
+        match template::extract(&doc, &d.id) {
+            Some(id) => {
+                let w = DurableWrite {
+                    request: req.name.clone(),
+                    read_path: d.read_path.replace("{id}", &id),
+                    read_method: d.read_method.clone(),
+                    id,
+                };
+                sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+            }
+            None => {
+                sh.durable_without_id.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The load engine: the open model (arrival-rate schedule, coordinated omission corrected), the
+//! HTTP client under test, its retry policy and budget, and request templates.
+//!
+//! The engine never learns about faults: it measures the system only through its own requests.
+
+pub mod client;
+pub mod engine;
+pub mod retry;
+pub mod schedule;
+pub mod template;
+
+pub use engine::{run, EngineError, LoadResult, Progress, ProgressSnapshot};

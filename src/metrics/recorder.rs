@@ -1,0 +1,282 @@
+//! The recorder: per interval and per request name, HDR histograms and outcome counters.
+//!
+//! Ownership is the concurrency story: one recorder task owns a [`Recorder`] and is fed
+//! [`Sample`]s through an mpsc channel, so the hot path (`record`) takes no lock at all and
+//! requests never contend with each other on shared state. Intervals are keyed by *intended*
+//! send time, so a request belongs to the moment the schedule wanted it, however late it ended.
+//!
+//! Memory stays flat over long runs: an interval that can no longer receive samples (older than
+//! the longest a logical request can live) is compressed to the HDR V2 deflate form. A sample
+//! that arrives for a compressed interval anyway is still counted exactly (the interval is
+//! decompressed, updated and compressed again) — slower, never lost.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::{hist, Outcome, Sample, Stats, MAX_ATTEMPTS};
+
+/// A histogram either live (being recorded) or compressed (its interval is closed).
+#[derive(Debug, Clone)]
+enum Slot {
+    Open(Box<Stats>),
+    Closed(Box<Compact>),
+}
+
+/// A closed interval's statistics: counters plus V2 deflate histograms.
+#[derive(Debug, Clone, Default)]
+pub struct Compact {
+    pub latency: Vec<u8>,
+    pub service: Vec<u8>,
+    pub lateness: Vec<u8>,
+    pub outcomes: [u64; Outcome::COUNT],
+    pub attempts: [u64; MAX_ATTEMPTS + 1],
+    pub exhausted: u64,
+}
+
+impl Compact {
+    fn from_stats(s: &Stats) -> Compact {
+        Compact {
+            latency: hist::encode(&s.latency),
+            service: hist::encode(&s.service),
+            lateness: hist::encode(&s.lateness),
+            outcomes: s.outcomes,
+            attempts: s.attempts,
+            exhausted: s.exhausted,
+        }
+    }
+
+    /// Back to full statistics. The bytes were produced by `hist::encode`, so decoding only
+    /// fails on a broken invariant; an empty histogram is used then rather than unwinding.
+    pub fn to_stats(&self) -> Stats {
+        let dec = |b: &[u8]| hist::decode(b).unwrap_or_else(|_| hist::new_hist());
+        Stats {
+            latency: dec(&self.latency),
+            service: dec(&self.service),
+            lateness: dec(&self.lateness),
+            outcomes: self.outcomes,
+            attempts: self.attempts,
+            exhausted: self.exhausted,
+        }
+    }
+}
+
+impl Slot {
+    fn stats_mut(&mut self) -> &mut Stats {
+        if let Slot::Closed(c) = self {
+            *self = Slot::Open(Box::new(c.to_stats()));
+        }
+        match self {
+            Slot::Open(s) => s,
+            Slot::Closed(_) => unreachable!("just opened"),
+        }
+    }
+
+    fn close(&mut self) {
+        if let Slot::Open(s) = self {
+            *self = Slot::Closed(Box::new(Compact::from_stats(s)));
+        }
+    }
+
+    fn compact(&self) -> Compact {
+        match self {
+            Slot::Open(s) => Compact::from_stats(s),
+            Slot::Closed(c) => (**c).clone(),
+        }
+    }
+}
+
+/// Live, per-request-name, per-interval recording. Owned by one task.
+pub struct Recorder {
+    interval: Duration,
+    names: Vec<String>,
+    /// `intervals[i][r]`: interval i (intended time in [i*interval, (i+1)*interval)), request r.
+    intervals: Vec<Vec<Slot>>,
+    /// Intervals below this index are compressed.
+    closed_below: usize,
+    /// Samples by *completion* since the last `take_live`, for the progress view.
+    live: Stats,
+    live_requests: u64,
+}
+
+impl Recorder {
+    pub fn new(names: Vec<String>, interval: Duration) -> Recorder {
+        assert!(!interval.is_zero(), "interval must be positive");
+        Recorder {
+            interval,
+            names,
+            intervals: Vec::new(),
+            closed_below: 0,
+            live: Stats::default(),
+            live_requests: 0,
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn index_of(&self, t: Duration) -> usize {
+        (t.as_nanos() / self.interval.as_nanos()) as usize
+    }
+
+    /// The hot path: bucket one sample. No allocation once an interval exists.
+    pub fn record(&mut self, s: &Sample) {
+        let i = self.index_of(s.intended);
+        while self.intervals.len() <= i {
+            let row = (0..self.names.len())
+                .map(|_| Slot::Open(Box::default()))
+                .collect();
+            self.intervals.push(row);
+        }
+        let r = (s.request as usize).min(self.names.len().saturating_sub(1));
+        let slot = &mut self.intervals[i][r];
+        let reopened = matches!(slot, Slot::Closed(_));
+        slot.stats_mut().record(s);
+        if reopened {
+            slot.close();
+        }
+        self.live.record(s);
+        self.live_requests += 1;
+    }
+
+    /// Compress every interval that ends at or before `t` (intended time). Call with
+    /// `now - longest request lifetime`: nothing can arrive for those any more.
+    pub fn close_before(&mut self, t: Duration) {
+        let end = self.index_of(t).min(self.intervals.len());
+        for row in &mut self.intervals[self.closed_below.min(end)..end] {
+            for slot in row.iter_mut() {
+                slot.close();
+            }
+        }
+        self.closed_below = self.closed_below.max(end);
+    }
+
+    /// Statistics of the samples completed since the last call (for the progress view).
+    pub fn take_live(&mut self) -> Stats {
+        self.live_requests = 0;
+        std::mem::take(&mut self.live)
+    }
+
+    /// End the recording: every interval compressed.
+    pub fn finish(mut self) -> Recording {
+        let n = self.intervals.len();
+        self.close_before(self.interval * n as u32);
+        Recording {
+            interval: self.interval,
+            names: self.names,
+            intervals: self
+                .intervals
+                .iter()
+                .map(|row| row.iter().map(Slot::compact).collect())
+                .collect(),
+        }
+    }
+}
+
+/// A finished recording: what reports, SLO evaluation and `merge` work from.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub interval: Duration,
+    pub names: Vec<String>,
+    /// `intervals[i][r]`, all compressed.
+    pub intervals: Vec<Vec<Compact>>,
+}
+
+impl Recording {
+    /// Merge intervals `[from, to)` for one request (or all when `None`).
+    pub fn aggregate(&self, from: usize, to: usize, request: Option<usize>) -> Stats {
+        let mut acc = Stats::default();
+        let to = to.min(self.intervals.len());
+        for row in self.intervals.get(from..to).unwrap_or(&[]) {
+            for (r, c) in row.iter().enumerate() {
+                if request.is_none_or(|want| want == r) {
+                    acc.add(&c.to_stats());
+                }
+            }
+        }
+        acc
+    }
+
+    /// The interval range covering intended times `[start, end)`: intervals whose start lies
+    /// in the range.
+    pub fn range(&self, start: Duration, end: Duration) -> (usize, usize) {
+        let iv = self.interval.as_nanos();
+        let from = start.as_nanos().div_ceil(iv) as usize;
+        let to = end.as_nanos().div_ceil(iv) as usize;
+        (from.min(self.intervals.len()), to.min(self.intervals.len()))
+    }
+
+    pub fn request_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Latency histogram of one interval over all requests (for series).
+    pub fn interval_latency(&self, i: usize) -> Histogram<u64> {
+        self.aggregate(i, i + 1, None).latency
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(req: u16, at_ms: u64, lat_us: u64, outcome: Outcome, attempts: u8) -> Sample {
+        Sample {
+            request: req,
+            intended: Duration::from_millis(at_ms),
+            latency_us: lat_us,
+            service_us: lat_us / 2,
+            lateness_us: 10,
+            outcome,
+            attempts,
+            exhausted: false,
+        }
+    }
+
+    #[test]
+    fn buckets_by_intended_time_and_request() {
+        let mut r = Recorder::new(vec!["a".into(), "b".into()], Duration::from_secs(1));
+        r.record(&sample(0, 10, 1000, Outcome::Ok, 1));
+        r.record(&sample(1, 999, 2000, Outcome::Http5xx, 2));
+        r.record(&sample(0, 1000, 3000, Outcome::Ok, 1));
+        r.record(&sample(0, 2500, 0, Outcome::NotSent, 0));
+        let rec = r.finish();
+        assert_eq!(rec.intervals.len(), 3);
+        let first = rec.aggregate(0, 1, None);
+        assert_eq!(first.requests(), 2);
+        assert_eq!(first.errors(), 1);
+        assert_eq!(first.total_attempts(), 3);
+        assert_eq!(first.retried(), 1);
+        assert_eq!(rec.aggregate(0, 3, Some(0)).requests(), 3);
+        let all = rec.aggregate(0, 3, None);
+        assert_eq!(all.count(Outcome::NotSent), 1);
+        assert_eq!(all.latency.len(), 3, "not_sent has no latency");
+        assert!((all.throughput() - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn late_sample_for_a_closed_interval_is_still_counted() {
+        let mut r = Recorder::new(vec!["a".into()], Duration::from_millis(100));
+        r.record(&sample(0, 50, 1000, Outcome::Ok, 1));
+        r.record(&sample(0, 350, 1000, Outcome::Ok, 1));
+        r.close_before(Duration::from_millis(300));
+        r.record(&sample(0, 60, 5_000_000, Outcome::Timeout, 1));
+        let rec = r.finish();
+        let s = rec.aggregate(0, 1, None);
+        assert_eq!(s.requests(), 2);
+        assert!(s.latency.max() >= 4_990_000);
+    }
+
+    #[test]
+    fn range_maps_times_to_intervals() {
+        let mut r = Recorder::new(vec!["a".into()], Duration::from_secs(1));
+        r.record(&sample(0, 9_500, 1, Outcome::Ok, 1));
+        let rec = r.finish();
+        assert_eq!(rec.range(Duration::ZERO, Duration::from_secs(10)), (0, 10));
+        assert_eq!(
+            rec.range(Duration::from_secs(3), Duration::from_millis(6500)),
+            (3, 7)
+        );
+    }
+}

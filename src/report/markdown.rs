@@ -1,0 +1,177 @@
+//! `summary.md`: verdict first, then the SLO table, per-request totals and the timeline —
+//! readable as plain text in a CI log and as a GitHub job summary. Deterministic for a given
+//! report (tests snapshot it with times masked).
+
+use std::fmt::Write as _;
+
+use super::{utc, RunReport, Verdict};
+use crate::metrics::Outcome;
+use crate::slo::{show_ratio, show_us, Status};
+
+pub fn render(r: &RunReport) -> String {
+    let mut o = String::new();
+    let badge = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Interrupted => "INTERRUPTED",
+    };
+    let _ = writeln!(o, "# chaos run `{}`: **{badge}**\n", r.scenario.name);
+    let _ = writeln!(o, "{}\n", r.reason());
+    if !r.scenario.description.is_empty() {
+        let _ = writeln!(o, "> {}\n", r.scenario.description);
+    }
+    let _ = writeln!(
+        o,
+        "- target: `{}`\n- started: {} · scheduled length {:.1}s · wall {:.1}s{}",
+        r.target_url,
+        utc(r.started_at),
+        r.timeline.total.as_secs_f64(),
+        r.wall.as_secs_f64(),
+        if r.time_scale == 1.0 {
+            String::new()
+        } else {
+            format!(" · time scale {}", r.time_scale)
+        }
+    );
+    let t = r.totals(None);
+    let _ = writeln!(
+        o,
+        "- requests: {} scheduled, {} sent, {} ok, {} failed ({}), {} not sent\n",
+        t.requests(),
+        t.sent(),
+        t.count(Outcome::Ok),
+        t.errors(),
+        show_ratio(t.error_rate()),
+        t.count(Outcome::NotSent)
+    );
+
+    let _ = writeln!(o, "## SLOs\n");
+    if r.slo.is_empty() {
+        let _ = writeln!(
+            o,
+            "No SLOs in this scenario: the verdict is pass by default.\n"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "| result | window | request | objective | measured | samples |\n|---|---|---|---|---|---|"
+        );
+        for s in &r.slo {
+            let res = match s.status {
+                Status::Pass => "pass",
+                Status::Fail => "**FAIL**",
+                Status::InsufficientData => "**insufficient data**",
+            };
+            let _ = writeln!(
+                o,
+                "| {res} | {} | {} | `{}` | {} | {} |",
+                s.objective.window,
+                s.objective.request.as_deref().unwrap_or("all"),
+                s.objective.text,
+                s.shown_value,
+                s.samples
+            );
+        }
+        for s in r.slo.iter().filter_map(|s| s.note.as_ref()) {
+            let _ = writeln!(o, "\n- {s}");
+        }
+        let _ = writeln!(o);
+    }
+
+    let _ = writeln!(o, "## Requests\n");
+    let _ = writeln!(
+        o,
+        "| request | scheduled | ok | 4xx | 5xx | timeout | connect | reset | not sent | p50 | p95 | p99 | max | retried | attempts/req |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let rows = r
+        .recording
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), r.totals(Some(i))))
+        .chain(std::iter::once(("**all**", t.clone())));
+    for (name, s) in rows {
+        let q = |p: f64| {
+            if s.latency.is_empty() {
+                "—".to_string()
+            } else {
+                show_us(s.latency.value_at_quantile(p) as f64)
+            }
+        };
+        let max = if s.latency.is_empty() {
+            "—".to_string()
+        } else {
+            show_us(s.latency.max() as f64)
+        };
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {max} | {} | {:.2} |",
+            s.requests(),
+            s.count(Outcome::Ok),
+            s.count(Outcome::Http4xx),
+            s.count(Outcome::Http5xx),
+            s.count(Outcome::Timeout),
+            s.count(Outcome::ConnectError),
+            s.count(Outcome::Reset),
+            s.count(Outcome::NotSent),
+            q(0.5),
+            q(0.95),
+            q(0.99),
+            s.retried(),
+            s.amplification(),
+        );
+    }
+    let late = &t.lateness;
+    if !late.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nLatency is measured from each request's intended send time. Send lateness: p50 {}, p99 {}, max {}.",
+            show_us(late.value_at_quantile(0.5) as f64),
+            show_us(late.value_at_quantile(0.99) as f64),
+            show_us(late.max() as f64)
+        );
+    }
+
+    let _ = writeln!(o, "\n## Timeline\n");
+    let _ = writeln!(o, "| from | to | stage | rate |\n|---:|---:|---|---|");
+    for (seg, st) in r.segments.iter().zip(&r.scenario.load.stages) {
+        let _ = writeln!(
+            o,
+            "| {:.1}s | {:.1}s | {} {} | {:.0} → {:.0} req/s |",
+            seg.start.as_secs_f64(),
+            (seg.start + seg.duration).as_secs_f64(),
+            match st.kind {
+                crate::scenario::StageKind::Ramp => "ramp to",
+                crate::scenario::StageKind::Hold => "hold",
+            },
+            st.rate_text,
+            seg.from_rps,
+            seg.to_rps
+        );
+    }
+    for f in &r.timeline.faults {
+        let status = r
+            .faults
+            .iter()
+            .find(|x| x.name == f.name)
+            .map(|x| format!(" — **{}**: {}", x.status.name(), x.note))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "| {:.1}s | {:.1}s | fault `{}` ({}){status} | |",
+            f.start.as_secs_f64(),
+            f.end.as_secs_f64(),
+            f.name,
+            f.kind
+        );
+    }
+    if !r.durable_writes.is_empty() || r.durable_without_id > 0 {
+        let _ = writeln!(
+            o,
+            "\n{} durable writes acknowledged ({} without an id at the configured path). Their read-back check arrives with the SLO engine.",
+            r.durable_writes.len(),
+            r.durable_without_id
+        );
+    }
+    o
+}

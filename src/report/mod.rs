@@ -1,0 +1,242 @@
+//! Reports: the run's results as data ([`RunReport`]), and its renderings — `report.json`
+//! (versioned, everything needed to redraw a chart or re-judge an SLO) and `summary.md` (what a
+//! human reads in a CI log). Renderers are pure functions of the report: no clock, no I/O
+//! beyond writing the files they are asked to write.
+
+pub mod json;
+pub mod markdown;
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::load::engine::DurableWrite;
+use crate::load::schedule::Segment;
+use crate::metrics::{Outcome, Recording, Stats};
+use crate::scenario::Scenario;
+use crate::slo::{SloResult, Timeline};
+
+/// The version of `report.json`'s layout. Bump on any incompatible change.
+pub const SCHEMA: &str = "chaos.report/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Interrupted,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Interrupted => 130,
+        }
+    }
+}
+
+/// What a fault became in this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRecord {
+    pub name: String,
+    pub kind: String,
+    pub status: FaultStatus,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultStatus {
+    /// Not executed: the target has no fault driver (a plain URL) and `--skip-faults` was given.
+    Skipped,
+}
+
+impl FaultStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Everything a run produced, ready to render.
+pub struct RunReport {
+    pub scenario: Scenario,
+    pub target_url: String,
+    pub time_scale: f64,
+    pub started_at: SystemTime,
+    pub wall: Duration,
+    pub interrupted: bool,
+    pub scheduled: u64,
+    pub timeline: Timeline,
+    pub segments: Vec<Segment>,
+    pub recording: Recording,
+    pub slo: Vec<SloResult>,
+    pub faults: Vec<FaultRecord>,
+    pub durable_writes: Vec<DurableWrite>,
+    pub durable_without_id: u64,
+    pub verdict: Verdict,
+}
+
+impl RunReport {
+    /// Whole-run statistics, over all requests or one.
+    pub fn totals(&self, request: Option<usize>) -> Stats {
+        self.recording
+            .aggregate(0, self.recording.intervals.len(), request)
+    }
+
+    /// One line of why, for the end of the run.
+    pub fn reason(&self) -> String {
+        let failed: Vec<&SloResult> = self
+            .slo
+            .iter()
+            .filter(|r| r.status != crate::slo::Status::Pass)
+            .collect();
+        match self.verdict {
+            Verdict::Interrupted => "interrupted: load stopped early; results are partial".into(),
+            Verdict::Pass => format!("all {} SLOs met", self.slo.len()),
+            Verdict::Fail => {
+                let first = failed
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}{} `{}` measured {}",
+                            r.objective.window,
+                            r.objective
+                                .request
+                                .as_deref()
+                                .map(|n| format!(" [{n}]"))
+                                .unwrap_or_default(),
+                            r.objective.text,
+                            match r.status {
+                                crate::slo::Status::InsufficientData => "insufficient data".into(),
+                                _ => r.shown_value.clone(),
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                format!(
+                    "{} of {} SLOs breached: {first}",
+                    failed.len(),
+                    self.slo.len()
+                )
+            }
+        }
+    }
+}
+
+/// Latency summary of a histogram, µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl LatencySummary {
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Option<LatencySummary> {
+        (!h.is_empty()).then(|| LatencySummary {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        })
+    }
+}
+
+/// A `Stats` in report form.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSummary {
+    pub requests: u64,
+    pub sent: u64,
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    pub error_rate: f64,
+    pub throughput: f64,
+    pub attempts: u64,
+    pub retried: u64,
+    pub retries_exhausted: u64,
+    pub amplification: f64,
+    /// `by_attempts[k]` = logical requests that made k attempts.
+    pub by_attempts: Vec<u64>,
+    pub latency_us: Option<LatencySummary>,
+    pub service_us: Option<LatencySummary>,
+    pub lateness_us: Option<LatencySummary>,
+}
+
+impl StatsSummary {
+    pub fn of(s: &Stats) -> StatsSummary {
+        StatsSummary {
+            requests: s.requests(),
+            sent: s.sent(),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.name(), s.count(*o)))
+                .collect(),
+            error_rate: s.error_rate(),
+            throughput: s.throughput(),
+            attempts: s.total_attempts(),
+            retried: s.retried(),
+            retries_exhausted: s.exhausted,
+            amplification: s.amplification(),
+            by_attempts: s.attempts.to_vec(),
+            latency_us: LatencySummary::of(&s.latency),
+            service_us: LatencySummary::of(&s.service),
+            lateness_us: LatencySummary::of(&s.lateness),
+        }
+    }
+}
+
+/// `2026-11-23T03:12:19Z` for a system time (UTC, second precision).
+pub fn utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) — Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_403_539);
+        assert_eq!(utc(t), "2026-11-23T03:12:19Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc(leap), "2000-02-29T00:00:00Z");
+    }
+}

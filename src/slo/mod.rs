@@ -1,0 +1,229 @@
+//! SLO evaluation: windows of the run, metrics over them, verdicts.
+//!
+//! Windows are time ranges of *intended* send time, mapped onto whole recorder intervals (an
+//! interval belongs to a window when its start lies inside it). Evaluation is pure: a
+//! [`Recording`] and a [`Timeline`] in, results out — deterministic, tested on synthetic
+//! recordings. A window with too few samples to judge a metric (p99 from fewer than 100
+//! requests, say) is `insufficient data`, which fails: a gate must not pass on no evidence.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::metrics::{Outcome, Recording, Stats};
+use crate::scenario::{Metric, Objective, Scenario, Window};
+
+/// When each fault is scheduled, relative to the start of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    #[serde(serialize_with = "crate::scenario::ser_duration")]
+    pub total: Duration,
+    pub faults: Vec<FaultSpan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultSpan {
+    pub name: String,
+    pub kind: String,
+    #[serde(serialize_with = "crate::scenario::ser_duration")]
+    pub start: Duration,
+    /// Scheduled revert (the end of the run for a fault without `for`).
+    #[serde(serialize_with = "crate::scenario::ser_duration")]
+    pub end: Duration,
+}
+
+impl Timeline {
+    pub fn of(s: &Scenario) -> Timeline {
+        let total = s.duration();
+        Timeline {
+            total,
+            faults: s
+                .faults
+                .iter()
+                .map(|f| FaultSpan {
+                    name: f.name.clone(),
+                    kind: f.kind.name().to_string(),
+                    start: f.at,
+                    end: f.duration.map_or(total, |d| (f.at + d).min(total)),
+                })
+                .collect(),
+        }
+    }
+
+    /// The time range `[start, end)` of a window.
+    pub fn span(&self, w: &Window) -> (Duration, Duration) {
+        let fault = |n: &str| self.faults.iter().find(|f| f.name == n);
+        match w {
+            Window::Whole => (Duration::ZERO, self.total),
+            Window::Baseline => (
+                Duration::ZERO,
+                self.faults
+                    .iter()
+                    .map(|f| f.start)
+                    .min()
+                    .unwrap_or(self.total),
+            ),
+            Window::During(n) => fault(n).map_or((self.total, self.total), |f| (f.start, f.end)),
+            Window::After(n) => match fault(n) {
+                None => (self.total, self.total),
+                Some(f) => {
+                    let next = self
+                        .faults
+                        .iter()
+                        .map(|g| g.start)
+                        .filter(|&s| s >= f.end)
+                        .min()
+                        .unwrap_or(self.total);
+                    (f.end, next)
+                }
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    InsufficientData,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloResult {
+    pub objective: Objective,
+    pub status: Status,
+    /// The measured value (µs for latencies, a ratio for rates); `None` without data.
+    pub value: Option<f64>,
+    /// Requests in the window the metric was computed from.
+    pub samples: u64,
+    /// Human forms, e.g. "812ms" and "< 800ms".
+    pub shown_value: String,
+    pub shown_bound: String,
+    /// Why it is insufficient, when it is.
+    pub note: Option<String>,
+}
+
+/// Samples needed before a metric is judged: a quantile q needs 1/(1-q) samples (p99: 100).
+pub fn min_samples(m: Metric) -> u64 {
+    match m {
+        Metric::Latency(q) if q < 1.0 => (1.0 / (1.0 - q)).round().max(1.0) as u64,
+        _ => 1,
+    }
+}
+
+/// A metric's value over merged statistics.
+pub fn value(m: Metric, s: &Stats) -> Option<f64> {
+    let has_latency = !s.latency.is_empty();
+    match m {
+        Metric::Latency(q) => has_latency.then(|| s.latency.value_at_quantile(q) as f64),
+        Metric::MaxLatency => has_latency.then(|| s.latency.max() as f64),
+        Metric::Errors => (s.requests() > 0).then(|| s.error_rate()),
+        Metric::Throughput => (s.requests() > 0).then(|| s.throughput()),
+        Metric::NotSent => (s.requests() > 0).then(|| s.not_sent_rate()),
+        Metric::RetryRate => (s.sent() > 0).then(|| s.retry_rate()),
+        Metric::Amplification => (s.sent() > 0).then(|| s.amplification()),
+        Metric::RetriesExhausted => (s.requests() > 0).then(|| s.exhausted_rate()),
+    }
+}
+
+/// How many samples the metric is computed from.
+fn sample_count(m: Metric, s: &Stats) -> u64 {
+    match m {
+        Metric::Latency(_) | Metric::MaxLatency => s.latency.len(),
+        Metric::RetryRate | Metric::Amplification => s.sent(),
+        _ => s.requests(),
+    }
+}
+
+/// Format a metric value (or bound) for humans.
+pub fn show(m: Metric, v: f64) -> String {
+    match m {
+        Metric::Latency(_) | Metric::MaxLatency => show_us(v),
+        Metric::Amplification => format!("{v:.2}"),
+        _ => show_ratio(v),
+    }
+}
+
+pub fn show_us(us: f64) -> String {
+    if us >= 10_000_000.0 {
+        format!("{:.1}s", us / 1e6)
+    } else if us >= 1_000_000.0 {
+        format!("{:.2}s", us / 1e6)
+    } else if us >= 1_000.0 {
+        format!("{:.1}ms", us / 1e3)
+    } else {
+        format!("{us:.0}µs")
+    }
+}
+
+pub fn show_ratio(r: f64) -> String {
+    let p = r * 100.0;
+    if p == 0.0 || p >= 10.0 {
+        format!("{p:.1}%")
+    } else if p >= 0.1 {
+        format!("{p:.2}%")
+    } else {
+        format!("{p:.3}%")
+    }
+}
+
+/// Evaluate every objective of the scenario over the recording.
+pub fn evaluate(objectives: &[Objective], rec: &Recording, tl: &Timeline) -> Vec<SloResult> {
+    objectives
+        .iter()
+        .map(|o| {
+            let (start, end) = tl.span(&o.window);
+            let (from, to) = rec.range(start, end);
+            let request = o.request.as_deref().and_then(|n| rec.request_index(n));
+            let stats = rec.aggregate(from, to, request);
+            judge(o, &stats)
+        })
+        .collect()
+}
+
+/// Judge one objective on already-merged statistics.
+pub fn judge(o: &Objective, stats: &Stats) -> SloResult {
+    let n = sample_count(o.metric, stats);
+    let need = min_samples(o.metric);
+    let v = value(o.metric, stats);
+    let shown_bound = format!("{} {}", o.op.symbol(), show(o.metric, o.bound));
+    let (status, note) = match v {
+        _ if n < need => (
+            Status::InsufficientData,
+            Some(format!(
+                "{n} sample{} in window {}; at least {need} needed to judge this metric",
+                if n == 1 { "" } else { "s" },
+                o.window
+            )),
+        ),
+        None => (Status::InsufficientData, Some("no data".to_string())),
+        Some(x) if o.op.holds(x, o.bound) => (Status::Pass, None),
+        Some(_) => (Status::Fail, None),
+    };
+    SloResult {
+        objective: o.clone(),
+        status,
+        value: v,
+        samples: n,
+        shown_value: v.map_or_else(|| "—".to_string(), |x| show(o.metric, x)),
+        shown_bound,
+        note,
+    }
+}
+
+/// True when every result passed.
+pub fn all_pass(results: &[SloResult]) -> bool {
+    results.iter().all(|r| r.status == Status::Pass)
+}
+
+/// Outcome counts of statistics as (name, count) pairs, for reports.
+pub fn outcome_counts(s: &Stats) -> Vec<(&'static str, u64)> {
+    Outcome::ALL
+        .iter()
+        .map(|o| (o.name(), s.count(*o)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
