@@ -260,3 +260,25 @@ async fn shutdown_stops_the_schedule_early_and_accounts_for_every_request() {
     assert_eq!(all.requests(), r.scheduled);
     assert_eq!(srv.seen.count.load(Ordering::SeqCst), r.scheduled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_mode_is_a_closed_loop_over_a_fixed_number_of_connections() {
+    let srv = serve(Behavior::Delay(Duration::from_millis(2))).await;
+    let l = hold_load(1.0, 0.5, vec![get("a", "/")]);
+    let r = load::run_mode(
+        &l,
+        &srv.url(),
+        load::Mode::Max { connections: 3 },
+        Arc::new(Shutdown::new()),
+        &mut NoProgress,
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    let all = r.recording.aggregate(0, usize::MAX, None);
+    assert!(srv.seen.max_in_flight.load(Ordering::SeqCst) <= 3);
+    // Far more than the 0.5 requests a 1 req/s schedule would send: rates are ignored.
+    assert!(all.requests() > 30, "{}", all.requests());
+    assert_eq!(all.count(Outcome::Ok), all.requests());
+    assert_eq!(srv.seen.count.load(Ordering::SeqCst), r.scheduled);
+}

@@ -128,6 +128,18 @@ struct Shared {
     shutdown: Arc<Shutdown>,
 }
 
+/// How requests are issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The open model: on the stages' arrival schedule, whatever is in flight.
+    Open,
+    /// Closed loop, as fast as possible: `connections` workers each send their next request as
+    /// soon as the previous one ends, for the stages' total duration. Rates are ignored and
+    /// latency starts at the actual send (a closed loop cannot correct coordinated omission).
+    /// For capacity probes and the throughput benchmark against wrk/oha.
+    Max { connections: usize },
+}
+
 /// Run the load described by `load` against `base_url` until its schedule ends or `shutdown`
 /// triggers; `tick` is how often `progress` is updated.
 pub async fn run(
@@ -137,6 +149,25 @@ pub async fn run(
     progress: &mut dyn Progress,
     tick: Duration,
 ) -> Result<LoadResult, EngineError> {
+    run_mode(load, base_url, Mode::Open, shutdown, progress, tick).await
+}
+
+/// [`run`] with an explicit [`Mode`].
+pub async fn run_mode(
+    load: &Load,
+    base_url: &str,
+    mode: Mode,
+    shutdown: Arc<Shutdown>,
+    progress: &mut dyn Progress,
+    tick: Duration,
+) -> Result<LoadResult, EngineError> {
+    let load = &match mode {
+        Mode::Open => load.clone(),
+        Mode::Max { connections } => Load {
+            max_in_flight: connections.max(1),
+            ..load.clone()
+        },
+    };
     let base = check_url(base_url)?;
     let client = client::build(&load.client, load.max_in_flight)?;
     let reqs = prepare(load)?;
@@ -173,11 +204,20 @@ pub async fn run(
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let weights: Vec<u64> = load.requests.iter().map(|r| u64::from(r.weight)).collect();
-    let scheduler = {
-        let shared = shared.clone();
-        let stages = load.stages.clone();
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || scheduler(shared, &stages, &weights, tx, handle))
+    let scheduler = match mode {
+        Mode::Open => {
+            let shared = shared.clone();
+            let stages = load.stages.clone();
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || scheduler(shared, &stages, &weights, tx, handle))
+        }
+        Mode::Max { connections } => tokio::spawn(closed_loop(
+            shared.clone(),
+            connections.max(1),
+            total,
+            weights,
+            tx,
+        )),
     };
 
     let names = load.requests.iter().map(|r| r.name.clone()).collect();
@@ -324,6 +364,43 @@ fn scheduler(
         seq += 1;
     }
     (seq, false)
+}
+
+/// The closed loop of [`Mode::Max`]: returns (requests issued, stopped early).
+async fn closed_loop(
+    sh: Arc<Shared>,
+    connections: usize,
+    total: Duration,
+    weights: Vec<u64>,
+    tx: mpsc::UnboundedSender<Sample>,
+) -> (u64, bool) {
+    let seq = Arc::new(AtomicU64::new(0));
+    let total_weight: u64 = weights.iter().sum::<u64>().max(1);
+    let weights = Arc::new(weights);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (sh, tx, seq, weights) = (sh.clone(), tx.clone(), seq.clone(), weights.clone());
+        workers.spawn(async move {
+            let mut rng = SmallRng::from_os_rng();
+            loop {
+                let now = sh.start.elapsed();
+                if now >= total || sh.shutdown.is_triggered() {
+                    return;
+                }
+                let pick = rng.random_range(0..total_weight);
+                let mut acc = 0;
+                let r = weights.iter().position(|w| {
+                    acc += w;
+                    pick < acc
+                });
+                let n = seq.fetch_add(1, Relaxed);
+                logical_request(sh.clone(), n, now, r.unwrap_or(0), tx.clone()).await;
+            }
+        });
+    }
+    drop(tx);
+    while workers.join_next().await.is_some() {}
+    (seq.load(Relaxed), sh.shutdown.is_triggered())
 }
 
 fn micros(d: Duration) -> u64 {

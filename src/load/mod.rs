@@ -9,4 +9,4 @@ pub mod retry;
 pub mod schedule;
 pub mod template;
 
-pub use engine::{run, EngineError, LoadResult, Progress, ProgressSnapshot};
+pub use engine::{run, run_mode, EngineError, LoadResult, Mode, Progress, ProgressSnapshot};
