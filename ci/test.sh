@@ -24,4 +24,6 @@ log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 log "cargo test"
+# Snapshots (insta) are compared, never written, in the gate.
+export INSTA_UPDATE=no
 cargo test --all-targets --locked

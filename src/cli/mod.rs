@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(long)]
         skip_faults: bool,
     },
-    /// Validate scenario files; change nothing. Exit 2 on the first invalid file.
+    /// Validate scenario files (or shipped names); change nothing. Checks every file given and
+    /// prints every error in each; exit 2 if any is invalid.
     Check {
         #[arg(required = true)]
         scenarios: Vec<String>,
@@ -62,6 +63,8 @@ pub enum Command {
     },
     /// List the shipped scenarios.
     List,
+    /// Print the JSON Schema of the scenario format (for editors and linters).
+    Schema,
 }
 
 /// Parse the process's arguments, run, and return the exit code.
@@ -87,6 +90,19 @@ pub fn dispatch(cmd: Command) -> i32 {
                 out(&format!("{name:<16} {desc}"));
             }
             0
+        }
+        Command::Schema => {
+            let schema = scenario::schema::json_schema();
+            match serde_json::to_string_pretty(&schema) {
+                Ok(text) => {
+                    out(&text);
+                    0
+                }
+                Err(e) => {
+                    err(&format!("error: {e}"));
+                    2
+                }
+            }
         }
         Command::Check { scenarios } => {
             let mut code = 0;

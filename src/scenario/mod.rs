@@ -7,7 +7,12 @@
 
 pub mod builtin;
 pub mod diag;
+mod json;
 pub mod model;
+mod node;
+pub mod schema;
+pub mod validate;
+mod values;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
@@ -36,10 +41,17 @@ pub fn load(arg: &str) -> Result<Scenario, LoadError> {
             path: arg.to_string(),
             source,
         })?;
-        return parse_bytes(arg, &bytes).map_err(LoadError::Invalid);
+        let text = text_of(arg, &bytes).map_err(LoadError::Invalid)?;
+        return parse_with(arg, text, &env_var, path.parent()).map_err(LoadError::Invalid);
     }
     match builtin::get(arg) {
-        Some(text) => parse_str(&format!("scenarios/{arg}.toml"), text).map_err(LoadError::Invalid),
+        Some(text) => {
+            let name = arg.strip_suffix(".toml").unwrap_or(arg);
+            let mut s =
+                parse_str(&format!("scenarios/{name}.toml"), text).map_err(LoadError::Invalid)?;
+            s.source = format!("builtin:{name}");
+            Ok(s)
+        }
         None => Err(LoadError::NotFound {
             arg: arg.to_string(),
             known: builtin::names().join(", "),
@@ -47,10 +59,18 @@ pub fn load(arg: &str) -> Result<Scenario, LoadError> {
     }
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Parse raw bytes: invalid UTF-8 is a diagnostic, not a panic.
 pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Scenario, Diagnostics> {
+    parse_str(file, text_of(file, bytes)?)
+}
+
+fn text_of<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, Diagnostics> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => parse_str(file, text),
+        Ok(text) => Ok(text),
         Err(e) => {
             let upto = &bytes[..e.valid_up_to()];
             let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -68,17 +88,33 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Scenario, Diagnostics> {
     }
 }
 
-/// Parse and validate scenario text. JSON if the file name ends in `.json` or the text starts
-/// with `{`, TOML otherwise.
+/// Parse and validate scenario text, with `${env:VAR}` read from the process environment and
+/// relative paths relative to the current directory. JSON if the file name ends in `.json` or
+/// the text starts with `{`, TOML otherwise.
 pub fn parse_str(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
-    let _ = text;
-    Err(Diagnostics(vec![Diagnostic {
-        file: file.to_string(),
-        line: 1,
-        column: 1,
-        message: "scenario parsing is not implemented yet".to_string(),
-        source_line: String::new(),
-        width: 1,
-        help: None,
-    }]))
+    parse_with(file, text, &env_var, None)
+}
+
+/// [`parse_str`] with the environment lookup and base directory given (tests pass their own).
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    base_dir: Option<&std::path::Path>,
+) -> Result<Scenario, Diagnostics> {
+    let input = validate::Input {
+        file,
+        text,
+        env,
+        base_dir,
+    };
+    let tree = if validate::looks_like_json(file, text) {
+        json::parse(text)
+    } else {
+        node::from_toml(text)
+    };
+    match tree {
+        Ok(root) => validate::validate(&input, &root).map_err(Diagnostics),
+        Err(errs) => Err(Diagnostics(validate::syntax_diagnostics(&input, &errs))),
+    }
 }

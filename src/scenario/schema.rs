@@ -1,0 +1,228 @@
+//! The JSON Schema of the scenario format, printed by `chaos schema` for editors (taplo, VS Code
+//! "Even Better TOML", JSON language servers).
+//!
+//! The schema describes shapes; rules that need the whole file (a fault window inside the run,
+//! template variables that some request captures, SLO windows naming real faults) are only in
+//! the validator. Its property lists are tested against [`super::validate::keys`].
+
+use serde_json::{json, Value};
+
+use super::validate::keys;
+
+const DURATION: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(us|µs|ms|s|m|min|h)\\s*)+$";
+const RATE: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*(x|/s|rps|req/s)\\s*$";
+const PERCENT: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$";
+const IDENT: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$";
+
+fn duration(desc: &str) -> Value {
+    json!({ "type": "string", "pattern": DURATION, "description": desc })
+}
+
+fn rate() -> Value {
+    json!({
+        "description": "a multiple of peak_rps (\"4x\") or requests per second (\"800/s\", \"800 rps\", 800)",
+        "oneOf": [
+            { "type": "string", "pattern": RATE },
+            { "type": "number", "minimum": 0 }
+        ]
+    })
+}
+
+fn strings(values: &[&str]) -> Value {
+    json!({ "type": "string", "enum": values })
+}
+
+fn headers() -> Value {
+    json!({
+        "type": "object",
+        "description": "header name -> value; values are templates and may use ${env:NAME} (shown as *** everywhere)",
+        "additionalProperties": { "type": "string" }
+    })
+}
+
+fn slo_list() -> Value {
+    json!({
+        "type": "array",
+        "items": { "type": "string", "description": "`<metric> <op> <value>`, e.g. \"p99 < 800ms\", \"errors < 2%\"" }
+    })
+}
+
+/// The schema of a scenario file, draft 2020-12.
+pub fn json_schema() -> Value {
+    let fault_kinds: Vec<&str> = keys::FAULT_KINDS.iter().map(|(k, _)| *k).collect();
+    let fault_variants: Vec<Value> = keys::FAULT_KINDS
+        .iter()
+        .map(|(k, extra)| {
+            let mut props = serde_json::Map::new();
+            for key in keys::FAULT.iter().chain(*extra) {
+                props.insert(key.to_string(), fault_field(key));
+            }
+            props.insert("kind".into(), json!({ "const": k }));
+            let mut required = vec!["name", "kind", "at"];
+            if *k == "az-outage" {
+                required.push("zone");
+            }
+            if *k == "latency" {
+                required.extend(["link", "delay"]);
+            }
+            json!({
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": false
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/chaos/chaos/scenario.v1.json",
+        "title": "chaos scenario",
+        "description": "Traffic, a fault timeline and SLOs for `chaos run`.",
+        "type": "object",
+        "required": ["name", "load"],
+        "additionalProperties": false,
+        "properties": {
+            "name": { "type": "string", "pattern": IDENT, "description": "used in report directory names" },
+            "description": { "type": "string", "description": "one line, shown by `chaos list`" },
+            "load": {
+                "type": "object",
+                "required": ["stages", "requests"],
+                "additionalProperties": false,
+                "properties": {
+                    "peak_rps": { "type": "number", "exclusiveMinimum": 0, "description": "the service's stated peak; \"Nx\" rates are multiples of it" },
+                    "stages": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": { "oneOf": [
+                            {
+                                "type": "object",
+                                "description": "linear ramp from the previous stage's rate (0 at the start)",
+                                "required": ["ramp", "over"],
+                                "additionalProperties": false,
+                                "properties": { "ramp": rate(), "over": duration("length of the ramp") }
+                            },
+                            {
+                                "type": "object",
+                                "description": "constant rate",
+                                "required": ["hold", "for"],
+                                "additionalProperties": false,
+                                "properties": { "hold": rate(), "for": duration("length of the stage") }
+                            }
+                        ]}
+                    },
+                    "max_in_flight": { "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10_000 },
+                    "interval": duration("recorder interval, 100ms to 60s (default 1s)"),
+                    "client": client(),
+                    "requests": requests()
+                }
+            },
+            "faults": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": { "kind": strings(&fault_kinds) },
+                    "oneOf": fault_variants
+                }
+            },
+            "slo": {
+                "type": "object",
+                "description": "window -> SLOs; windows: whole, baseline, during:<fault>, after:<fault>; a request name -> its own windows",
+                "properties": { "whole": slo_list(), "baseline": slo_list() },
+                "patternProperties": { "^(during|after):": slo_list() },
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": { "whole": slo_list(), "baseline": slo_list() },
+                    "patternProperties": { "^(during|after):": slo_list() },
+                    "additionalProperties": false
+                }
+            }
+        }
+    })
+}
+
+fn fault_field(key: &str) -> Value {
+    match key {
+        "name" => json!({ "type": "string", "pattern": IDENT }),
+        "kind" => json!({ "type": "string" }),
+        "at" => duration("offset from the start of the run"),
+        "for" => duration("how long it stays applied (default: until the end of the run)"),
+        "role" => strings(keys::ROLES),
+        "count" => json!({ "oneOf": [
+            { "type": "integer", "minimum": 1 },
+            { "type": "string", "pattern": PERCENT }
+        ]}),
+        "zone" => json!({ "type": "string", "pattern": IDENT }),
+        "mode" => strings(keys::KILL_MODES),
+        "down_for" => duration("how long each node stays down (default 10s)"),
+        "link" => strings(keys::LINKS),
+        "delay" | "jitter" => duration("added delay"),
+        _ => json!({}),
+    }
+}
+
+fn client() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "timeout": duration("per attempt (default 10s)"),
+            "retry": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "attempts": { "type": "integer", "minimum": 1, "maximum": 10, "default": 1, "description": "total attempts including the first" },
+                    "backoff": duration("first retry delay (default 100ms), doubled per retry"),
+                    "max_backoff": duration("cap of the backoff (default 10s)"),
+                    "jitter": strings(keys::JITTERS),
+                    "on": {
+                        "type": "array",
+                        "description": "outcomes retried (default: connect, reset, 502, 503, 504)",
+                        "items": { "oneOf": [
+                            { "type": "string", "pattern": "^(connect|timeout|reset|[1-5][0-9][0-9]|[1-5]xx)$" },
+                            { "type": "integer", "minimum": 100, "maximum": 599 }
+                        ]}
+                    },
+                    "budget": { "type": "string", "pattern": PERCENT, "description": "retries <= budget x requests over budget_window" },
+                    "budget_window": duration("sliding window of the retry budget (default 10s)")
+                }
+            },
+            "headers": headers(),
+            "ca_cert": { "type": "string", "description": "PEM file of an extra root CA, relative to the scenario file" }
+        }
+    })
+}
+
+fn requests() -> Value {
+    json!({
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["name", "path"],
+            "additionalProperties": false,
+            "properties": {
+                "name": { "type": "string", "pattern": IDENT },
+                "weight": { "type": "integer", "minimum": 0, "default": 1 },
+                "method": strings(keys::METHODS),
+                "path": { "type": "string", "pattern": "^/", "description": "template: {{seq}}, {{uuid}}, {{rand_int(a,b)}}, {{captured}}" },
+                "headers": headers(),
+                "json": { "description": "JSON body; strings are templates" },
+                "body": { "type": "string", "description": "raw body template" },
+                "capture": {
+                    "type": "object",
+                    "description": "name -> JSON path (\"$.id\") into a successful response; used later as {{name}}",
+                    "additionalProperties": { "type": "string", "pattern": "^\\$" }
+                },
+                "durable": {
+                    "type": "object",
+                    "required": ["id", "read"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "id": { "type": "string", "pattern": "^\\$" },
+                        "read": { "type": "string", "description": "\"GET /notes/{id}\"" }
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,235 @@
+//! `[[faults]]`: the fault timeline. Parsed and validated here (kinds, per-kind fields, windows
+//! inside the run); executed by the drivers of the sandbox issue.
+
+use std::time::Duration;
+
+use super::keys;
+use super::{show, Ctx};
+use crate::scenario::model::{Count, Fault, FaultKind, KillMode, Link, Role};
+use crate::scenario::node::{Node, V};
+use crate::scenario::values;
+
+/// Validated faults; a fault with errors is reported and left out. `run` is the load's length
+/// when the load itself is valid (windows are checked against it).
+pub(super) fn faults(cx: &mut Ctx<'_>, n: &Node, run: Option<Duration>) -> Vec<Fault> {
+    let Some(items) = cx.array(n, "faults") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Fault> = Vec::new();
+    for item in items {
+        if let Some(f) = fault(cx, item, run, &out) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn fault(cx: &mut Ctx<'_>, n: &Node, run: Option<Duration>, earlier: &[Fault]) -> Option<Fault> {
+    let t = cx.table(n, "a fault")?;
+    let name = t.required(cx, "name").and_then(|nn| {
+        let name = cx.ident(nn, "fault name")?;
+        if earlier.iter().any(|f| f.name == name) {
+            cx.err(
+                &nn.span,
+                &format!("duplicate fault name \"{name}\""),
+                Some("fault names are unique: SLO windows (during:<name>) refer to them"),
+            );
+            return None;
+        }
+        Some(name)
+    });
+    let kinds: Vec<&str> = keys::FAULT_KINDS.iter().map(|(k, _)| *k).collect();
+    let kind_name = t
+        .required(cx, "kind")
+        .and_then(|k| cx.choice(k, "fault kind", &kinds));
+    // Keys: the common ones plus the kind's own; unknown-kind faults only get the common check
+    // skipped (their fields can't be judged).
+    let extra = kind_name
+        .as_deref()
+        .and_then(|k| keys::FAULT_KINDS.iter().find(|(n, _)| *n == k))
+        .map(|(_, extra)| *extra);
+    if let (Some(extra), Some(k)) = (extra, kind_name.as_deref()) {
+        let allowed: Vec<&str> = keys::FAULT.iter().chain(extra).copied().collect();
+        t.check_keys(cx, &allowed, &format!("for fault kind `{k}`"));
+    }
+    let at = t
+        .required(cx, "at")
+        .and_then(|a| cx.duration(a, "at").map(|d| (d, a)));
+    let dur = match t.get("for") {
+        Some(f) => cx.duration(f, "for").and_then(|d| {
+            if d.is_zero() {
+                cx.err(
+                    &f.span,
+                    "a fault lasting 0s",
+                    Some("leave `for` out to keep the fault until the end of the run"),
+                );
+                return None;
+            }
+            Some(Some((d, f)))
+        }),
+        None => Some(None),
+    };
+    if let (Some(run), Some((at, at_node)), Some(dur)) = (run, at, dur) {
+        if at >= run {
+            cx.err(
+                &at_node.span,
+                &format!(
+                    "fault starts at {} but the run lasts {}",
+                    show(at),
+                    show(run)
+                ),
+                Some(&format!(
+                    "`at` is an offset from the start of the run, below {}",
+                    show(run)
+                )),
+            );
+        } else if let Some((d, f_node)) = dur {
+            if at + d > run {
+                cx.err(
+                    &f_node.span,
+                    &format!(
+                        "fault window {}..{} ends after the run ({})",
+                        show(at),
+                        show(at + d),
+                        show(run)
+                    ),
+                    Some(&format!(
+                        "at most {} (or leave `for` out: reverted at the end of the run)",
+                        show(run - at)
+                    )),
+                );
+            }
+        }
+    }
+    let kind = match kind_name.as_deref() {
+        Some(k) => kind(cx, k, &t),
+        None => None,
+    };
+    Some(Fault {
+        name: name?,
+        kind: kind?,
+        at: at?.0,
+        duration: dur?.map(|(d, _)| d),
+    })
+}
+
+fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
+    let role = |cx: &mut Ctx<'_>| match t.get("role") {
+        Some(r) => cx.choice(r, "role", keys::ROLES).map(|r| match r.as_str() {
+            "db" => Role::Db,
+            "cache" => Role::Cache,
+            "lb" => Role::Lb,
+            _ => Role::App,
+        }),
+        None => Some(Role::App),
+    };
+    let zone = |cx: &mut Ctx<'_>| match t.get("zone") {
+        Some(z) => cx.ident(z, "zone").map(Some),
+        None => Some(None),
+    };
+    Some(match k {
+        "kill-nodes" => {
+            let role = role(cx);
+            let count = match t.get("count") {
+                Some(c) => count(cx, c),
+                None => Some(Count::Nodes(1)),
+            };
+            let zone = zone(cx);
+            let mode = match t.get("mode") {
+                Some(m) => cx.choice(m, "mode", keys::KILL_MODES).map(|m| {
+                    if m == "stop" {
+                        KillMode::Stop
+                    } else {
+                        KillMode::Kill
+                    }
+                }),
+                None => Some(KillMode::Kill),
+            };
+            FaultKind::KillNodes {
+                role: role?,
+                count: count?,
+                zone: zone?,
+                mode: mode?,
+            }
+        }
+        "restart-nodes" => {
+            let role = role(cx);
+            let down_for = match t.get("down_for") {
+                Some(d) => cx.duration_in(
+                    d,
+                    "down_for",
+                    Duration::from_millis(1),
+                    Duration::from_secs(3600),
+                ),
+                None => Some(Duration::from_secs(10)),
+            };
+            let zone = zone(cx);
+            FaultKind::RestartNodes {
+                role: role?,
+                down_for: down_for?,
+                zone: zone?,
+            }
+        }
+        "az-outage" => {
+            let zone = t.required(cx, "zone").and_then(|z| cx.ident(z, "zone"));
+            FaultKind::AzOutage { zone: zone? }
+        }
+        "db-failover" => FaultKind::DbFailover {},
+        "cache-partition" => FaultKind::CachePartition {},
+        "cache-failover" => FaultKind::CacheFailover {},
+        "latency" => {
+            let link = t.required(cx, "link").and_then(|l| {
+                cx.choice(l, "link", keys::LINKS).map(|l| {
+                    if l == "app-cache" {
+                        Link::AppCache
+                    } else {
+                        Link::AppDb
+                    }
+                })
+            });
+            let max = Duration::from_secs(600);
+            let delay = t
+                .required(cx, "delay")
+                .and_then(|d| cx.duration_in(d, "delay", Duration::ZERO, max));
+            let jitter = match t.get("jitter") {
+                Some(j) => cx.duration_in(j, "jitter", Duration::ZERO, max),
+                None => Some(Duration::ZERO),
+            };
+            FaultKind::Latency {
+                link: link?,
+                delay: delay?,
+                jitter: jitter?,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// `count = 2` (nodes) or `count = "50%"` (of the role's nodes, rounded up).
+fn count(cx: &mut Ctx<'_>, n: &Node) -> Option<Count> {
+    let help =
+        "a number of nodes (count = 2) or a percentage of the role's nodes (count = \"50%\")";
+    match &n.v {
+        V::Int(_) => cx
+            .int(n, "count", 1, 10_000)
+            .map(|c| Count::Nodes(c as u32)),
+        V::Str(s) => match values::percent(s) {
+            Ok(p) if p > 0.0 && p <= 1.0 => Some(Count::Percent(p * 100.0)),
+            _ => {
+                cx.err(&n.span, &format!("invalid count \"{s}\""), Some(help));
+                None
+            }
+        },
+        _ => {
+            cx.err(
+                &n.span,
+                &format!(
+                    "count: expected a number or a percentage, found {}",
+                    n.type_name()
+                ),
+                Some(help),
+            );
+            None
+        }
+    }
+}

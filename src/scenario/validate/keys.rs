@@ -1,0 +1,52 @@
+//! The keys each table of a scenario accepts: one list used by the validator (unknown-key
+//! errors, "did you mean") and checked against the JSON Schema in tests.
+
+pub const TOP: &[&str] = &["name", "description", "load", "faults", "slo"];
+pub const LOAD: &[&str] = &[
+    "peak_rps",
+    "stages",
+    "max_in_flight",
+    "interval",
+    "client",
+    "requests",
+];
+pub const RAMP: &[&str] = &["ramp", "over"];
+pub const HOLD: &[&str] = &["hold", "for"];
+pub const CLIENT: &[&str] = &["timeout", "retry", "headers", "ca_cert"];
+pub const RETRY: &[&str] = &[
+    "attempts",
+    "backoff",
+    "max_backoff",
+    "jitter",
+    "on",
+    "budget",
+    "budget_window",
+];
+pub const REQUEST: &[&str] = &[
+    "name", "weight", "method", "path", "headers", "json", "body", "capture", "durable",
+];
+pub const DURABLE: &[&str] = &["id", "read"];
+pub const FAULT: &[&str] = &["name", "kind", "at", "for"];
+
+/// Fault kinds and the keys each takes besides [`FAULT`]'s.
+pub const FAULT_KINDS: &[(&str, &[&str])] = &[
+    ("kill-nodes", &["role", "count", "zone", "mode"]),
+    ("restart-nodes", &["role", "down_for", "zone"]),
+    ("az-outage", &["zone"]),
+    ("db-failover", &[]),
+    ("cache-partition", &[]),
+    ("cache-failover", &[]),
+    ("latency", &["link", "delay", "jitter"]),
+];
+
+pub const ROLES: &[&str] = &["app", "db", "cache", "lb"];
+pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+pub const JITTERS: &[&str] = &["none", "full", "equal"];
+pub const RETRY_ON_WORDS: &[&str] = &["connect", "timeout", "reset"];
+pub const LINKS: &[&str] = &["app-db", "app-cache"];
+pub const KILL_MODES: &[&str] = &["kill", "stop"];
+
+/// SLO window keys besides `during:<fault>` / `after:<fault>` and request names.
+pub const SLO_WINDOWS: &[&str] = &["whole", "baseline"];
+/// SLO keys that belong to the SLO engine issue and are rejected with a pointer to it.
+pub const SLO_LATER: &[&str] = &["recovery", "data"];

@@ -1,0 +1,355 @@
+//! `[[load.requests]]`: the request mix, templates, headers, bodies, captures, durable writes.
+
+use super::keys;
+use super::Ctx;
+use crate::scenario::model::{
+    Body, Capture, Durable, Header, JsonTemplate, Part, RequestSpec, Template,
+};
+use crate::scenario::node::{Node, V};
+use crate::scenario::values;
+
+/// Names usable as `{{name}}` besides captured ones.
+const BUILTIN_VARS: &[&str] = &["seq", "uuid", "rand_int(a,b)"];
+
+/// Every name any request captures (captured values may be used by any request: the mix is
+/// random, so "earlier" means earlier in time, not in the file). Read leniently: errors in
+/// `capture` tables are reported when each request is validated.
+pub(super) fn capture_names(requests: Option<&Node>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(Node {
+        v: V::Array(items), ..
+    }) = requests
+    else {
+        return out;
+    };
+    for item in items {
+        let V::Table(entries) = &item.v else { continue };
+        for e in entries.iter().filter(|e| e.key == "capture") {
+            if let V::Table(caps) = &e.node.v {
+                out.extend(caps.iter().map(|c| c.key.clone()));
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn requests(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    captures: &[String],
+) -> Option<Vec<RequestSpec>> {
+    let items = cx.array(n, "requests")?;
+    if items.is_empty() {
+        cx.err(
+            &n.span,
+            "requests is empty",
+            Some("at least one [[load.requests]] with a name and a path"),
+        );
+        return None;
+    }
+    let mut out: Vec<RequestSpec> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match request(cx, item, captures, &out) {
+            Some(r) => out.push(r),
+            None => ok = false,
+        }
+    }
+    if ok && out.iter().map(|r| u64::from(r.weight)).sum::<u64>() == 0 {
+        cx.err(
+            &n.span,
+            "the request weights sum to 0: no request would ever be sent",
+            Some("give at least one request a weight above 0 (the default weight is 1)"),
+        );
+        return None;
+    }
+    ok.then_some(out)
+}
+
+fn request(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    captures: &[String],
+    earlier: &[RequestSpec],
+) -> Option<RequestSpec> {
+    let t = cx.table(n, "a request")?;
+    t.check_keys(cx, keys::REQUEST, "in [[load.requests]]");
+    let name = t.required(cx, "name").and_then(|nn| {
+        let name = cx.ident(nn, "request name")?;
+        if earlier.iter().any(|r| r.name == name) {
+            cx.err(
+                &nn.span,
+                &format!("duplicate request name \"{name}\""),
+                Some("request names are unique: reports and SLOs refer to requests by name"),
+            );
+            return None;
+        }
+        let reserved = keys::SLO_WINDOWS.iter().chain(keys::SLO_LATER);
+        if reserved.clone().any(|w| *w == name) {
+            cx.err(
+                &nn.span,
+                &format!("request name \"{name}\" is reserved"),
+                Some(&format!(
+                    "these names are SLO keys: {}",
+                    reserved.copied().collect::<Vec<_>>().join(", ")
+                )),
+            );
+            return None;
+        }
+        Some(name)
+    });
+    let weight = match t.get("weight") {
+        Some(w) => cx.int(w, "weight", 0, 1_000_000).map(|v| v as u32),
+        None => Some(1),
+    };
+    let method = match t.get("method") {
+        Some(m) => method(cx, m),
+        None => Some("GET".to_string()),
+    };
+    let path = t.required(cx, "path").and_then(|p| {
+        let s = cx.string(p, "path")?;
+        if !s.starts_with('/') {
+            cx.err(
+                &p.span,
+                &format!("path \"{s}\" does not start with `/`"),
+                Some("a path (and query) on the target, e.g. \"/notes?limit=10\"; the host comes from the target"),
+            );
+            return None;
+        }
+        template(cx, p, &s, false, captures)
+    });
+    let headers = match t.get("headers") {
+        Some(h) => headers(cx, h, captures),
+        None => Some(Vec::new()),
+    };
+    let body = match (t.get("json"), t.get("body")) {
+        (Some(j), Some(b)) => {
+            cx.err(
+                &b.span,
+                "a request has both `json` and `body`",
+                Some("`json` sends a JSON document, `body` sends text as is: keep one"),
+            );
+            let _ = j;
+            None
+        }
+        (Some(j), None) => json(cx, j, captures).map(|j| Some(Body::Json(j))),
+        (None, Some(b)) => cx
+            .string(b, "body")
+            .and_then(|s| template(cx, b, &s, true, captures))
+            .map(|t| Some(Body::Text(t))),
+        (None, None) => Some(None),
+    };
+    let capture = match t.get("capture") {
+        Some(c) => capture(cx, c),
+        None => Some(Vec::new()),
+    };
+    let durable = match t.get("durable") {
+        Some(d) => durable(cx, d).map(Some),
+        None => Some(None),
+    };
+    Some(RequestSpec {
+        name: name?,
+        weight: weight?,
+        method: method?,
+        path: path?,
+        headers: headers?,
+        body: body?,
+        capture: capture?,
+        durable: durable?,
+    })
+}
+
+fn method(cx: &mut Ctx<'_>, n: &Node) -> Option<String> {
+    let s = cx.string(n, "method")?;
+    let up = s.trim().to_ascii_uppercase();
+    if keys::METHODS.contains(&up.as_str()) {
+        return Some(up);
+    }
+    cx.err(
+        &n.span,
+        &format!("unknown HTTP method \"{s}\""),
+        Some(&format!("accepted: {}", keys::METHODS.join(", "))),
+    );
+    None
+}
+
+/// A template string, with captured-variable names checked.
+fn template(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    s: &str,
+    allow_env: bool,
+    captures: &[String],
+) -> Option<Template> {
+    let t = values::template(s, allow_env, cx.input.env)
+        .map_err(|b| cx.bad(n, b))
+        .ok()?;
+    let mut ok = true;
+    for v in t.vars() {
+        if captures.iter().any(|c| c == v) {
+            continue;
+        }
+        ok = false;
+        let known = BUILTIN_VARS
+            .iter()
+            .copied()
+            .chain(captures.iter().map(String::as_str));
+        let hint = super::did_you_mean(v, known.clone())
+            .map(|k| format!("did you mean `{{{{{k}}}}}`? "))
+            .unwrap_or_default();
+        let captured = if captures.is_empty() {
+            "no request captures any value".to_string()
+        } else {
+            format!("captured: {}", captures.join(", "))
+        };
+        cx.err(
+            &n.span,
+            &format!("unknown template variable `{{{{{v}}}}}`"),
+            Some(&format!(
+                "{hint}built in: {{{{seq}}}}, {{{{uuid}}}}, {{{{rand_int(a,b)}}}}; {captured} (add `capture = {{ {v} = \"$.path\" }}` to the request that returns it)"
+            )),
+        );
+    }
+    ok.then_some(t)
+}
+
+pub(super) fn headers(cx: &mut Ctx<'_>, n: &Node, captures: &[String]) -> Option<Vec<Header>> {
+    let t = cx.table(n, "headers")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for e in t.entries {
+        if reqwest::header::HeaderName::from_bytes(e.key.as_bytes()).is_err() {
+            cx.err(
+                &e.key_span,
+                &format!("invalid header name \"{}\"", e.key),
+                Some("letters, digits and !#$%&'*+-.^_`|~ only, e.g. \"X-Request-Id\""),
+            );
+            ok = false;
+            continue;
+        }
+        let value = cx
+            .string(&e.node, &format!("header `{}`", e.key))
+            .and_then(|s| template(cx, &e.node, &s, true, captures));
+        let lit_ok = value.as_ref().is_none_or(|v| {
+            v.parts.iter().all(|p| match p {
+                Part::Lit(s) => reqwest::header::HeaderValue::from_str(s).is_ok(),
+                _ => true,
+            })
+        });
+        if !lit_ok {
+            cx.err(
+                &e.node.span,
+                &format!("header `{}` holds characters a header value cannot", e.key),
+                Some("visible ASCII, spaces and tabs; no newlines or control characters"),
+            );
+        }
+        match value {
+            Some(value) if lit_ok => out.push(Header {
+                name: e.key.clone(),
+                value,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A JSON body: any value, strings are templates (environment values allowed: bodies are never
+/// written to reports).
+fn json(cx: &mut Ctx<'_>, n: &Node, captures: &[String]) -> Option<JsonTemplate> {
+    Some(match &n.v {
+        V::Str(s) => JsonTemplate::String(template(cx, n, s, true, captures)?),
+        V::Int(i) => JsonTemplate::Number((*i).into()),
+        V::Float(f) => match serde_json::Number::from_f64(*f) {
+            Some(num) => JsonTemplate::Number(num),
+            None => {
+                cx.err(&n.span, "JSON has no NaN or infinity", None);
+                return None;
+            }
+        },
+        V::Bool(b) => JsonTemplate::Bool(*b),
+        V::Datetime => {
+            cx.err(
+                &n.span,
+                "a date-time in a JSON body",
+                Some("JSON has no date type: write it as a string"),
+            );
+            return None;
+        }
+        V::Array(items) => {
+            let v: Vec<_> = items.iter().map(|i| json(cx, i, captures)).collect();
+            JsonTemplate::Array(v.into_iter().collect::<Option<_>>()?)
+        }
+        V::Table(entries) => {
+            let v: Vec<_> = entries
+                .iter()
+                .map(|e| json(cx, &e.node, captures).map(|j| (e.key.clone(), j)))
+                .collect();
+            JsonTemplate::Object(v.into_iter().collect::<Option<_>>()?)
+        }
+    })
+}
+
+fn capture(cx: &mut Ctx<'_>, n: &Node) -> Option<Vec<Capture>> {
+    let t = cx.table(n, "capture")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for e in t.entries {
+        let name_ok = !e.key.is_empty()
+            && e.key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && !matches!(e.key.as_str(), "seq" | "uuid");
+        if !name_ok {
+            cx.err(
+                &e.key_span,
+                &format!("invalid capture name \"{}\"", e.key),
+                Some("letters, digits, `_` and `-`, not `seq` or `uuid`; used later as {{name}}"),
+            );
+            ok = false;
+        }
+        let path = cx
+            .string(&e.node, "a capture")
+            .and_then(|s| values::json_path(&s).map_err(|b| cx.bad(&e.node, b)).ok());
+        match path {
+            Some(path) if name_ok => out.push(Capture {
+                name: e.key.clone(),
+                path,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+const READ_HELP: &str =
+    "how to read a write back: \"<METHOD> <path with {id}>\", e.g. \"GET /notes/{id}\"";
+
+fn durable(cx: &mut Ctx<'_>, n: &Node) -> Option<Durable> {
+    let t = cx.table(n, "durable")?;
+    t.check_keys(cx, keys::DURABLE, "in durable");
+    let id = t.required(cx, "id").and_then(|i| {
+        let s = cx.string(i, "durable id")?;
+        values::json_path(&s).map_err(|b| cx.bad(i, b)).ok()
+    });
+    let read = t.required(cx, "read").and_then(|r| {
+        let s = cx.string(r, "durable read")?;
+        let mut it = s.split_whitespace();
+        let (Some(m), Some(p), None) = (it.next(), it.next(), it.next()) else {
+            cx.err(&r.span, &format!("invalid read \"{s}\""), Some(READ_HELP));
+            return None;
+        };
+        let m = m.to_ascii_uppercase();
+        if !keys::METHODS.contains(&m.as_str()) || !p.starts_with('/') || !p.contains("{id}") {
+            cx.err(&r.span, &format!("invalid read \"{s}\""), Some(READ_HELP));
+            return None;
+        }
+        Some((m, p.to_string()))
+    });
+    let (read_method, read_path) = read?;
+    Some(Durable {
+        id: id?,
+        read_method,
+        read_path,
+    })
+}

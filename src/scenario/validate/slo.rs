@@ -1,0 +1,123 @@
+//! `[slo]`: objectives per window, over all requests or per request name.
+//!
+//! ```toml
+//! [slo]
+//! whole = ["p99 < 800ms", "errors < 2%"]
+//! "during:zone-a-down" = ["p99 < 2s"]
+//! "create-note" = { whole = ["p95 < 500ms"] }
+//! ```
+
+use super::keys;
+use super::Ctx;
+use crate::scenario::model::{Objective, SloSpec, Window};
+use crate::scenario::node::{Entry, Node};
+use crate::scenario::values;
+
+pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[String]) -> SloSpec {
+    let mut objectives = Vec::new();
+    let Some(t) = cx.table(n, "[slo]") else {
+        return SloSpec { objectives };
+    };
+    for e in t.entries {
+        if requests.contains(&e.key) {
+            let Some(per) = cx.table(&e.node, &format!("SLOs of request `{}`", e.key)) else {
+                continue;
+            };
+            for w in per.entries {
+                if let Some(window) = window(cx, w, faults, &[]) {
+                    list(cx, &w.node, &window, Some(&e.key), &mut objectives);
+                }
+            }
+        } else if let Some(window) = window(cx, e, faults, requests) {
+            list(cx, &e.node, &window, None, &mut objectives);
+        }
+    }
+    SloSpec { objectives }
+}
+
+const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\"; or a request name holding its own windows";
+
+fn window(cx: &mut Ctx<'_>, e: &Entry, faults: &[String], requests: &[String]) -> Option<Window> {
+    let k = e.key.as_str();
+    if keys::SLO_LATER.contains(&k) {
+        cx.err(
+            &e.key_span,
+            &format!("`{k}` SLOs are not supported yet"),
+            Some("recovery-time and lost-write SLOs arrive with the SLO engine (issue 4); use whole/baseline/during/after windows meanwhile"),
+        );
+        return None;
+    }
+    match k {
+        "whole" => return Some(Window::Whole),
+        "baseline" => return Some(Window::Baseline),
+        _ => {}
+    }
+    let phase = k
+        .strip_prefix("during:")
+        .map(|f| (f, true))
+        .or_else(|| k.strip_prefix("after:").map(|f| (f, false)));
+    if let Some((fault, during)) = phase {
+        if faults.iter().any(|f| f == fault) {
+            return Some(if during {
+                Window::During(fault.to_string())
+            } else {
+                Window::After(fault.to_string())
+            });
+        }
+        let hint = super::did_you_mean(fault, faults.iter().map(String::as_str))
+            .map(|f| format!("did you mean `{f}`? "))
+            .unwrap_or_default();
+        let known = if faults.is_empty() {
+            "this scenario has no faults".to_string()
+        } else {
+            format!("faults: {}", faults.join(", "))
+        };
+        cx.err(
+            &e.key_span,
+            &format!("SLO window `{k}` names no fault of this scenario"),
+            Some(&format!("{hint}{known}")),
+        );
+        return None;
+    }
+    let mut candidates: Vec<String> = keys::SLO_WINDOWS.iter().map(|s| s.to_string()).collect();
+    candidates.extend(faults.iter().map(|f| format!("during:{f}")));
+    candidates.extend(faults.iter().map(|f| format!("after:{f}")));
+    candidates.extend(requests.iter().cloned());
+    let hint = super::did_you_mean(k, candidates.iter().map(String::as_str))
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default();
+    cx.err(
+        &e.key_span,
+        &format!("unknown SLO window `{k}`"),
+        Some(&format!("{hint}{WINDOW_HELP}")),
+    );
+    None
+}
+
+fn list(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    window: &Window,
+    request: Option<&str>,
+    out: &mut Vec<Objective>,
+) {
+    let Some(items) = cx.array(n, &format!("SLOs of window `{window}`")) else {
+        return;
+    };
+    for item in items {
+        let Some(text) = cx.string(item, "an SLO") else {
+            continue;
+        };
+        match values::slo_expr(&text) {
+            Ok((metric, op, bound)) => out.push(Objective {
+                text: text.trim().to_string(),
+                window: window.clone(),
+                request: request.map(str::to_string),
+                metric,
+                op,
+                bound,
+            }),
+            Err(b) => cx.bad(item, b),
+        }
+    }
+}

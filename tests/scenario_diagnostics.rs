@@ -1,0 +1,302 @@
+//! The scenario parser's diagnostics, one snapshot per class of bad input (issue 2 §2), plus the
+//! no-panic guarantees on hostile bytes. Snapshots are the exact text `chaos check` prints.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chaos::scenario::{self, parse_with, Diagnostics, Scenario};
+
+const GOOD: &str = r#"name = "demo"
+description = "a valid base the cases below break"
+
+[load]
+peak_rps = 100
+stages = [
+  { ramp = "1x", over = "10s" },
+  { hold = "2x", for = "50s" },
+]
+
+[load.client]
+timeout = "2s"
+retry = { attempts = 3, backoff = "50ms", jitter = "full", on = ["connect", "503"], budget = "20%" }
+
+[[load.requests]]
+name = "list"
+weight = 70
+path = "/notes"
+
+[[load.requests]]
+name = "create"
+weight = 30
+method = "POST"
+path = "/notes"
+json = { text = "note {{seq}}" }
+capture = { note_id = "$.id" }
+
+[[faults]]
+name = "zone-a-down"
+kind = "az-outage"
+zone = "a"
+at = "20s"
+for = "20s"
+
+[slo]
+whole = ["p99 < 800ms", "errors < 2%"]
+"during:zone-a-down" = ["p99 < 2s"]
+"#;
+
+fn env(name: &str) -> Option<String> {
+    (name == "TOKEN").then(|| "s3cret-value".to_string())
+}
+
+fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
+    parse_with(file, text, &env, None)
+}
+
+/// The diagnostics as `chaos check` prints them; panics if the input was accepted.
+fn errors(text: &str) -> String {
+    match parse("demo.toml", text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(d) => d.to_string(),
+    }
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "base scenario lacks {from:?}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn the_base_and_the_shipped_scenarios_are_valid() {
+    let s = parse("demo.toml", GOOD).unwrap();
+    assert_eq!(s.load.stages.len(), 2);
+    assert_eq!(s.load.stages[1].rps, 200.0);
+    assert_eq!(s.load.requests[1].method, "POST");
+    assert_eq!(s.faults[0].at.as_secs(), 20);
+    assert_eq!(s.slo.objectives.len(), 3);
+    for name in scenario::builtin::names() {
+        let s = scenario::load(name).unwrap();
+        assert_eq!(s.name, name);
+        assert_eq!(s.source, format!("builtin:{name}"));
+    }
+}
+
+#[test]
+fn syntax_error() {
+    insta::assert_snapshot!(errors(&with("peak_rps = 100", "peak_rps = = 100")));
+}
+
+#[test]
+fn unknown_keys_suggest_the_right_one() {
+    let t = with("peak_rps = 100", "peak_rps = 100\nmax_in_flite = 5")
+        .replace("timeout = \"2s\"", "timout = \"2s\"")
+        + "\n[sandbox]\nnodes = 2\n";
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn wrong_types() {
+    let t = with("weight = 70", "weight = \"70\"").replace("peak_rps = 100", "peak_rps = true");
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn bad_durations_rates_and_percentages() {
+    let t = with("over = \"10s\"", "over = \"10\"")
+        .replace("hold = \"2x\"", "hold = \"2 times\"")
+        .replace("timeout = \"2s\"", "timeout = \"2 parsecs\"")
+        .replace("budget = \"20%\"", "budget = 0.2");
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn weights_that_sum_to_zero() {
+    let t = with("weight = 70", "weight = 0").replace("weight = 30", "weight = 0");
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn templates_with_unknown_variables() {
+    let t = with("note {{seq}}", "note {{seqq}} {{note_idd}}")
+        .replace(
+            "path = \"/notes\"\n\n[[load",
+            "path = \"/notes/{{note_id}}?t=${env:TOKEN}\"\nheaders = { X-R = \"{{rand_int(9,1)}}\" }\n\n[[load",
+        );
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn faults_outside_the_run_and_unknown_kinds_and_fields() {
+    let t = with("for = \"20s\"", "for = \"90s\"")
+        + "\n[[faults]]\nname = \"db\"\nkind = \"db-failover\"\nzone = \"a\"\nat = \"70s\"\n\
+           \n[[faults]]\nname = \"net\"\nkind = \"network-partition\"\nat = \"1s\"\n";
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn slo_expressions_metrics_and_windows() {
+    let t = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "whole = [\"p99 < 800\", \"erors < 2%\", \"errors 2%\", \"throughput > 0.99\"]\n\
+         \"during:zone-b-down\" = [\"p99 < 2s\"]\nwhloe = [\"p50 < 1s\"]\nrecovery = { \"zone-a-down\" = \"< 30s\" }",
+    );
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn missing_required_keys_and_empty_file() {
+    insta::assert_snapshot!("empty", errors(""));
+    insta::assert_snapshot!(
+        "no_requests",
+        errors("name = \"x\"\n[load]\nstages = [{ hold = \"10/s\", for = \"1s\" }]\n")
+    );
+}
+
+#[test]
+fn json_scenarios_get_the_same_rules_and_positions() {
+    let good = r#"{
+  "name": "j",
+  "load": {
+    "stages": [{ "hold": "10/s", "for": "5s" }],
+    "requests": [{ "name": "home", "path": "/" }]
+  },
+  "slo": { "whole": ["p99 < 1s"] }
+}"#;
+    let s = parse("j.json", good).unwrap();
+    assert_eq!(s.load.stages[0].rps, 10.0);
+    let bad = good
+        .replace("\"5s\"", "\"5 secs\"")
+        .replace("\"path\"", "\"paht\"");
+    insta::assert_snapshot!("json_validation", {
+        match parse("j.json", &bad) {
+            Ok(_) => panic!("accepted"),
+            Err(d) => d.to_string(),
+        }
+    });
+    insta::assert_snapshot!("json_syntax", {
+        match parse("j.json", &good.replace("\"j\",", "\"j\"")) {
+            Ok(_) => panic!("accepted"),
+            Err(d) => d.to_string(),
+        }
+    });
+}
+
+#[test]
+fn every_error_in_a_file_is_reported_in_file_order() {
+    let t = with("weight = 70", "weight = -1")
+        .replace("kind = \"az-outage\"", "kind = \"az-outag\"")
+        .replace("p99 < 800ms", "p99 < fast");
+    let d = parse("demo.toml", &t).unwrap_err();
+    assert_eq!(d.0.len(), 3, "{d}");
+    let lines: Vec<usize> = d.0.iter().map(|d| d.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    assert_eq!(lines, sorted);
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_the_model() {
+    let t = with(
+        "timeout = \"2s\"",
+        "timeout = \"2s\"\nheaders = { Authorization = \"Bearer ${env:TOKEN}\" }",
+    );
+    let s = parse("demo.toml", &t).unwrap();
+    let shown = format!("{}", s.load.client.headers[0].value);
+    assert_eq!(shown, "Bearer ***");
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(!json.contains("s3cret"), "{json}");
+    // A bad file holding a secret reference: the error shows the reference, not the value.
+    let bad = t.replace("weight = 70", "weight = \"x\"");
+    assert!(!errors(&bad).contains("s3cret"));
+    // An unset variable is an error naming the variable.
+    let unset = t.replace("env:TOKEN", "env:NOT_SET_ANYWHERE");
+    assert!(errors(&unset).contains("`NOT_SET_ANYWHERE` is not set"));
+}
+
+#[test]
+fn hostile_bytes_never_panic() {
+    let deep_toml = format!("a = {}", "[".repeat(10 * 1024 * 1024));
+    let deep_table = "x = { y = ".repeat(200_000);
+    let deep_json = format!("{{\"a\": {}", "[".repeat(10 * 1024 * 1024));
+    let mut garbage = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..100_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        garbage.push((x >> 16) as u8);
+    }
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("deep.toml", deep_toml.into_bytes()),
+        ("deep2.toml", deep_table.into_bytes()),
+        ("deep.json", deep_json.into_bytes()),
+        ("garbage.toml", garbage.clone()),
+        ("garbage.json", garbage),
+        ("nul.toml", vec![0; 1000]),
+        ("bom.toml", b"\xef\xbb\xbfname = 1".to_vec()),
+        ("arr.json", b"[1,2,3]".to_vec()),
+        ("str.toml", b"\"just a string\"".to_vec()),
+        (
+            "big.toml",
+            b"name = \"x\"\n[load]\npeak_rps = 1e308\nmax_in_flight = 99999999999999999999\n"
+                .to_vec(),
+        ),
+    ];
+    for (file, bytes) in cases {
+        let d = scenario::parse_bytes(file, &bytes).unwrap_err();
+        assert!(!d.0.is_empty(), "{file}");
+        assert!(d.0.len() <= 51, "{file}: {} diagnostics", d.0.len());
+        let text = d.to_string();
+        assert!(
+            text.len() < 64 * 1024,
+            "{file}: {} bytes of errors",
+            text.len()
+        );
+    }
+}
+
+#[test]
+fn invalid_utf8() {
+    let d = scenario::parse_bytes("bin.toml", b"name = \"a\"\nx = \"\xff\"\n").unwrap_err();
+    insta::assert_snapshot!(d.to_string());
+}
+
+#[test]
+fn schema_lists_exactly_the_keys_the_validator_accepts() {
+    use chaos::scenario::validate::keys;
+    let s = scenario::schema::json_schema();
+    let props = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    let sorted = |k: &[&str]| {
+        let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        k.sort();
+        k
+    };
+    let load = &s["properties"]["load"];
+    let client = &load["properties"]["client"];
+    let request = &load["properties"]["requests"]["items"];
+    assert_eq!(props(&s), sorted(keys::TOP));
+    assert_eq!(props(load), sorted(keys::LOAD));
+    assert_eq!(props(client), sorted(keys::CLIENT));
+    assert_eq!(props(&client["properties"]["retry"]), sorted(keys::RETRY));
+    assert_eq!(props(request), sorted(keys::REQUEST));
+    assert_eq!(
+        props(&request["properties"]["durable"]),
+        sorted(keys::DURABLE)
+    );
+    let stages = &load["properties"]["stages"]["items"]["oneOf"];
+    assert_eq!(props(&stages[0]), sorted(keys::RAMP));
+    assert_eq!(props(&stages[1]), sorted(keys::HOLD));
+    let variants = s["properties"]["faults"]["items"]["oneOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(variants.len(), keys::FAULT_KINDS.len());
+    for (v, (kind, extra)) in variants.iter().zip(keys::FAULT_KINDS) {
+        let want: Vec<&str> = keys::FAULT.iter().chain(*extra).copied().collect();
+        assert_eq!(props(v), sorted(&want), "{kind}");
+    }
+}
