@@ -123,6 +123,7 @@ pub async fn run(
             list.join(", ")
         )));
     }
+    load::engine::check_url(&url)?;
     // Create the run directory before any traffic: an unwritable --out fails fast.
     let dir = run_dir(opts, &scenario)?;
 

@@ -284,7 +284,8 @@ pub async fn run_mode(
     })
 }
 
-fn check_url(url: &str) -> Result<String, EngineError> {
+/// A usable base URL (http or https, a host, no query), normalised without a trailing `/`.
+pub fn check_url(url: &str) -> Result<String, EngineError> {
     let bad = |reason: &str| EngineError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),

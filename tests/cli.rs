@@ -1,0 +1,292 @@
+//! The `chaos` binary end to end: check / plan / list / schema / run against a real HTTP server on
+//! 127.0.0.1, exit codes (0 pass, 1 SLO breached, 2 bad input, 130 interrupted) and the files a
+//! run leaves behind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{serve, Behavior};
+
+fn chaos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(args)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap()
+}
+
+async fn chaos_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        chaos(&a)
+    })
+    .await
+    .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chaos-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small scenario: `rps` for `secs`, one GET, the given SLO list.
+fn scenario(dir: &Path, rps: u32, secs: f64, slo: &str) -> String {
+    let p = dir.join("s.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"name = "cli-test"
+description = "end-to-end test of the binary"
+[load]
+stages = [{{ hold = "{rps}/s", for = "{secs}s" }}]
+interval = "100ms"
+[load.client]
+timeout = "1s"
+[[load.requests]]
+name = "home"
+path = "/"
+[slo]
+whole = [{slo}]
+"#
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn check_accepts_the_shipped_scenarios_and_rejects_bad_files_with_exit_2() {
+    let o = chaos(&["check", "az-outage", "peak-4x"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("ok: az-outage"));
+
+    let dir = tmpdir("check");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[load]\nstages = [{ hold = \"fast\", for = \"1s\" }]\n",
+    )
+    .unwrap();
+    let good = scenario(&dir, 10, 1.0, "\"errors < 1%\"");
+    let o = chaos(&["check", &good, bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("{}:3:20", bad.display())), "{err}");
+    assert!(err.contains("invalid rate \"fast\""), "{err}");
+    assert!(err.contains("missing required key `requests`"), "{err}");
+    assert!(
+        text(&o.stdout).contains("ok: "),
+        "the good file is still checked"
+    );
+
+    let o = chaos(&["check", "no-such-scenario"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("az-outage"),
+        "lists the shipped names"
+    );
+}
+
+#[test]
+fn plan_list_and_schema_change_nothing_and_exit_0() {
+    let o = chaos(&["plan", "az-outage", "--time-scale", "0.1"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = text(&o.stdout);
+    assert!(out.contains("zone-a-down"), "{out}");
+    assert!(
+        out.contains("800.0 req/s"),
+        "rates stay under --time-scale: {out}"
+    );
+    assert!(out.contains("15.0s"), "durations shrink: {out}");
+
+    let o = chaos(&["list"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("peak-4x"));
+
+    let o = chaos(&["schema"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["title"], "chaos scenario");
+
+    let o = chaos(&["plan", "az-outage", "--time-scale", "-1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = chaos(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_passes_with_exit_0_and_writes_the_reports() {
+    let srv = serve(Behavior::Delay(Duration::from_millis(5))).await;
+    let dir = tmpdir("pass");
+    let s = scenario(
+        &dir,
+        100,
+        2.0,
+        "\"p99 < 1s\", \"errors < 1%\", \"throughput > 95%\"",
+    );
+    let out = dir.join("run");
+    let o = chaos_async(vec![
+        "run".into(),
+        s,
+        "--target-url".into(),
+        srv.url(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let r = report(&out);
+    assert_eq!(r["schema"], "chaos.report/v1");
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["exit_code"], 0);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("**PASS**"), "{summary}");
+    assert!(summary.contains("p99 < 1s"), "{summary}");
+    // 100 req/s for 2 s: every request reached the server.
+    assert_eq!(
+        srv.seen.count.load(std::sync::atomic::Ordering::SeqCst),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breached_slo_exits_1_and_names_it() {
+    let srv = serve(Behavior::Delay(Duration::from_millis(30))).await;
+    let dir = tmpdir("fail");
+    let s = scenario(&dir, 50, 1.0, "\"p99 < 10ms\", \"errors < 1%\"");
+    let out = dir.join("run");
+    let o = chaos_async(vec![
+        "run".into(),
+        s,
+        "--target-url".into(),
+        srv.url(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("p99 < 10ms"),
+        "{}",
+        text(&o.stderr)
+    );
+    let r = report(&out);
+    assert_eq!(r["verdict"], "fail");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("**FAIL**"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_against_a_plain_url_need_skip_faults() {
+    let srv = serve(Behavior::Notes).await;
+    let dir = tmpdir("faults");
+    let out = dir.join("run");
+    let base = vec![
+        "run".to_string(),
+        "az-outage".into(),
+        "--target-url".into(),
+        srv.url(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+        "--time-scale".into(),
+        "0.01".into(),
+    ];
+    let o = chaos_async(base.clone()).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("--skip-faults"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!out.join("report.json").exists(), "nothing ran");
+
+    let mut skip = base;
+    skip.push("--skip-faults".into());
+    let o = chaos_async(skip).await;
+    // A verdict either way (the test server is fast; 0 expected), and the fault is recorded as
+    // skipped, never as injected.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        text(&o.stderr)
+    );
+    let r = report(&out);
+    let faults = r["timeline"]["faults"].to_string();
+    assert!(
+        faults.contains("zone-a-down") && faults.contains("skipped"),
+        "{faults}"
+    );
+}
+
+#[test]
+fn run_without_a_target_or_with_a_bad_url_is_bad_input() {
+    let dir = tmpdir("notarget");
+    let s = scenario(&dir, 10, 1.0, "\"errors < 1%\"");
+    let o = chaos(&["run", &s, "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("--target-url"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = chaos(&["run", &s, "--quiet", "--target-url", "ftp://127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_mid_run_writes_a_partial_report_and_exits_130() {
+    let srv = serve(Behavior::Delay(Duration::from_millis(1))).await;
+    let dir = tmpdir("sigint");
+    let s = scenario(&dir, 50, 30.0, "\"errors < 1%\"");
+    let out = dir.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["run", &s, "--target-url", &srv.url(), "--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let k = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let o = tokio::task::spawn_blocking(move || {
+        // Bounded: the run must stop by itself well before its 30 s schedule.
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st, t.elapsed());
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("chaos did not stop after SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.0.code(), Some(130));
+    let r = report(&out);
+    assert_eq!(r["verdict"], "interrupted");
+    assert_eq!(r["exit_code"], 130);
+}
