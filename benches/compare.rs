@@ -34,6 +34,12 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("slow-server") => return slow_server(args[1].parse().unwrap()),
         Some("memory-child") => return memory_child(&args[1]),
+        // For profiling the hot path alone: `compare chaos-max URL SECS`.
+        Some("chaos-max") => {
+            let rps = run_chaos_max(&args[1], args[2].parse().unwrap());
+            println!("chaos max: {rps:.0} req/s");
+            return;
+        }
         _ => {}
     }
     if !args.iter().any(|a| a == "--bench") {
@@ -47,7 +53,7 @@ fn main() {
     );
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("chaos-compare-{}", std::process::id()));
-    let mut nginx = match start_nginx(&dir, port) {
+    let nginx = match start_nginx(&dir, port) {
         Ok(c) => c,
         Err(e) => {
             println!("nginx unavailable ({e}); install it: apt-get install nginx-light");
@@ -63,8 +69,7 @@ fn main() {
             Some(run_chaos_max(&url, d)),
         ),
     ];
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    stop_nginx(nginx);
 
     println!("\n| tool | requests/s | chaos ÷ tool |\n|---|---:|---:|");
     let chaos = rows[2].1.unwrap_or(0.0);
@@ -76,10 +81,9 @@ fn main() {
     }
 
     // Open-model precision at a constant 5,000 req/s (nginx restarted for a clean state).
-    let mut nginx = start_nginx(&dir, port).unwrap();
+    let nginx = start_nginx(&dir, port).unwrap();
     let (achieved, late_p99, late_max, total) = run_chaos_constant(&url, 5_000.0, d);
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    stop_nginx(nginx);
     println!(
         "\nopen model at 5000 req/s for {d} s: {total} requests, achieved {achieved:.1} req/s ({:+.2}% of schedule), send lateness p99 {late_p99} µs, max {late_max} µs",
         (achieved / 5000.0 - 1.0) * 100.0
@@ -170,11 +174,21 @@ fn start_nginx(dir: &Path, port: u16) -> Result<Child, String> {
         .arg(&conf_path)
         .arg("-p")
         .arg(dir)
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
     wait_port(port);
     Ok(child)
+}
+
+/// SIGTERM, not SIGKILL: nginx's master then stops its workers (a killed master leaves them
+/// serving, holding the port and this process's pipes).
+fn stop_nginx(mut nginx: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &nginx.id().to_string()])
+        .status();
+    let _ = nginx.wait();
 }
 
 fn run_wrk(url: &str, d: u64) -> Option<f64> {
@@ -243,10 +257,14 @@ fn bench_load(rps: f64, secs: f64) -> Load {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("COMPARE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().unwrap()
 }
 
 fn run_chaos_max(url: &str, d: u64) -> f64 {
