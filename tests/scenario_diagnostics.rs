@@ -80,6 +80,27 @@ fn the_base_and_the_shipped_scenarios_are_valid() {
 }
 
 #[test]
+fn every_scenario_file_in_the_repository_is_valid() {
+    let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")];
+    let mut seen = 0;
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml" || x == "json") {
+                let arg = p.display().to_string();
+                if let Err(e) = scenario::load(&arg) {
+                    panic!("{e}");
+                }
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 3, "found {seen} scenario files");
+}
+
+#[test]
 fn syntax_error() {
     insta::assert_snapshot!(errors(&with("peak_rps = 100", "peak_rps = = 100")));
 }
