@@ -9,6 +9,7 @@ pub mod load;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod sandbox;
 pub mod scenario;
 pub mod shutdown;
 pub mod slo;

@@ -65,6 +65,25 @@ pub enum Command {
     List,
     /// Print the JSON Schema of the scenario format (for editors and linters).
     Schema,
+    /// The embedded sandbox stack (load balancer, app nodes in zones a/b/c, database, cache).
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCmd {
+    /// Run the sandbox in the foreground: prints its URLs (first stdout line, JSON), serves until
+    /// Ctrl-C or SIGTERM.
+    Up {
+        /// Append the sandbox's ground-truth events here (JSON lines).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Also stop when standard input closes (how `chaos run` ties the sandbox to itself).
+        #[arg(long)]
+        exit_on_stdin_eof: bool,
+    },
 }
 
 /// Parse the process's arguments, run, and return the exit code.
@@ -91,6 +110,13 @@ pub fn dispatch(cmd: Command) -> i32 {
             }
             0
         }
+        Command::Sandbox {
+            action:
+                SandboxCmd::Up {
+                    events,
+                    exit_on_stdin_eof,
+                },
+        } => sandbox_up(events, exit_on_stdin_eof),
         Command::Schema => {
             let schema = scenario::schema::json_schema();
             match serde_json::to_string_pretty(&schema) {
@@ -156,6 +182,66 @@ pub fn dispatch(cmd: Command) -> i32 {
             run_blocking(opts, quiet)
         }
     }
+}
+
+fn sandbox_up(events: Option<PathBuf>, exit_on_stdin_eof: bool) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            err(&format!("error: cannot start the async runtime: {e}"));
+            return 2;
+        }
+    };
+    rt.block_on(async move {
+        let cfg = crate::sandbox::SandboxConfig::default();
+        let sb = match crate::sandbox::Sandbox::start(cfg, events.as_deref()).await {
+            Ok(sb) => sb,
+            Err(e) => {
+                err(&format!("error: cannot start the sandbox: {e}"));
+                return 2;
+            }
+        };
+        out(&serde_json::json!({ "lb_url": sb.lb_url, "control_url": sb.control_url }).to_string());
+        err(&format!(
+            "sandbox up: load balancer {}, control API {} (Ctrl-C to stop)",
+            sb.lb_url, sb.control_url
+        ));
+        let stop = Arc::new(Shutdown::new());
+        spawn_quiet_signal_handlers(stop.clone());
+        if exit_on_stdin_eof {
+            let s = stop.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                s.trigger();
+            });
+        }
+        stop.wait().await;
+        sb.stop();
+        err("sandbox down");
+        0
+    })
+}
+
+/// Ctrl-C / SIGTERM just stop the sandbox (it holds no state worth a partial report).
+fn spawn_quiet_signal_handlers(stop: Arc<Shutdown>) {
+    let s = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            s.trigger();
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            if term.recv().await.is_some() {
+                stop.trigger();
+            }
+        }
+    });
 }
 
 fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {

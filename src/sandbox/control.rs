@@ -1,0 +1,90 @@
+//! The sandbox's control API, on its own loopback port: the sandbox driver's only way in, as
+//! the AWS API is for the aws driver. Every call is idempotent and answers what changed.
+//!
+//! ```text
+//! GET  /health                      ready
+//! GET  /resources                   zones, nodes (state, LB health), db instances (role), cache
+//! GET  /events                      the ground-truth event log so far
+//! POST /nodes/{id}/kill|stop|start  a node's port closed (connections dropped) / reopened
+//! POST /zones/{z}/down|up           every node of the zone, and its db instance
+//! POST /db/failover                 writer unreachable for failover_time, then a reader promoted
+//! POST /cache/partition|heal|failover
+//! PUT  /links/{app-db|app-cache}?delay_ms=N&jitter_ms=M    added latency; DELETE clears it
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::http::{self, Body};
+use super::Stack;
+
+pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let done =
+        |changed: bool| http::json(StatusCode::OK, &json!({ "ok": true, "changed": changed }));
+    let io = |e: std::io::Error| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    match (method, segs.as_slice()) {
+        (Method::GET, ["health"]) => done(false),
+        (Method::GET, ["resources"]) => http::json(StatusCode::OK, &stack.describe()),
+        (Method::GET, ["events"]) => http::json(StatusCode::OK, &json!(stack.events.all())),
+        (Method::POST, ["nodes", id, action @ ("kill" | "stop" | "start")]) => {
+            let Some(n) = stack.node(id).cloned() else {
+                return http::error(StatusCode::NOT_FOUND, &format!("no node {id}"));
+            };
+            let was = n.is_running();
+            match stack.set_node(&n, *action == "start", action).await {
+                Ok(()) => done(was != n.is_running()),
+                Err(e) => io(e),
+            }
+        }
+        (Method::POST, ["zones", z, action @ ("down" | "up")]) => {
+            if !stack.cfg.zones.iter().any(|x| x == z) {
+                return http::error(StatusCode::NOT_FOUND, &format!("no zone {z}"));
+            }
+            match stack.set_zone(z, *action == "up").await {
+                Ok(changed) => done(changed),
+                Err(e) => io(e),
+            }
+        }
+        (Method::POST, ["db", "failover"]) => done(stack.db.failover("control API")),
+        (Method::POST, ["cache", "partition"]) => {
+            stack.cache.set_partitioned(true);
+            done(true)
+        }
+        (Method::POST, ["cache", "heal"]) => {
+            stack.cache.set_partitioned(false);
+            done(true)
+        }
+        (Method::POST, ["cache", "failover"]) => done(stack.cache.failover()),
+        (m @ (Method::PUT | Method::DELETE), ["links", link]) => {
+            let ms = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .and_then(|(_, v)| v.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 600_000.0)
+                    .map(|v| Duration::from_secs_f64(v / 1e3))
+                    .unwrap_or_default()
+            };
+            let (d, j) = if m == Method::PUT {
+                (ms("delay_ms"), ms("jitter_ms"))
+            } else {
+                (Duration::ZERO, Duration::ZERO)
+            };
+            if stack.set_link(link, d, j) {
+                done(true)
+            } else {
+                http::error(StatusCode::NOT_FOUND, &format!("no link {link}"))
+            }
+        }
+        _ => http::error(StatusCode::NOT_FOUND, "no such control call"),
+    }
+}

@@ -1,0 +1,171 @@
+//! The sandbox's load balancer, ALB-like: one public port; a health check of every node every
+//! interval (`GET /health`); a node is marked unhealthy after N consecutive failures and healthy
+//! again after M successes; requests go round-robin to healthy nodes in every zone. A node that
+//! fails under a request (refused, closed mid-request) gives the client a 502; no healthy node
+//! gives a 503; an upstream that does not answer within the LB's timeout gives a 504. It never
+//! retries (an ALB doesn't): what the client sees is what the client must handle.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+use super::events::Events;
+use super::http::{self, Body};
+use super::node::Node;
+
+#[derive(Debug, Clone)]
+pub struct LbConfig {
+    pub interval: Duration,
+    pub unhealthy_after: u32,
+    pub healthy_after: u32,
+    /// Per health check.
+    pub check_timeout: Duration,
+    /// Longest wait for a node's response before answering 504.
+    pub upstream_timeout: Duration,
+}
+
+struct Target {
+    node: Arc<Node>,
+    healthy: AtomicBool,
+    fails: AtomicU32,
+    oks: AtomicU32,
+}
+
+pub struct Lb {
+    cfg: LbConfig,
+    targets: Vec<Target>,
+    next: AtomicUsize,
+    proxy: Client<HttpConnector, Incoming>,
+    checker: Client<HttpConnector, Empty<Bytes>>,
+    events: Arc<Events>,
+}
+
+impl Lb {
+    pub fn new(cfg: LbConfig, nodes: &[Arc<Node>], events: Arc<Events>) -> Arc<Lb> {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(2)));
+        Arc::new(Lb {
+            targets: nodes
+                .iter()
+                .map(|n| Target {
+                    node: n.clone(),
+                    healthy: AtomicBool::new(true),
+                    fails: AtomicU32::new(0),
+                    oks: AtomicU32::new(0),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            proxy: Client::builder(TokioExecutor::new()).build(conn.clone()),
+            checker: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build(conn),
+            cfg,
+            events,
+        })
+    }
+
+    pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        let healthy: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| t.healthy.load(Ordering::Relaxed))
+            .collect();
+        if healthy.is_empty() {
+            return http::error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target");
+        }
+        let t = healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()];
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let Ok(uri) = format!("http://{}{pq}", t.node.addr()).parse::<Uri>() else {
+            return http::error(StatusCode::BAD_REQUEST, "bad request target");
+        };
+        *req.uri_mut() = uri;
+        match tokio::time::timeout(self.cfg.upstream_timeout, self.proxy.request(req)).await {
+            Ok(Ok(resp)) => resp.map(|b| b.boxed()),
+            Ok(Err(_)) => http::error(StatusCode::BAD_GATEWAY, "target failed"),
+            Err(_) => http::error(StatusCode::GATEWAY_TIMEOUT, "target timed out"),
+        }
+    }
+
+    /// Health-check every target every interval, forever (the sandbox aborts it at the end).
+    pub async fn health_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.cfg.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let checks = self.targets.iter().map(|t| self.check(t));
+            futures_join_all(checks).await;
+        }
+    }
+
+    async fn check(&self, t: &Target) {
+        let ok = match format!("http://{}/health", t.node.addr()).parse::<Uri>() {
+            Ok(uri) => {
+                let req = Request::get(uri).body(Empty::new());
+                match req {
+                    Ok(req) => matches!(
+                        tokio::time::timeout(self.cfg.check_timeout, self.checker.request(req)).await,
+                        Ok(Ok(r)) if r.status().is_success()
+                    ),
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        };
+        if ok {
+            t.fails.store(0, Ordering::Relaxed);
+            let oks = t.oks.fetch_add(1, Ordering::Relaxed) + 1;
+            if !t.healthy.load(Ordering::Relaxed) && oks >= self.cfg.healthy_after {
+                t.healthy.store(true, Ordering::Relaxed);
+                self.events.log(
+                    "lb_target_healthy",
+                    json!({ "node": t.node.id, "zone": t.node.zone }),
+                );
+            }
+        } else {
+            t.oks.store(0, Ordering::Relaxed);
+            let fails = t.fails.fetch_add(1, Ordering::Relaxed) + 1;
+            if t.healthy.load(Ordering::Relaxed) && fails >= self.cfg.unhealthy_after {
+                t.healthy.store(false, Ordering::Relaxed);
+                self.events.log(
+                    "lb_target_unhealthy",
+                    json!({ "node": t.node.id, "zone": t.node.zone }),
+                );
+            }
+        }
+    }
+
+    /// (node id, healthy) for the control API.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        self.targets
+            .iter()
+            .map(|t| (t.node.id.clone(), t.healthy.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// Await every future (they are few: one per node), concurrently.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: impl Iterator<Item = F>) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = fs.map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}

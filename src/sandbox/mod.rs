@@ -1,0 +1,286 @@
+//! The embedded sandbox: a small local cloud for `chaos run` with no target.
+//!
+//! A load balancer and app nodes (2 per zone in zones a, b, c by default) are real HTTP servers
+//! on 127.0.0.1; behind them, a database cluster (writer + readers, sync or async replication,
+//! failover) and a cache (partition, failover) that the nodes call. A control API on its own
+//! loopback port is the sandbox driver's only way in, as the AWS API is for the aws driver:
+//! list resources, kill/start nodes, zone down/up, db failover, cache partition/heal/failover,
+//! link latency. Every effect is real in what clients see: a killed node's port is closed and
+//! its connections dropped, a partition is a timeout, a failover is a promotion. Everything the
+//! sandbox undergoes is logged with its time ([`events`]): the ground truth tests check.
+//!
+//! `chaos sandbox up` runs it in the foreground; `chaos run` with no target starts it as a
+//! child process of the same binary (its own runtime, apart from the load generator's) and stops
+//! it at the end. Not built yet: the database and cache are in-process models reached by
+//! function calls rather than TCP servers of their own, and the scenario's `[sandbox]` table.
+
+pub mod cache;
+pub mod control;
+pub mod db;
+pub mod events;
+mod http;
+pub mod lb;
+pub mod node;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng as _;
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use cache::{Cache, CacheConfig, CachePolicy};
+use db::{Db, DbConfig, Replication};
+use events::{lock, Events};
+use lb::{Lb, LbConfig};
+use node::{Backends, Node, NodeConfig};
+
+/// Every knob, with defaults that make the shipped scenarios meaningful: at 4x the shipped
+/// peak (800 req/s) six nodes run at about half their capacity, four (a zone lost) at about
+/// 80% — latency rises, service holds.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub zones: Vec<String>,
+    pub nodes_per_zone: usize,
+    pub node: NodeConfig,
+    pub lb: LbConfig,
+    pub db: DbConfig,
+    pub cache: CacheConfig,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            zones: ["a", "b", "c"].iter().map(|z| z.to_string()).collect(),
+            nodes_per_zone: 2,
+            node: NodeConfig {
+                concurrency: 4,
+                service_time: Duration::from_millis(10),
+                service_jitter: Duration::from_millis(6),
+            },
+            lb: LbConfig {
+                interval: Duration::from_secs(1),
+                unhealthy_after: 2,
+                healthy_after: 2,
+                check_timeout: Duration::from_millis(500),
+                upstream_timeout: Duration::from_secs(30),
+            },
+            db: DbConfig {
+                writer_zone: "b".into(),
+                replication: Replication::Sync,
+                failover_time: Duration::from_secs(5),
+            },
+            cache: CacheConfig {
+                timeout: Duration::from_millis(200),
+                policy: CachePolicy::FailOpen,
+                failover_time: Duration::from_secs(2),
+                ttl: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// Added delay on the app→db and app→cache links (the `latency` fault).
+#[derive(Default)]
+pub struct Links {
+    db: Mutex<(Duration, Duration)>,
+    cache: Mutex<(Duration, Duration)>,
+}
+
+impl Links {
+    async fn wait(l: &Mutex<(Duration, Duration)>) {
+        let (delay, jitter) = *lock(l);
+        let extra = if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            rand::rng().random_range(Duration::ZERO..jitter)
+        };
+        if !(delay + extra).is_zero() {
+            tokio::time::sleep(delay + extra).await;
+        }
+    }
+    pub async fn to_db(&self) {
+        Self::wait(&self.db).await;
+    }
+    pub async fn to_cache(&self) {
+        Self::wait(&self.cache).await;
+    }
+}
+
+/// A running sandbox. Dropping it does not stop it; call [`Sandbox::stop`].
+pub struct Sandbox {
+    pub lb_url: String,
+    pub control_url: String,
+    stack: Arc<Stack>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub struct Stack {
+    pub cfg: SandboxConfig,
+    pub nodes: Vec<Arc<Node>>,
+    pub lb: Arc<Lb>,
+    pub db: Arc<Db>,
+    pub cache: Arc<Cache>,
+    pub links: Arc<Links>,
+    pub events: Arc<Events>,
+    zones_down: Mutex<Vec<String>>,
+}
+
+impl Sandbox {
+    /// Start every server on 127.0.0.1 (ports chosen by the OS), events logged to `events`.
+    pub async fn start(cfg: SandboxConfig, events: Option<&Path>) -> std::io::Result<Sandbox> {
+        let events = Arc::new(Events::new(events)?);
+        let db = Db::new(cfg.db.clone(), &cfg.zones, events.clone());
+        let cache = Cache::new(cfg.cache.clone(), events.clone());
+        let links = Arc::new(Links::default());
+        let backends = Arc::new(Backends {
+            db: db.clone(),
+            cache: cache.clone(),
+            links: links.clone(),
+        });
+        let mut nodes = Vec::new();
+        for z in &cfg.zones {
+            for i in 1..=cfg.nodes_per_zone {
+                let n = Node::new(
+                    format!("app-{z}-{i}"),
+                    z.clone(),
+                    cfg.node.clone(),
+                    backends.clone(),
+                );
+                n.start().await?;
+                nodes.push(n);
+            }
+        }
+        let lb = Lb::new(cfg.lb.clone(), &nodes, events.clone());
+        let stack = Arc::new(Stack {
+            cfg,
+            nodes,
+            lb: lb.clone(),
+            db,
+            cache,
+            links,
+            events: events.clone(),
+            zones_down: Mutex::new(Vec::new()),
+        });
+        let lb_listener = http::bind(0).await?;
+        let lb_url = format!("http://{}", lb_listener.local_addr()?);
+        let l2 = lb.clone();
+        let lb_task = tokio::spawn(http::serve(lb_listener, move |req| l2.clone().handle(req)));
+        let health_task = tokio::spawn(lb.health_loop());
+        let ctl_listener = http::bind(0).await?;
+        let control_url = format!("http://{}", ctl_listener.local_addr()?);
+        let s2 = stack.clone();
+        let ctl_task = tokio::spawn(http::serve(ctl_listener, move |req| {
+            control::handle(s2.clone(), req)
+        }));
+        events.log(
+            "sandbox_up",
+            json!({ "lb_url": lb_url, "control_url": control_url, "nodes": stack.nodes.len() }),
+        );
+        Ok(Sandbox {
+            lb_url,
+            control_url,
+            stack,
+            tasks: vec![lb_task, health_task, ctl_task],
+        })
+    }
+
+    pub fn stack(&self) -> &Arc<Stack> {
+        &self.stack
+    }
+
+    /// Stop every server (ports closed, connections dropped).
+    pub fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for n in &self.stack.nodes {
+            n.stop_now();
+        }
+        self.stack.events.log("sandbox_down", json!({}));
+    }
+}
+
+impl Stack {
+    pub fn node(&self, id: &str) -> Option<&Arc<Node>> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Kill (`up = false`) or start a node. Logged when its state changes.
+    pub async fn set_node(&self, n: &Node, up: bool, how: &str) -> std::io::Result<()> {
+        if n.set_killed(!up).await? {
+            self.events.log(
+                if up { "node_up" } else { "node_down" },
+                json!({ "node": n.id, "zone": n.zone, "how": how }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Take a zone down (its nodes' ports closed, its database instance unreachable — a writer
+    /// there fails over) or bring it back.
+    pub async fn set_zone(&self, zone: &str, up: bool) -> std::io::Result<bool> {
+        {
+            let mut down = lock(&self.zones_down);
+            let is_down = down.iter().any(|z| z == zone);
+            if is_down != up {
+                return Ok(false);
+            }
+            if up {
+                down.retain(|z| z != zone);
+            } else {
+                down.push(zone.to_string());
+            }
+        }
+        self.events.log(
+            if up { "zone_up" } else { "zone_down" },
+            json!({ "zone": zone }),
+        );
+        for n in self.nodes.iter().filter(|n| n.zone == zone) {
+            if n.set_zone_down(!up).await? {
+                self.events.log(
+                    if up { "node_up" } else { "node_down" },
+                    json!({ "node": n.id, "zone": n.zone, "how": "zone" }),
+                );
+            }
+        }
+        self.db.set_zone(zone, up);
+        Ok(true)
+    }
+
+    pub fn set_link(&self, link: &str, delay: Duration, jitter: Duration) -> bool {
+        let slot = match link {
+            "app-db" => &self.links.db,
+            "app-cache" => &self.links.cache,
+            _ => return false,
+        };
+        *lock(slot) = (delay, jitter);
+        self.events.log(
+            "link_latency",
+            json!({ "link": link, "delay_ms": delay.as_secs_f64() * 1e3, "jitter_ms": jitter.as_secs_f64() * 1e3 }),
+        );
+        true
+    }
+
+    /// Every resource with its role, zone and state: what the driver resolves targets from.
+    pub fn describe(&self) -> serde_json::Value {
+        let health = self.lb.health();
+        let mut out: Vec<serde_json::Value> =
+            vec![json!({ "id": "lb", "role": "lb", "zone": null, "state": "running" })];
+        for n in &self.nodes {
+            let healthy = health
+                .iter()
+                .find(|(id, _)| *id == n.id)
+                .is_some_and(|h| h.1);
+            out.push(json!({
+                "id": n.id, "role": "app", "zone": n.zone,
+                "state": if n.is_running() { "running" } else { "stopped" },
+                "lb_healthy": healthy, "addr": n.addr().to_string(),
+            }));
+        }
+        out.extend(self.db.describe());
+        out.extend(self.cache.describe());
+        json!({ "zones": self.cfg.zones, "zones_down": *lock(&self.zones_down), "resources": out })
+    }
+}

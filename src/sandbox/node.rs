@@ -1,0 +1,264 @@
+//! An app node: a real HTTP server on its own loopback port serving the notes API, with a
+//! bounded capacity (at most `concurrency` requests served at once, each taking a service time
+//! drawn around `service_time`), so more load than the nodes can take really queues.
+//!
+//! API (like the Notejam seed application's): `POST /login` (session in the cache, cookie set),
+//! `POST /notes` (201 with the id only after the database acknowledged the write),
+//! `GET /notes/{id}`, `GET /notes` (recent notes, cache-aside), `GET /health` (outside the
+//! capacity limit, like a typical health endpoint).
+//!
+//! A node is down when it was killed or its zone is down; either way its port is closed and its
+//! open connections are dropped ([`super::http::serve`]). Starting it again rebinds the same port.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use rand::Rng as _;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use super::cache::{Cache, CachePolicy};
+use super::db::Db;
+use super::events::lock;
+use super::http::{self, Body};
+use super::Links;
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub concurrency: usize,
+    pub service_time: Duration,
+    /// Uniform extra service time in 0..jitter.
+    pub service_jitter: Duration,
+}
+
+/// What a node's handlers share with the rest of the stack.
+pub struct Backends {
+    pub db: Arc<Db>,
+    pub cache: Arc<Cache>,
+    pub links: Arc<Links>,
+}
+
+#[derive(Default)]
+struct Down {
+    killed: bool,
+    zone: bool,
+}
+
+pub struct Node {
+    pub id: String,
+    pub zone: String,
+    port: Mutex<u16>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    down: Mutex<Down>,
+    app: Arc<App>,
+}
+
+struct App {
+    id: String,
+    cfg: NodeConfig,
+    sem: Semaphore,
+    seq: AtomicU64,
+    backends: Arc<Backends>,
+}
+
+impl Node {
+    pub fn new(id: String, zone: String, cfg: NodeConfig, backends: Arc<Backends>) -> Arc<Node> {
+        Arc::new(Node {
+            app: Arc::new(App {
+                id: id.clone(),
+                sem: Semaphore::new(cfg.concurrency.max(1)),
+                cfg,
+                seq: AtomicU64::new(0),
+                backends,
+            }),
+            id,
+            zone,
+            port: Mutex::new(0),
+            task: Mutex::new(None),
+            down: Mutex::new(Down::default()),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], *lock(&self.port)))
+    }
+
+    pub fn is_running(&self) -> bool {
+        lock(&self.task).as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Killed (or started again) by a fault. Returns whether the node's state changed.
+    pub async fn set_killed(&self, killed: bool) -> std::io::Result<bool> {
+        let changed = {
+            let mut d = lock(&self.down);
+            let was = d.killed || d.zone;
+            d.killed = killed;
+            was != (d.killed || d.zone)
+        };
+        self.apply().await?;
+        Ok(changed)
+    }
+
+    /// Its zone went down (or came back).
+    pub async fn set_zone_down(&self, down: bool) -> std::io::Result<bool> {
+        let changed = {
+            let mut d = lock(&self.down);
+            let was = d.killed || d.zone;
+            d.zone = down;
+            was != (d.killed || d.zone)
+        };
+        self.apply().await?;
+        Ok(changed)
+    }
+
+    /// Make the server's state match `down`: stop it, or (re)start it on its port.
+    async fn apply(&self) -> std::io::Result<()> {
+        let want_up = {
+            let d = lock(&self.down);
+            !(d.killed || d.zone)
+        };
+        if !want_up {
+            if let Some(t) = lock(&self.task).take() {
+                t.abort();
+            }
+            return Ok(());
+        }
+        if self.is_running() {
+            return Ok(());
+        }
+        let port = *lock(&self.port);
+        let listener = http::bind(port).await?;
+        *lock(&self.port) = listener.local_addr()?.port();
+        let app = self.app.clone();
+        let task = tokio::spawn(http::serve(listener, move |req| {
+            let app = app.clone();
+            async move { handle(app, req).await }
+        }));
+        *lock(&self.task) = Some(task);
+        Ok(())
+    }
+
+    /// Stop the server for good (the sandbox is shutting down).
+    pub fn stop_now(&self) {
+        lock(&self.down).killed = true;
+        if let Some(t) = lock(&self.task).take() {
+            t.abort();
+        }
+    }
+
+    pub async fn start(&self) -> std::io::Result<()> {
+        self.apply().await
+    }
+}
+
+/// Every response names the node that served it (`x-served-by`), as many stacks do: tests and
+/// operators can see the balancing.
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let mut r = route(&app, req).await;
+    if let Ok(v) = app.id.parse() {
+        r.headers_mut().insert("x-served-by", v);
+    }
+    r
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if path == "/health" {
+        return http::full(StatusCode::OK, "text/plain", "ok");
+    }
+    // Capacity: wait for one of `concurrency` slots (the wait is queueing the client sees),
+    // then take the service time.
+    let Ok(_slot) = app.sem.acquire().await else {
+        return http::error(StatusCode::SERVICE_UNAVAILABLE, "node shutting down");
+    };
+    let extra = if app.cfg.service_jitter.is_zero() {
+        Duration::ZERO
+    } else {
+        rand::rng().random_range(Duration::ZERO..app.cfg.service_jitter)
+    };
+    tokio::time::sleep(app.cfg.service_time + extra).await;
+    let b = &app.backends;
+    let policy = b.cache.cfg.policy;
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        (Method::POST, ["login"]) => {
+            let sid = format!("{}-{}", app.id, app.seq.fetch_add(1, Ordering::Relaxed));
+            b.links.to_cache().await;
+            match (b.cache.put_session(&sid).await, policy) {
+                (Err(e), CachePolicy::FailClosed) => {
+                    http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+                }
+                _ => {
+                    let mut r = http::json(StatusCode::OK, &json!({ "session": sid }));
+                    if let Ok(v) = format!("session={sid}; Path=/; HttpOnly").parse() {
+                        r.headers_mut().insert(hyper::header::SET_COOKIE, v);
+                    }
+                    r
+                }
+            }
+        }
+        (Method::POST, ["notes"]) => {
+            let Ok(body) = http::read_body(req, 64 * 1024).await else {
+                return http::error(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB");
+            };
+            // `{"text": "..."}` stores the text; any other body is stored as sent (1 KiB max).
+            let text = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            let text: String = text.chars().take(1024).collect();
+            b.links.to_db().await;
+            match b.db.write(&text) {
+                Ok(id) => {
+                    b.links.to_cache().await;
+                    b.cache.invalidate_recent().await;
+                    http::json(StatusCode::CREATED, &json!({ "id": id }))
+                }
+                Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            }
+        }
+        (Method::GET, ["notes"]) => {
+            b.links.to_cache().await;
+            match b.cache.get_recent().await {
+                Ok(Some(v)) => http::json(StatusCode::OK, &v),
+                Err(e) if policy == CachePolicy::FailClosed => {
+                    http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+                }
+                cached => {
+                    b.links.to_db().await;
+                    match b.db.recent(20) {
+                        Ok(notes) => {
+                            let v = json!(notes
+                                .iter()
+                                .map(|(id, t)| json!({ "id": id, "text": t }))
+                                .collect::<Vec<_>>());
+                            if cached.is_ok() {
+                                let _ = b.cache.set_recent(v.clone()).await;
+                            }
+                            http::json(StatusCode::OK, &v)
+                        }
+                        Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                    }
+                }
+            }
+        }
+        (Method::GET, ["notes", id]) => {
+            let Ok(id) = id.parse::<u64>() else {
+                return http::error(StatusCode::NOT_FOUND, "no such note");
+            };
+            b.links.to_db().await;
+            match b.db.read(id) {
+                Ok(Some(text)) => http::json(StatusCode::OK, &json!({ "id": id, "text": text })),
+                Ok(None) => http::error(StatusCode::NOT_FOUND, "no such note"),
+                Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            }
+        }
+        _ => http::error(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
