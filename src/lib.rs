@@ -5,6 +5,8 @@
 //! `main.rs` is thin: everything here is testable without spawning the binary.
 
 pub mod cli;
+pub mod drivers;
+pub mod fault;
 pub mod load;
 pub mod metrics;
 pub mod report;

@@ -1,16 +1,21 @@
 //! The orchestration of one run, in DESIGN.md's order: load the scenario, check the target,
 //! drive the load (recorder inside), evaluate SLOs, write the reports, decide the exit code.
 //!
-//! Faults: this build has no fault driver yet (the sandbox and aws drivers arrive with their
-//! issues). A scenario with faults runs against a plain URL only with `--skip-faults`, and every
-//! skipped fault is written into the reports as skipped — never silently dropped.
+//! Targets: with no `--target-url`, the embedded sandbox is started as a child process and its
+//! faults are done by the sandbox driver, journaled, and always reverted (at their time, at the
+//! end, or on Ctrl-C/SIGTERM); the sandbox is stopped at the end. A plain `--target-url` has no
+//! fault driver: a scenario with faults runs there only with `--skip-faults`, and every skipped
+//! fault is written into the reports as skipped — never silently dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::drivers::sandbox::SandboxDriver;
+use crate::fault::{self, journal::Journal, Driver as _};
 use crate::load::{self, engine::EngineError, Progress};
 use crate::report::{self, FaultRecord, FaultStatus, RunReport, Verdict};
+use crate::sandbox::child::SandboxChild;
 use crate::scenario::{self, LoadError, Scenario};
 use crate::shutdown::Shutdown;
 use crate::slo::{self, Timeline};
@@ -25,6 +30,10 @@ pub struct RunOptions {
     pub reports_dir: PathBuf,
     pub time_scale: f64,
     pub skip_faults: bool,
+    /// The control URL of a sandbox already running (`chaos sandbox up`), instead of starting one.
+    pub sandbox_url: Option<String>,
+    /// The program started as the sandbox child (`<exe> sandbox up`); default: this program.
+    pub sandbox_exe: Option<PathBuf>,
     /// How often the progress view updates.
     pub progress_every: Duration,
 }
@@ -38,6 +47,8 @@ impl Default for RunOptions {
             reports_dir: PathBuf::from("reports"),
             time_scale: 1.0,
             skip_faults: false,
+            sandbox_url: None,
+            sandbox_exe: None,
             progress_every: Duration::from_secs(1),
         }
     }
@@ -96,69 +107,244 @@ pub fn prepare(arg: &str, time_scale: f64) -> Result<Scenario, RunError> {
     })
 }
 
+/// Where the load goes and how faults are done.
+enum Target {
+    /// A plain URL: no fault driver (faults only with --skip-faults, reported as skipped).
+    Url(String),
+    /// The embedded sandbox, started here as a child process and stopped at the end.
+    Spawned(SandboxChild),
+    /// A sandbox already running (`chaos sandbox up` elsewhere), by its control URL.
+    Existing { lb_url: String, control_url: String },
+}
+
+impl Target {
+    fn url(&self) -> &str {
+        match self {
+            Target::Url(u) => u,
+            Target::Spawned(c) => &c.lb_url,
+            Target::Existing { lb_url, .. } => lb_url,
+        }
+    }
+    fn control_url(&self) -> Option<&str> {
+        match self {
+            Target::Url(_) => None,
+            Target::Spawned(c) => Some(&c.control_url),
+            Target::Existing { control_url, .. } => Some(control_url),
+        }
+    }
+    fn stop(self) {
+        if let Target::Spawned(c) = self {
+            c.stop();
+        }
+    }
+}
+
 pub async fn run(
     opts: &RunOptions,
     shutdown: Arc<Shutdown>,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
     let scenario = prepare(&opts.scenario, opts.time_scale)?;
-    let Some(url) = opts.target_url.clone() else {
-        return Err(RunError::Usage(
-            "no target: the embedded sandbox (the default target) is not built yet; \
-             pass --target-url http://HOST:PORT to run the load against a running service"
-                .into(),
-        ));
-    };
-    if !scenario.faults.is_empty() && !opts.skip_faults {
-        let list: Vec<String> = scenario
-            .faults
-            .iter()
-            .map(|f| format!("{} ({})", f.name, f.kind.name()))
-            .collect();
-        return Err(RunError::Usage(format!(
-            "scenario `{}` injects {} fault(s): {}; a plain --target-url has no fault driver. \
-             Pass --skip-faults to run the load alone (the faults are reported as skipped)",
-            scenario.name,
-            list.len(),
-            list.join(", ")
-        )));
+    if let Some(url) = &opts.target_url {
+        if opts.sandbox_url.is_some() {
+            return Err(RunError::Usage(
+                "--target-url and --sandbox-url exclude each other: name one target".into(),
+            ));
+        }
+        if !scenario.faults.is_empty() && !opts.skip_faults {
+            let list: Vec<String> = scenario
+                .faults
+                .iter()
+                .map(|f| format!("{} ({})", f.name, f.kind.name()))
+                .collect();
+            return Err(RunError::Usage(format!(
+                "scenario `{}` injects {} fault(s): {}; a plain --target-url has no fault driver. \
+                 Pass --skip-faults to run the load alone (the faults are reported as skipped), \
+                 or leave --target-url out to run on the embedded sandbox",
+                scenario.name,
+                list.len(),
+                list.join(", ")
+            )));
+        }
+        load::engine::check_url(url)?;
     }
-    load::engine::check_url(&url)?;
     // Create the run directory before any traffic: an unwritable --out fails fast.
     let dir = run_dir(opts, &scenario)?;
+    let target = match (&opts.target_url, &opts.sandbox_url) {
+        (Some(u), _) => Target::Url(u.clone()),
+        (None, Some(ctl)) => {
+            let d = SandboxDriver::new(ctl);
+            let res = d.call("GET", "/resources").await.map_err(|e| {
+                RunError::Usage(format!(
+                    "--sandbox-url {ctl}: no sandbox answers there ({e})"
+                ))
+            })?;
+            let lb = res["lb_url"].as_str().unwrap_or_default().to_string();
+            Target::Existing {
+                lb_url: lb,
+                control_url: ctl.trim_end_matches('/').to_string(),
+            }
+        }
+        (None, None) => {
+            let exe = match &opts.sandbox_exe {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    RunError::Usage(format!(
+                        "cannot find this program to start the sandbox: {e}"
+                    ))
+                })?,
+            };
+            let events = dir.join("sandbox-events.jsonl");
+            let child = tokio::task::spawn_blocking(move || SandboxChild::start(&exe, &events))
+                .await
+                .map_err(|e| RunError::Usage(format!("cannot start the sandbox: {e}")))?
+                .map_err(RunError::Usage)?;
+            Target::Spawned(child)
+        }
+    };
+    let r = run_on(opts, scenario, &target, &dir, shutdown, progress).await;
+    if let Target::Existing { control_url, .. } = &target {
+        // The sandbox's ground truth for this run, from the sandbox itself.
+        if let Ok(ev) = SandboxDriver::new(control_url).call("GET", "/events").await {
+            let lines: Vec<String> = ev
+                .as_array()
+                .map(|a| a.iter().map(|e| e.to_string()).collect())
+                .unwrap_or_default();
+            let _ = std::fs::write(dir.join("sandbox-events.jsonl"), lines.join("\n") + "\n");
+        }
+    }
+    let _ = tokio::task::spawn_blocking(move || target.stop()).await;
+    let rep = r?;
+    let summary = write_reports(&dir, &rep)?;
+    Ok(RunOutcome {
+        dir,
+        report: rep,
+        summary,
+    })
+}
+
+/// The run proper on a resolved target: plan faults, drive load and faults together, judge.
+async fn run_on(
+    opts: &RunOptions,
+    scenario: Scenario,
+    target: &Target,
+    dir: &Path,
+    shutdown: Arc<Shutdown>,
+    progress: &mut dyn Progress,
+) -> Result<RunReport, RunError> {
+    let url = target.url().to_string();
+    let driver = target.control_url().map(SandboxDriver::new);
+    // Plan every fault before any traffic: a fault the target cannot do stops the run here,
+    // never halfway through it.
+    let mut plans = Vec::new();
+    if let Some(d) = &driver {
+        for f in &scenario.faults {
+            let p = d
+                .plan(f)
+                .await
+                .map_err(|e| RunError::Usage(e.to_string()))?;
+            plans.push(p);
+        }
+    }
+    let journal = if driver.is_some() && !scenario.faults.is_empty() {
+        let path = dir.join("journal.jsonl");
+        Some(Journal::create(&path).map_err(|e| RunError::Write {
+            path: path.display().to_string(),
+            source: e,
+        })?)
+    } else {
+        None
+    };
 
     let timeline = Timeline::of(&scenario);
     let segments = load::schedule::segments(&scenario.load.stages);
-    let result = load::run(
+    let start = std::time::Instant::now();
+    let load_fut = load::run(
         &scenario.load,
         &url,
         shutdown.clone(),
         progress,
         opts.progress_every,
-    )
-    .await?;
+    );
+    let faults_fut = async {
+        match (&driver, &journal) {
+            (Some(d), Some(j)) => Some(
+                fault::run_timeline(
+                    &scenario.faults,
+                    &plans,
+                    d,
+                    j,
+                    start,
+                    timeline.total,
+                    &shutdown,
+                )
+                .await,
+            ),
+            _ => None,
+        }
+    };
+    let (result, outcomes) = tokio::join!(load_fut, faults_fut);
+    let result = result?;
 
     let slo = slo::evaluate(&scenario.slo.objectives, &result.recording, &timeline);
     let interrupted = result.interrupted || shutdown.is_triggered();
-    let verdict = if interrupted {
+    let faults: Vec<FaultRecord> = match outcomes {
+        Some(outcomes) => outcomes
+            .into_iter()
+            .zip(&plans)
+            .map(|(o, p)| FaultRecord {
+                status: match o.status {
+                    fault::Status::Reverted => FaultStatus::Reverted,
+                    fault::Status::NotReached => FaultStatus::NotReached,
+                    fault::Status::InjectFailed => FaultStatus::InjectFailed,
+                    fault::Status::RevertFailed => FaultStatus::RevertFailed,
+                },
+                note: match &o.error {
+                    Some(e) if o.status == fault::Status::RevertFailed => format!(
+                        "{e}; still applied on {}: undo with `chaos rollback {}`",
+                        p.targets.join(", "),
+                        dir.display()
+                    ),
+                    Some(e) => e.clone(),
+                    None => format!("on {}", p.targets.join(", ")),
+                },
+                name: o.name,
+                kind: o.kind,
+                injected_at_s: o.injected_at_s,
+                reverted_at_s: o.reverted_at_s,
+            })
+            .collect(),
+        None => scenario
+            .faults
+            .iter()
+            .map(|f| FaultRecord {
+                name: f.name.clone(),
+                kind: f.kind.name().to_string(),
+                status: FaultStatus::Skipped,
+                note:
+                    "not injected: the target is a plain URL with no fault driver (--skip-faults)"
+                        .into(),
+                injected_at_s: None,
+                reverted_at_s: None,
+            })
+            .collect(),
+    };
+    let fault_error = faults.iter().any(|f| {
+        matches!(
+            f.status,
+            FaultStatus::InjectFailed | FaultStatus::RevertFailed
+        )
+    });
+    let verdict = if fault_error {
+        Verdict::FaultError
+    } else if interrupted {
         Verdict::Interrupted
     } else if slo::all_pass(&slo) {
         Verdict::Pass
     } else {
         Verdict::Fail
     };
-    let faults = scenario
-        .faults
-        .iter()
-        .map(|f| FaultRecord {
-            name: f.name.clone(),
-            kind: f.kind.name().to_string(),
-            status: FaultStatus::Skipped,
-            note: "not injected: the target is a plain URL with no fault driver (--skip-faults)"
-                .into(),
-        })
-        .collect();
-    let rep = RunReport {
+    Ok(RunReport {
         scenario,
         target_url: url,
         time_scale: opts.time_scale,
@@ -174,12 +360,6 @@ pub async fn run(
         durable_writes: result.durable_writes,
         durable_without_id: result.durable_without_id,
         verdict,
-    };
-    let summary = write_reports(&dir, &rep)?;
-    Ok(RunOutcome {
-        dir,
-        report: rep,
-        summary,
     })
 }
 

@@ -236,18 +236,143 @@ async fn faults_against_a_plain_url_need_skip_faults() {
 }
 
 #[test]
-fn run_without_a_target_or_with_a_bad_url_is_bad_input() {
-    let dir = tmpdir("notarget");
+fn bad_targets_are_bad_input() {
+    let dir = tmpdir("badtarget");
     let s = scenario(&dir, 10, 1.0, "\"errors < 1%\"");
-    let o = chaos(&["run", &s, "--quiet"]);
-    assert_eq!(o.status.code(), Some(2));
+    let o = chaos(&["run", &s, "--quiet", "--target-url", "ftp://127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let o = chaos(&[
+        "run",
+        &s,
+        "--quiet",
+        "--target-url",
+        "http://127.0.0.1:1",
+        "--sandbox-url",
+        "http://127.0.0.1:2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // Nothing listens there: a clear error, exit 2, no traffic.
+    let o = chaos(&["run", &s, "--quiet", "--sandbox-url", "http://127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("--target-url"),
+        text(&o.stderr).contains("no sandbox answers"),
         "{}",
         text(&o.stderr)
     );
-    let o = chaos(&["run", &s, "--quiet", "--target-url", "ftp://127.0.0.1:1"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn count(events: &[serde_json::Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+/// The README's first command, shortened: `chaos run az-outage` with no target starts the
+/// sandbox, takes zone a down at its time, brings it back, and passes.
+#[test]
+fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
+    let dir = tmpdir("az");
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--time-scale",
+        "0.1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // The journal: intent, applied, reverted — in that order.
+    let j = lines(&out.join("journal.jsonl"));
+    let steps: Vec<&str> = j.iter().map(|r| r["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    // The sandbox's ground truth: the zone really went down and came back, its two nodes with it,
+    // the load balancer noticed both ways, and the sandbox was stopped.
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "zone_down"), 1);
+    assert_eq!(count(&ev, "zone_up"), 1);
+    assert_eq!(count(&ev, "node_down"), 2);
+    assert_eq!(count(&ev, "node_up"), 2);
+    assert_eq!(count(&ev, "lb_target_unhealthy"), 2);
+    assert_eq!(count(&ev, "sandbox_down"), 1);
+    // The report: the fault injected at 6 s and reverted at 12 s (scaled), and its effect is
+    // visible — requests retried or failed during the fault, none before it.
+    let r = report(&out);
+    let f = &r["timeline"]["faults"][0];
+    assert_eq!(f["status"], "reverted");
+    let at = f["injected_at_s"].as_f64().unwrap();
+    assert!((5.9..7.0).contains(&at), "injected at {at}");
+    let series = r["series"].as_array().unwrap();
+    let hit = |from: f64, to: f64| -> u64 {
+        series
+            .iter()
+            .filter(|p| (from..to).contains(&p["t"].as_f64().unwrap()))
+            .map(|p| p["retried"].as_u64().unwrap() + p["errors"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(hit(0.0, 5.5), 0, "no effect before the fault");
+    assert!(hit(6.0, 9.0) > 0, "the outage shows in the numbers");
+}
+
+#[test]
+fn sigint_mid_fault_reverts_it_and_exits_130() {
+    let dir = tmpdir("sigint-fault");
+    let out = dir.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            "az-outage",
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The fault is applied from 6 s to 12 s: interrupt at 8 s.
+    let t = std::time::Instant::now();
+    let journal = out.join("journal.jsonl");
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"applied\"")) {
+        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let k = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("chaos did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "zone_up"), 1, "the zone is back");
+    assert_eq!(count(&ev, "sandbox_down"), 1, "the sandbox was stopped");
+    assert_eq!(report(&out)["verdict"], "interrupted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

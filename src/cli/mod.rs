@@ -32,9 +32,13 @@ pub enum Command {
     Run {
         /// A scenario file (TOML or JSON), or the name of a shipped scenario (see `chaos list`).
         scenario: String,
-        /// Base URL of the system under test, e.g. http://127.0.0.1:8080.
+        /// Base URL of the system under test, e.g. http://127.0.0.1:8080. Without it (and
+        /// without --sandbox-url) the embedded sandbox is started and the faults run on it.
         #[arg(long, value_name = "URL")]
         target_url: Option<String>,
+        /// Control URL of a sandbox already running (`chaos sandbox up` prints it).
+        #[arg(long, value_name = "URL")]
+        sandbox_url: Option<String>,
         /// Run directory (default: reports/<scenario>-<UTC time>/).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -166,6 +170,7 @@ pub fn dispatch(cmd: Command) -> i32 {
         Command::Run {
             scenario,
             target_url,
+            sandbox_url,
             out: out_dir,
             time_scale,
             quiet,
@@ -174,6 +179,7 @@ pub fn dispatch(cmd: Command) -> i32 {
             let opts = RunOptions {
                 scenario,
                 target_url,
+                sandbox_url,
                 out: out_dir,
                 time_scale,
                 skip_faults,
@@ -267,11 +273,7 @@ fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {
                 let code = o.report.verdict.exit_code();
                 err(&format!(
                     "{}: {} (exit {code})\nreports: {}",
-                    match o.report.verdict {
-                        crate::report::Verdict::Pass => "PASS",
-                        crate::report::Verdict::Fail => "FAIL",
-                        crate::report::Verdict::Interrupted => "INTERRUPTED",
-                    },
+                    o.report.verdict.badge(),
                     o.report.reason(),
                     o.dir.display()
                 ));

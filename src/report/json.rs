@@ -99,6 +99,8 @@ pub fn render(r: &RunReport) -> Value {
                     "end_s": f.end.as_secs_f64(),
                     "status": rec.map(|x| x.status),
                     "note": rec.map(|x| x.note.clone()),
+                    "injected_at_s": rec.and_then(|x| x.injected_at_s),
+                    "reverted_at_s": rec.and_then(|x| x.reverted_at_s),
                 })
             }).collect::<Vec<_>>(),
         },

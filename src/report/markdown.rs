@@ -4,17 +4,13 @@
 
 use std::fmt::Write as _;
 
-use super::{utc, RunReport, Verdict};
+use super::{utc, RunReport};
 use crate::metrics::Outcome;
 use crate::slo::{show_ratio, show_us, Status};
 
 pub fn render(r: &RunReport) -> String {
     let mut o = String::new();
-    let badge = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Interrupted => "INTERRUPTED",
-    };
+    let badge = r.verdict.badge();
     let _ = writeln!(o, "# chaos run `{}`: **{badge}**\n", r.scenario.name);
     let _ = writeln!(o, "{}\n", r.reason());
     if !r.scenario.description.is_empty() {

@@ -24,6 +24,8 @@ pub const SCHEMA: &str = "chaos.report/v1";
 pub enum Verdict {
     Pass,
     Fail,
+    /// A fault could not be injected or reverted (exit 4): the system may be degraded.
+    FaultError,
     Interrupted,
 }
 
@@ -32,7 +34,17 @@ impl Verdict {
         match self {
             Verdict::Pass => 0,
             Verdict::Fail => 1,
+            Verdict::FaultError => 4,
             Verdict::Interrupted => 130,
+        }
+    }
+
+    pub fn badge(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::FaultError => "FAULT ERROR",
+            Verdict::Interrupted => "INTERRUPTED",
         }
     }
 }
@@ -44,6 +56,9 @@ pub struct FaultRecord {
     pub kind: String,
     pub status: FaultStatus,
     pub note: String,
+    /// When it was injected and reverted, from the start of the run.
+    pub injected_at_s: Option<f64>,
+    pub reverted_at_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,12 +66,23 @@ pub struct FaultRecord {
 pub enum FaultStatus {
     /// Not executed: the target has no fault driver (a plain URL) and `--skip-faults` was given.
     Skipped,
+    /// Injected, then reverted (or nothing to revert, like a failover).
+    Reverted,
+    /// The run stopped before its time came.
+    NotReached,
+    InjectFailed,
+    /// Still applied: its revert failed. `chaos rollback <run-dir>` retries it.
+    RevertFailed,
 }
 
 impl FaultStatus {
     pub fn name(self) -> &'static str {
         match self {
             FaultStatus::Skipped => "skipped",
+            FaultStatus::Reverted => "injected and reverted",
+            FaultStatus::NotReached => "not reached",
+            FaultStatus::InjectFailed => "inject failed",
+            FaultStatus::RevertFailed => "STILL APPLIED (revert failed)",
         }
     }
 }
@@ -95,7 +121,23 @@ impl RunReport {
             .filter(|r| r.status != crate::slo::Status::Pass)
             .collect();
         match self.verdict {
-            Verdict::Interrupted => "interrupted: load stopped early; results are partial".into(),
+            Verdict::Interrupted => {
+                "interrupted: load stopped early, faults rolled back; results are partial".into()
+            }
+            Verdict::FaultError => {
+                let bad: Vec<String> = self
+                    .faults
+                    .iter()
+                    .filter(|f| {
+                        matches!(
+                            f.status,
+                            FaultStatus::InjectFailed | FaultStatus::RevertFailed
+                        )
+                    })
+                    .map(|f| format!("`{}` {}: {}", f.name, f.status.name(), f.note))
+                    .collect();
+                format!("fault error: {}", bad.join("; "))
+            }
             Verdict::Pass => format!("all {} SLOs met", self.slo.len()),
             Verdict::Fail => {
                 let first = failed

@@ -15,6 +15,7 @@
 //! function calls rather than TCP servers of their own, and the scenario's `[sandbox]` table.
 
 pub mod cache;
+pub mod child;
 pub mod control;
 pub mod db;
 pub mod events;
@@ -118,6 +119,8 @@ pub struct Sandbox {
 
 pub struct Stack {
     pub cfg: SandboxConfig,
+    pub lb_url: String,
+    pub control_url: String,
     pub nodes: Vec<Arc<Node>>,
     pub lb: Arc<Lb>,
     pub db: Arc<Db>,
@@ -153,8 +156,14 @@ impl Sandbox {
             }
         }
         let lb = Lb::new(cfg.lb.clone(), &nodes, events.clone());
+        let lb_listener = http::bind(0).await?;
+        let lb_url = format!("http://{}", lb_listener.local_addr()?);
+        let ctl_listener = http::bind(0).await?;
+        let control_url = format!("http://{}", ctl_listener.local_addr()?);
         let stack = Arc::new(Stack {
             cfg,
+            lb_url: lb_url.clone(),
+            control_url: control_url.clone(),
             nodes,
             lb: lb.clone(),
             db,
@@ -163,13 +172,9 @@ impl Sandbox {
             events: events.clone(),
             zones_down: Mutex::new(Vec::new()),
         });
-        let lb_listener = http::bind(0).await?;
-        let lb_url = format!("http://{}", lb_listener.local_addr()?);
         let l2 = lb.clone();
         let lb_task = tokio::spawn(http::serve(lb_listener, move |req| l2.clone().handle(req)));
         let health_task = tokio::spawn(lb.health_loop());
-        let ctl_listener = http::bind(0).await?;
-        let control_url = format!("http://{}", ctl_listener.local_addr()?);
         let s2 = stack.clone();
         let ctl_task = tokio::spawn(http::serve(ctl_listener, move |req| {
             control::handle(s2.clone(), req)
@@ -281,6 +286,12 @@ impl Stack {
         }
         out.extend(self.db.describe());
         out.extend(self.cache.describe());
-        json!({ "zones": self.cfg.zones, "zones_down": *lock(&self.zones_down), "resources": out })
+        json!({
+            "lb_url": self.lb_url,
+            "control_url": self.control_url,
+            "zones": self.cfg.zones,
+            "zones_down": *lock(&self.zones_down),
+            "resources": out,
+        })
     }
 }

@@ -1,0 +1,247 @@
+//! The sandbox driver: faults through the sandbox's control API, the way the aws driver goes
+//! through the AWS API. Plans resolve roles and zones to node ids from `GET /resources`; every
+//! inject and revert is a list of idempotent control calls, and the undo data holds the control
+//! URL so `chaos rollback` in another process can finish the job.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use crate::fault::{BoxFut, Call, Driver, DriverError, FaultPlan, Undo};
+use crate::scenario::{Count, Fault, FaultKind, KillMode, Link, Role};
+
+pub struct SandboxDriver {
+    control_url: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl SandboxDriver {
+    pub fn new(control_url: &str) -> SandboxDriver {
+        SandboxDriver {
+            control_url: control_url.trim_end_matches('/').to_string(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// The driver that can revert `undo` (written by [`Driver::inject`] or `undo_for`).
+    pub fn from_undo(undo: &Undo) -> Option<SandboxDriver> {
+        undo["control_url"].as_str().map(SandboxDriver::new)
+    }
+
+    /// One control call; the JSON answer, or an error naming the call.
+    pub async fn call(&self, method: &str, path: &str) -> Result<Value, DriverError> {
+        let shown = format!("{method} {}{path}", self.control_url);
+        let fail = |why: String| DriverError::Call(format!("{shown}: {why}"));
+        let uri: Uri = format!("{}{path}", self.control_url)
+            .parse()
+            .map_err(|e| fail(format!("bad URL: {e}")))?;
+        let m = Method::from_bytes(method.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        let req = Request::builder()
+            .method(m)
+            .uri(uri)
+            .body(Empty::new())
+            .map_err(|e| fail(e.to_string()))?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .map_err(|_| fail("no answer within 10 s".into()))?
+            .map_err(|e| fail(format!("sandbox unreachable ({e})")))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(fail(format!(
+                "{status}: {}",
+                v["error"].as_str().unwrap_or("")
+            )));
+        }
+        Ok(v)
+    }
+
+    async fn plan_fault(&self, f: &Fault) -> Result<FaultPlan, DriverError> {
+        let res = self.call("GET", "/resources").await?;
+        let empty = Vec::new();
+        let resources = res["resources"].as_array().unwrap_or(&empty);
+        let zones: Vec<&str> = res["zones"]
+            .as_array()
+            .map(|z| z.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let post = |path: String| Call {
+            method: "POST".into(),
+            path,
+        };
+        let unsupported = |why: &str| {
+            Err(DriverError::Unsupported(format!(
+                "fault `{}` ({}): {why}",
+                f.name,
+                f.kind.name()
+            )))
+        };
+        let check_zone = |z: &str| -> Result<(), DriverError> {
+            if zones.contains(&z) {
+                Ok(())
+            } else {
+                Err(DriverError::Unsupported(format!(
+                    "fault `{}`: the sandbox has no zone `{z}` (zones: {})",
+                    f.name,
+                    zones.join(", ")
+                )))
+            }
+        };
+        let (targets, inject, revert) = match &f.kind {
+            FaultKind::KillNodes {
+                role,
+                count,
+                zone,
+                mode,
+            } => {
+                if *role != Role::App {
+                    return unsupported(
+                        "the sandbox kills app nodes only (use db-failover or cache-failover for the data tier)",
+                    );
+                }
+                if let Some(z) = zone {
+                    check_zone(z)?;
+                }
+                let mut ids: Vec<String> = resources
+                    .iter()
+                    .filter(|r| r["role"] == "app")
+                    .filter(|r| zone.as_ref().is_none_or(|z| r["zone"] == z.as_str()))
+                    .filter_map(|r| r["id"].as_str().map(str::to_string))
+                    .collect();
+                ids.sort();
+                let n = match count {
+                    Count::Nodes(n) => *n as usize,
+                    Count::Percent(p) => ((ids.len() as f64) * p / 100.0).ceil() as usize,
+                };
+                if n > ids.len() {
+                    return unsupported(&format!(
+                        "asks for {n} app nodes but the sandbox has {}{}",
+                        ids.len(),
+                        zone.as_ref()
+                            .map(|z| format!(" in zone {z}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                ids.truncate(n);
+                let verb = if *mode == KillMode::Stop {
+                    "stop"
+                } else {
+                    "kill"
+                };
+                let inject = ids
+                    .iter()
+                    .map(|id| post(format!("/nodes/{id}/{verb}")))
+                    .collect();
+                let revert = ids
+                    .iter()
+                    .map(|id| post(format!("/nodes/{id}/start")))
+                    .collect();
+                (ids, inject, revert)
+            }
+            FaultKind::RestartNodes { .. } => {
+                return unsupported("rolling restarts are not implemented on the sandbox yet")
+            }
+            FaultKind::AzOutage { zone } => {
+                check_zone(zone)?;
+                (
+                    vec![format!("zone {zone}")],
+                    vec![post(format!("/zones/{zone}/down"))],
+                    vec![post(format!("/zones/{zone}/up"))],
+                )
+            }
+            FaultKind::DbFailover {} => (
+                vec!["db cluster".into()],
+                vec![post("/db/failover".into())],
+                vec![],
+            ),
+            FaultKind::CachePartition {} => (
+                vec!["cache".into()],
+                vec![post("/cache/partition".into())],
+                vec![post("/cache/heal".into())],
+            ),
+            FaultKind::CacheFailover {} => (
+                vec!["cache".into()],
+                vec![post("/cache/failover".into())],
+                vec![],
+            ),
+            FaultKind::Latency {
+                link,
+                delay,
+                jitter,
+            } => {
+                let l = match link {
+                    Link::AppDb => "app-db",
+                    Link::AppCache => "app-cache",
+                };
+                (
+                    vec![format!("link {l}")],
+                    vec![Call {
+                        method: "PUT".into(),
+                        path: format!(
+                            "/links/{l}?delay_ms={}&jitter_ms={}",
+                            delay.as_secs_f64() * 1e3,
+                            jitter.as_secs_f64() * 1e3
+                        ),
+                    }],
+                    vec![Call {
+                        method: "DELETE".into(),
+                        path: format!("/links/{l}"),
+                    }],
+                )
+            }
+        };
+        Ok(FaultPlan {
+            fault: f.name.clone(),
+            kind: f.kind.name().to_string(),
+            targets,
+            inject,
+            revert,
+        })
+    }
+
+    async fn run_calls(&self, calls: &[Call]) -> Result<(), DriverError> {
+        for c in calls {
+            self.call(&c.method, &c.path).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Driver for SandboxDriver {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>> {
+        Box::pin(self.plan_fault(f))
+    }
+
+    fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
+        Box::pin(async move {
+            self.run_calls(&p.inject).await?;
+            Ok(self.undo_for(p))
+        })
+    }
+
+    fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let calls: Vec<Call> = serde_json::from_value(undo["calls"].clone())
+                .map_err(|e| DriverError::Call(format!("bad undo data: {e}")))?;
+            self.run_calls(&calls).await
+        })
+    }
+
+    fn undo_for(&self, p: &FaultPlan) -> Undo {
+        json!({ "driver": "sandbox", "control_url": self.control_url, "calls": p.revert })
+    }
+}

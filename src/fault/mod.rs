@@ -1,0 +1,236 @@
+//! Faults at run time: the [`Driver`] trait, the fault timeline that injects and reverts on
+//! schedule, and the journal that makes every step recoverable.
+//!
+//! The timeline never learns how the load is doing (DESIGN.md: a fault is seen in the numbers
+//! or not at all). It injects each fault at its `at`, reverts it after its `for` (or at the end
+//! of the run), and on shutdown (Ctrl-C, SIGTERM) reverts everything still applied at once.
+//! A revert that fails is retried; if it still fails, the run ends with exit 4 and a message
+//! saying what is still applied and the command that undoes it.
+
+pub mod journal;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Fault;
+use crate::shutdown::Shutdown;
+use journal::{Journal, Record, Step};
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Undo data: what `revert` needs, self-contained (a rollback in another process uses it).
+pub type Undo = serde_json::Value;
+
+/// One call a driver makes: shown by plans, kept in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// A fault resolved against a target: what it hits and every call it would make.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultPlan {
+    pub fault: String,
+    pub kind: String,
+    /// Resources hit (node ids, zone, instance names): the blast radius.
+    pub targets: Vec<String>,
+    pub inject: Vec<Call>,
+    /// Idempotent calls that undo the inject; empty when nothing can be undone (a failover
+    /// stays done, as on AWS).
+    pub revert: Vec<Call>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The driver cannot do this fault on this target (found at plan time).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A call failed.
+    #[error("{0}")]
+    Call(String),
+}
+
+/// How faults are done on one kind of target (DESIGN.md "Driver"). All three steps are
+/// idempotent; `plan` changes nothing.
+pub trait Driver: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>>;
+    fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>>;
+    fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>>;
+    /// Undo data built from a plan alone (its idempotent revert calls): used when an inject
+    /// failed halfway or the process died between `intent` and `applied`.
+    fn undo_for(&self, p: &FaultPlan) -> Undo;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Injected and reverted (or nothing to revert).
+    Reverted,
+    /// The run ended before its time came (interrupted).
+    NotReached,
+    InjectFailed,
+    /// Still applied: the revert failed after retries.
+    RevertFailed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub kind: String,
+    pub status: Status,
+    /// Offsets from the start of the run.
+    pub injected_at_s: Option<f64>,
+    pub reverted_at_s: Option<f64>,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub undo: Option<Undo>,
+}
+
+/// Run the fault timeline: inject and revert on schedule from `start`, stop early on
+/// `shutdown`, and always revert whatever is still applied before returning.
+pub async fn run_timeline(
+    faults: &[Fault],
+    plans: &[FaultPlan],
+    driver: &dyn Driver,
+    journal: &Journal,
+    start: Instant,
+    end: Duration,
+    shutdown: &Shutdown,
+) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = faults
+        .iter()
+        .map(|f| Outcome {
+            name: f.name.clone(),
+            kind: f.kind.name().to_string(),
+            status: Status::NotReached,
+            injected_at_s: None,
+            reverted_at_s: None,
+            error: None,
+            undo: None,
+        })
+        .collect();
+    // (time, revert first at equal times, fault index)
+    let mut steps: Vec<(Duration, bool, usize)> = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        steps.push((f.at, false, i));
+        steps.push((f.duration.map_or(end, |d| f.at + d).min(end), true, i));
+    }
+    steps.sort_by_key(|s| (s.0, !s.1, s.2));
+    let mut applied: Vec<usize> = Vec::new();
+    for (t, is_revert, i) in steps {
+        let wait = tokio::time::sleep_until((start + t).into());
+        tokio::select! {
+            _ = wait => {}
+            _ = shutdown.wait() => break,
+        }
+        if is_revert {
+            if applied.contains(&i) {
+                revert_one(driver, journal, &faults[i], &mut out[i], start).await;
+                applied.retain(|&a| a != i);
+            }
+        } else if inject_one(driver, journal, &faults[i], &plans[i], &mut out[i], start).await {
+            applied.push(i);
+        }
+    }
+    // The end of the run, an interrupt, or an early stop: revert everything still applied,
+    // newest first.
+    for i in applied.into_iter().rev() {
+        revert_one(driver, journal, &faults[i], &mut out[i], start).await;
+    }
+    out
+}
+
+fn journal_write(journal: &Journal, r: &Record) -> Result<(), String> {
+    journal
+        .write(r)
+        .map_err(|e| format!("cannot write the journal {}: {e}", journal.path().display()))
+}
+
+async fn inject_one(
+    driver: &dyn Driver,
+    journal: &Journal,
+    f: &Fault,
+    plan: &FaultPlan,
+    o: &mut Outcome,
+    start: Instant,
+) -> bool {
+    let kind = f.kind.name();
+    let mut intent = Record::new(&f.name, kind, driver.name(), Step::Intent);
+    intent.plan = Some(plan.clone());
+    // No journal, no inject: a fault we could not undo after a crash is never applied.
+    if let Err(e) = journal_write(journal, &intent) {
+        o.status = Status::InjectFailed;
+        o.error = Some(e);
+        return false;
+    }
+    match driver.inject(plan).await {
+        Ok(undo) => {
+            o.injected_at_s = Some(start.elapsed().as_secs_f64());
+            let mut r = Record::new(&f.name, kind, driver.name(), Step::Applied);
+            r.undo = Some(undo.clone());
+            o.undo = Some(undo);
+            o.status = Status::RevertFailed; // until reverted
+            if let Err(e) = journal_write(journal, &r) {
+                o.error = Some(e);
+            }
+            true
+        }
+        Err(e) => {
+            let mut r = Record::new(&f.name, kind, driver.name(), Step::Failed);
+            r.error = Some(format!("inject: {e}"));
+            let _ = journal_write(journal, &r);
+            o.status = Status::InjectFailed;
+            o.error = Some(format!("inject failed: {e}"));
+            // It may have half-applied: revert with the plan's idempotent steps.
+            o.undo = Some(driver.undo_for(plan));
+            true
+        }
+    }
+}
+
+/// Revert with retries (0.2 s, 1 s, 3 s apart).
+async fn revert_one(
+    driver: &dyn Driver,
+    journal: &Journal,
+    f: &Fault,
+    o: &mut Outcome,
+    start: Instant,
+) {
+    let Some(undo) = o.undo.clone() else {
+        return;
+    };
+    let kind = f.kind.name();
+    let mut last = String::new();
+    for pause in [0.0, 0.2, 1.0, 3.0] {
+        tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+        match driver.revert(&undo).await {
+            Ok(()) => {
+                let r = Record::new(&f.name, kind, driver.name(), Step::Reverted);
+                let _ = journal_write(journal, &r);
+                o.reverted_at_s = Some(start.elapsed().as_secs_f64());
+                if o.status != Status::InjectFailed {
+                    o.status = Status::Reverted;
+                }
+                return;
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let mut r = Record::new(&f.name, kind, driver.name(), Step::Failed);
+    r.error = Some(format!("revert: {last}"));
+    let _ = journal_write(journal, &r);
+    o.status = Status::RevertFailed;
+    o.error = Some(format!("revert failed after 4 attempts: {last}"));
+}

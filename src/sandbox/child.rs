@@ -1,0 +1,83 @@
+//! The sandbox as a child process of the same binary (`chaos sandbox up`), as `chaos run` starts
+//! it when no target is named: its own process and runtime, apart from the load generator's.
+//!
+//! The child is tied to the parent by its stdin (`--exit-on-stdin-eof`): when the parent exits
+//! for any reason — even SIGKILL — the pipe closes and the sandbox stops, so no run leaves one
+//! behind.
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct SandboxChild {
+    child: Child,
+    pub lb_url: String,
+    pub control_url: String,
+}
+
+impl SandboxChild {
+    /// Start `exe sandbox up`, wait for its URLs (at most 20 s).
+    pub fn start(exe: &Path, events: &Path) -> Result<SandboxChild, String> {
+        let mut cmd = Command::new(exe);
+        cmd.args(["sandbox", "up", "--exit-on-stdin-eof", "--events"])
+            .arg(events);
+        // Its own process group: a Ctrl-C at the terminal reaches the run (which reverts its
+        // faults through the sandbox, then stops it), not the sandbox under it.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the sandbox ({}): {e}", exe.display()))?;
+        let stdout = child.stdout.take();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            if let Some(out) = stdout {
+                let _ = std::io::BufReader::new(out).read_line(&mut line);
+            }
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the sandbox did not start within 20 s".into());
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_default();
+        match (v["lb_url"].as_str(), v["control_url"].as_str()) {
+            (Some(lb), Some(ctl)) => Ok(SandboxChild {
+                lb_url: lb.to_string(),
+                control_url: ctl.to_string(),
+                child,
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "the sandbox failed to start (it said: {:?})",
+                    line.trim()
+                ))
+            }
+        }
+    }
+
+    /// Close its stdin (it stops by itself), wait up to 5 s, then kill it.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
