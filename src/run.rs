@@ -195,7 +195,8 @@ pub async fn run(
                 })?,
             };
             let events = dir.join("sandbox-events.jsonl");
-            let child = tokio::task::spawn_blocking(move || SandboxChild::start(&exe, &events))
+            let ts = opts.time_scale;
+            let child = tokio::task::spawn_blocking(move || SandboxChild::start(&exe, &events, ts))
                 .await
                 .map_err(|e| RunError::Usage(format!("cannot start the sandbox: {e}")))?
                 .map_err(RunError::Usage)?;
@@ -306,6 +307,12 @@ async fn run_on(
                         dir.display()
                     ),
                     Some(e) => e.clone(),
+                    None if p.revert.is_empty() => {
+                        format!(
+                            "on {} (nothing to revert: it stays done)",
+                            p.targets.join(", ")
+                        )
+                    }
                     None => format!("on {}", p.targets.join(", ")),
                 },
                 name: o.name,

@@ -28,6 +28,14 @@ async fn chaos_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
+/// End-to-end runs on the sandbox drive hundreds of requests per second through a debug build:
+/// two at once on a 2-core machine would measure the machine, not the system. They take turns.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -277,6 +285,7 @@ fn count(events: &[serde_json::Value], kind: &str) -> usize {
 /// sandbox, takes zone a down at its time, brings it back, and passes.
 #[test]
 fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
+    let _turn = heavy();
     let dir = tmpdir("az");
     let out = dir.join("run");
     let o = chaos(&[
@@ -323,6 +332,7 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
 
 #[test]
 fn sigint_mid_fault_reverts_it_and_exits_130() {
+    let _turn = heavy();
     let dir = tmpdir("sigint-fault");
     let out = dir.join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_chaos"))
@@ -414,4 +424,133 @@ async fn sigint_mid_run_writes_a_partial_report_and_exits_130() {
     let r = report(&out);
     assert_eq!(r["verdict"], "interrupted");
     assert_eq!(r["exit_code"], 130);
+}
+
+/// A plain HTTP/1.0 request on loopback (the control API), without any client library.
+fn http(method: &str, url: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let body = buf.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap()
+}
+
+/// `chaos sandbox up` started separately; a run against it killed with SIGKILL mid-fault; then
+/// `chaos rollback` makes the sandbox whole again.
+#[test]
+fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
+    let _turn = heavy();
+    use std::io::BufRead as _;
+    let dir = tmpdir("rollback");
+    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["sandbox", "up", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sb.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let ctl = urls["control_url"].as_str().unwrap().to_string();
+
+    let out = dir.join("run");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            "az-outage",
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--sandbox-url",
+            &ctl,
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = out.join("journal.jsonl");
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"applied\"")) {
+        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.kill().unwrap(); // SIGKILL: no cleanup at all
+    run.wait().unwrap();
+    assert_eq!(
+        http("GET", &format!("{ctl}/resources"))["zones_down"],
+        serde_json::json!(["a"])
+    );
+
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("reverted: zone-a-down"),
+        "{}",
+        text(&o.stdout)
+    );
+    let res = http("GET", &format!("{ctl}/resources"));
+    assert_eq!(res["zones_down"], serde_json::json!([]));
+    let running = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["role"] == "app" && r["state"] == "running")
+        .count();
+    assert_eq!(running, 6, "every node is back: {res}");
+    // A second rollback has nothing left to do.
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("nothing to roll back"));
+
+    drop(sb.stdin.take());
+    let t = std::time::Instant::now();
+    while sb.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "sandbox did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every shipped scenario, on the embedded sandbox at a tenth of its length: runs to completion,
+/// passes, and leaves every fault reverted.
+#[test]
+fn every_shipped_scenario_passes_on_the_default_sandbox() {
+    let _turn = heavy();
+    let dir = tmpdir("shipped");
+    for name in ["db-failover", "redis-partition", "node-kill", "peak-4x"] {
+        let out = dir.join(name);
+        let o = chaos(&[
+            "run",
+            name,
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let r = report(&out);
+        for f in r["timeline"]["faults"].as_array().unwrap() {
+            assert_eq!(f["status"], "reverted", "{name}: {f}");
+        }
+        let ev = lines(&out.join("sandbox-events.jsonl"));
+        assert_eq!(count(&ev, "sandbox_down"), 1, "{name}: sandbox stopped");
+    }
 }

@@ -69,6 +69,11 @@ pub enum Command {
     List,
     /// Print the JSON Schema of the scenario format (for editors and linters).
     Schema,
+    /// Revert every fault a run's journal shows as still applied (after a crash or kill -9).
+    Rollback {
+        /// The run directory (holding journal.jsonl).
+        run_dir: PathBuf,
+    },
     /// The embedded sandbox stack (load balancer, app nodes in zones a/b/c, database, cache).
     Sandbox {
         #[command(subcommand)]
@@ -87,6 +92,10 @@ pub enum SandboxCmd {
         /// Also stop when standard input closes (how `chaos run` ties the sandbox to itself).
         #[arg(long)]
         exit_on_stdin_eof: bool,
+        /// Scale the sandbox's own clocks (health-check interval, failover times) by F, as
+        /// `chaos run --time-scale F` does to the scenario.
+        #[arg(long, value_name = "F", default_value_t = 1.0)]
+        time_scale: f64,
     },
 }
 
@@ -119,8 +128,10 @@ pub fn dispatch(cmd: Command) -> i32 {
                 SandboxCmd::Up {
                     events,
                     exit_on_stdin_eof,
+                    time_scale,
                 },
-        } => sandbox_up(events, exit_on_stdin_eof),
+        } => sandbox_up(events, exit_on_stdin_eof, time_scale),
+        Command::Rollback { run_dir } => rollback(&run_dir),
         Command::Schema => {
             let schema = scenario::schema::json_schema();
             match serde_json::to_string_pretty(&schema) {
@@ -190,7 +201,62 @@ pub fn dispatch(cmd: Command) -> i32 {
     }
 }
 
-fn sandbox_up(events: Option<PathBuf>, exit_on_stdin_eof: bool) -> i32 {
+fn rollback(run_dir: &std::path::Path) -> i32 {
+    let journal = run_dir.join("journal.jsonl");
+    if !journal.exists() {
+        err(&format!(
+            "error: {} has no journal.jsonl: no fault was ever applied from it",
+            run_dir.display()
+        ));
+        return 2;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            err(&format!("error: cannot start the async runtime: {e}"));
+            return 2;
+        }
+    };
+    let driver_for = |u: &crate::fault::Undo| -> Option<Box<dyn crate::fault::Driver>> {
+        match u["driver"].as_str() {
+            Some("sandbox") => crate::drivers::sandbox::SandboxDriver::from_undo(u)
+                .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
+            _ => None,
+        }
+    };
+    match rt.block_on(crate::fault::rollback(&journal, &driver_for)) {
+        Err(e) => {
+            err(&format!("error: {e}"));
+            2
+        }
+        Ok(done) if done.is_empty() => {
+            out("nothing to roll back: every fault in the journal was reverted");
+            0
+        }
+        Ok(done) => {
+            let mut code = 0;
+            for r in &done {
+                match &r.result {
+                    Ok(()) => out(&format!("reverted: {} ({})", r.fault, r.kind)),
+                    Err(e) => {
+                        err(&format!("STILL APPLIED: {} ({}): {e}", r.fault, r.kind));
+                        code = 4;
+                    }
+                }
+            }
+            code
+        }
+    }
+}
+
+fn sandbox_up(events: Option<PathBuf>, exit_on_stdin_eof: bool, time_scale: f64) -> i32 {
+    if let Err(e) = run::check_time_scale(time_scale) {
+        err(&format!("error: {e}"));
+        return 2;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,7 +268,7 @@ fn sandbox_up(events: Option<PathBuf>, exit_on_stdin_eof: bool) -> i32 {
         }
     };
     rt.block_on(async move {
-        let cfg = crate::sandbox::SandboxConfig::default();
+        let cfg = crate::sandbox::SandboxConfig::default().time_scaled(time_scale);
         let sb = match crate::sandbox::Sandbox::start(cfg, events.as_deref()).await {
             Ok(sb) => sb,
             Err(e) => {

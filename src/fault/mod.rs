@@ -169,6 +169,9 @@ async fn inject_one(
     let kind = f.kind.name();
     let mut intent = Record::new(&f.name, kind, driver.name(), Step::Intent);
     intent.plan = Some(plan.clone());
+    // Undo data from the plan alone: if the process dies mid-inject, rollback still knows
+    // where the target is and how to revert.
+    intent.undo = Some(driver.undo_for(plan));
     // No journal, no inject: a fault we could not undo after a crash is never applied.
     if let Err(e) = journal_write(journal, &intent) {
         o.status = Status::InjectFailed;
@@ -233,4 +236,56 @@ async fn revert_one(
     let _ = journal_write(journal, &r);
     o.status = Status::RevertFailed;
     o.error = Some(format!("revert failed after 4 attempts: {last}"));
+}
+
+/// What `chaos rollback` did with one open fault.
+pub struct Rollback {
+    pub fault: String,
+    pub kind: String,
+    pub result: Result<(), String>,
+}
+
+/// Revert every fault the journal at `path` shows as possibly applied, newest first, appending
+/// `reverted` (or `failed`) records to it. `driver_for` builds the driver from undo data.
+pub async fn rollback(
+    path: &std::path::Path,
+    driver_for: &dyn Fn(&Undo) -> Option<Box<dyn Driver>>,
+) -> Result<Vec<Rollback>, String> {
+    let records = journal::read(path)?;
+    let open = journal::open_faults(&records);
+    let j = Journal::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for r in open.into_iter().rev() {
+        let result = match r.undo.as_ref().and_then(|u| driver_for(u).map(|d| (d, u))) {
+            None => Err(format!(
+                "no undo data for driver `{}` in the journal: revert it by hand",
+                r.driver
+            )),
+            Some((d, undo)) => {
+                let mut last = Ok(());
+                for pause in [0.0, 0.5, 2.0] {
+                    tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+                    last = d.revert(undo).await.map_err(|e| e.to_string());
+                    if last.is_ok() {
+                        break;
+                    }
+                }
+                last
+            }
+        };
+        let step = if result.is_ok() {
+            Step::Reverted
+        } else {
+            Step::Failed
+        };
+        let mut rec = Record::new(&r.fault, &r.kind, &r.driver, step);
+        rec.error = result.as_ref().err().map(|e| format!("rollback: {e}"));
+        journal_write(&j, &rec)?;
+        out.push(Rollback {
+            fault: r.fault,
+            kind: r.kind,
+            result,
+        });
+    }
+    Ok(out)
 }

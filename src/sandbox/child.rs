@@ -18,9 +18,11 @@ pub struct SandboxChild {
 
 impl SandboxChild {
     /// Start `exe sandbox up`, wait for its URLs (at most 20 s).
-    pub fn start(exe: &Path, events: &Path) -> Result<SandboxChild, String> {
+    pub fn start(exe: &Path, events: &Path, time_scale: f64) -> Result<SandboxChild, String> {
         let mut cmd = Command::new(exe);
-        cmd.args(["sandbox", "up", "--exit-on-stdin-eof", "--events"])
+        cmd.args(["sandbox", "up", "--exit-on-stdin-eof", "--time-scale"])
+            .arg(time_scale.to_string())
+            .arg("--events")
             .arg(events);
         // Its own process group: a Ctrl-C at the terminal reaches the run (which reverts its
         // faults through the sandbox, then stops it), not the sandbox under it.

@@ -82,6 +82,19 @@ impl Default for SandboxConfig {
     }
 }
 
+impl SandboxConfig {
+    /// `--time-scale`: the sandbox's own clocks (health checks, failovers) shrink with the
+    /// scenario's, so a scaled run keeps the same shape. Timeouts and service times stay.
+    pub fn time_scaled(mut self, f: f64) -> SandboxConfig {
+        let sc = |d: Duration| d.mul_f64(f).max(Duration::from_millis(10));
+        self.lb.interval = sc(self.lb.interval);
+        self.lb.check_timeout = self.lb.check_timeout.min(self.lb.interval);
+        self.db.failover_time = sc(self.db.failover_time);
+        self.cache.failover_time = sc(self.cache.failover_time);
+        self
+    }
+}
+
 /// Added delay on the app→db and app→cache links (the `latency` fault).
 #[derive(Default)]
 pub struct Links {

@@ -173,16 +173,20 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
         return http::full(StatusCode::OK, "text/plain", "ok");
     }
     // Capacity: wait for one of `concurrency` slots (the wait is queueing the client sees),
-    // then take the service time.
-    let Ok(_slot) = app.sem.acquire().await else {
-        return http::error(StatusCode::SERVICE_UNAVAILABLE, "node shutting down");
-    };
-    let extra = if app.cfg.service_jitter.is_zero() {
-        Duration::ZERO
-    } else {
-        rand::rng().random_range(Duration::ZERO..app.cfg.service_jitter)
-    };
-    tokio::time::sleep(app.cfg.service_time + extra).await;
+    // then take the service time — the node's own work. Waits on the database and the cache
+    // come after and do not hold a slot (an async app server), so a slow dependency adds
+    // latency without collapsing the node's throughput.
+    {
+        let Ok(_slot) = app.sem.acquire().await else {
+            return http::error(StatusCode::SERVICE_UNAVAILABLE, "node shutting down");
+        };
+        let extra = if app.cfg.service_jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            rand::rng().random_range(Duration::ZERO..app.cfg.service_jitter)
+        };
+        tokio::time::sleep(app.cfg.service_time + extra).await;
+    }
     let b = &app.backends;
     let policy = b.cache.cfg.policy;
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();

@@ -4,6 +4,15 @@
 /// (name, TOML text), in `chaos list` order.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("az-outage", include_str!("../../scenarios/az-outage.toml")),
+    (
+        "db-failover",
+        include_str!("../../scenarios/db-failover.toml"),
+    ),
+    (
+        "redis-partition",
+        include_str!("../../scenarios/redis-partition.toml"),
+    ),
+    ("node-kill", include_str!("../../scenarios/node-kill.toml")),
     ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
 ];
 
