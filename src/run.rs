@@ -196,10 +196,12 @@ pub async fn run(
             };
             let events = dir.join("sandbox-events.jsonl");
             let ts = opts.time_scale;
-            let child = tokio::task::spawn_blocking(move || SandboxChild::start(&exe, &events, ts))
-                .await
-                .map_err(|e| RunError::Usage(format!("cannot start the sandbox: {e}")))?
-                .map_err(RunError::Usage)?;
+            let spec = scenario.sandbox.clone();
+            let child =
+                tokio::task::spawn_blocking(move || SandboxChild::start(&exe, &events, ts, &spec))
+                    .await
+                    .map_err(|e| RunError::Usage(format!("cannot start the sandbox: {e}")))?
+                    .map_err(RunError::Usage)?;
             Target::Spawned(child)
         }
     };

@@ -534,7 +534,13 @@ fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
 fn every_shipped_scenario_passes_on_the_default_sandbox() {
     let _turn = heavy();
     let dir = tmpdir("shipped");
-    for name in ["db-failover", "redis-partition", "node-kill", "peak-4x"] {
+    for name in [
+        "db-failover",
+        "redis-partition",
+        "node-kill",
+        "rolling-deploy",
+        "peak-4x",
+    ] {
         let out = dir.join(name);
         let o = chaos(&[
             "run",
@@ -552,5 +558,55 @@ fn every_shipped_scenario_passes_on_the_default_sandbox() {
         }
         let ev = lines(&out.join("sandbox-events.jsonl"));
         assert_eq!(count(&ev, "sandbox_down"), 1, "{name}: sandbox stopped");
+    }
+}
+
+/// Async replication: the failover loses writes, the sandbox names them, and every one of them
+/// was acknowledged to the client (a 201 with that id) — the loss the data check must catch.
+#[test]
+fn async_failover_loses_acknowledged_writes_by_the_sandbox_s_own_account() {
+    let _turn = heavy();
+    let dir = tmpdir("async");
+    let out = dir.join("run");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/examples/db-failover-async.toml"
+    );
+    let o = chaos(&[
+        "run",
+        scenario,
+        "--time-scale",
+        "0.2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        text(&o.stderr)
+    );
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    let lost: Vec<String> = ev
+        .iter()
+        .filter(|e| e["event"] == "db_writes_lost")
+        .flat_map(|e| e["ids"].as_array().unwrap().iter().map(|i| i.to_string()))
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "async replication with a 2 s lag loses writes on failover"
+    );
+    let r = report(&out);
+    let acked: std::collections::HashSet<String> = r["durable"]["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &lost {
+        assert!(
+            acked.contains(id),
+            "lost write {id} was acknowledged to the client"
+        );
     }
 }

@@ -109,7 +109,7 @@ fn syntax_error() {
 fn unknown_keys_suggest_the_right_one() {
     let t = with("peak_rps = 100", "peak_rps = 100\nmax_in_flite = 5")
         .replace("timeout = \"2s\"", "timout = \"2s\"")
-        + "\n[sandbox]\nnodes = 2\n";
+        + "\n[sandbx]\nnodes = 2\n";
     insta::assert_snapshot!(errors(&t));
 }
 
@@ -125,6 +125,20 @@ fn bad_durations_rates_and_percentages() {
         .replace("hold = \"2x\"", "hold = \"2 times\"")
         .replace("timeout = \"2s\"", "timeout = \"2 parsecs\"")
         .replace("budget = \"20%\"", "budget = 0.2");
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn sandbox_settings() {
+    let ok = parse(
+        "demo.toml",
+        &(GOOD.to_string() + "\n[sandbox]\nreplication = \"async\"\nfailover_time = \"3s\"\n"),
+    )
+    .unwrap();
+    assert_eq!(ok.sandbox.replication.as_deref(), Some("async"));
+    assert_eq!(ok.sandbox.failover_time_s, Some(3.0));
+    let t = GOOD.to_string()
+        + "\n[sandbox]\nreplication = \"semi-sync\"\nfailover_time = 5\nnodes_per_zone = 0\n";
     insta::assert_snapshot!(errors(&t));
 }
 

@@ -96,6 +96,9 @@ pub enum SandboxCmd {
         /// `chaos run --time-scale F` does to the scenario.
         #[arg(long, value_name = "F", default_value_t = 1.0)]
         time_scale: f64,
+        /// Settings as a scenario's `[sandbox]` table, in JSON (how `chaos run` passes them).
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
     },
 }
 
@@ -129,8 +132,9 @@ pub fn dispatch(cmd: Command) -> i32 {
                     events,
                     exit_on_stdin_eof,
                     time_scale,
+                    config,
                 },
-        } => sandbox_up(events, exit_on_stdin_eof, time_scale),
+        } => sandbox_up(events, exit_on_stdin_eof, time_scale, config),
         Command::Rollback { run_dir } => rollback(&run_dir),
         Command::Schema => {
             let schema = scenario::schema::json_schema();
@@ -252,11 +256,26 @@ fn rollback(run_dir: &std::path::Path) -> i32 {
     }
 }
 
-fn sandbox_up(events: Option<PathBuf>, exit_on_stdin_eof: bool, time_scale: f64) -> i32 {
+fn sandbox_up(
+    events: Option<PathBuf>,
+    exit_on_stdin_eof: bool,
+    time_scale: f64,
+    config: Option<String>,
+) -> i32 {
     if let Err(e) = run::check_time_scale(time_scale) {
         err(&format!("error: {e}"));
         return 2;
     }
+    let spec: crate::scenario::SandboxSpec = match config.as_deref().map(serde_json::from_str) {
+        None => Default::default(),
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            err(&format!(
+                "error: --config is not a sandbox settings object: {e}"
+            ));
+            return 2;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -268,7 +287,9 @@ fn sandbox_up(events: Option<PathBuf>, exit_on_stdin_eof: bool, time_scale: f64)
         }
     };
     rt.block_on(async move {
-        let cfg = crate::sandbox::SandboxConfig::default().time_scaled(time_scale);
+        let cfg = crate::sandbox::SandboxConfig::default()
+            .with_spec(&spec)
+            .time_scaled(time_scale);
         let sb = match crate::sandbox::Sandbox::start(cfg, events.as_deref()).await {
             Ok(sb) => sb,
             Err(e) => {

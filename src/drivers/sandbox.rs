@@ -148,8 +148,26 @@ impl SandboxDriver {
                     .collect();
                 (ids, inject, revert)
             }
-            FaultKind::RestartNodes { .. } => {
-                return unsupported("rolling restarts are not implemented on the sandbox yet")
+            FaultKind::RestartNodes {
+                role,
+                down_for,
+                zone,
+            } => {
+                if *role != Role::App {
+                    return unsupported("the sandbox restarts app nodes only");
+                }
+                let mut q = format!("down_ms={}", down_for.as_secs_f64() * 1e3);
+                if let Some(z) = zone {
+                    check_zone(z)?;
+                    q.push_str(&format!("&zone={z}"));
+                }
+                (
+                    vec![zone.as_ref().map_or("every app node".to_string(), |z| {
+                        format!("app nodes in zone {z}")
+                    })],
+                    vec![post(format!("/rolling-restart?{q}"))],
+                    vec![post("/rolling-restart/cancel".into())],
+                )
             }
             FaultKind::AzOutage { zone } => {
                 check_zone(zone)?;

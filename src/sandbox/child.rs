@@ -18,10 +18,17 @@ pub struct SandboxChild {
 
 impl SandboxChild {
     /// Start `exe sandbox up`, wait for its URLs (at most 20 s).
-    pub fn start(exe: &Path, events: &Path, time_scale: f64) -> Result<SandboxChild, String> {
+    pub fn start(
+        exe: &Path,
+        events: &Path,
+        time_scale: f64,
+        spec: &crate::scenario::SandboxSpec,
+    ) -> Result<SandboxChild, String> {
         let mut cmd = Command::new(exe);
         cmd.args(["sandbox", "up", "--exit-on-stdin-eof", "--time-scale"])
             .arg(time_scale.to_string())
+            .arg("--config")
+            .arg(serde_json::to_string(spec).unwrap_or_else(|_| "{}".into()))
             .arg("--events")
             .arg(events);
         // Its own process group: a Ctrl-C at the terminal reaches the run (which reverts its

@@ -7,6 +7,8 @@
 //! GET  /events                      the ground-truth event log so far
 //! POST /nodes/{id}/kill|stop|start  a node's port closed (connections dropped) / reopened
 //! POST /zones/{z}/down|up           every node of the zone, and its db instance
+//! POST /rolling-restart?down_ms=N[&zone=z]   a deploy: one node at a time, drained first
+//! POST /rolling-restart/cancel      stop it, start every node it left down
 //! POST /db/failover                 writer unreachable for failover_time, then a reader promoted
 //! POST /cache/partition|heal|failover
 //! PUT  /links/{app-db|app-cache}?delay_ms=N&jitter_ms=M    added latency; DELETE clears it
@@ -53,6 +55,32 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
                 Err(e) => io(e),
             }
         }
+        (Method::POST, ["rolling-restart"]) => {
+            let q = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            let down = q("down_ms")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 3_600_000.0)
+                .map_or(Duration::from_secs(10), |v| {
+                    Duration::from_secs_f64(v / 1e3)
+                });
+            let zone = q("zone");
+            if let Some(z) = &zone {
+                if !stack.cfg.zones.contains(z) {
+                    return http::error(StatusCode::NOT_FOUND, &format!("no zone {z}"));
+                }
+            }
+            done(stack.start_rolling(zone, down))
+        }
+        (Method::POST, ["rolling-restart", "cancel"]) => match stack.cancel_rolling().await {
+            Ok(changed) => done(changed),
+            Err(e) => io(e),
+        },
         (Method::POST, ["db", "failover"]) => done(stack.db.failover("control API")),
         (Method::POST, ["cache", "partition"]) => {
             stack.cache.set_partitioned(true);

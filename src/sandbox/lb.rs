@@ -147,6 +147,29 @@ impl Lb {
         }
     }
 
+    /// Take a node out of rotation before a deploy stops it (connection draining), or put it
+    /// back as unhealthy: it serves again only after `healthy_after` good checks.
+    pub fn set_draining(&self, node: &str, draining: bool) {
+        if let Some(t) = self.targets.iter().find(|t| t.node.id == node) {
+            t.oks.store(0, Ordering::Relaxed);
+            t.healthy.store(false, Ordering::Relaxed);
+            self.events.log(
+                if draining {
+                    "lb_target_draining"
+                } else {
+                    "lb_target_registered"
+                },
+                json!({ "node": t.node.id, "zone": t.node.zone }),
+            );
+        }
+    }
+
+    pub fn is_healthy(&self, node: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.node.id == node && t.healthy.load(Ordering::Relaxed))
+    }
+
     /// (node id, healthy) for the control API.
     pub fn health(&self) -> Vec<(String, bool)> {
         self.targets

@@ -83,6 +83,57 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// The defaults with a scenario's `[sandbox]` settings applied (already validated).
+    pub fn with_spec(mut self, s: &crate::scenario::SandboxSpec) -> SandboxConfig {
+        let d = Duration::from_secs_f64;
+        if let Some(v) = s.nodes_per_zone {
+            self.nodes_per_zone = v;
+        }
+        if let Some(v) = s.node_concurrency {
+            self.node.concurrency = v;
+        }
+        if let Some(v) = s.service_time_s {
+            self.node.service_time = d(v);
+        }
+        if let Some(v) = s.service_jitter_s {
+            self.node.service_jitter = d(v);
+        }
+        if let Some(v) = s.health_interval_s {
+            self.lb.interval = d(v);
+            self.lb.check_timeout = self.lb.check_timeout.min(d(v));
+        }
+        if let Some(v) = s.unhealthy_after {
+            self.lb.unhealthy_after = v;
+        }
+        if let Some(v) = s.healthy_after {
+            self.lb.healthy_after = v;
+        }
+        if let Some(v) = &s.db_writer_zone {
+            self.db.writer_zone = v.clone();
+        }
+        let lag = d(s.replication_lag_s.unwrap_or(0.5));
+        match s.replication.as_deref() {
+            Some("async") => self.db.replication = Replication::Async { lag },
+            Some(_) => self.db.replication = Replication::Sync,
+            None => {}
+        }
+        if let Some(v) = s.failover_time_s {
+            self.db.failover_time = d(v);
+        }
+        if let Some(v) = s.cache_timeout_s {
+            self.cache.timeout = d(v);
+        }
+        match s.cache_policy.as_deref() {
+            Some("fail-closed") => self.cache.policy = CachePolicy::FailClosed,
+            Some(_) => self.cache.policy = CachePolicy::FailOpen,
+            None => {}
+        }
+        if let Some(v) = s.cache_failover_time_s {
+            self.cache.failover_time = d(v);
+        }
+        self
+    }
+
     /// `--time-scale`: the sandbox's own clocks (health checks, failovers) shrink with the
     /// scenario's, so a scaled run keeps the same shape. Timeouts and service times stay.
     pub fn time_scaled(mut self, f: f64) -> SandboxConfig {
@@ -141,6 +192,7 @@ pub struct Stack {
     pub links: Arc<Links>,
     pub events: Arc<Events>,
     zones_down: Mutex<Vec<String>>,
+    rolling: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Sandbox {
@@ -184,6 +236,7 @@ impl Sandbox {
             links,
             events: events.clone(),
             zones_down: Mutex::new(Vec::new()),
+            rolling: Mutex::new(None),
         });
         let l2 = lb.clone();
         let lb_task = tokio::spawn(http::serve(lb_listener, move |req| l2.clone().handle(req)));
@@ -265,6 +318,63 @@ impl Stack {
         }
         self.db.set_zone(zone, up);
         Ok(true)
+    }
+
+    /// A rolling restart (a deploy): one node at a time — taken out of the load balancer,
+    /// drained, stopped for `down`, started, and back in rotation once healthy — then the next.
+    /// Returns false if one is already running.
+    pub fn start_rolling(self: &Arc<Self>, zone: Option<String>, down: Duration) -> bool {
+        let mut slot = lock(&self.rolling);
+        if slot.as_ref().is_some_and(|t| !t.is_finished()) {
+            return false;
+        }
+        let stack = self.clone();
+        *slot = Some(tokio::spawn(async move {
+            let nodes: Vec<Arc<Node>> = stack
+                .nodes
+                .iter()
+                .filter(|n| zone.as_ref().is_none_or(|z| &n.zone == z))
+                .cloned()
+                .collect();
+            stack.events.log(
+                "rolling_restart_start",
+                json!({ "nodes": nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>() }),
+            );
+            let drain = stack.cfg.lb.interval.min(Duration::from_millis(500));
+            for n in nodes {
+                stack.lb.set_draining(&n.id, true);
+                tokio::time::sleep(drain).await;
+                let _ = stack.set_node(&n, false, "restart").await;
+                tokio::time::sleep(down).await;
+                let _ = stack.set_node(&n, true, "restart").await;
+                stack.lb.set_draining(&n.id, false);
+                let t = tokio::time::Instant::now();
+                while !stack.lb.is_healthy(&n.id) && t.elapsed() < Duration::from_secs(60) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            stack.events.log("rolling_restart_end", json!({}));
+        }));
+        true
+    }
+
+    /// Stop a rolling restart and start every node it left down.
+    pub async fn cancel_rolling(&self) -> std::io::Result<bool> {
+        let t = lock(&self.rolling).take();
+        let running = t.as_ref().is_some_and(|t| !t.is_finished());
+        if let Some(t) = t {
+            t.abort();
+        }
+        for n in &self.nodes {
+            if !n.is_running() {
+                self.set_node(n, true, "restart cancelled").await?;
+                self.lb.set_draining(&n.id, false);
+            }
+        }
+        if running {
+            self.events.log("rolling_restart_cancelled", json!({}));
+        }
+        Ok(running)
     }
 
     pub fn set_link(&self, link: &str, delay: Duration, jitter: Duration) -> bool {

@@ -13,6 +13,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         include_str!("../../scenarios/redis-partition.toml"),
     ),
     ("node-kill", include_str!("../../scenarios/node-kill.toml")),
+    (
+        "rolling-deploy",
+        include_str!("../../scenarios/rolling-deploy.toml"),
+    ),
     ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
 ];
 

@@ -20,6 +20,29 @@ pub struct Scenario {
     pub load: Load,
     pub faults: Vec<Fault>,
     pub slo: SloSpec,
+    /// Settings of the embedded sandbox when the run uses it (`[sandbox]`); unset = default.
+    pub sandbox: SandboxSpec,
+}
+
+/// `[sandbox]`: every knob of the embedded stack a scenario may set. Durations in seconds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SandboxSpec {
+    pub nodes_per_zone: Option<usize>,
+    pub node_concurrency: Option<usize>,
+    pub service_time_s: Option<f64>,
+    pub service_jitter_s: Option<f64>,
+    pub health_interval_s: Option<f64>,
+    pub unhealthy_after: Option<u32>,
+    pub healthy_after: Option<u32>,
+    pub db_writer_zone: Option<String>,
+    /// `"sync"` or `"async"`.
+    pub replication: Option<String>,
+    pub replication_lag_s: Option<f64>,
+    pub failover_time_s: Option<f64>,
+    pub cache_timeout_s: Option<f64>,
+    /// `"fail-open"` or `"fail-closed"`.
+    pub cache_policy: Option<String>,
+    pub cache_failover_time_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -124,6 +124,7 @@ pub fn json_schema() -> Value {
                     "oneOf": fault_variants
                 }
             },
+            "sandbox": sandbox(),
             "slo": {
                 "type": "object",
                 "description": "window -> SLOs; windows: whole, baseline, during:<fault>, after:<fault>; a request name -> its own windows",
@@ -223,6 +224,31 @@ fn requests() -> Value {
                     }
                 }
             }
+        }
+    })
+}
+
+fn sandbox() -> Value {
+    let d = |desc: &str| duration(desc);
+    json!({
+        "type": "object",
+        "description": "settings of the embedded sandbox (ignored for other targets); unset keys keep the defaults",
+        "additionalProperties": false,
+        "properties": {
+            "nodes_per_zone": { "type": "integer", "minimum": 1, "maximum": 20, "default": 2 },
+            "node_concurrency": { "type": "integer", "minimum": 1, "default": 4 },
+            "service_time": d("per request on a node (default 10ms)"),
+            "service_jitter": d("uniform extra service time (default 6ms)"),
+            "health_interval": d("load-balancer health checks (default 1s)"),
+            "unhealthy_after": { "type": "integer", "minimum": 1, "default": 2 },
+            "healthy_after": { "type": "integer", "minimum": 1, "default": 2 },
+            "db_writer_zone": strings(keys::ZONES),
+            "replication": strings(keys::REPLICATIONS),
+            "replication_lag": d("async replication lag (default 500ms)"),
+            "failover_time": d("database failover (default 5s)"),
+            "cache_timeout": d("app nodes' cache timeout (default 200ms)"),
+            "cache_policy": strings(keys::CACHE_POLICIES),
+            "cache_failover_time": d("cache failover (default 2s)")
         }
     })
 }

@@ -1,7 +1,26 @@
 //! The keys each table of a scenario accepts: one list used by the validator (unknown-key
 //! errors, "did you mean") and checked against the JSON Schema in tests.
 
-pub const TOP: &[&str] = &["name", "description", "load", "faults", "slo"];
+pub const TOP: &[&str] = &["name", "description", "load", "faults", "slo", "sandbox"];
+pub const SANDBOX: &[&str] = &[
+    "nodes_per_zone",
+    "node_concurrency",
+    "service_time",
+    "service_jitter",
+    "health_interval",
+    "unhealthy_after",
+    "healthy_after",
+    "db_writer_zone",
+    "replication",
+    "replication_lag",
+    "failover_time",
+    "cache_timeout",
+    "cache_policy",
+    "cache_failover_time",
+];
+pub const REPLICATIONS: &[&str] = &["sync", "async"];
+pub const CACHE_POLICIES: &[&str] = &["fail-open", "fail-closed"];
+pub const ZONES: &[&str] = &["a", "b", "c"];
 pub const LOAD: &[&str] = &[
     "peak_rps",
     "stages",

@@ -10,6 +10,7 @@ mod faults;
 pub mod keys;
 mod load;
 mod request;
+mod sandbox;
 mod slo;
 
 use std::ops::Range;
@@ -108,6 +109,10 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         Some(n) => slo::slo(cx, n, &fault_names, &request_names),
         None => Default::default(),
     };
+    let sandbox = match top.get("sandbox") {
+        Some(n) => sandbox::sandbox(cx, n),
+        None => Default::default(),
+    };
     Some(Scenario {
         name: name?,
         description,
@@ -115,6 +120,7 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         load: load?,
         faults,
         slo,
+        sandbox,
     })
 }
 
