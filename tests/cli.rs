@@ -120,6 +120,10 @@ fn plan_list_and_schema_change_nothing_and_exit_0() {
         "rates stay under --time-scale: {out}"
     );
     assert!(out.contains("15.0s"), "durations shrink: {out}");
+    assert!(
+        out.contains("inject  POST /zones/a/down") && out.contains("revert  POST /zones/a/up"),
+        "the blast radius: {out}"
+    );
 
     let o = chaos(&["list"]);
     assert_eq!(o.status.code(), Some(0));

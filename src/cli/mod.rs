@@ -175,7 +175,21 @@ pub fn dispatch(cmd: Command) -> i32 {
         } => match run::prepare(&scenario, time_scale) {
             Ok(s) => {
                 out(&plan::render(&s));
-                0
+                let faults = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|rt| rt.block_on(plan::sandbox_fault_plans(&s)));
+                match faults {
+                    Ok(text) => {
+                        out(&text);
+                        0
+                    }
+                    Err(e) => {
+                        err(&format!("error: {e}"));
+                        2
+                    }
+                }
             }
             Err(e) => {
                 err(&e.to_string());

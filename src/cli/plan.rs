@@ -127,3 +127,49 @@ pub fn render(s: &Scenario) -> String {
     }
     o
 }
+
+/// The blast radius on the sandbox: every fault resolved by the sandbox driver against a
+/// throwaway in-process sandbox built from the scenario's `[sandbox]` settings — the exact
+/// targets and control calls a run would make. Nothing outside this process is touched.
+pub async fn sandbox_fault_plans(s: &Scenario) -> Result<String, String> {
+    use crate::fault::Driver as _;
+    let mut o = String::new();
+    if s.faults.is_empty() {
+        return Ok(o);
+    }
+    let cfg = crate::sandbox::SandboxConfig::default().with_spec(&s.sandbox);
+    let sb = crate::sandbox::Sandbox::start(cfg, None)
+        .await
+        .map_err(|e| format!("cannot start a sandbox to resolve the faults: {e}"))?;
+    let d = crate::drivers::sandbox::SandboxDriver::new(&sb.control_url);
+    let _ = writeln!(o, "\nfault plan on the embedded sandbox (driver: sandbox)");
+    let mut res = Ok(());
+    for f in &s.faults {
+        match d.plan(f).await {
+            Ok(p) => {
+                let _ = writeln!(
+                    o,
+                    "  {} ({}) hits {}",
+                    f.name,
+                    f.kind.name(),
+                    p.targets.join(", ")
+                );
+                for c in &p.inject {
+                    let _ = writeln!(o, "      inject  {c}");
+                }
+                for c in &p.revert {
+                    let _ = writeln!(o, "      revert  {c}");
+                }
+                if p.revert.is_empty() {
+                    let _ = writeln!(o, "      revert  (nothing: it stays done)");
+                }
+            }
+            Err(e) => {
+                res = Err(e.to_string());
+                break;
+            }
+        }
+    }
+    sb.stop();
+    res.map(|()| o)
+}
