@@ -15,3 +15,4 @@ pub mod sandbox;
 pub mod scenario;
 pub mod shutdown;
 pub mod slo;
+pub mod verify;

@@ -289,8 +289,26 @@ async fn run_on(
     let (result, outcomes) = tokio::join!(load_fut, faults_fut);
     let result = result?;
 
-    let slo = slo::evaluate(&scenario.slo.objectives, &result.recording, &timeline);
     let interrupted = result.interrupted || shutdown.is_triggered();
+    // The data check, once the faults are reverted (run_timeline returns only then).
+    let verification = if !interrupted && !result.durable_writes.is_empty() {
+        match crate::verify::read_back(&url, &scenario.load.client, &result.durable_writes).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return Err(RunError::Usage(format!(
+                    "cannot read back durable writes: {e}"
+                )))
+            }
+        }
+    } else {
+        None
+    };
+    let slo = slo::evaluate_with_data(
+        &scenario.slo.objectives,
+        &result.recording,
+        &timeline,
+        verification.as_ref().map(|v| v.data_check()).as_ref(),
+    );
     let faults: Vec<FaultRecord> = match outcomes {
         Some(outcomes) => outcomes
             .into_iter()
@@ -368,6 +386,7 @@ async fn run_on(
         faults,
         durable_writes: result.durable_writes,
         durable_without_id: result.durable_without_id,
+        verification,
         verdict,
     })
 }

@@ -565,10 +565,10 @@ fn every_shipped_scenario_passes_on_the_default_sandbox() {
     }
 }
 
-/// Async replication: the failover loses writes, the sandbox names them, and every one of them
-/// was acknowledged to the client (a 201 with that id) — the loss the data check must catch.
+/// Async replication: the failover loses writes; the read-back finds exactly the writes the
+/// sandbox says it lost, names them in the report, and `lost_writes == 0` fails the run.
 #[test]
-fn async_failover_loses_acknowledged_writes_by_the_sandbox_s_own_account() {
+fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
     let _turn = heavy();
     let dir = tmpdir("async");
     let out = dir.join("run");
@@ -585,32 +585,37 @@ fn async_failover_loses_acknowledged_writes_by_the_sandbox_s_own_account() {
         "--out",
         out.to_str().unwrap(),
     ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(
-        matches!(o.status.code(), Some(0 | 1)),
+        text(&o.stderr).contains("lost_writes == 0"),
         "{}",
         text(&o.stderr)
     );
     let ev = lines(&out.join("sandbox-events.jsonl"));
-    let lost: Vec<String> = ev
+    let mut truth: Vec<String> = ev
         .iter()
         .filter(|e| e["event"] == "db_writes_lost")
         .flat_map(|e| e["ids"].as_array().unwrap().iter().map(|i| i.to_string()))
         .collect();
     assert!(
-        !lost.is_empty(),
+        !truth.is_empty(),
         "async replication with a 2 s lag loses writes on failover"
     );
     let r = report(&out);
-    let acked: std::collections::HashSet<String> = r["durable"]["writes"]
+    let rb = &r["durable"]["read_back"];
+    let mut found: Vec<String> = rb["lost"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| w["id"].as_str().unwrap().to_string())
+        .map(|l| l["id"].as_str().unwrap().to_string())
         .collect();
-    for id in &lost {
-        assert!(
-            acked.contains(id),
-            "lost write {id} was acknowledged to the client"
-        );
-    }
+    truth.sort();
+    found.sort();
+    assert_eq!(
+        found, truth,
+        "the read-back finds exactly what the sandbox lost"
+    );
+    assert_eq!(rb["unverified"].as_array().unwrap().len(), 0);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("lost"), "{summary}");
 }

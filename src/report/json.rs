@@ -114,6 +114,7 @@ pub fn render(r: &RunReport) -> Value {
             "acknowledged": r.durable_writes.len(),
             "acknowledged_without_id": r.durable_without_id,
             "writes": r.durable_writes,
+            "read_back": r.verification,
         },
         "series": series,
         "histograms": {

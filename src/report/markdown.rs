@@ -162,12 +162,47 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     if !r.durable_writes.is_empty() || r.durable_without_id > 0 {
+        let _ = writeln!(o, "\n## Durable writes\n");
         let _ = writeln!(
             o,
-            "\n{} durable writes acknowledged ({} without an id at the configured path). Their read-back check arrives with the SLO engine.",
+            "{} acknowledged ({} without an id at the configured path).",
             r.durable_writes.len(),
             r.durable_without_id
         );
+        match &r.verification {
+            None => {
+                let _ = writeln!(o, "Not read back: the run did not finish.");
+            }
+            Some(v) => {
+                let _ = writeln!(
+                    o,
+                    "Read back after the run: {} checked, {} found, **{} lost**, {} unverified.",
+                    v.checked,
+                    v.found,
+                    v.lost.len(),
+                    v.unverified.len()
+                );
+                if !v.lost.is_empty() {
+                    let shown: Vec<String> = v
+                        .lost
+                        .iter()
+                        .take(50)
+                        .map(|l| format!("`{}`", l.id))
+                        .collect();
+                    let more = v.lost.len().saturating_sub(50);
+                    let _ = writeln!(
+                        o,
+                        "\nLost ids: {}{}",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more (all in report.json)")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+        }
     }
     o
 }

@@ -103,6 +103,8 @@ pub struct RunReport {
     pub faults: Vec<FaultRecord>,
     pub durable_writes: Vec<DurableWrite>,
     pub durable_without_id: u64,
+    /// The read-back of the durable writes (`None`: no durable writes, or the run was cut short).
+    pub verification: Option<crate::verify::Verification>,
     pub verdict: Verdict,
 }
 

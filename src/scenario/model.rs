@@ -337,6 +337,8 @@ pub enum Window {
     Baseline,
     During(String),
     After(String),
+    /// After the run: the read-back of acknowledged durable writes (`lost_writes`).
+    Data,
 }
 
 impl std::fmt::Display for Window {
@@ -346,6 +348,7 @@ impl std::fmt::Display for Window {
             Window::Baseline => f.write_str("baseline"),
             Window::During(n) => write!(f, "during:{n}"),
             Window::After(n) => write!(f, "after:{n}"),
+            Window::Data => f.write_str("data"),
         }
     }
 }
@@ -370,6 +373,8 @@ pub enum Metric {
     Amplification,
     /// Logical requests that failed after using every allowed attempt / all.
     RetriesExhausted,
+    /// Acknowledged durable writes not found when read back after the run (a count).
+    LostWrites,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -290,6 +290,7 @@ pub const METRICS: &[&str] = &[
     "retry_rate",
     "amplification",
     "retries_exhausted",
+    "lost_writes",
 ];
 
 pub const SLO_HELP: &str = "an SLO is `<metric> <op> <value>`, e.g. \"p99 < 800ms\", \"errors < 2%\", \"throughput >= 99%\", \"amplification < 1.5\"; ops: < <= > >= ==";
@@ -326,6 +327,12 @@ pub fn slo_expr(s: &str) -> Result<(Metric, CmpOp, f64), Bad> {
             })?;
             d.as_secs_f64() * 1e6
         }
+        Metric::LostWrites => value.parse::<u64>().map(|v| v as f64).map_err(|_| {
+            bad(
+                format!("invalid lost_writes bound \"{value}\""),
+                "a count of writes: \"lost_writes == 0\"",
+            )
+        })?,
         Metric::Amplification => value
             .trim_end_matches('x')
             .trim()
@@ -362,12 +369,15 @@ fn metric(name: &str) -> Result<Metric, Bad> {
         "retry_rate" => Metric::RetryRate,
         "amplification" => Metric::Amplification,
         "retries_exhausted" => Metric::RetriesExhausted,
-        "recovery" | "lost_writes" => return Err(bad(
-            format!("`{name}` is not supported yet"),
-            "recovery and lost_writes SLOs arrive with the SLO engine (issue 4); supported now: "
-                .to_string()
-                + &METRICS.join(", "),
-        )),
+        "lost_writes" => Metric::LostWrites,
+        "recovery" => {
+            return Err(bad(
+                format!("`{name}` is not supported yet"),
+                "recovery-time SLOs arrive with the SLO engine (issue 4); supported now: "
+                    .to_string()
+                    + &METRICS.join(", "),
+            ))
+        }
         p if p.starts_with('p') => {
             let q: f64 = p[1..].parse().map_err(|_| unknown_metric(name))?;
             if !(q > 0.0 && q < 100.0) {
@@ -473,7 +483,12 @@ mod tests {
         assert!(slo_expr("errors < 0.02").is_err());
         assert!(slo_expr("p100 < 1s").is_err());
         assert!(slo_expr("errors").is_err());
-        assert!(slo_expr("lost_writes == 0").is_err());
+        assert_eq!(
+            slo_expr("lost_writes == 0").unwrap(),
+            (Metric::LostWrites, CmpOp::Eq, 0.0)
+        );
+        assert!(slo_expr("lost_writes == 1%").is_err());
+        assert!(slo_expr("recovery < 30s").is_err());
     }
 
     #[test]

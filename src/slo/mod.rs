@@ -54,7 +54,7 @@ impl Timeline {
     pub fn span(&self, w: &Window) -> (Duration, Duration) {
         let fault = |n: &str| self.faults.iter().find(|f| f.name == n);
         match w {
-            Window::Whole => (Duration::ZERO, self.total),
+            Window::Whole | Window::Data => (Duration::ZERO, self.total),
             Window::Baseline => (
                 Duration::ZERO,
                 self.faults
@@ -124,6 +124,8 @@ pub fn value(m: Metric, s: &Stats) -> Option<f64> {
         Metric::RetryRate => (s.sent() > 0).then(|| s.retry_rate()),
         Metric::Amplification => (s.sent() > 0).then(|| s.amplification()),
         Metric::RetriesExhausted => (s.requests() > 0).then(|| s.exhausted_rate()),
+        // Not a property of the recording: judged from the read-back ([`evaluate_with_data`]).
+        Metric::LostWrites => None,
     }
 }
 
@@ -141,6 +143,7 @@ pub fn show(m: Metric, v: f64) -> String {
     match m {
         Metric::Latency(_) | Metric::MaxLatency => show_us(v),
         Metric::Amplification => format!("{v:.2}"),
+        Metric::LostWrites => format!("{v:.0}"),
         _ => show_ratio(v),
     }
 }
@@ -170,9 +173,29 @@ pub fn show_ratio(r: f64) -> String {
 
 /// Evaluate every objective of the scenario over the recording.
 pub fn evaluate(objectives: &[Objective], rec: &Recording, tl: &Timeline) -> Vec<SloResult> {
+    evaluate_with_data(objectives, rec, tl, None)
+}
+
+/// The read-back of acknowledged durable writes: per request name, (checked, lost).
+#[derive(Debug, Clone, Default)]
+pub struct DataCheck {
+    pub per_request: Vec<(String, u64, u64)>,
+}
+
+/// [`evaluate`], with `lost_writes` objectives judged on the read-back (`None`: there was
+/// none, e.g. the run was interrupted — insufficient data).
+pub fn evaluate_with_data(
+    objectives: &[Objective],
+    rec: &Recording,
+    tl: &Timeline,
+    data: Option<&DataCheck>,
+) -> Vec<SloResult> {
     objectives
         .iter()
         .map(|o| {
+            if o.metric == Metric::LostWrites {
+                return judge_data(o, data);
+            }
             let (start, end) = tl.span(&o.window);
             let (from, to) = rec.range(start, end);
             let request = o.request.as_deref().and_then(|n| rec.request_index(n));
@@ -207,6 +230,48 @@ pub fn judge(o: &Objective, stats: &Stats) -> SloResult {
         value: v,
         samples: n,
         shown_value: v.map_or_else(|| "—".to_string(), |x| show(o.metric, x)),
+        shown_bound,
+        note,
+    }
+}
+
+fn judge_data(o: &Objective, data: Option<&DataCheck>) -> SloResult {
+    let shown_bound = format!("{} {}", o.op.symbol(), show(o.metric, o.bound));
+    let counted = data.map(|d| {
+        d.per_request
+            .iter()
+            .filter(|(name, _, _)| o.request.as_ref().is_none_or(|r| r == name))
+            .fold((0, 0), |(c, l), (_, checked, lost)| (c + checked, l + lost))
+    });
+    let (status, value, samples, note) = match counted {
+        None => (
+            Status::InsufficientData,
+            None,
+            0,
+            Some("no read-back: the run did not finish".to_string()),
+        ),
+        Some((0, _)) => (
+            Status::InsufficientData,
+            None,
+            0,
+            Some("no acknowledged durable write to read back".to_string()),
+        ),
+        Some((checked, lost)) => {
+            let v = lost as f64;
+            let st = if o.op.holds(v, o.bound) {
+                Status::Pass
+            } else {
+                Status::Fail
+            };
+            (st, Some(v), checked, None)
+        }
+    };
+    SloResult {
+        objective: o.clone(),
+        status,
+        value,
+        samples,
+        shown_value: value.map_or_else(|| "—".to_string(), |x| show(o.metric, x)),
         shown_bound,
         note,
     }

@@ -9,7 +9,7 @@
 
 use super::keys;
 use super::Ctx;
-use crate::scenario::model::{Objective, SloSpec, Window};
+use crate::scenario::model::{Metric, Objective, SloSpec, Window};
 use crate::scenario::node::{Entry, Node};
 use crate::scenario::values;
 
@@ -35,7 +35,7 @@ pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[Str
     SloSpec { objectives }
 }
 
-const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\"; or a request name holding its own windows";
+const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\", data (lost_writes, judged after the run); or a request name holding its own windows";
 
 fn window(cx: &mut Ctx<'_>, e: &Entry, faults: &[String], requests: &[String]) -> Option<Window> {
     let k = e.key.as_str();
@@ -43,13 +43,14 @@ fn window(cx: &mut Ctx<'_>, e: &Entry, faults: &[String], requests: &[String]) -
         cx.err(
             &e.key_span,
             &format!("`{k}` SLOs are not supported yet"),
-            Some("recovery-time and lost-write SLOs arrive with the SLO engine (issue 4); use whole/baseline/during/after windows meanwhile"),
+            Some("recovery-time SLOs arrive with the SLO engine (issue 4); use whole/baseline/during/after windows meanwhile"),
         );
         return None;
     }
     match k {
         "whole" => return Some(Window::Whole),
         "baseline" => return Some(Window::Baseline),
+        "data" => return Some(Window::Data),
         _ => {}
     }
     let phase = k
@@ -109,6 +110,18 @@ fn list(
             continue;
         };
         match values::slo_expr(&text) {
+            Ok((metric, _, _)) if (metric == Metric::LostWrites) != (*window == Window::Data) => {
+                let help = if metric == Metric::LostWrites {
+                    "lost writes are counted after the run, once: put it under `data = [\"lost_writes == 0\"]`"
+                } else {
+                    "the data window holds lost_writes only; put latency and error SLOs under whole, baseline, during:<fault> or after:<fault>"
+                };
+                cx.err(
+                    &item.span,
+                    &format!("`{}` does not belong in window `{window}`", text.trim()),
+                    Some(help),
+                );
+            }
             Ok((metric, op, bound)) => out.push(Objective {
                 text: text.trim().to_string(),
                 window: window.clone(),

@@ -1,0 +1,183 @@
+//! The data check: after the load has stopped and every fault is reverted, each acknowledged
+//! durable write (a 2xx with an id, see `durable` in the scenario) is read back. Those the
+//! system no longer has are **lost** and listed by id in the report; `lost_writes` SLOs judge
+//! them.
+//!
+//! The read-back is not part of the measured load: its own client, bounded concurrency, not
+//! recorded. A 404 is only believed after it repeats (a replica catching up is not a loss);
+//! transient failures (connect, timeout, 5xx) are retried with backoff, and a write that still
+//! cannot be read is reported as **unverified** — never silently counted as found or lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::load::engine::DurableWrite;
+use crate::scenario::{Client, Part};
+use crate::slo::DataCheck;
+
+/// At most this many read-backs in flight.
+const CONCURRENCY: usize = 32;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LostWrite {
+    pub request: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unverified {
+    pub request: String,
+    pub id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verification {
+    pub checked: u64,
+    pub found: u64,
+    pub lost: Vec<LostWrite>,
+    pub unverified: Vec<Unverified>,
+    /// Per request name: (read back with a definite answer, lost).
+    #[serde(skip)]
+    pub per_request: BTreeMap<String, (u64, u64)>,
+}
+
+impl Verification {
+    pub fn data_check(&self) -> DataCheck {
+        DataCheck {
+            per_request: self
+                .per_request
+                .iter()
+                .map(|(n, (c, l))| (n.clone(), *c, *l))
+                .collect(),
+        }
+    }
+}
+
+enum Answer {
+    Found,
+    Lost,
+    Unverified(String),
+}
+
+/// Read back every write against `base_url` with the scenario's client settings (its static
+/// headers, its CA, its timeout).
+pub async fn read_back(
+    base_url: &str,
+    client_cfg: &Client,
+    writes: &[DurableWrite],
+) -> Result<Verification, String> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(client_cfg.timeout);
+    if let Some(path) = &client_cfg.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cert =
+            reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        b = b.add_root_certificate(cert);
+    }
+    let client = b.build().map_err(|e| e.to_string())?;
+    // Client-wide headers with no per-request parts (auth tokens, typically).
+    let headers: Vec<(String, String)> = client_cfg
+        .headers
+        .iter()
+        .filter(|h| h.value.is_literal())
+        .map(|h| {
+            let v: String = h
+                .value
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Lit(s) | Part::Secret(s) => s.as_str(),
+                    _ => "",
+                })
+                .collect();
+            (h.name.clone(), v)
+        })
+        .collect();
+    let base = Arc::new(base_url.trim_end_matches('/').to_string());
+    let headers = Arc::new(headers);
+    let sem = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut set = JoinSet::new();
+    for w in writes.iter().cloned() {
+        let (client, base, headers, sem) =
+            (client.clone(), base.clone(), headers.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let a = one(&client, &base, &headers, &w).await;
+            (w, a)
+        });
+    }
+    let mut v = Verification::default();
+    while let Some(r) = set.join_next().await {
+        let Ok((w, a)) = r else { continue };
+        v.checked += 1;
+        let e = v.per_request.entry(w.request.clone()).or_default();
+        match a {
+            Answer::Found => {
+                v.found += 1;
+                e.0 += 1;
+            }
+            Answer::Lost => {
+                e.0 += 1;
+                e.1 += 1;
+                v.lost.push(LostWrite {
+                    request: w.request,
+                    id: w.id,
+                });
+            }
+            Answer::Unverified(reason) => v.unverified.push(Unverified {
+                request: w.request,
+                id: w.id,
+                reason,
+            }),
+        }
+    }
+    v.lost.sort_by_key(|l| natural(&l.id));
+    Ok(v)
+}
+
+/// Numeric ids sort as numbers, others as text.
+fn natural(id: &str) -> (u64, String) {
+    (id.parse().unwrap_or(u64::MAX), id.to_string())
+}
+
+async fn one(
+    client: &reqwest::Client,
+    base: &str,
+    headers: &[(String, String)],
+    w: &DurableWrite,
+) -> Answer {
+    let Ok(method) = reqwest::Method::from_bytes(w.read_method.as_bytes()) else {
+        return Answer::Unverified(format!("bad method {}", w.read_method));
+    };
+    let url = format!("{base}{}", w.read_path);
+    let mut not_found = 0;
+    let mut last = String::new();
+    for pause_ms in [0, 200, 500, 1000, 2000] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let mut req = client.request(method.clone(), &url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => return Answer::Found,
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                not_found += 1;
+                // Three 404s over ~0.7 s: gone, not a replica catching up.
+                if not_found >= 3 {
+                    return Answer::Lost;
+                }
+            }
+            Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Answer::Unverified(format!("{not_found} × 404 and then: {last}"))
+}
