@@ -9,6 +9,7 @@
 //! cannot be read is reported as **unverified** — never silently counted as found or lost.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::slo::DataCheck;
 
 /// At most this many read-backs in flight.
 const CONCURRENCY: usize = 32;
+const GIVE_UP_AFTER: u64 = 2 * CONCURRENCY as u64;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LostWrite {

@@ -336,8 +336,17 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
 
 #[test]
 fn sigint_mid_fault_reverts_it_and_exits_130() {
+    signal_mid_fault("INT");
+}
+
+#[test]
+fn sigterm_mid_fault_reverts_it_and_exits_130() {
+    signal_mid_fault("TERM");
+}
+
+fn signal_mid_fault(sig: &str) {
     let _turn = heavy();
-    let dir = tmpdir("sigint-fault");
+    let dir = tmpdir(&format!("sig{sig}-fault"));
     let out = dir.join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args([
@@ -362,7 +371,7 @@ fn sigint_mid_fault_reverts_it_and_exits_130() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let k = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(k.success());
@@ -373,7 +382,7 @@ fn sigint_mid_fault_reverts_it_and_exits_130() {
         }
         if t.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
-            panic!("chaos did not stop after SIGINT");
+            panic!("chaos did not stop after SIG{sig}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -618,4 +627,66 @@ fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
     assert_eq!(rb["unverified"].as_array().unwrap().len(), 0);
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("lost"), "{summary}");
+}
+
+/// A revert that cannot happen (the sandbox died under the run): retried, then exit 4 with a
+/// message naming what is still applied and the command that undoes it.
+#[test]
+fn a_failed_revert_exits_4_and_says_how_to_undo() {
+    use std::io::BufRead as _;
+    let _turn = heavy();
+    let dir = tmpdir("revert-fails");
+    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["sandbox", "up", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sb.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let ctl = urls["control_url"].as_str().unwrap().to_string();
+    let out = dir.join("run");
+    let run = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            "node-kill",
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--sandbox-url",
+            &ctl,
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = out.join("journal.jsonl");
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"applied\"")) {
+        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The sandbox goes away with the fault applied: the revert cannot reach it.
+    sb.kill().unwrap();
+    sb.wait().unwrap();
+    let o = run.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("one-node-down"), "{err}");
+    assert!(
+        err.contains(&format!("chaos rollback {}", out.display())),
+        "{err}"
+    );
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "failed"]);
+    assert_eq!(report(&out)["verdict"], "fault_error");
 }
