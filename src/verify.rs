@@ -106,13 +106,31 @@ pub async fn read_back(
     let base = Arc::new(base_url.trim_end_matches('/').to_string());
     let headers = Arc::new(headers);
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
+    // A dead target would cost every write its full retry schedule: after this many
+    // unverified in a row with none found, the rest are reported unverified at once.
+    let dead = Arc::new(AtomicU64::new(0));
     let mut set = JoinSet::new();
     for w in writes.iter().cloned() {
-        let (client, base, headers, sem) =
-            (client.clone(), base.clone(), headers.clone(), sem.clone());
+        let (client, base, headers, sem, dead) = (
+            client.clone(),
+            base.clone(),
+            headers.clone(),
+            sem.clone(),
+            dead.clone(),
+        );
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
+            if dead.load(Ordering::Relaxed) >= GIVE_UP_AFTER {
+                let why = "skipped: the target stopped answering".to_string();
+                return (w, Answer::Unverified(why));
+            }
             let a = one(&client, &base, &headers, &w).await;
+            match a {
+                Answer::Unverified(_) => {
+                    dead.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => dead.store(0, Ordering::Relaxed),
+            }
             (w, a)
         });
     }
