@@ -262,13 +262,10 @@ async fn run_on(
     let timeline = Timeline::of(&scenario);
     let segments = load::schedule::segments(&scenario.load.stages);
     let start = std::time::Instant::now();
-    let load_fut = load::run(
-        &scenario.load,
-        &url,
-        shutdown.clone(),
-        progress,
-        opts.progress_every,
-    );
+    let mut watch = AbortWatch::new(&scenario.abort, progress, shutdown.clone());
+    // Abort conditions are judged per tick: tick at least once per recorder interval.
+    let tick = opts.progress_every.min(scenario.load.interval);
+    let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
     let faults_fut = async {
         match (&driver, &journal) {
             (Some(d), Some(j)) => Some(
@@ -288,6 +285,7 @@ async fn run_on(
     };
     let (result, outcomes) = tokio::join!(load_fut, faults_fut);
     let result = result?;
+    let aborted = watch.fired.take();
 
     let interrupted = result.interrupted || shutdown.is_triggered();
     // The data check, once the faults are reverted (run_timeline returns only then).
@@ -364,6 +362,8 @@ async fn run_on(
     });
     let verdict = if fault_error {
         Verdict::FaultError
+    } else if aborted.is_some() {
+        Verdict::Aborted
     } else if interrupted {
         Verdict::Interrupted
     } else if slo::all_pass(&slo) {
@@ -386,6 +386,7 @@ async fn run_on(
         faults,
         durable_writes: result.durable_writes,
         durable_without_id: result.durable_without_id,
+        aborted,
         verification,
         verdict,
     })
@@ -443,4 +444,63 @@ pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, RunError> {
             .map_err(|e| werr(path.clone(), e))?;
     }
     Ok(summary)
+}
+
+/// Watches the live view for `[abort]` conditions and stops the run when one holds for its
+/// whole `for` stretch; passes every update on to the real progress view.
+struct AbortWatch<'a> {
+    conds: &'a [scenario::AbortCondition],
+    inner: &'a mut dyn Progress,
+    shutdown: Arc<Shutdown>,
+    /// Per condition: since when (elapsed) it has held without a break.
+    since: Vec<Option<Duration>>,
+    fired: Option<(String, f64)>,
+}
+
+impl<'a> AbortWatch<'a> {
+    fn new(
+        conds: &'a [scenario::AbortCondition],
+        inner: &'a mut dyn Progress,
+        shutdown: Arc<Shutdown>,
+    ) -> Self {
+        AbortWatch {
+            since: vec![None; conds.len()],
+            conds,
+            inner,
+            shutdown,
+            fired: None,
+        }
+    }
+}
+
+impl Progress for AbortWatch<'_> {
+    fn update(&mut self, s: &load::ProgressSnapshot) {
+        self.inner.update(s);
+        if self.fired.is_some() {
+            return;
+        }
+        for (c, since) in self.conds.iter().zip(self.since.iter_mut()) {
+            let v = match c.metric {
+                scenario::Metric::Errors => (s.completed > 0).then_some(s.error_rate),
+                _ => s.p99_us.map(|p| p as f64),
+            };
+            match v {
+                Some(v) if c.op.holds(v, c.bound) => {
+                    let from = *since.get_or_insert(s.elapsed);
+                    if s.elapsed.saturating_sub(from) >= c.sustain {
+                        self.fired = Some((c.text.clone(), s.elapsed.as_secs_f64()));
+                        self.shutdown.trigger();
+                        return;
+                    }
+                }
+                // No responses this tick (all hanging): the condition neither holds nor breaks.
+                None => {}
+                Some(_) => *since = None,
+            }
+        }
+    }
+
+    fn finish(&mut self, s: &load::ProgressSnapshot) {
+        self.inner.finish(s);
+    }
 }

@@ -690,3 +690,63 @@ fn a_failed_revert_exits_4_and_says_how_to_undo() {
     assert_eq!(steps, ["intent", "applied", "failed"]);
     assert_eq!(report(&out)["verdict"], "fault_error");
 }
+
+/// `[abort]`: every node killed, errors above 50% for 1 s stop the run early; the fault is
+/// reverted at once and the exit code is 3.
+#[test]
+fn an_abort_condition_stops_the_run_reverts_and_exits_3() {
+    let _turn = heavy();
+    let dir = tmpdir("abort");
+    let s = dir.join("abort.toml");
+    std::fs::write(
+        &s,
+        r#"name = "abort-test"
+[load]
+stages = [{ hold = "100/s", for = "20s" }]
+interval = "200ms"
+[load.client]
+timeout = "1s"
+[[load.requests]]
+name = "list"
+path = "/notes"
+[[faults]]
+name = "everything-down"
+kind = "kill-nodes"
+count = "100%"
+at = "2s"
+for = "15s"
+[abort]
+when = ["errors > 50% for 1s"]
+[slo]
+whole = ["errors < 90%"]
+"#,
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let t = std::time::Instant::now();
+    let o = chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(t.elapsed() < Duration::from_secs(15), "stopped early");
+    assert!(
+        text(&o.stderr).contains("errors > 50% for 1s"),
+        "{}",
+        text(&o.stderr)
+    );
+    let steps: Vec<String> = lines(&out.join("journal.jsonl"))
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "node_down"), 6);
+    assert_eq!(count(&ev, "node_up"), 6, "every node started again");
+    let r = report(&out);
+    assert_eq!(r["verdict"], "aborted");
+    assert_eq!(r["exit_code"], 3);
+}

@@ -143,6 +143,21 @@ fn sandbox_settings() {
 }
 
 #[test]
+fn abort_conditions() {
+    let ok = parse(
+        "demo.toml",
+        &(GOOD.to_string()
+            + "\n[abort]\nwhen = [\"errors > 50% for 10s\", \"p99 > 5s for 30s\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(ok.abort.len(), 2);
+    assert_eq!(ok.abort[1].sustain.as_secs(), 30);
+    let t = GOOD.to_string()
+        + "\n[abort]\nwhen = [\"errors > 50%\", \"p95 > 1s for 5s\", \"errors > 50% for ever\"]\n";
+    insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
 fn weights_that_sum_to_zero() {
     let t = with("weight = 70", "weight = 0").replace("weight = 30", "weight = 0");
     insta::assert_snapshot!(errors(&t));

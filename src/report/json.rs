@@ -80,6 +80,7 @@ pub fn render(r: &RunReport) -> Value {
         "verdict": r.verdict,
         "exit_code": r.verdict.exit_code(),
         "reason": r.reason(),
+        "aborted": r.aborted.as_ref().map(|(why, at)| json!({ "condition": why, "at_s": at })),
         "timeline": {
             "total_s": r.timeline.total.as_secs_f64(),
             "stages": r.segments.iter().zip(&r.scenario.load.stages).map(|(s, st)| json!({

@@ -26,6 +26,8 @@ pub enum Verdict {
     Fail,
     /// A fault could not be injected or reverted (exit 4): the system may be degraded.
     FaultError,
+    /// An abort condition held (exit 3): the run stopped early, faults reverted.
+    Aborted,
     Interrupted,
 }
 
@@ -35,6 +37,7 @@ impl Verdict {
             Verdict::Pass => 0,
             Verdict::Fail => 1,
             Verdict::FaultError => 4,
+            Verdict::Aborted => 3,
             Verdict::Interrupted => 130,
         }
     }
@@ -44,6 +47,7 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::FaultError => "FAULT ERROR",
+            Verdict::Aborted => "ABORTED",
             Verdict::Interrupted => "INTERRUPTED",
         }
     }
@@ -103,6 +107,8 @@ pub struct RunReport {
     pub faults: Vec<FaultRecord>,
     pub durable_writes: Vec<DurableWrite>,
     pub durable_without_id: u64,
+    /// The abort condition that stopped the run, and when (seconds from the start).
+    pub aborted: Option<(String, f64)>,
     /// The read-back of the durable writes (`None`: no durable writes, or the run was cut short).
     pub verification: Option<crate::verify::Verification>,
     pub verdict: Verdict,
@@ -126,6 +132,10 @@ impl RunReport {
             Verdict::Interrupted => {
                 "interrupted: load stopped early, faults rolled back; results are partial".into()
             }
+            Verdict::Aborted => match &self.aborted {
+                Some((why, at)) => format!("aborted at {at:.1}s: `{why}` held; faults reverted"),
+                None => "aborted".into(),
+            },
             Verdict::FaultError => {
                 let bad: Vec<String> = self
                     .faults

@@ -22,6 +22,20 @@ pub struct Scenario {
     pub slo: SloSpec,
     /// Settings of the embedded sandbox when the run uses it (`[sandbox]`); unset = default.
     pub sandbox: SandboxSpec,
+    /// `[abort] when = [...]`: conditions that stop the run early (exit 3), faults reverted.
+    pub abort: Vec<AbortCondition>,
+}
+
+/// `"errors > 50% for 10s"`: a live metric beyond a bound for a sustained stretch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AbortCondition {
+    pub text: String,
+    /// `errors` or `p99` (what the live view measures each tick).
+    pub metric: Metric,
+    pub op: CmpOp,
+    pub bound: f64,
+    #[serde(serialize_with = "ser_duration")]
+    pub sustain: Duration,
 }
 
 /// `[sandbox]`: every knob of the embedded stack a scenario may set. Durations in seconds.
@@ -424,6 +438,9 @@ impl Scenario {
         let mut s = self.clone();
         for st in &mut s.load.stages {
             st.duration = sc(st.duration);
+        }
+        for a in &mut s.abort {
+            a.sustain = sc(a.sustain);
         }
         for f in &mut s.faults {
             f.at = sc(f.at);

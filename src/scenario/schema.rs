@@ -125,6 +125,17 @@ pub fn json_schema() -> Value {
                 }
             },
             "sandbox": sandbox(),
+            "abort": {
+                "type": "object",
+                "description": "stop the run early (faults reverted, exit 3) when the service is hurt too much",
+                "additionalProperties": false,
+                "properties": {
+                    "when": {
+                        "type": "array",
+                        "items": { "type": "string", "description": "\"errors > 50% for 10s\", \"p99 > 5s for 30s\"" }
+                    }
+                }
+            },
             "slo": {
                 "type": "object",
                 "description": "window -> SLOs; windows: whole, baseline, during:<fault>, after:<fault>; a request name -> its own windows",

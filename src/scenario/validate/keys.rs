@@ -1,7 +1,16 @@
 //! The keys each table of a scenario accepts: one list used by the validator (unknown-key
 //! errors, "did you mean") and checked against the JSON Schema in tests.
 
-pub const TOP: &[&str] = &["name", "description", "load", "faults", "slo", "sandbox"];
+pub const TOP: &[&str] = &[
+    "name",
+    "description",
+    "load",
+    "faults",
+    "slo",
+    "sandbox",
+    "abort",
+];
+pub const ABORT: &[&str] = &["when"];
 pub const SANDBOX: &[&str] = &[
     "nodes_per_zone",
     "node_concurrency",

@@ -6,6 +6,7 @@
 //! says what would be accepted. The accepted keys of each table are the constants in [`keys`],
 //! which the JSON Schema (`chaos schema`) is tested against, so the two cannot drift.
 
+mod abort;
 mod faults;
 pub mod keys;
 mod load;
@@ -109,6 +110,10 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         Some(n) => slo::slo(cx, n, &fault_names, &request_names),
         None => Default::default(),
     };
+    let abort = match top.get("abort") {
+        Some(n) => abort::abort(cx, n),
+        None => Vec::new(),
+    };
     let sandbox = match top.get("sandbox") {
         Some(n) => sandbox::sandbox(cx, n),
         None => Default::default(),
@@ -121,6 +126,7 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         faults,
         slo,
         sandbox,
+        abort,
     })
 }
 
