@@ -418,7 +418,7 @@ fn run_dir(opts: &RunOptions, s: &Scenario) -> Result<PathBuf, RunError> {
     Ok(dir)
 }
 
-/// Write report.json and summary.md (and append the summary to `GITHUB_STEP_SUMMARY` when set).
+/// Write report.json, junit.xml and summary.md (and append the summary to `GITHUB_STEP_SUMMARY` when set).
 /// Returns the summary text.
 pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, RunError> {
     let werr = |path: PathBuf, source| RunError::Write {
@@ -429,6 +429,8 @@ pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, RunError> {
     let path = dir.join("report.json");
     let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string());
     std::fs::write(&path, text).map_err(|e| werr(path, e))?;
+    let path = dir.join("junit.xml");
+    std::fs::write(&path, report::junit::render(rep)).map_err(|e| werr(path, e))?;
     let summary = report::markdown::render(rep);
     let path = dir.join("summary.md");
     std::fs::write(&path, &summary).map_err(|e| werr(path, e))?;

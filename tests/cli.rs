@@ -180,7 +180,7 @@ async fn run_passes_with_exit_0_and_writes_the_reports() {
 async fn a_breached_slo_exits_1_and_names_it() {
     let srv = serve(Behavior::Delay(Duration::from_millis(30))).await;
     let dir = tmpdir("fail");
-    let s = scenario(&dir, 50, 1.0, "\"p99 < 10ms\", \"errors < 1%\"");
+    let s = scenario(&dir, 200, 1.0, "\"p99 < 10ms\", \"errors < 1%\"");
     let out = dir.join("run");
     let o = chaos_async(vec![
         "run".into(),
@@ -200,6 +200,15 @@ async fn a_breached_slo_exits_1_and_names_it() {
     );
     let r = report(&out);
     assert_eq!(r["verdict"], "fail");
+    // JUnit: one case per SLO, the breached one a failure naming value, bound and window.
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 2, "{junit}");
+    assert_eq!(junit.matches("<failure ").count(), 1, "{junit}");
+    assert!(junit.contains("whole p99 &lt; 10ms"), "{junit}");
+    assert!(
+        junit.contains("(bound &lt; 10.0ms) over window whole"),
+        "{junit}"
+    );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("**FAIL**"), "{summary}");
 }

@@ -4,6 +4,7 @@
 //! beyond writing the files they are asked to write.
 
 pub mod json;
+pub mod junit;
 pub mod markdown;
 
 use std::time::{Duration, SystemTime};
