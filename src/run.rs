@@ -301,12 +301,30 @@ async fn run_on(
     } else {
         None
     };
+    // Recovery needs a sustained healthy stretch: 5 s, scaled with the run.
+    let sustain = slo::recovery::SUSTAIN
+        .mul_f64(opts.time_scale)
+        .max(scenario.load.interval);
     let slo = slo::evaluate_with_data(
         &scenario.slo.objectives,
         &result.recording,
         &timeline,
         verification.as_ref().map(|v| v.data_check()).as_ref(),
+        sustain,
     );
+    let recoveries: Vec<slo::recovery::Recovery> = timeline
+        .faults
+        .iter()
+        .map(|f| {
+            slo::recovery::recovery(
+                f,
+                &scenario.slo.objectives,
+                &result.recording,
+                &timeline,
+                sustain,
+            )
+        })
+        .collect();
     let faults: Vec<FaultRecord> = match outcomes {
         Some(outcomes) => outcomes
             .into_iter()
@@ -388,6 +406,7 @@ async fn run_on(
         durable_without_id: result.durable_without_id,
         aborted,
         verification,
+        recoveries,
         verdict,
     })
 }

@@ -186,7 +186,7 @@ fn slo_expressions_metrics_and_windows() {
     let t = with(
         "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
         "whole = [\"p99 < 800\", \"erors < 2%\", \"errors 2%\", \"throughput > 0.99\"]\n\
-         \"during:zone-b-down\" = [\"p99 < 2s\"]\nwhloe = [\"p50 < 1s\"]\ndata = [\"p99 < 1s\", \"lost_writes == 0\"]\nrecovery = { \"zone-a-down\" = \"< 30s\" }",
+         \"during:zone-b-down\" = [\"p99 < 2s\"]\nwhloe = [\"p50 < 1s\"]\ndata = [\"p99 < 1s\", \"lost_writes == 0\"]\nrecovery = { \"zone-b-down\" = \"< 30s\", \"zone-a-down\" = \"soon\" }",
     );
     insta::assert_snapshot!(errors(&t));
 }

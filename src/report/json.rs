@@ -111,6 +111,7 @@ pub fn render(r: &RunReport) -> Value {
         "totals": StatsSummary::of(&r.totals(None)),
         "per_request": per_request,
         "slo": r.slo,
+        "recovery": r.recoveries,
         "durable": {
             "acknowledged": r.durable_writes.len(),
             "acknowledged_without_id": r.durable_without_id,

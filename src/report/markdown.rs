@@ -128,6 +128,30 @@ pub fn render(r: &RunReport) -> String {
         );
     }
 
+    if !r.recoveries.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Recovery\n\n| fault | impact after | recovered after injection | after revert | failed requests | extra p99 | note |\n|---|---:|---:|---:|---:|---:|---|"
+        );
+        let secs = |v: Option<f64>, none: &str| v.map_or(none.to_string(), |s| format!("{s:.1}s"));
+        for rc in &r.recoveries {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                rc.fault,
+                secs(rc.time_to_impact_s, "no impact"),
+                secs(rc.from_inject_s, "**not recovered**"),
+                if rc.reverted_at_end {
+                    "— (at the end)".to_string()
+                } else {
+                    secs(rc.from_revert_s, "**not recovered**")
+                },
+                rc.failed_requests,
+                rc.extra_p99_us.map_or("—".into(), |v| show_us(v.max(0.0))),
+                rc.note
+            );
+        }
+    }
     let _ = writeln!(o, "\n## Timeline\n");
     let _ = writeln!(o, "| from | to | stage | rate |\n|---:|---:|---|---|");
     for (seg, st) in r.segments.iter().zip(&r.scenario.load.stages) {

@@ -108,6 +108,8 @@ pub struct RunReport {
     pub faults: Vec<FaultRecord>,
     pub durable_writes: Vec<DurableWrite>,
     pub durable_without_id: u64,
+    /// Per fault: time to impact, recovery from injection and from revert, impact size.
+    pub recoveries: Vec<crate::slo::recovery::Recovery>,
     /// The abort condition that stopped the run, and when (seconds from the start).
     pub aborted: Option<(String, f64)>,
     /// The read-back of the durable writes (`None`: no durable writes, or the run was cut short).

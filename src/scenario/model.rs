@@ -389,6 +389,9 @@ pub enum Metric {
     RetriesExhausted,
     /// Acknowledged durable writes not found when read back after the run (a count).
     LostWrites,
+    /// Time from a fault's injection until the service is back within its baseline for a
+    /// sustained stretch (µs); the window is `During(fault)`. See `slo::recovery`.
+    Recovery,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -441,6 +444,11 @@ impl Scenario {
         }
         for a in &mut s.abort {
             a.sustain = sc(a.sustain);
+        }
+        for o in &mut s.slo.objectives {
+            if o.metric == Metric::Recovery {
+                o.bound *= factor;
+            }
         }
         for f in &mut s.faults {
             f.at = sc(f.at);

@@ -139,7 +139,16 @@ pub fn json_schema() -> Value {
             "slo": {
                 "type": "object",
                 "description": "window -> SLOs; windows: whole, baseline, during:<fault>, after:<fault>; a request name -> its own windows",
-                "properties": { "whole": slo_list(), "baseline": slo_list() },
+                "properties": {
+                    "whole": slo_list(),
+                    "baseline": slo_list(),
+                    "data": slo_list(),
+                    "recovery": {
+                        "type": "object",
+                        "description": "fault name -> bound on its recovery time, e.g. \"< 30s\"",
+                        "additionalProperties": { "type": "string" }
+                    }
+                },
                 "patternProperties": { "^(during|after):": slo_list() },
                 "additionalProperties": {
                     "type": "object",

@@ -372,10 +372,8 @@ fn metric(name: &str) -> Result<Metric, Bad> {
         "lost_writes" => Metric::LostWrites,
         "recovery" => {
             return Err(bad(
-                format!("`{name}` is not supported yet"),
-                "recovery-time SLOs arrive with the SLO engine (issue 4); supported now: "
-                    .to_string()
-                    + &METRICS.join(", "),
+                "`recovery` is not an expression metric",
+                "write recovery bounds as `recovery = { \"<fault>\" = \"< 30s\" }` in [slo]",
             ))
         }
         p if p.starts_with('p') => {

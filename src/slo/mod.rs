@@ -124,8 +124,9 @@ pub fn value(m: Metric, s: &Stats) -> Option<f64> {
         Metric::RetryRate => (s.sent() > 0).then(|| s.retry_rate()),
         Metric::Amplification => (s.sent() > 0).then(|| s.amplification()),
         Metric::RetriesExhausted => (s.requests() > 0).then(|| s.exhausted_rate()),
-        // Not a property of the recording: judged from the read-back ([`evaluate_with_data`]).
-        Metric::LostWrites => None,
+        // Not properties of merged statistics: judged from the read-back and from the interval
+        // series ([`evaluate_with_data`]).
+        Metric::LostWrites | Metric::Recovery => None,
     }
 }
 
@@ -141,7 +142,7 @@ fn sample_count(m: Metric, s: &Stats) -> u64 {
 /// Format a metric value (or bound) for humans.
 pub fn show(m: Metric, v: f64) -> String {
     match m {
-        Metric::Latency(_) | Metric::MaxLatency => show_us(v),
+        Metric::Latency(_) | Metric::MaxLatency | Metric::Recovery => show_us(v),
         Metric::Amplification => format!("{v:.2}"),
         Metric::LostWrites => format!("{v:.0}"),
         _ => show_ratio(v),
@@ -173,7 +174,7 @@ pub fn show_ratio(r: f64) -> String {
 
 /// Evaluate every objective of the scenario over the recording.
 pub fn evaluate(objectives: &[Objective], rec: &Recording, tl: &Timeline) -> Vec<SloResult> {
-    evaluate_with_data(objectives, rec, tl, None)
+    evaluate_with_data(objectives, rec, tl, None, recovery::SUSTAIN)
 }
 
 /// The read-back of acknowledged durable writes: per request name, (checked, lost).
@@ -189,12 +190,16 @@ pub fn evaluate_with_data(
     rec: &Recording,
     tl: &Timeline,
     data: Option<&DataCheck>,
+    sustain: Duration,
 ) -> Vec<SloResult> {
     objectives
         .iter()
         .map(|o| {
             if o.metric == Metric::LostWrites {
                 return judge_data(o, data);
+            }
+            if o.metric == Metric::Recovery {
+                return judge_recovery(o, objectives, rec, tl, sustain);
             }
             let (start, end) = tl.span(&o.window);
             let (from, to) = rec.range(start, end);
@@ -230,6 +235,54 @@ pub fn judge(o: &Objective, stats: &Stats) -> SloResult {
         value: v,
         samples: n,
         shown_value: v.map_or_else(|| "—".to_string(), |x| show(o.metric, x)),
+        shown_bound,
+        note,
+    }
+}
+
+fn judge_recovery(
+    o: &Objective,
+    objectives: &[Objective],
+    rec: &Recording,
+    tl: &Timeline,
+    sustain: Duration,
+) -> SloResult {
+    let shown_bound = format!("{} {}", o.op.symbol(), show(o.metric, o.bound));
+    let Window::During(name) = &o.window else {
+        return judge(o, &Stats::default());
+    };
+    let r = tl
+        .faults
+        .iter()
+        .find(|f| &f.name == name)
+        .map(|f| recovery::recovery(f, objectives, rec, tl, sustain));
+    let (status, value, note) = match r {
+        None => (
+            Status::InsufficientData,
+            None,
+            Some("fault not in the timeline".into()),
+        ),
+        Some(r) if r.max_p99_us == 0.0 => (Status::InsufficientData, None, Some(r.note)),
+        // Not recovered before the end of the run: a failure, not a lack of data.
+        Some(r) => match r.from_inject_s {
+            None => (Status::Fail, None, Some(r.note)),
+            Some(s) => {
+                let v = s * 1e6;
+                let st = if o.op.holds(v, o.bound) {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                };
+                (st, Some(v), (!r.note.is_empty()).then_some(r.note))
+            }
+        },
+    };
+    SloResult {
+        objective: o.clone(),
+        status,
+        value,
+        samples: rec.aggregate(0, rec.intervals.len(), None).requests(),
+        shown_value: value.map_or_else(|| "not recovered".to_string(), |x| show(o.metric, x)),
         shown_bound,
         note,
     }
@@ -289,6 +342,8 @@ pub fn outcome_counts(s: &Stats) -> Vec<(&'static str, u64)> {
         .map(|o| (o.name(), s.count(*o)))
         .collect()
 }
+
+pub mod recovery;
 
 #[cfg(test)]
 mod tests;

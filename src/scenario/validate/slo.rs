@@ -19,6 +19,10 @@ pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[Str
         return SloSpec { objectives };
     };
     for e in t.entries {
+        if e.key == "recovery" {
+            recovery(cx, &e.node, faults, &mut objectives);
+            continue;
+        }
         if requests.contains(&e.key) {
             let Some(per) = cx.table(&e.node, &format!("SLOs of request `{}`", e.key)) else {
                 continue;
@@ -43,7 +47,7 @@ fn window(cx: &mut Ctx<'_>, e: &Entry, faults: &[String], requests: &[String]) -
         cx.err(
             &e.key_span,
             &format!("`{k}` SLOs are not supported yet"),
-            Some("recovery-time SLOs arrive with the SLO engine (issue 4); use whole/baseline/during/after windows meanwhile"),
+            Some("not supported yet"),
         );
         return None;
     }
@@ -131,6 +135,49 @@ fn list(
                 bound,
             }),
             Err(b) => cx.bad(item, b),
+        }
+    }
+}
+
+const RECOVERY_HELP: &str = "recovery = { \"<fault>\" = \"< 30s\" }: time from the fault's injection until errors and p99 are back within the baseline for 5 s";
+
+/// `recovery = { "zone-a-down" = "< 30s" }`.
+fn recovery(cx: &mut Ctx<'_>, n: &Node, faults: &[String], out: &mut Vec<Objective>) {
+    let Some(t) = cx.table(n, "recovery") else {
+        return;
+    };
+    for e in t.entries {
+        if !faults.contains(&e.key) {
+            let hint = super::did_you_mean(&e.key, faults.iter().map(String::as_str))
+                .map(|f| format!("did you mean `{f}`? "))
+                .unwrap_or_default();
+            cx.err(
+                &e.key_span,
+                &format!(
+                    "recovery bound for `{}`, which is no fault of this scenario",
+                    e.key
+                ),
+                Some(&format!("{hint}faults: {}", faults.join(", "))),
+            );
+            continue;
+        }
+        let Some(text) = cx.string(&e.node, "a recovery bound") else {
+            continue;
+        };
+        match values::slo_expr(&format!("p50 {text}")) {
+            Ok((_, op, bound)) => out.push(Objective {
+                text: format!("recovery {}", text.trim()),
+                window: Window::During(e.key.clone()),
+                request: None,
+                metric: Metric::Recovery,
+                op,
+                bound,
+            }),
+            Err(_) => cx.err(
+                &e.node.span,
+                &format!("invalid recovery bound \"{text}\""),
+                Some(RECOVERY_HELP),
+            ),
         }
     }
 }
