@@ -472,21 +472,8 @@ fn http(method: &str, url: &str) -> serde_json::Value {
 #[test]
 fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
     let _turn = heavy();
-    use std::io::BufRead as _;
     let dir = tmpdir("rollback");
-    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args(["sandbox", "up", "--exit-on-stdin-eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(sb.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let ctl = urls["control_url"].as_str().unwrap().to_string();
+    let (mut sb, ctl) = sandbox_up();
 
     let out = dir.join("run");
     let mut run = Command::new(env!("CARGO_BIN_EXE_chaos"))
@@ -506,11 +493,7 @@ fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
         .spawn()
         .unwrap();
     let journal = out.join("journal.jsonl");
-    let t = std::time::Instant::now();
-    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"applied\"")) {
-        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_applied(&journal);
     run.kill().unwrap(); // SIGKILL: no cleanup at all
     run.wait().unwrap();
     assert_eq!(
@@ -642,22 +625,9 @@ fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
 /// message naming what is still applied and the command that undoes it.
 #[test]
 fn a_failed_revert_exits_4_and_says_how_to_undo() {
-    use std::io::BufRead as _;
     let _turn = heavy();
     let dir = tmpdir("revert-fails");
-    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args(["sandbox", "up", "--exit-on-stdin-eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(sb.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let ctl = urls["control_url"].as_str().unwrap().to_string();
+    let (mut sb, ctl) = sandbox_up();
     let out = dir.join("run");
     let run = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args([
@@ -676,11 +646,7 @@ fn a_failed_revert_exits_4_and_says_how_to_undo() {
         .spawn()
         .unwrap();
     let journal = out.join("journal.jsonl");
-    let t = std::time::Instant::now();
-    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"applied\"")) {
-        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_applied(&journal);
     // The sandbox goes away with the fault applied: the revert cannot reach it.
     sb.kill().unwrap();
     sb.wait().unwrap();
@@ -758,4 +724,31 @@ whole = ["errors < 90%"]
     let r = report(&out);
     assert_eq!(r["verdict"], "aborted");
     assert_eq!(r["exit_code"], 3);
+}
+
+/// `chaos sandbox up` as a separate process: (its process, its control URL).
+fn sandbox_up() -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["sandbox", "up", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sb.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
+    (sb, urls["control_url"].as_str().unwrap().to_string())
+}
+
+/// Wait (at most 20 s) until the journal records an applied fault.
+fn wait_applied(journal: &Path) {
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(journal).is_ok_and(|j| j.contains("\"applied\"")) {
+        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -228,15 +228,8 @@ fn rollback(run_dir: &std::path::Path) -> i32 {
         ));
         return 2;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            err(&format!("error: cannot start the async runtime: {e}"));
-            return 2;
-        }
+    let Some(rt) = runtime(false) else {
+        return 2;
     };
     let driver_for = |u: &crate::fault::Undo| -> Option<Box<dyn crate::fault::Driver>> {
         match u["driver"].as_str() {
@@ -290,15 +283,8 @@ fn sandbox_up(
             return 2;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            err(&format!("error: cannot start the async runtime: {e}"));
-            return 2;
-        }
+    let Some(rt) = runtime(true) else {
+        return 2;
     };
     rt.block_on(async move {
         let cfg = crate::sandbox::SandboxConfig::default()
@@ -351,16 +337,25 @@ fn spawn_quiet_signal_handlers(stop: Arc<Shutdown>) {
     });
 }
 
-fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+/// A tokio runtime (multi-threaded or not), or the error printed and `None`.
+fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
+    let mut b = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match b.enable_all().build() {
+        Ok(rt) => Some(rt),
         Err(e) => {
             err(&format!("error: cannot start the async runtime: {e}"));
-            return 2;
+            None
         }
+    }
+}
+
+fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {
+    let Some(rt) = runtime(true) else {
+        return 2;
     };
     rt.block_on(async move {
         let shutdown = Arc::new(Shutdown::new());
