@@ -297,3 +297,6 @@ mod tests {
         assert_eq!(utc(leap), "2000-02-29T00:00:00Z");
     }
 }
+
+#[cfg(test)]
+mod snapshots;
