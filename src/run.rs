@@ -266,6 +266,29 @@ async fn run_on(
     // Abort conditions are judged per tick: tick at least once per recorder interval.
     let tick = opts.progress_every.min(scenario.load.interval);
     let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
+    // Self-test hook for the panic path (tests only): panic in the load path after N seconds.
+    let panic_after = std::env::var("CHAOS_SELFTEST_PANIC_AFTER_S")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok());
+    let load_fut = async move {
+        match panic_after {
+            Some(s) => tokio::select! {
+                r = load_fut => r,
+                _ = tokio::time::sleep(Duration::from_secs_f64(s)) => panic!("self-test panic"),
+            },
+            None => load_fut.await,
+        }
+    };
+    // A panic in the load path must not skip the reverts: it is caught here, the run is shut
+    // down, the fault timeline reverts everything, and only then is the panic resumed.
+    let sd = shutdown.clone();
+    let load_fut = async move {
+        let r = CatchUnwind(Box::pin(load_fut)).await;
+        if r.is_err() {
+            sd.trigger();
+        }
+        r
+    };
     let faults_fut = async {
         match (&driver, &journal) {
             (Some(d), Some(j)) => Some(
@@ -284,7 +307,30 @@ async fn run_on(
         }
     };
     let (result, outcomes) = tokio::join!(load_fut, faults_fut);
-    let result = result?;
+    let result = match result {
+        Ok(r) => r?,
+        Err(panic) => {
+            let still: Vec<String> = outcomes
+                .iter()
+                .flatten()
+                .filter(|o| o.status == fault::Status::RevertFailed)
+                .map(|o| o.name.clone())
+                .collect();
+            crate::cli::output::err(&format!(
+                "internal error: the run panicked; {}",
+                if still.is_empty() {
+                    "every applied fault was reverted".to_string()
+                } else {
+                    format!(
+                        "STILL APPLIED: {} — undo with `chaos rollback {}`",
+                        still.join(", "),
+                        dir.display()
+                    )
+                }
+            ));
+            std::panic::resume_unwind(panic);
+        }
+    };
     let aborted = watch.fired.take();
 
     let interrupted = result.interrupted || shutdown.is_triggered();
@@ -523,5 +569,24 @@ impl Progress for AbortWatch<'_> {
 
     fn finish(&mut self, s: &load::ProgressSnapshot) {
         self.inner.finish(s);
+    }
+}
+
+/// Runs a future, turning a panic inside it into an `Err` (so cleanup can still run).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(p) => std::task::Poll::Ready(Err(p)),
+        }
     }
 }

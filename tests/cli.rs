@@ -752,3 +752,39 @@ fn wait_applied(journal: &Path) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A panic inside the run (the self-test hook panics in the load path mid-fault): the fault is
+/// still reverted before the process dies with the panic.
+#[test]
+fn a_panic_mid_fault_still_reverts_it() {
+    let _turn = heavy();
+    let dir = tmpdir("panic");
+    let out = dir.join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            "az-outage",
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .env("CHAOS_SELFTEST_PANIC_AFTER_S", "8")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("every applied fault was reverted"),
+        "{}",
+        text(&o.stderr)
+    );
+    let steps: Vec<String> = lines(&out.join("journal.jsonl"))
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "zone_up"), 1, "zone a is back");
+}
