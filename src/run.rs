@@ -483,7 +483,7 @@ fn run_dir(opts: &RunOptions, s: &Scenario) -> Result<PathBuf, RunError> {
     Ok(dir)
 }
 
-/// Write report.json, junit.xml and summary.md (and append the summary to `GITHUB_STEP_SUMMARY` when set).
+/// Write report.json, junit.xml, report.html and summary.md (and append the summary to `GITHUB_STEP_SUMMARY` when set).
 /// Returns the summary text.
 pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, RunError> {
     let werr = |path: PathBuf, source| RunError::Write {
@@ -496,6 +496,8 @@ pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, RunError> {
     std::fs::write(&path, text).map_err(|e| werr(path, e))?;
     let path = dir.join("junit.xml");
     std::fs::write(&path, report::junit::render(rep)).map_err(|e| werr(path, e))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, report::html::render(rep)).map_err(|e| werr(path, e))?;
     let summary = report::markdown::render(rep);
     let path = dir.join("summary.md");
     std::fs::write(&path, &summary).map_err(|e| werr(path, e))?;

@@ -113,3 +113,21 @@ fn summary_and_junit_of_a_failing_run() {
     insta::assert_snapshot!("summary_fail", markdown::render(&r));
     insta::assert_snapshot!("junit_fail", junit::render(&r));
 }
+
+#[test]
+fn the_html_report_is_self_contained_and_shows_the_fault() {
+    let r = report("1%");
+    let h = html::render(&r);
+    assert!(h.starts_with("<!doctype html>"));
+    assert_eq!(h.matches("<svg").count(), 3, "three charts");
+    // Self-contained: nothing fetched from anywhere.
+    for banned in [
+        "<script", "src=", "href=", "http://", "https://", "@import", "url(",
+    ] {
+        let allowed_target = banned == "http://" && h.matches("http://").count() == 1;
+        assert!(!h.contains(banned) || allowed_target, "found {banned}");
+    }
+    assert!(h.contains("zone-a-down"));
+    assert!(h.contains("recovered after 3.0s"), "recovery marked");
+    assert!(h.contains("<td class=fail>FAIL</td>"));
+}
