@@ -788,3 +788,46 @@ fn a_panic_mid_fault_still_reverts_it() {
     let ev = lines(&out.join("sandbox-events.jsonl"));
     assert_eq!(count(&ev, "zone_up"), 1, "zone a is back");
 }
+
+/// The gate goes red for the right reason: the shipped db-failover scenario on a sandbox made
+/// worse (a failover ten times longer) breaches its during-failover and recovery SLOs, exits 1,
+/// and the JUnit report names them.
+#[test]
+fn a_worse_sandbox_fails_the_shipped_scenario_for_the_right_reason() {
+    let _turn = heavy();
+    let dir = tmpdir("worse");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/db-failover.toml"
+    ))
+    .unwrap();
+    let s = dir.join("db-failover-slow.toml");
+    std::fs::write(&s, shipped + "\n[sandbox]\nfailover_time = \"50s\"\n").unwrap();
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--time-scale",
+        "0.1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let failed: Vec<&str> = junit
+        .split("<testcase ")
+        .filter(|c| c.contains("<failure"))
+        .map(|c| c.split('"').nth(1).unwrap_or(""))
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|n| n.starts_with("during:writer-failover")),
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().all(|n| !n.starts_with("baseline")),
+        "the baseline was fine: {failed:?}"
+    );
+}
