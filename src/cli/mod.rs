@@ -69,6 +69,17 @@ pub enum Command {
     List,
     /// Print the JSON Schema of the scenario format (for editors and linters).
     Schema,
+    /// Compare two runs' report.json: per window and metric, the change; exit 1 on a regression
+    /// beyond the bound (a gate against last night's run).
+    Compare {
+        /// The baseline run directory.
+        baseline: PathBuf,
+        /// The new run directory.
+        new: PathBuf,
+        /// Largest tolerated worsening, relative ("10%").
+        #[arg(long, value_name = "PCT", default_value = "10%")]
+        max_regression: String,
+    },
     /// Revert every fault a run's journal shows as still applied (after a crash or kill -9).
     Rollback {
         /// The run directory (holding journal.jsonl).
@@ -136,6 +147,40 @@ pub fn dispatch(cmd: Command) -> i32 {
                 },
         } => sandbox_up(events, exit_on_stdin_eof, time_scale, config),
         Command::Rollback { run_dir } => rollback(&run_dir),
+        Command::Compare {
+            baseline,
+            new,
+            max_regression,
+        } => {
+            let max = match max_regression
+                .trim()
+                .strip_suffix('%')
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+            {
+                Some(v) => v / 100.0,
+                None => {
+                    err(&format!(
+                        "error: --max-regression {max_regression:?}: give a percentage, e.g. 10%"
+                    ));
+                    return 2;
+                }
+            };
+            match crate::report::compare::compare(&baseline, &new, max) {
+                Ok(c) => {
+                    out(&crate::report::compare::render(&c, max));
+                    if c.regressions() > 0 {
+                        1
+                    } else {
+                        0
+                    }
+                }
+                Err(e) => {
+                    err(&format!("error: {e}"));
+                    2
+                }
+            }
+        }
         Command::Schema => {
             let schema = scenario::schema::json_schema();
             match serde_json::to_string_pretty(&schema) {

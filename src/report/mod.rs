@@ -3,6 +3,7 @@
 //! human reads in a CI log). Renderers are pure functions of the report: no clock, no I/O
 //! beyond writing the files they are asked to write.
 
+pub mod compare;
 pub mod html;
 pub mod json;
 pub mod junit;
