@@ -163,6 +163,7 @@ async fn run_passes_with_exit_0_and_writes_the_reports() {
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let r = report(&out);
+    assert_matches_schema(&r);
     assert_eq!(r["schema"], "chaos.report/v1");
     assert_eq!(r["verdict"], "pass");
     assert_eq!(r["exit_code"], 0);
@@ -327,6 +328,7 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     // The report: the fault injected at 6 s and reverted at 12 s (scaled), and its effect is
     // visible — requests retried or failed during the fault, none before it.
     let r = report(&out);
+    assert_matches_schema(&r);
     let f = &r["timeline"]["faults"][0];
     assert_eq!(f["status"], "reverted");
     let at = f["injected_at_s"].as_f64().unwrap();
@@ -603,6 +605,7 @@ fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
         "async replication with a 2 s lag loses writes on failover"
     );
     let r = report(&out);
+    assert_matches_schema(&r);
     let rb = &r["durable"]["read_back"];
     let mut found: Vec<String> = rb["lost"]
         .as_array()
@@ -830,4 +833,105 @@ fn a_worse_sandbox_fails_the_shipped_scenario_for_the_right_reason() {
         failed.iter().all(|n| !n.starts_with("baseline")),
         "the baseline was fine: {failed:?}"
     );
+}
+
+/// The subset of JSON Schema `reports/schema/report.v1.json` uses: type (one or several),
+/// enum, required, properties, items, additionalProperties (as a schema), $ref to #/$defs.
+fn schema_errors(
+    v: &serde_json::Value,
+    s: &serde_json::Value,
+    root: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
+    use serde_json::Value;
+    let mut errs = Vec::new();
+    if let Some(r) = s["$ref"].as_str() {
+        let name = r.trim_start_matches("#/$defs/");
+        return schema_errors(v, &root["$defs"][name], root, at);
+    }
+    let type_ok = |t: &str| match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_u64() || v.is_i64(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => false,
+    };
+    match &s["type"] {
+        Value::String(t) if !type_ok(t) => errs.push(format!("{at}: expected {t}, found {v}")),
+        Value::Array(ts) if !ts.iter().any(|t| type_ok(t.as_str().unwrap_or(""))) => {
+            errs.push(format!("{at}: expected one of {ts:?}, found {v}"))
+        }
+        _ => {}
+    }
+    if let Some(e) = s["enum"].as_array() {
+        if !e.contains(v) {
+            errs.push(format!("{at}: {v} not in {e:?}"));
+        }
+    }
+    if let Some(obj) = v.as_object() {
+        for r in s["required"].as_array().into_iter().flatten() {
+            let k = r.as_str().unwrap();
+            if !obj.contains_key(k) {
+                errs.push(format!("{at}: missing `{k}`"));
+            }
+        }
+        for (k, val) in obj {
+            let sub = &s["properties"][k];
+            if !sub.is_null() {
+                errs.extend(schema_errors(val, sub, root, &format!("{at}.{k}")));
+            } else if s["additionalProperties"].is_object() {
+                errs.extend(schema_errors(
+                    val,
+                    &s["additionalProperties"],
+                    root,
+                    &format!("{at}.{k}"),
+                ));
+            }
+        }
+    }
+    if let (Some(items), true) = (v.as_array(), s["items"].is_object()) {
+        for (i, it) in items.iter().enumerate() {
+            errs.extend(schema_errors(it, &s["items"], root, &format!("{at}[{i}]")));
+        }
+    }
+    errs
+}
+
+fn assert_matches_schema(report: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/reports/schema/report.v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let errs = schema_errors(report, &schema, &schema, "$");
+    assert!(
+        errs.is_empty(),
+        "report.json does not match its schema:\n{}",
+        errs.join("\n")
+    );
+}
+
+#[test]
+fn the_schema_check_can_fail() {
+    let bad = serde_json::json!({ "schema": "chaos.report/v0", "verdict": "maybe" });
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/reports/schema/report.v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let errs = schema_errors(&bad, &schema, &schema, "$");
+    assert!(
+        errs.iter().any(|e| e.contains("missing `timeline`")),
+        "{errs:?}"
+    );
+    assert!(errs.iter().any(|e| e.contains("\"maybe\"")), "{errs:?}");
 }
