@@ -343,6 +343,31 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     };
     assert_eq!(hit(0.0, 5.5), 0, "no effect before the fault");
     assert!(hit(6.0, 9.0) > 0, "the outage shows in the numbers");
+    // `chaos report` rebuilds the same reports from report.json alone...
+    let before = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let o = chaos(&["report", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.join("summary.md")).unwrap(),
+        before
+    );
+    assert_matches_schema(&report(&out));
+    // ...and re-judges edited SLOs on the recorded histograms.
+    let strict = dir.join("strict.toml");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/az-outage.toml"
+    ))
+    .unwrap();
+    std::fs::write(&strict, shipped.replace("\"p99 < 1s\"", "\"p99 < 1ms\"")).unwrap();
+    let o = chaos(&[
+        "report",
+        out.to_str().unwrap(),
+        "--scenario",
+        strict.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("p99 < 1ms"), "{}", text(&o.stderr));
 }
 
 #[test]

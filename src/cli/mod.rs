@@ -69,6 +69,14 @@ pub enum Command {
     List,
     /// Print the JSON Schema of the scenario format (for editors and linters).
     Schema,
+    /// Write a run's reports again from its report.json — with edited SLOs if --scenario is
+    /// given (re-judged on the recorded histograms; nothing is re-run).
+    Report {
+        run_dir: PathBuf,
+        /// The scenario to judge against (default: the one the run used).
+        #[arg(long, value_name = "SCENARIO")]
+        scenario: Option<String>,
+    },
     /// Compare two runs' report.json: per window and metric, the change; exit 1 on a regression
     /// beyond the bound (a gate against last night's run).
     Compare {
@@ -147,6 +155,31 @@ pub fn dispatch(cmd: Command) -> i32 {
                 },
         } => sandbox_up(events, exit_on_stdin_eof, time_scale, config),
         Command::Rollback { run_dir } => rollback(&run_dir),
+        Command::Report { run_dir, scenario } => {
+            match crate::report::reread::reread(&run_dir, scenario.as_deref()) {
+                Ok(rep) => match run::write_reports(&run_dir, &rep) {
+                    Ok(summary) => {
+                        out(&summary);
+                        err(&format!(
+                            "{}: {} (exit {})\nreports: {}",
+                            rep.verdict.badge(),
+                            rep.reason(),
+                            rep.verdict.exit_code(),
+                            run_dir.display()
+                        ));
+                        rep.verdict.exit_code()
+                    }
+                    Err(e) => {
+                        err(&format!("error: {e}"));
+                        2
+                    }
+                },
+                Err(e) => {
+                    err(&format!("error: {e}"));
+                    2
+                }
+            }
+        }
         Command::Compare {
             baseline,
             new,

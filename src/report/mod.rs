@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod reread;
 
 use std::time::{Duration, SystemTime};
 

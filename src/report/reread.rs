@@ -1,0 +1,282 @@
+//! `chaos report <run-dir> [--scenario FILE]`: rebuild a [`RunReport`] from `report.json` and
+//! write every report again — after an upgrade of the renderers, or with edited SLOs
+//! (`--scenario`), which are re-judged on the recorded histograms. Nothing is re-run: the
+//! recording (per-interval HDR histograms and counters), the faults' fate and the durable-write
+//! read-back come from `report.json` as they were measured.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use super::{FaultRecord, FaultStatus, RunReport, Verdict};
+use crate::load::engine::DurableWrite;
+use crate::metrics::recorder::Compact;
+use crate::metrics::{Outcome, Recording};
+use crate::slo::{self, recovery, Timeline};
+use crate::verify::{LostWrite, Unverified, Verification};
+
+fn num(v: &Value, what: &str) -> Result<f64, String> {
+    v.as_f64()
+        .ok_or_else(|| format!("report.json: `{what}` is missing or not a number"))
+}
+
+fn string(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// "2026-11-23T06:58:58Z" → SystemTime (the inverse of [`super::utc`]).
+fn parse_utc(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs)
+        .ok()
+        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+}
+
+fn b64(v: &Value) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap_or_default())
+        .map_err(|e| format!("report.json: bad histogram encoding: {e}"))
+}
+
+fn counts<const N: usize>(v: &Value) -> [u64; N] {
+    let mut out = [0u64; N];
+    for (o, x) in out.iter_mut().zip(v.as_array().into_iter().flatten()) {
+        *o = x.as_u64().unwrap_or(0);
+    }
+    out
+}
+
+fn recording(r: &Value) -> Result<Recording, String> {
+    let interval = Duration::from_secs_f64(num(&r["interval_s"], "interval_s")?);
+    let names: Vec<String> = r["requests"]
+        .as_array()
+        .ok_or("report.json: `requests` is missing")?
+        .iter()
+        .map(string)
+        .collect();
+    let mut intervals = Vec::new();
+    for row in r["histograms"]["intervals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let mut cells = Vec::new();
+        for n in &names {
+            let c = &row["requests"][n];
+            cells.push(Compact {
+                latency: b64(&c["latency"])?,
+                service: b64(&c["service"])?,
+                lateness: b64(&c["lateness"])?,
+                outcomes: counts(&c["outcomes"]),
+                attempts: counts(&c["attempts"]),
+                exhausted: c["exhausted"].as_u64().unwrap_or(0),
+            });
+        }
+        intervals.push(cells);
+    }
+    Ok(Recording {
+        interval,
+        names,
+        intervals,
+    })
+}
+
+fn fault_status(s: &str) -> FaultStatus {
+    match s {
+        "reverted" => FaultStatus::Reverted,
+        "not_reached" => FaultStatus::NotReached,
+        "inject_failed" => FaultStatus::InjectFailed,
+        "revert_failed" => FaultStatus::RevertFailed,
+        _ => FaultStatus::Skipped,
+    }
+}
+
+/// Rebuild the report of `dir`, judged against `scenario_arg` (a path or shipped name) or the
+/// scenario the run used.
+pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, String> {
+    let p = dir.join("report.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let r: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    if r["schema"] != super::SCHEMA {
+        return Err(format!("{}: not a {} report", p.display(), super::SCHEMA));
+    }
+    let time_scale = num(&r["time_scale"], "time_scale")?;
+    let source = string(&r["scenario"]["source"]);
+    let arg = match scenario_arg {
+        Some(a) => a.to_string(),
+        None => source
+            .strip_prefix("builtin:")
+            .map_or(source.clone(), str::to_string),
+    };
+    let scenario = crate::run::prepare(&arg, time_scale).map_err(|e| {
+        format!("{e}\n(the run used scenario `{source}`; pass --scenario FILE if it moved)")
+    })?;
+    let recording = recording(&r)?;
+    if recording.names
+        != scenario
+            .load
+            .requests
+            .iter()
+            .map(|q| q.name.clone())
+            .collect::<Vec<_>>()
+    {
+        return Err("the scenario's requests differ from the recorded ones: SLOs could not be judged on this recording".into());
+    }
+    let timeline = Timeline::of(&scenario);
+    let faults: Vec<FaultRecord> = r["timeline"]["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| FaultRecord {
+            name: string(&f["name"]),
+            kind: string(&f["kind"]),
+            status: fault_status(f["status"].as_str().unwrap_or("")),
+            note: string(&f["note"]),
+            injected_at_s: f["injected_at_s"].as_f64(),
+            reverted_at_s: f["reverted_at_s"].as_f64(),
+        })
+        .collect();
+    let durable_writes: Vec<DurableWrite> = r["durable"]["writes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| DurableWrite {
+            request: string(&w["request"]),
+            id: string(&w["id"]),
+            read_method: string(&w["read_method"]),
+            read_path: string(&w["read_path"]),
+        })
+        .collect();
+    let verification = r["durable"]["read_back"].as_object().map(|rb| {
+        let list = |k: &str| {
+            rb.get(k)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let lost: Vec<LostWrite> = list("lost")
+            .iter()
+            .map(|l| LostWrite {
+                request: string(&l["request"]),
+                id: string(&l["id"]),
+            })
+            .collect();
+        let unverified: Vec<Unverified> = list("unverified")
+            .iter()
+            .map(|u| Unverified {
+                request: string(&u["request"]),
+                id: string(&u["id"]),
+                reason: string(&u["reason"]),
+            })
+            .collect();
+        let mut v = Verification {
+            checked: rb.get("checked").and_then(Value::as_u64).unwrap_or(0),
+            found: rb.get("found").and_then(Value::as_u64).unwrap_or(0),
+            lost,
+            unverified,
+            per_request: Default::default(),
+        };
+        for w in &durable_writes {
+            if v.unverified
+                .iter()
+                .any(|u| u.id == w.id && u.request == w.request)
+            {
+                continue;
+            }
+            let e = v.per_request.entry(w.request.clone()).or_default();
+            e.0 += 1;
+            if v.lost
+                .iter()
+                .any(|l| l.id == w.id && l.request == w.request)
+            {
+                e.1 += 1;
+            }
+        }
+        v
+    });
+    let sustain = recovery::SUSTAIN
+        .mul_f64(time_scale)
+        .max(scenario.load.interval);
+    let slo = slo::evaluate_with_data(
+        &scenario.slo.objectives,
+        &recording,
+        &timeline,
+        verification.as_ref().map(|v| v.data_check()).as_ref(),
+        sustain,
+    );
+    let recoveries: Vec<recovery::Recovery> = timeline
+        .faults
+        .iter()
+        .map(|f| recovery::recovery(f, &scenario.slo.objectives, &recording, &timeline, sustain))
+        .collect();
+    let aborted = r["aborted"].as_object().map(|a| {
+        (
+            a.get("condition").map(string).unwrap_or_default(),
+            a.get("at_s").and_then(Value::as_f64).unwrap_or(0.0),
+        )
+    });
+    let interrupted = r["interrupted"].as_bool().unwrap_or(false);
+    // What happened during the run stands; only the SLO verdict is judged again.
+    let verdict = match r["verdict"].as_str() {
+        Some("fault_error") => Verdict::FaultError,
+        Some("aborted") => Verdict::Aborted,
+        Some("interrupted") => Verdict::Interrupted,
+        _ if slo::all_pass(&slo) => Verdict::Pass,
+        _ => Verdict::Fail,
+    };
+    let _ = Outcome::ALL; // the outcome order of the arrays above is Outcome::ALL's
+    Ok(RunReport {
+        segments: crate::load::schedule::segments(&scenario.load.stages),
+        target_url: string(&r["target"]["url"]),
+        time_scale,
+        started_at: parse_utc(r["started_at"].as_str().unwrap_or(""))
+            .ok_or("report.json: bad `started_at`")?,
+        wall: Duration::from_secs_f64(num(&r["wall_s"], "wall_s")?),
+        interrupted,
+        scheduled: r["scheduled"].as_u64().unwrap_or(0),
+        timeline,
+        recording,
+        slo,
+        faults,
+        durable_without_id: r["durable"]["acknowledged_without_id"]
+            .as_u64()
+            .unwrap_or(0),
+        durable_writes,
+        recoveries,
+        aborted,
+        verification,
+        verdict,
+        scenario,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_round_trips() {
+        for secs in [0u64, 951_782_400, 1_795_403_539, 4_102_444_799] {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(parse_utc(&super::super::utc(t)), Some(t));
+        }
+        assert_eq!(parse_utc("2026-11-23 06:58:58"), None);
+    }
+}
