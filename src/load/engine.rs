@@ -517,10 +517,16 @@ async fn logical_request(
         exhausted: false,
     };
     // Wait for a slot; a request that cannot start before its timeout is not sent (counted).
-    let deadline = tokio::time::Instant::from_std(due + sh.timeout);
-    let permit = tokio::select! {
-        p = sh.sem.clone().acquire_owned() => p.ok(),
-        _ = tokio::time::sleep_until(deadline) => None,
+    // A free slot is taken at once, without arming a timer (the common case).
+    let permit = match sh.sem.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => {
+            let deadline = tokio::time::Instant::from_std(due + sh.timeout);
+            tokio::select! {
+                p = sh.sem.clone().acquire_owned() => p.ok(),
+                _ = tokio::time::sleep_until(deadline) => None,
+            }
+        }
     };
     let Some(_permit) = permit else {
         let _ = tx.send(sample);

@@ -111,10 +111,13 @@ impl Target {
     }
 }
 
-/// The origin-form URI of a rendered path (base path included). Characters a URI cannot hold
-/// (spaces, quotes, braces, non-ASCII…) are percent-encoded, as a URL parser would; `None`
-/// when the result is still not a URI.
+/// The origin-form URI of a rendered path (base path included; empty = `/`). Characters a URI
+/// cannot hold (spaces, quotes, braces, non-ASCII…) are percent-encoded, as a URL parser would;
+/// `None` when the result is still not a URI.
 pub fn path_uri(path: String) -> Option<Uri> {
+    if path.is_empty() {
+        return Some(Uri::from_static("/"));
+    }
     let needs = |b: u8| b <= b' ' || b >= 0x7f || b"\"<>`{}".contains(&b);
     let path = if path.bytes().any(needs) {
         let mut s = String::with_capacity(path.len() + 16);
@@ -392,5 +395,6 @@ mod tests {
         let u = path_uri("/a b/{x}/é".into()).unwrap();
         assert_eq!(u.path(), "/a%20b/%7Bx%7D/%C3%A9");
         assert!(path_uri("no-slash".into()).is_none());
+        assert_eq!(path_uri(String::new()).unwrap(), "/");
     }
 }
