@@ -1,12 +1,10 @@
-//! The HTTP client under test: built from the scenario's `[load.client]`, and the mapping of
-//! whatever happens to an attempt onto an [`Outcome`].
+//! The scenario's `[load.client]` turned into what goes on the wire: header names and values
+//! (secrets marked sensitive), the client/request header merge, and the errors of building the
+//! client. The connections themselves are [`super::transport`]'s.
 
-use std::time::Duration;
+use http::header::{HeaderName, HeaderValue};
 
-use reqwest::header::{HeaderName, HeaderValue};
-
-use crate::metrics::Outcome;
-use crate::scenario::{Client, Header, Part};
+use crate::scenario::{Header, Part};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,36 +22,7 @@ pub enum ClientError {
     Build(String),
 }
 
-/// Build the shared client: keep-alive connection reuse (one pool for the whole run), no
-/// redirects followed (a 3xx is a result to measure), no automatic retries beyond the
-/// scenario's own policy, Nagle off.
-pub fn build(c: &Client, max_in_flight: usize) -> Result<reqwest::Client, ClientError> {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(max_in_flight)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .connect_timeout(c.timeout)
-        .http1_only()
-        .no_proxy()
-        .user_agent(concat!("chaos/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = &c.ca_cert {
-        let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| ClientError::CaRead {
-            path: shown.clone(),
-            source,
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::CaParse {
-            path: shown,
-            reason: e.to_string(),
-        })?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build().map_err(|e| ClientError::Build(e.to_string()))
-}
-
-/// Static headers (templates without per-request parts) rendered once. Templated header values
-/// are rendered per request by the engine.
+/// A header's name as sent (validation already checked it; this converts it).
 pub fn header_name(h: &Header) -> Result<HeaderName, ClientError> {
     HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| ClientError::BadHeader {
         name: h.name.clone(),
@@ -62,7 +31,7 @@ pub fn header_name(h: &Header) -> Result<HeaderName, ClientError> {
 }
 
 /// A header value from already-rendered text. Values holding secrets are marked sensitive so
-/// they never appear in reqwest's Debug output either.
+/// they never appear in any Debug output either.
 pub fn header_value(h: &Header, rendered: &str) -> Result<HeaderValue, ClientError> {
     let mut v = HeaderValue::from_str(rendered).map_err(|e| ClientError::BadHeader {
         name: h.name.clone(),
@@ -83,17 +52,4 @@ pub fn merge<'a>(client: &'a [Header], request: &'a [Header]) -> Vec<&'a Header>
         .collect();
     out.extend(request.iter());
     out
-}
-
-/// Classify a transport error.
-pub fn classify(e: &reqwest::Error) -> Outcome {
-    if e.is_timeout() {
-        Outcome::Timeout
-    } else if e.is_connect() {
-        Outcome::ConnectError
-    } else {
-        // The request was sent (or being sent) and the connection failed under it: refused
-        // mid-write, closed before the response, truncated body.
-        Outcome::Reset
-    }
 }

@@ -20,17 +20,20 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{Method, Request, Uri};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::client::{self, ClientError};
 use super::retry::{backoff, RetryBudget};
 use super::schedule::{self, Schedule};
 use super::template::{self, Captures, Missing};
+use super::transport::{self, Target, Transport};
 use crate::metrics::{Outcome, Recorder, Recording, Sample, Stats};
-use crate::scenario::{Body, Capture, Durable, Header, Load, RetryPolicy, Template};
+use crate::scenario::{Body, Capture, Durable, Header, JsonTemplate, Load, RetryPolicy, Template};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,15 +98,22 @@ impl Progress for NoProgress {
     fn finish(&mut self, _: &ProgressSnapshot) {}
 }
 
-/// A request kind, prepared once.
+/// A request kind, prepared once per run: everything without per-request parts is built here,
+/// so the hot path only renders templates and clones ready-made values.
 struct Prepared {
-    method: reqwest::Method,
+    method: Method,
     path: Template,
-    /// The full URL, parsed once, when the path has no per-request parts (URL parsing is a
-    /// visible share of the hot path otherwise).
-    url: Option<reqwest::Url>,
-    headers: Vec<(HeaderName, Header)>,
+    /// The request URI (origin form, base path included) when the path has no per-request
+    /// parts.
+    uri: Option<Uri>,
+    /// `Host`, `user-agent`, `accept`, every header without per-request parts, and
+    /// `content-type: application/json` for a JSON body unless a header sets it.
+    headers: HeaderMap,
+    /// Headers with per-request parts, rendered for each logical request.
+    templated: Vec<(HeaderName, Header)>,
     body: Option<Body>,
+    /// The body, rendered once, when it has no per-request parts.
+    literal_body: Option<Bytes>,
     captures: Vec<Capture>,
     durable: Option<Durable>,
     name: String,
@@ -111,14 +121,14 @@ struct Prepared {
 
 /// A logical request's rendered form, reused by its retries (same bytes on every attempt).
 struct Rendered {
-    url: reqwest::Url,
-    headers: HeaderMap,
-    body: Option<(String, bool)>,
+    uri: Uri,
+    /// `None`: the prepared headers as they are (no templated header).
+    headers: Option<HeaderMap>,
+    body: Bytes,
 }
 
 struct Shared {
-    client: reqwest::Client,
-    base: String,
+    transport: Transport,
     reqs: Vec<Prepared>,
     policy: RetryPolicy,
     timeout: Duration,
@@ -171,9 +181,12 @@ pub async fn run_mode(
             ..load.clone()
         },
     };
-    let base = check_url(base_url)?;
-    let client = client::build(&load.client, load.max_in_flight)?;
-    let reqs = prepare(load, &base)?;
+    let target = Target::parse(base_url).map_err(|reason| EngineError::BadUrl {
+        url: base_url.to_string(),
+        reason,
+    })?;
+    let reqs = prepare(load, &target)?;
+    let transport = Transport::new(target, load.client.ca_cert.as_deref(), load.max_in_flight)?;
     let cap_names: Vec<&str> = load
         .requests
         .iter()
@@ -191,8 +204,7 @@ pub async fn run_mode(
 
     let started_at = SystemTime::now();
     let shared = Arc::new(Shared {
-        client,
-        base,
+        transport,
         reqs,
         timeout: load.client.timeout,
         budget: RetryBudget::new(policy.budget, policy.budget_window),
@@ -307,55 +319,96 @@ pub async fn run_mode(
 
 /// A usable base URL (http or https, a host, no query), normalised without a trailing `/`.
 pub fn check_url(url: &str) -> Result<String, EngineError> {
-    let bad = |reason: &str| EngineError::BadUrl {
+    Target::parse(url).map_err(|reason| EngineError::BadUrl {
         url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("only http:// and https:// URLs are supported"));
-    }
-    if parsed.host_str().is_none() {
-        return Err(bad("it has no host"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(bad(
-            "a base URL takes no query or fragment; put them in request paths",
-        ));
-    }
+        reason,
+    })?;
     Ok(url.trim_end_matches('/').to_string())
 }
 
-fn prepare(load: &Load, base: &str) -> Result<Vec<Prepared>, EngineError> {
+fn prepare(load: &Load, target: &Target) -> Result<Vec<Prepared>, EngineError> {
+    let none = Captures::new([]);
+    let mut rng = rand::rng();
     load.requests
         .iter()
         .map(|r| {
-            let method = reqwest::Method::from_bytes(r.method.as_bytes())
+            let method = Method::from_bytes(r.method.as_bytes())
                 .map_err(|_| EngineError::BadMethod(r.method.clone()))?;
-            let headers = client::merge(&load.client.headers, &r.headers)
-                .into_iter()
-                .map(|h| Ok((client::header_name(h)?, h.clone())))
-                .collect::<Result<Vec<_>, ClientError>>()?;
-            let url = if r.path.is_literal() {
-                let mut u = base.to_string();
-                template::render(&r.path, 0, &mut rand::rng(), &Captures::new([]), &mut u)
+            let mut headers = HeaderMap::new();
+            headers.insert(HOST, target.host_header.clone());
+            headers.insert(
+                USER_AGENT,
+                HeaderValue::from_static(concat!("chaos/", env!("CARGO_PKG_VERSION"))),
+            );
+            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+            let mut templated = Vec::new();
+            for h in client::merge(&load.client.headers, &r.headers) {
+                let name = client::header_name(h)?;
+                if h.value.is_literal() {
+                    let mut v = String::new();
+                    // Literal parts only: rendering cannot fail or vary.
+                    let _ = template::render(&h.value, 0, &mut rng, &none, &mut v);
+                    // Validation checked literal values; one that is still invalid is dropped,
+                    // as a templated one would be.
+                    if let Ok(v) = client::header_value(h, &v) {
+                        headers.insert(name, v);
+                    }
+                } else {
+                    templated.push((name, h.clone()));
+                }
+            }
+            let json = matches!(r.body, Some(Body::Json(_)));
+            if json && templated.iter().all(|(n, _)| n != CONTENT_TYPE) {
+                headers
+                    .entry(CONTENT_TYPE)
+                    .or_insert(HeaderValue::from_static("application/json"));
+            }
+            let uri = if r.path.is_literal() {
+                let mut p = target.base_path.clone();
+                template::render(&r.path, 0, &mut rng, &none, &mut p)
                     .ok()
-                    .and_then(|_| reqwest::Url::parse(&u).ok())
+                    .and_then(|_| transport::path_uri(p))
             } else {
                 None
+            };
+            let literal_body = match &r.body {
+                Some(Body::Text(t)) if t.is_literal() => {
+                    let mut s = String::new();
+                    template::render(t, 0, &mut rng, &none, &mut s)
+                        .ok()
+                        .map(|_| Bytes::from(s))
+                }
+                Some(Body::Json(j)) if json_is_literal(j) => {
+                    template::render_json(j, 0, &mut rng, &none)
+                        .ok()
+                        .map(Bytes::from)
+                }
+                _ => None,
             };
             Ok(Prepared {
                 method,
                 path: r.path.clone(),
-                url,
+                uri,
                 headers,
+                templated,
                 body: r.body.clone(),
+                literal_body,
                 captures: r.capture.clone(),
                 durable: r.durable.clone(),
                 name: r.name.clone(),
             })
         })
         .collect()
+}
+
+/// A JSON body template with no per-request parts.
+fn json_is_literal(j: &JsonTemplate) -> bool {
+    match j {
+        JsonTemplate::String(t) => t.is_literal(),
+        JsonTemplate::Array(a) => a.iter().all(json_is_literal),
+        JsonTemplate::Object(o) => o.iter().all(|(_, v)| json_is_literal(v)),
+        JsonTemplate::Null | JsonTemplate::Bool(_) | JsonTemplate::Number(_) => true,
+    }
 }
 
 /// The scheduler thread: returns (requests issued, stopped early).
@@ -464,10 +517,16 @@ async fn logical_request(
         exhausted: false,
     };
     // Wait for a slot; a request that cannot start before its timeout is not sent (counted).
-    let deadline = tokio::time::Instant::from_std(due + sh.timeout);
-    let permit = tokio::select! {
-        p = sh.sem.clone().acquire_owned() => p.ok(),
-        _ = tokio::time::sleep_until(deadline) => None,
+    // A free slot is taken at once, without arming a timer (the common case).
+    let permit = match sh.sem.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => {
+            let deadline = tokio::time::Instant::from_std(due + sh.timeout);
+            tokio::select! {
+                p = sh.sem.clone().acquire_owned() => p.ok(),
+                _ = tokio::time::sleep_until(deadline) => None,
+            }
+        }
     };
     let Some(_permit) = permit else {
         let _ = tx.send(sample);
@@ -522,68 +581,60 @@ async fn logical_request(
 
 fn render(sh: &Shared, req: &Prepared, seq: u64) -> Result<Rendered, Missing> {
     let mut rng = rand::rng();
-    let url = match &req.url {
+    let uri = match &req.uri {
         Some(u) => u.clone(),
         None => {
-            let mut url = String::with_capacity(sh.base.len() + 32);
-            url.push_str(&sh.base);
-            template::render(&req.path, seq, &mut rng, &sh.caps, &mut url)?;
-            // A captured value can make a path no URL parser accepts: not sent, like a
-            // missing capture.
-            reqwest::Url::parse(&url).map_err(|_| Missing(url))?
+            let base = &sh.transport.target().base_path;
+            let mut path = String::with_capacity(base.len() + 32);
+            path.push_str(base);
+            template::render(&req.path, seq, &mut rng, &sh.caps, &mut path)?;
+            // A captured value can make a path no URI can hold: not sent, like a missing
+            // capture.
+            transport::path_uri(path.clone()).ok_or(Missing(path))?
         }
     };
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
-    for (name, h) in &req.headers {
-        let mut v = String::new();
-        template::render(&h.value, seq, &mut rng, &sh.caps, &mut v)?;
-        // Header values were checked by validation; one that renders to invalid bytes (a
-        // captured value with a newline, say) is dropped rather than failing the request.
-        if let Ok(v) = client::header_value(h, &v) {
-            headers.insert(name.clone(), v);
-        }
-    }
-    let body = match &req.body {
-        None => None,
-        Some(Body::Json(j)) => Some((template::render_json(j, seq, &mut rng, &sh.caps)?, true)),
-        Some(Body::Text(t)) => {
-            let mut s = String::new();
-            template::render(t, seq, &mut rng, &sh.caps, &mut s)?;
-            Some((s, false))
-        }
-    };
-    if matches!(body, Some((_, true))) && !headers.contains_key(CONTENT_TYPE) {
-        headers.insert(
-            CONTENT_TYPE,
-            reqwest::header::HeaderValue::from_static("application/json"),
-        );
-    }
-    Ok(Rendered { url, headers, body })
-}
-
-/// One attempt: send, and read the whole response (kept only if a capture needs it), all
-/// within the client timeout.
-async fn attempt(sh: &Shared, req: &Prepared, r: &Rendered) -> Attempt {
-    let keep = !req.captures.is_empty() || req.durable.is_some();
-    let mut builder = sh
-        .client
-        .request(req.method.clone(), r.url.clone())
-        .headers(r.headers.clone());
-    if let Some((b, _)) = &r.body {
-        builder = builder.body(b.clone());
-    }
-    let fut = async {
-        let mut resp = builder.send().await.map_err(|e| client::classify(&e))?;
-        let status = resp.status().as_u16();
-        let mut body = keep.then(Vec::new);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| client::classify(&e))? {
-            if let Some(b) = &mut body {
-                b.extend_from_slice(&chunk);
+    let headers = if req.templated.is_empty() {
+        None
+    } else {
+        let mut headers = req.headers.clone();
+        for (name, h) in &req.templated {
+            let mut v = String::new();
+            template::render(&h.value, seq, &mut rng, &sh.caps, &mut v)?;
+            // Header values were checked by validation; one that renders to invalid bytes (a
+            // captured value with a newline, say) is dropped rather than failing the request.
+            if let Ok(v) = client::header_value(h, &v) {
+                headers.insert(name.clone(), v);
             }
         }
-        Ok::<_, Outcome>((status, body))
+        if matches!(req.body, Some(Body::Json(_))) && !headers.contains_key(CONTENT_TYPE) {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        Some(headers)
     };
-    match tokio::time::timeout(sh.timeout, fut).await {
+    let body = match (&req.literal_body, &req.body) {
+        (Some(b), _) => b.clone(),
+        (None, None) => Bytes::new(),
+        (None, Some(Body::Json(j))) => {
+            Bytes::from(template::render_json(j, seq, &mut rng, &sh.caps)?)
+        }
+        (None, Some(Body::Text(t))) => {
+            let mut s = String::new();
+            template::render(t, seq, &mut rng, &sh.caps, &mut s)?;
+            Bytes::from(s)
+        }
+    };
+    Ok(Rendered { uri, headers, body })
+}
+
+/// One attempt: take or open a connection, send, and read the whole response (kept only if a
+/// capture or durable write needs it), all within the client timeout.
+async fn attempt(sh: &Shared, req: &Prepared, r: &Rendered) -> Attempt {
+    let keep = !req.captures.is_empty() || req.durable.is_some();
+    let mut rq = Request::new(transport::Body::new(r.body.clone()));
+    *rq.method_mut() = req.method.clone();
+    *rq.uri_mut() = r.uri.clone();
+    *rq.headers_mut() = r.headers.as_ref().unwrap_or(&req.headers).clone();
+    match tokio::time::timeout(sh.timeout, sh.transport.send(rq, keep)).await {
         Err(_) => Attempt {
             outcome: Outcome::Timeout,
             status: 0,
@@ -594,10 +645,10 @@ async fn attempt(sh: &Shared, req: &Prepared, r: &Rendered) -> Attempt {
             status: 0,
             body: None,
         },
-        Ok(Ok((status, body))) => Attempt {
-            outcome: Outcome::from_status(status),
-            status,
-            body,
+        Ok(Ok(resp)) => Attempt {
+            outcome: Outcome::from_status(resp.status),
+            status: resp.status,
+            body: resp.body,
         },
     }
 }

@@ -1,5 +1,6 @@
 //! The load engine: the open model (arrival-rate schedule, coordinated omission corrected), the
-//! HTTP client under test, its retry policy and budget, and request templates.
+//! HTTP client under test (headers; its transport: connections, TLS, the keep-alive pool), its
+//! retry policy and budget, and request templates.
 //!
 //! The engine never learns about faults: it measures the system only through its own requests.
 
@@ -8,5 +9,6 @@ pub mod engine;
 pub mod retry;
 pub mod schedule;
 pub mod template;
+pub mod transport;
 
 pub use engine::{run, run_mode, EngineError, LoadResult, Mode, Progress, ProgressSnapshot};

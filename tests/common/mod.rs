@@ -36,6 +36,8 @@ pub enum Behavior {
 
 #[derive(Default)]
 pub struct Seen {
+    /// TCP connections accepted.
+    pub connections: AtomicU64,
     pub count: AtomicU64,
     pub in_flight: AtomicU64,
     pub max_in_flight: AtomicU64,
@@ -43,6 +45,8 @@ pub struct Seen {
     pub arrivals: Mutex<Vec<(Duration, String)>>,
     pub first: Mutex<Option<Instant>>,
     pub notes: Mutex<Vec<u64>>,
+    /// The headers of the last request, names lowercase, in the order received.
+    pub last_headers: Mutex<Vec<(String, String)>>,
 }
 
 pub struct TestServer {
@@ -57,6 +61,15 @@ impl TestServer {
 }
 
 pub async fn serve(b: Behavior) -> TestServer {
+    serve_with(b, None).await
+}
+
+/// [`serve`] over TLS with the given server configuration (see [`TestCa`]).
+pub async fn serve_tls(b: Behavior, tls: Arc<rustls::ServerConfig>) -> TestServer {
+    serve_with(b, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+}
+
+async fn serve_with(b: Behavior, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -66,17 +79,97 @@ pub async fn serve(b: Behavior) -> TestServer {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            s2.connections.fetch_add(1, Ordering::SeqCst);
             let seen = s2.clone();
             let b = b.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| handle(req, b.clone(), seen.clone()));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let conn = http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = conn.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            let _ = conn.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                    }
+                }
             });
         }
     });
     TestServer { addr, seen }
+}
+
+/// A misbehaving raw TCP server: for every connection, read the request, write `reply` (a
+/// status line and headers promising more body than follows, say, or nothing), then close.
+/// Returns the port and the number of connections accepted.
+pub async fn serve_raw(reply: &'static [u8]) -> (u16, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let a2 = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            a2.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(reply).await;
+                let _ = s.flush().await;
+                // Dropping the stream closes the connection.
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost.
+pub struct TestCa {
+    /// The CA certificate, PEM (what a scenario's `ca_cert` points at).
+    pub ca_pem: String,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "chaos test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::from_params(&ca, &ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)
+            .unwrap();
+        TestCa {
+            ca_pem: ca_cert.pem(),
+            server: Arc::new(server),
+        }
+    }
 }
 
 async fn handle(
@@ -94,6 +187,16 @@ async fn handle(
         .lock()
         .unwrap()
         .push((now.duration_since(start), what.clone()));
+    *seen.last_headers.lock().unwrap() = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let _body = req.into_body().collect().await;

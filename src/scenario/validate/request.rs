@@ -218,7 +218,7 @@ pub(super) fn headers(cx: &mut Ctx<'_>, n: &Node, captures: &[String]) -> Option
     let mut out = Vec::new();
     let mut ok = true;
     for e in t.entries {
-        if reqwest::header::HeaderName::from_bytes(e.key.as_bytes()).is_err() {
+        if http::header::HeaderName::from_bytes(e.key.as_bytes()).is_err() {
             cx.err(
                 &e.key_span,
                 &format!("invalid header name \"{}\"", e.key),
@@ -232,7 +232,7 @@ pub(super) fn headers(cx: &mut Ctx<'_>, n: &Node, captures: &[String]) -> Option
             .and_then(|s| template(cx, &e.node, &s, true, captures));
         let lit_ok = value.as_ref().is_none_or(|v| {
             v.parts.iter().all(|p| match p {
-                Part::Lit(s) => reqwest::header::HeaderValue::from_str(s).is_ok(),
+                Part::Lit(s) => http::header::HeaderValue::from_str(s).is_ok(),
                 _ => true,
             })
         });

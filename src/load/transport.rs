@@ -1,0 +1,400 @@
+//! The load engine's HTTP/1.1 transport: the target parsed once per run, TCP (Nagle off) and
+//! TLS connections, hyper's per-connection `http1` handshakes, and the keep-alive pool.
+//!
+//! Why not a general-purpose client: the engine sends tens of thousands of requests per second
+//! to one origin, and a general client's per-request work (URL parsing and conversion, a pool
+//! keyed by origin behind a mutex, connector clones, redirect and proxy machinery) cost more CPU
+//! than the request itself (see README, "Performance"). Here a run's origin is fixed, so:
+//! - [`Target`] is parsed from the base URL once; requests carry origin-form URIs (the path
+//!   only) and a pre-built `Host` header;
+//! - idle connections wait in a lock-free queue ([`crossbeam_queue::SegQueue`]: push and pop
+//!   are a compare-and-swap, no lock shared by all requests); an attempt takes one, or dials a
+//!   new one when none is idle, and gives it back only after reading the whole response on it
+//!   (a connection that failed, timed out or was closed by the server is dropped);
+//! - connections are capped at `max_in_flight`: an attempt holds at most one, attempts are
+//!   bounded by the engine's semaphore, and a returned connection is closed instead of pooled
+//!   when more than the cap are open.
+//!
+//! No redirects are followed (a 3xx is a result to measure), no proxy is used, and nothing is
+//! retried here except a request that a pooled connection refused *before sending a byte* (the
+//! server had closed it while idle): that one goes on a fresh connection, as hyper's own pool
+//! does. What happens to an attempt maps onto an [`Outcome`]: refused or failed connection
+//! (TCP, TLS or HTTP handshake) = `connect_error`; a connection that fails after the request
+//! was handed to it (closed before or during the response) = `reset`. The attempt's timeout is
+//! the caller's and covers connecting, sending and reading the whole body.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_queue::SegQueue;
+use http::header::HeaderValue;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::client::ClientError;
+use crate::metrics::Outcome;
+
+/// The request body type on the wire.
+pub type Body = Full<Bytes>;
+
+/// Idle connections older than this are closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Where a run's requests go, parsed once from the base URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub https: bool,
+    /// Host name or IP address, without IPv6 brackets (for resolving and TLS server names).
+    pub host: String,
+    pub port: u16,
+    /// The `Host` header: the host as written, plus the port unless it is the scheme's default.
+    pub host_header: HeaderValue,
+    /// The base URL's path without its trailing `/` (often empty); request paths follow it.
+    pub base_path: String,
+}
+
+impl Target {
+    /// A usable base URL: http or https, a host, no user info, query or fragment.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        if url.contains('#') || url.contains('?') {
+            return Err("a base URL takes no query or fragment; put them in request paths".into());
+        }
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("only http:// and https:// URLs are supported".into()),
+        };
+        let Some(auth) = uri.authority() else {
+            return Err("it has no host".into());
+        };
+        if auth.as_str().contains('@') {
+            return Err(
+                "user info in the URL is not supported; send credentials in headers".into(),
+            );
+        }
+        let host = auth.host();
+        if host.is_empty() {
+            return Err("it has no host".into());
+        }
+        let default_port = if https { 443 } else { 80 };
+        let port = auth.port_u16().unwrap_or(default_port);
+        let host_header = if port == default_port {
+            host.to_string()
+        } else {
+            format!("{host}:{port}")
+        };
+        let host_header = HeaderValue::from_str(&host_header).map_err(|e| e.to_string())?;
+        Ok(Target {
+            https,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            host_header,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// The origin-form URI of a rendered path (base path included; empty = `/`). Characters a URI
+/// cannot hold (spaces, quotes, braces, non-ASCII…) are percent-encoded, as a URL parser would;
+/// `None` when the result is still not a URI.
+pub fn path_uri(path: String) -> Option<Uri> {
+    if path.is_empty() {
+        return Some(Uri::from_static("/"));
+    }
+    let needs = |b: u8| b <= b' ' || b >= 0x7f || b"\"<>`{}".contains(&b);
+    let path = if path.bytes().any(needs) {
+        let mut s = String::with_capacity(path.len() + 16);
+        for b in path.bytes() {
+            if needs(b) {
+                s.push_str(&format!("%{b:02X}"));
+            } else {
+                s.push(char::from(b));
+            }
+        }
+        s
+    } else {
+        path
+    };
+    if !path.starts_with('/') {
+        return None;
+    }
+    Uri::from_maybe_shared(Bytes::from(path)).ok()
+}
+
+/// Read a PEM file of one or more CA certificates.
+pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|source| ClientError::CaRead {
+        path: shown.clone(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::CaParse {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ClientError::CaParse {
+            path: shown,
+            reason: "no CERTIFICATE block found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// TLS for https targets: the platform's roots (as `rustls-platform-verifier` finds them)
+/// plus the scenario's extra CA certificates; ALPN offers HTTP/1.1 only.
+fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<TlsConnector, ClientError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let build = |e: rustls::Error| ClientError::Build(e.to_string());
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            .map_err(build)?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(build)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(cfg)))
+}
+
+/// An idle keep-alive connection.
+struct Idle {
+    tx: SendRequest<Body>,
+    since: Instant,
+}
+
+/// The transport of one run: one origin, one pool.
+pub struct Transport {
+    target: Target,
+    /// The target's address when the host is an IP literal (no resolver call per connection).
+    addr: Option<SocketAddr>,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    idle: SegQueue<Idle>,
+    idle_len: AtomicUsize,
+    /// Connections whose driver task is alive.
+    open: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+/// A completed exchange: the status and, when asked for, the body.
+pub struct Response {
+    pub status: u16,
+    pub body: Option<Vec<u8>>,
+}
+
+impl Transport {
+    /// `cap`: the most connections kept open (the run's `max_in_flight`).
+    pub fn new(target: Target, ca_cert: Option<&Path>, cap: usize) -> Result<Self, ClientError> {
+        // The CA file is checked even for http targets: a broken file is an input error.
+        let extra = ca_cert.map(read_ca).transpose()?.unwrap_or_default();
+        let tls = if target.https {
+            let name = ServerName::try_from(target.host.clone()).map_err(|e| {
+                ClientError::Build(format!("`{}` is not a TLS server name: {e}", target.host))
+            })?;
+            Some((tls_connector(extra)?, name))
+        } else {
+            None
+        };
+        let addr = target
+            .host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, target.port));
+        Ok(Transport {
+            target,
+            addr,
+            tls,
+            idle: SegQueue::new(),
+            idle_len: AtomicUsize::new(0),
+            open: Arc::new(AtomicUsize::new(0)),
+            cap: cap.max(1),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Connections open now (idle or in use).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Relaxed)
+    }
+
+    /// Send `req` (origin-form URI, `Host` header set) and read the whole response; the body
+    /// is kept only if `keep_body`. Not bounded in time: the caller wraps it in its timeout.
+    pub async fn send(&self, mut req: Request<Body>, keep_body: bool) -> Result<Response, Outcome> {
+        loop {
+            let (mut tx, reused) = match self.take().await {
+                Some(tx) => (tx, true),
+                None => (self.connect().await?, false),
+            };
+            let resp = match tx.try_send_request(req).await {
+                Ok(r) => r,
+                Err(mut e) => match e.take_message() {
+                    // A pooled connection closed while idle: nothing was sent, use another.
+                    Some(r) if reused => {
+                        req = r;
+                        continue;
+                    }
+                    _ => return Err(Outcome::Reset),
+                },
+            };
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut kept = keep_body.then(Vec::new);
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|_| Outcome::Reset)?;
+                if let (Some(k), Some(data)) = (&mut kept, frame.data_ref()) {
+                    k.extend_from_slice(data);
+                }
+            }
+            self.put(tx);
+            return Ok(Response { status, body: kept });
+        }
+    }
+
+    /// An idle connection ready for a request, if any.
+    async fn take(&self) -> Option<SendRequest<Body>> {
+        while let Some(idle) = self.idle.pop() {
+            self.idle_len.fetch_sub(1, Relaxed);
+            if idle.since.elapsed() > IDLE_TIMEOUT {
+                continue;
+            }
+            let mut tx = idle.tx;
+            // Immediate for a connection idle in the pool; a closed one answers an error.
+            if tx.ready().await.is_ok() {
+                return Some(tx);
+            }
+        }
+        None
+    }
+
+    /// Give a connection back after a complete exchange, unless it is closed or over the cap.
+    fn put(&self, tx: SendRequest<Body>) {
+        if tx.is_closed() || self.open.load(Relaxed) > self.cap {
+            return;
+        }
+        if self.idle_len.fetch_add(1, Relaxed) >= self.cap {
+            self.idle_len.fetch_sub(1, Relaxed);
+            return;
+        }
+        self.idle.push(Idle {
+            tx,
+            since: Instant::now(),
+        });
+    }
+
+    /// A new connection: TCP (Nagle off), TLS for https, then the HTTP/1 handshake; its driver
+    /// runs as its own task until the connection closes.
+    async fn connect(&self) -> Result<SendRequest<Body>, Outcome> {
+        let tcp = self.dial().await.ok_or(Outcome::ConnectError)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => self.handshake(tcp).await,
+            Some((tls, name)) => {
+                let s = tls
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|_| Outcome::ConnectError)?;
+                self.handshake(s).await
+            }
+        }
+    }
+
+    /// TCP to the first of the target's addresses that accepts.
+    async fn dial(&self) -> Option<TcpStream> {
+        if let Some(a) = self.addr {
+            return TcpStream::connect(a).await.ok();
+        }
+        let addrs = tokio::net::lookup_host((self.target.host.as_str(), self.target.port))
+            .await
+            .ok()?;
+        for a in addrs {
+            if let Ok(s) = TcpStream::connect(a).await {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    async fn handshake<S>(&self, io: S) -> Result<SendRequest<Body>, Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (tx, conn) = http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|_| Outcome::ConnectError)?;
+        let open = self.open.clone();
+        open.fetch_add(1, Relaxed);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            open.fetch_sub(1, Relaxed);
+        });
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_once_with_host_header_and_base_path() {
+        let t = Target::parse("http://127.0.0.1:8080/api/").unwrap();
+        assert!(!t.https);
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 8080));
+        assert_eq!(t.host_header, "127.0.0.1:8080");
+        assert_eq!(t.base_path, "/api");
+        let t = Target::parse("https://example.com").unwrap();
+        assert!(t.https);
+        assert_eq!((t.port, t.base_path.as_str()), (443, ""));
+        assert_eq!(t.host_header, "example.com");
+        let t = Target::parse("http://[::1]:9000").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
+        assert_eq!(t.host_header, "[::1]:9000");
+        for bad in [
+            "ftp://127.0.0.1:1",
+            "127.0.0.1:8080",
+            "http://h/?q=1",
+            "http://h/#f",
+            "http://u:p@h/",
+            "not a url",
+            "",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_become_origin_form_uris_encoding_what_a_uri_cannot_hold() {
+        let u = path_uri("/notes?page=3".into()).unwrap();
+        assert_eq!(u.path(), "/notes");
+        assert_eq!(u.query(), Some("page=3"));
+        assert_eq!(u.scheme(), None);
+        let u = path_uri("/a b/{x}/é".into()).unwrap();
+        assert_eq!(u.path(), "/a%20b/%7Bx%7D/%C3%A9");
+        assert!(path_uri("no-slash".into()).is_none());
+        assert_eq!(path_uri(String::new()).unwrap(), "/");
+    }
+}
