@@ -960,3 +960,60 @@ fn the_schema_check_can_fail() {
     );
     assert!(errs.iter().any(|e| e.contains("\"maybe\"")), "{errs:?}");
 }
+
+/// The measured recovery of a database failover matches the sandbox's own account of how long
+/// the failover took, within one recorder interval (writes only, no client retries to blur it).
+#[test]
+fn measured_recovery_matches_the_failover_the_sandbox_records() {
+    let _turn = heavy();
+    let dir = tmpdir("recovery-truth");
+    let s = dir.join("failover.toml");
+    std::fs::write(
+        &s,
+        r#"name = "recovery-truth"
+[load]
+stages = [{ hold = "200/s", for = "16s" }]
+[load.client]
+timeout = "2s"
+[[load.requests]]
+name = "write"
+method = "POST"
+path = "/notes"
+json = { text = "n {{seq}}" }
+[[faults]]
+name = "failover"
+kind = "db-failover"
+at = "5s"
+[sandbox]
+failover_time = "3s"
+[slo]
+baseline = ["p99 < 300ms", "errors < 1%"]
+recovery = { "failover" = "< 10s" }
+"#,
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    let t = |kind: &str| {
+        ev.iter()
+            .find(|e| e["event"] == kind)
+            .and_then(|e| e["t_s"].as_f64())
+            .unwrap()
+    };
+    let truth = t("db_failover_end") - t("db_failover_start");
+    let r = report(&out);
+    let measured = r["recovery"][0]["from_inject_s"].as_f64().unwrap();
+    assert!(
+        (measured - truth).abs() <= 1.0,
+        "measured recovery {measured} s, the sandbox's failover took {truth} s"
+    );
+    assert!(r["recovery"][0]["failed_requests"].as_u64().unwrap() > 0);
+}
