@@ -399,29 +399,11 @@ fn signal_mid_fault(sig: &str) {
         .spawn()
         .unwrap();
     // The fault is applied from 6 s to 12 s: interrupt at 8 s.
-    let t = std::time::Instant::now();
     let journal = out.join("journal.jsonl");
-    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"applied\"")) {
-        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_applied(&journal);
     std::thread::sleep(Duration::from_millis(500));
-    let k = Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(k.success());
-    let t = std::time::Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("chaos did not stop after SIG{sig}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    signal(&child, sig);
+    let status = wait_exit(&mut child, &format!("SIG{sig}"));
     assert_eq!(status.code(), Some(130));
     let steps: Vec<String> = lines(&journal)
         .iter()
@@ -448,28 +430,12 @@ async fn sigint_mid_run_writes_a_partial_report_and_exits_130() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let k = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
+    signal(&child, "INT");
+    // Bounded: the run must stop by itself well before its 30 s schedule.
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child, "SIGINT"))
+        .await
         .unwrap();
-    assert!(k.success());
-    let o = tokio::task::spawn_blocking(move || {
-        // Bounded: the run must stop by itself well before its 30 s schedule.
-        let t = std::time::Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return (st, t.elapsed());
-            }
-            if t.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                panic!("chaos did not stop after SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(o.0.code(), Some(130));
+    assert_eq!(status.code(), Some(130));
     let r = report(&out);
     assert_eq!(r["verdict"], "interrupted");
     assert_eq!(r["exit_code"], 130);
@@ -1016,4 +982,28 @@ recovery = { "failover" = "< 10s" }
         "measured recovery {measured} s, the sandbox's failover took {truth} s"
     );
     assert!(r["recovery"][0]["failed_requests"].as_u64().unwrap() > 0);
+}
+
+/// Send `kill -<sig>` to a child.
+fn signal(child: &std::process::Child, sig: &str) {
+    let k = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+}
+
+/// Wait (at most 20 s) for a child to exit by itself; kill it and fail otherwise.
+fn wait_exit(child: &mut std::process::Child, after: &str) -> std::process::ExitStatus {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("chaos did not stop after {after}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -7,23 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos::load::{self, engine::NoProgress, LoadResult};
+use chaos::load::{self, engine::NoProgress};
 use chaos::metrics::Outcome;
 use chaos::scenario::*;
 use chaos::shutdown::Shutdown;
 use common::*;
-
-async fn drive(l: &Load, url: &str) -> LoadResult {
-    load::run(
-        l,
-        url,
-        Arc::new(Shutdown::new()),
-        &mut NoProgress,
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_delay_counts_are_exact_and_latency_covers_the_delay() {

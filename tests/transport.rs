@@ -14,18 +14,6 @@ use chaos::scenario::*;
 use chaos::shutdown::Shutdown;
 use common::*;
 
-async fn drive(l: &Load, url: &str) -> LoadResult {
-    load::run(
-        l,
-        url,
-        Arc::new(Shutdown::new()),
-        &mut NoProgress,
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap()
-}
-
 fn outcomes(r: &LoadResult) -> Vec<(Outcome, u64)> {
     let all = r.recording.aggregate(0, usize::MAX, None);
     Outcome::ALL

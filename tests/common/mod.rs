@@ -322,3 +322,16 @@ pub fn status_on(statuses: &[u16]) -> RetryOn {
         statuses: statuses.to_vec(),
     }
 }
+
+/// Run a load against `url` with no progress view and no external shutdown.
+pub async fn drive(l: &Load, url: &str) -> chaos::load::LoadResult {
+    chaos::load::run(
+        l,
+        url,
+        Arc::new(chaos::shutdown::Shutdown::new()),
+        &mut chaos::load::engine::NoProgress,
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap()
+}

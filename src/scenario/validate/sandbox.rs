@@ -21,25 +21,17 @@ pub(super) fn sandbox(cx: &mut Ctx<'_>, n: &Node) -> SandboxSpec {
     };
     let ms = Duration::from_millis;
     let min = |m: u64| Duration::from_secs(m * 60);
-    s.nodes_per_zone = t
-        .get("nodes_per_zone")
-        .and_then(|v| cx.int(v, "nodes_per_zone", 1, 20))
-        .map(|v| v as usize);
-    s.node_concurrency = t
-        .get("node_concurrency")
-        .and_then(|v| cx.int(v, "node_concurrency", 1, 10_000))
-        .map(|v| v as usize);
+    // Optional integers in `lo..=hi` (all small and positive: the casts below cannot truncate).
+    let int = |cx: &mut Ctx<'_>, key: &str, lo: i64, hi: i64| {
+        t.get(key).and_then(|v| cx.int(v, key, lo, hi))
+    };
+    s.nodes_per_zone = int(cx, "nodes_per_zone", 1, 20).map(|v| v as usize);
+    s.node_concurrency = int(cx, "node_concurrency", 1, 10_000).map(|v| v as usize);
     s.service_time_s = secs(cx, "service_time", Duration::ZERO, min(1));
     s.service_jitter_s = secs(cx, "service_jitter", Duration::ZERO, min(1));
     s.health_interval_s = secs(cx, "health_interval", ms(100), min(1));
-    s.unhealthy_after = t
-        .get("unhealthy_after")
-        .and_then(|v| cx.int(v, "unhealthy_after", 1, 100))
-        .map(|v| v as u32);
-    s.healthy_after = t
-        .get("healthy_after")
-        .and_then(|v| cx.int(v, "healthy_after", 1, 100))
-        .map(|v| v as u32);
+    s.unhealthy_after = int(cx, "unhealthy_after", 1, 100).map(|v| v as u32);
+    s.healthy_after = int(cx, "healthy_after", 1, 100).map(|v| v as u32);
     s.db_writer_zone = t
         .get("db_writer_zone")
         .and_then(|v| cx.choice(v, "db_writer_zone", keys::ZONES));
