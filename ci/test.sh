@@ -12,9 +12,18 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   log "installing rustfmt and clippy"
   rustup component add rustfmt clippy
 fi
-# Servers used by integration tests are installed here as the test suite grows (redis-server,
-# postgresql, moto in a venv); today's tests start their own HTTP servers in-process on
-# 127.0.0.1:0 and need nothing installed.
+# Headless Chromium screenshots report.html in tests/report_browser.rs (Debian's
+# chromium-headless-shell: ~100 MB, no X server needed).
+if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium-headless-shell (apt)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell
+fi
+# Every other server the tests use (the sandbox, HTTP test servers) is started by the tests
+# themselves on 127.0.0.1:0. redis-server, postgresql and moto join this list with the drivers
+# that need them.
 
 # --- the gate ----------------------------------------------------------------------------
 log "cargo fmt --check"

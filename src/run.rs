@@ -202,6 +202,9 @@ pub async fn run(
                     .await
                     .map_err(|e| RunError::Usage(format!("cannot start the sandbox: {e}")))?
                     .map_err(RunError::Usage)?;
+            wait_healthy(&child.control_url).await.map_err(|e| {
+                RunError::Usage(format!("the sandbox started but is not healthy: {e}"))
+            })?;
             Target::Spawned(child)
         }
     };
@@ -266,12 +269,14 @@ async fn run_on(
     // Abort conditions are judged per tick: tick at least once per recorder interval.
     let tick = opts.progress_every.min(scenario.load.interval);
     let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
-    // Self-test hook for the panic path (tests only): panic in the load path after N seconds.
+    // Self-test hook for the panic path (tests only): panic after N seconds in the load path,
+    // or with CHAOS_SELFTEST_PANIC_IN=faults in the fault timeline.
     let panic_after = std::env::var("CHAOS_SELFTEST_PANIC_AFTER_S")
         .ok()
         .and_then(|v| v.parse::<f64>().ok());
+    let panic_in_faults = std::env::var("CHAOS_SELFTEST_PANIC_IN").as_deref() == Ok("faults");
     let load_fut = async move {
-        match panic_after {
+        match panic_after.filter(|_| !panic_in_faults) {
             Some(s) => tokio::select! {
                 r = load_fut => r,
                 _ = tokio::time::sleep(Duration::from_secs_f64(s)) => panic!("self-test panic"),
@@ -284,29 +289,66 @@ async fn run_on(
     let sd = shutdown.clone();
     let load_fut = async move {
         let r = CatchUnwind(Box::pin(load_fut)).await;
-        if r.is_err() {
+        // A panic, or the load ending before its time for any reason (its scheduler died):
+        // stop the fault timeline too, so no fault is injected into a run without traffic.
+        if !matches!(&r, Ok(Ok(res)) if !res.interrupted) {
             sd.trigger();
         }
         r
     };
+    // A panic in the fault timeline (or a driver) is caught too: the run is shut down and
+    // whatever the journal shows applied is reverted from it, as `chaos rollback` would.
     let faults_fut = async {
-        match (&driver, &journal) {
-            (Some(d), Some(j)) => Some(
-                fault::run_timeline(
-                    &scenario.faults,
-                    &plans,
-                    d,
-                    j,
-                    start,
-                    timeline.total,
-                    &shutdown,
-                )
-                .await,
-            ),
-            _ => None,
+        let (Some(d), Some(j)) = (&driver, &journal) else {
+            return None;
+        };
+        let timeline_fut = async {
+            let t = fault::run_timeline(
+                &scenario.faults,
+                &plans,
+                d,
+                j,
+                start,
+                timeline.total,
+                &shutdown,
+            );
+            match panic_after.filter(|_| panic_in_faults) {
+                Some(s) => tokio::select! {
+                    r = t => r,
+                    _ = tokio::time::sleep(Duration::from_secs_f64(s)) => panic!("self-test panic in the fault timeline"),
+                },
+                None => t.await,
+            }
+        };
+        let r = CatchUnwind(Box::pin(timeline_fut)).await;
+        if r.is_err() {
+            shutdown.trigger();
         }
+        Some(r)
     };
     let (result, outcomes) = tokio::join!(load_fut, faults_fut);
+    let outcomes = match outcomes {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(panic)) => {
+            let driver_for = |u: &fault::Undo| -> Option<Box<dyn fault::Driver>> {
+                SandboxDriver::from_undo(u).map(|d| Box::new(d) as Box<dyn fault::Driver>)
+            };
+            let still: Vec<String> = match &journal {
+                None => Vec::new(),
+                Some(j) => match fault::rollback(j.path(), &driver_for).await {
+                    Ok(done) => done
+                        .into_iter()
+                        .filter(|r| r.result.is_err())
+                        .map(|r| r.fault)
+                        .collect(),
+                    Err(e) => vec![format!("(journal unreadable: {e})")],
+                },
+            };
+            report_panic(&still, dir);
+            std::panic::resume_unwind(panic);
+        }
+    };
     let result = match result {
         Ok(r) => r?,
         Err(panic) => {
@@ -316,24 +358,15 @@ async fn run_on(
                 .filter(|o| o.status == fault::Status::RevertFailed)
                 .map(|o| o.name.clone())
                 .collect();
-            crate::cli::output::err(&format!(
-                "internal error: the run panicked; {}",
-                if still.is_empty() {
-                    "every applied fault was reverted".to_string()
-                } else {
-                    format!(
-                        "STILL APPLIED: {} — undo with `chaos rollback {}`",
-                        still.join(", "),
-                        dir.display()
-                    )
-                }
-            ));
+            report_panic(&still, dir);
             std::panic::resume_unwind(panic);
         }
     };
     let aborted = watch.fired.take();
 
-    let interrupted = result.interrupted || shutdown.is_triggered();
+    // Stopped by Ctrl-C/SIGTERM (an abort condition also stops the load early, but the run ran
+    // its course as the scenario asked: its acknowledged writes are still read back).
+    let interrupted = aborted.is_none() && (result.interrupted || shutdown.is_triggered());
     // The data check, once the faults are reverted (run_timeline returns only then).
     let verification = if !interrupted && !result.durable_writes.is_empty() {
         match crate::verify::read_back(&url, &scenario.load.client, &result.durable_writes).await {
@@ -347,30 +380,6 @@ async fn run_on(
     } else {
         None
     };
-    // Recovery needs a sustained healthy stretch: 5 s, scaled with the run.
-    let sustain = slo::recovery::SUSTAIN
-        .mul_f64(opts.time_scale)
-        .max(scenario.load.interval);
-    let slo = slo::evaluate_with_data(
-        &scenario.slo.objectives,
-        &result.recording,
-        &timeline,
-        verification.as_ref().map(|v| v.data_check()).as_ref(),
-        sustain,
-    );
-    let recoveries: Vec<slo::recovery::Recovery> = timeline
-        .faults
-        .iter()
-        .map(|f| {
-            slo::recovery::recovery(
-                f,
-                &scenario.slo.objectives,
-                &result.recording,
-                &timeline,
-                sustain,
-            )
-        })
-        .collect();
     let faults: Vec<FaultRecord> = match outcomes {
         Some(outcomes) => outcomes
             .into_iter()
@@ -418,6 +427,19 @@ async fn run_on(
             })
             .collect(),
     };
+    // SLOs and recovery are judged on the faults as they really were applied: from each
+    // injection to its revert (a slow inject call moves "during" with it), the scheduled times
+    // for a fault that never ran.
+    let (slo, recoveries) = slo::judge_run(
+        &scenario,
+        &result.recording,
+        &timeline,
+        faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
+        verification.as_ref().map(|v| v.data_check()).as_ref(),
+        opts.time_scale,
+    );
     let fault_error = faults.iter().any(|f| {
         matches!(
             f.status,
@@ -435,7 +457,13 @@ async fn run_on(
     } else {
         Verdict::Fail
     };
+    // The journal as written (fsynced records); what rollback would read.
+    let journal = journal
+        .as_ref()
+        .and_then(|j| fault::journal::read(j.path()).ok())
+        .unwrap_or_default();
     Ok(RunReport {
+        journal,
         scenario,
         target_url: url,
         time_scale: opts.time_scale,
@@ -517,12 +545,16 @@ pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, RunError> {
 
 /// Watches the live view for `[abort]` conditions and stops the run when one holds for its
 /// whole `for` stretch; passes every update on to the real progress view.
+/// Abort conditions, judged at every progress tick over a sliding window: `errors > 50% for
+/// 10s` fires when the responses of the last 10 s (a whole window of them: not before 10 s of
+/// run) have an error rate over 50%, with enough of them to judge it (as an SLO would need).
 struct AbortWatch<'a> {
     conds: &'a [scenario::AbortCondition],
     inner: &'a mut dyn Progress,
     shutdown: Arc<Shutdown>,
-    /// Per condition: since when (elapsed) it has held without a break.
-    since: Vec<Option<Duration>>,
+    /// The last ticks, (elapsed at the tick, its statistics), as long as the longest window.
+    ticks: std::collections::VecDeque<(Duration, crate::metrics::Stats)>,
+    first_tick: Option<Duration>,
     fired: Option<(String, f64)>,
 }
 
@@ -533,7 +565,8 @@ impl<'a> AbortWatch<'a> {
         shutdown: Arc<Shutdown>,
     ) -> Self {
         AbortWatch {
-            since: vec![None; conds.len()],
+            ticks: std::collections::VecDeque::new(),
+            first_tick: None,
             conds,
             inner,
             shutdown,
@@ -545,26 +578,55 @@ impl<'a> AbortWatch<'a> {
 impl Progress for AbortWatch<'_> {
     fn update(&mut self, s: &load::ProgressSnapshot) {
         self.inner.update(s);
-        if self.fired.is_some() {
+        if self.fired.is_some() || self.conds.is_empty() {
             return;
         }
-        for (c, since) in self.conds.iter().zip(self.since.iter_mut()) {
-            let v = match c.metric {
-                scenario::Metric::Errors => (s.completed > 0).then_some(s.error_rate),
-                _ => s.p99_us.map(|p| p as f64),
-            };
-            match v {
-                Some(v) if c.op.holds(v, c.bound) => {
-                    let from = *since.get_or_insert(s.elapsed);
-                    if s.elapsed.saturating_sub(from) >= c.sustain {
-                        self.fired = Some((c.text.clone(), s.elapsed.as_secs_f64()));
-                        self.shutdown.trigger();
-                        return;
-                    }
+        // A tick covers the time since the one before it: the first starts at 0.
+        let started = *self.first_tick.get_or_insert(Duration::ZERO);
+        self.ticks.push_back((s.elapsed, s.live.clone()));
+        let longest = self
+            .conds
+            .iter()
+            .map(|c| c.sustain)
+            .max()
+            .unwrap_or_default();
+        while self
+            .ticks
+            .front()
+            .is_some_and(|(t, _)| s.elapsed.saturating_sub(*t) > longest)
+        {
+            self.ticks.pop_front();
+        }
+        for c in self.conds {
+            if s.elapsed.saturating_sub(started) < c.sustain {
+                continue; // not a whole window yet
+            }
+            // Ticks ending within the last `sustain`, each covering the tick interval before it.
+            let mut merged = crate::metrics::Stats::default();
+            // (`for 0s`: the current tick alone.)
+            for (t, st) in &self.ticks {
+                if s.elapsed.saturating_sub(*t) < c.sustain || *t == s.elapsed {
+                    merged.add(st);
                 }
-                // No responses this tick (all hanging): the condition neither holds nor breaks.
-                None => {}
-                Some(_) => *since = None,
+            }
+            let as_slo = scenario::Objective {
+                text: c.text.clone(),
+                window: scenario::Window::Whole,
+                trim: None,
+                request: None,
+                metric: c.metric,
+                op: c.op,
+                bound: c.bound,
+            };
+            // Judged as an SLO would be (value, enough samples); the abort fires when the
+            // expression holds.
+            let judged = slo::judge(&as_slo, &merged);
+            let holds = judged.status != slo::Status::InsufficientData
+                && judged.value.is_some_and(|v| c.op.holds(v, c.bound));
+            if holds {
+                self.fired = Some((c.text.clone(), s.elapsed.as_secs_f64()));
+                self.shutdown.trigger();
+                return;
             }
         }
     }
@@ -572,6 +634,58 @@ impl Progress for AbortWatch<'_> {
     fn finish(&mut self, s: &load::ProgressSnapshot) {
         self.inner.finish(s);
     }
+}
+
+/// Wait (at most 10 s) until the sandbox's load balancer holds every app node healthy: the
+/// run's baseline starts on a whole stack.
+async fn wait_healthy(control_url: &str) -> Result<(), String> {
+    let d = SandboxDriver::new(control_url);
+    let t = std::time::Instant::now();
+    loop {
+        let last = match d.call("GET", "/resources").await {
+            Ok(v) => {
+                let apps: Vec<&serde_json::Value> = v["resources"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["role"] == "app")
+                    .collect();
+                let sick: Vec<&str> = apps
+                    .iter()
+                    .filter(|r| r["lb_healthy"] != true)
+                    .filter_map(|r| r["id"].as_str())
+                    .collect();
+                if !apps.is_empty() && sick.is_empty() {
+                    return Ok(());
+                }
+                format!(
+                    "app nodes not healthy in the load balancer: {}",
+                    sick.join(", ")
+                )
+            }
+            Err(e) => e.to_string(),
+        };
+        if t.elapsed() > Duration::from_secs(10) {
+            return Err(last);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// After a caught panic, with the faults reverted as far as possible: say so, and what is left.
+fn report_panic(still: &[String], dir: &Path) {
+    crate::cli::output::err(&format!(
+        "internal error: the run panicked; {}",
+        if still.is_empty() {
+            "every applied fault was reverted".to_string()
+        } else {
+            format!(
+                "STILL APPLIED: {} — undo with `chaos rollback {}`",
+                still.join(", "),
+                dir.display()
+            )
+        }
+    ));
 }
 
 /// Runs a future, turning a panic inside it into an `Err` (so cleanup can still run).
@@ -590,5 +704,98 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
             Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
             Err(p) => std::task::Poll::Ready(Err(p)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Outcome, Sample, Stats};
+
+    /// A tick of `n` responses, `bad` of them 5xx, each taking `ms`.
+    fn tick(n: u64, bad: u64, ms: u64) -> Stats {
+        let mut s = Stats::default();
+        for i in 0..n {
+            s.record(&Sample {
+                request: 0,
+                intended: Duration::ZERO,
+                latency_us: ms * 1000,
+                service_us: ms * 1000,
+                lateness_us: 0,
+                outcome: if i < bad {
+                    Outcome::Http5xx
+                } else {
+                    Outcome::Ok
+                },
+                attempts: 1,
+                exhausted: false,
+            });
+        }
+        s
+    }
+
+    fn snap(at_s: u64, live: Stats) -> load::ProgressSnapshot {
+        load::ProgressSnapshot {
+            elapsed: Duration::from_secs(at_s),
+            total: Duration::from_secs(60),
+            target_rps: 100.0,
+            achieved_rps: 100.0,
+            p99_us: None,
+            error_rate: live.error_rate(),
+            in_flight: 0,
+            completed: live.requests(),
+            live,
+        }
+    }
+
+    fn condition(text: &str) -> scenario::AbortCondition {
+        let (expr, sustain) = text.rsplit_once(" for ").unwrap();
+        let (metric, op, bound) = scenario::values::slo_expr(expr).unwrap();
+        scenario::AbortCondition {
+            text: text.into(),
+            metric,
+            op,
+            bound,
+            sustain: scenario::values::duration(sustain).unwrap(),
+        }
+    }
+
+    /// Feed one tick a second; the second at which the watch fired.
+    fn fires_at(cond: &str, ticks: Vec<Stats>) -> Option<f64> {
+        let conds = [condition(cond)];
+        let mut quiet = load::engine::NoProgress;
+        let mut w = AbortWatch::new(&conds, &mut quiet, Arc::new(Shutdown::new()));
+        for (i, t) in ticks.into_iter().enumerate() {
+            w.update(&snap(i as u64 + 1, t));
+        }
+        w.fired.map(|f| f.1)
+    }
+
+    #[test]
+    fn abort_conditions_judge_a_sliding_window_of_ticks() {
+        // Error rate over the last 2 s: 1 s of 100% errors after a good second is 50%, not
+        // over 50%; a second bad second makes the window 100%.
+        let ticks = || vec![tick(100, 0, 10), tick(100, 100, 10), tick(100, 100, 10)];
+        assert_eq!(fires_at("errors > 50% for 2s", ticks()), Some(3.0));
+        // Never before a whole window: a first bad second does not fire a 2 s condition.
+        assert_eq!(
+            fires_at("errors > 50% for 2s", vec![tick(100, 100, 10)]),
+            None
+        );
+        // A short burst inside a longer window is diluted: 1 bad second in 5 is 20%.
+        let mut five = vec![tick(100, 0, 10); 5];
+        five[2] = tick(100, 100, 10);
+        assert_eq!(fires_at("errors > 50% for 5s", five), None);
+        // Any live metric: p95 over the window (half of its responses slow: p95 is slow at
+        // once), and amplification.
+        let slow = || vec![tick(100, 0, 10), tick(100, 0, 3000), tick(100, 0, 3000)];
+        assert_eq!(fires_at("p95 > 2s for 2s", slow()), Some(2.0));
+        assert_eq!(fires_at("p50 > 2s for 2s", slow()), Some(3.0));
+        assert_eq!(fires_at("amplification > 1.5 for 2s", slow()), None);
+        // `for 0s`: the current tick alone decides.
+        assert_eq!(fires_at("errors > 50% for 0s", ticks()), Some(2.0));
+        // Too few responses to judge a p99 (100 needed): no abort on 10 slow ones.
+        let few = vec![tick(10, 0, 9000), tick(10, 0, 9000)];
+        assert_eq!(fires_at("p99 > 5s for 2s", few), None);
     }
 }

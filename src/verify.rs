@@ -57,6 +57,15 @@ impl Verification {
                 .iter()
                 .map(|(n, (c, l))| (n.clone(), *c, *l))
                 .collect(),
+            unverified: self
+                .unverified
+                .iter()
+                .fold(std::collections::BTreeMap::new(), |mut m, u| {
+                    *m.entry(u.request.clone()).or_insert(0u64) += 1;
+                    m
+                })
+                .into_iter()
+                .collect(),
         }
     }
 }

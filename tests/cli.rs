@@ -40,6 +40,22 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `chaos run <scenario> --time-scale 0.1 --quiet [extra...] --out <out>`, to be finished and
+/// started.
+fn run_cmd(scenario: &str, extra: &[&str], out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    c.args(["run", scenario, "--time-scale", "0.1", "--quiet"])
+        .args(extra)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+/// [`run_cmd`] for the shipped az-outage on the embedded sandbox.
+fn az_outage(out: &Path) -> Command {
+    run_cmd("az-outage", &[], out)
+}
+
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("chaos-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -124,6 +140,47 @@ fn plan_list_and_schema_change_nothing_and_exit_0() {
         out.contains("inject  POST /zones/a/down") && out.contains("revert  POST /zones/a/up"),
         "the blast radius: {out}"
     );
+
+    // Overlapping kill-nodes faults pick different nodes; a later one, after both, may reuse.
+    let dir = tmpdir("plan-overlap");
+    let s = dir.join("overlap.toml");
+    let faults = "[[faults]]\nname = \"k1\"\nkind = \"kill-nodes\"\nzone = \"a\"\nat = \"10s\"\nfor = \"20s\"\n\
+                  [[faults]]\nname = \"k2\"\nkind = \"kill-nodes\"\nzone = \"a\"\nat = \"20s\"\nfor = \"20s\"\n\
+                  [[faults]]\nname = \"k3\"\nkind = \"kill-nodes\"\nzone = \"a\"\nat = \"45s\"\nfor = \"5s\"\n";
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/peak-4x.toml"
+    ))
+    .unwrap();
+    let (head, slo) = base.split_once("[slo]").unwrap();
+    std::fs::write(&s, format!("{head}{faults}\n[slo]{slo}")).unwrap();
+    let o = chaos(&["plan", s.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    for (f, node) in [("k1", "app-a-1"), ("k2", "app-a-2"), ("k3", "app-a-1")] {
+        assert!(
+            out.contains(&format!("{f} (kill-nodes) hits {node}")),
+            "{f} -> {node}: {out}"
+        );
+    }
+    // The data tier: a database instance by zone, the cache.
+    let data = faults
+        .replace(
+            "[[faults]]\nname = \"k1\"\nkind = \"kill-nodes\"",
+            "[[faults]]\nname = \"k1\"\nkind = \"kill-nodes\"\nrole = \"db\"",
+        )
+        .replace(
+            "[[faults]]\nname = \"k2\"\nkind = \"kill-nodes\"\nzone = \"a\"",
+            "[[faults]]\nname = \"k2\"\nkind = \"kill-nodes\"\nrole = \"cache\"",
+        );
+    std::fs::write(&s, format!("{head}{data}\n[slo]{slo}")).unwrap();
+    let o = chaos(&["plan", s.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(out.contains("k1 (kill-nodes) hits db-a"), "{out}");
+    assert!(out.contains("POST /db/db-a/kill?by=fault:k1"), "{out}");
+    assert!(out.contains("k2 (kill-nodes) hits cache"), "{out}");
+    assert!(out.contains("POST /cache/start?by=fault:k2"), "{out}");
 
     let o = chaos(&["list"]);
     assert_eq!(o.status.code(), Some(0));
@@ -331,6 +388,17 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     assert_matches_schema(&r);
     let f = &r["timeline"]["faults"][0];
     assert_eq!(f["status"], "reverted");
+    // The journal is in the report too, and shown in report.html.
+    let steps: Vec<&str> = r["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Fault journal</h2>"));
+    assert!(html.contains("POST /zones/a/down?by=fault:zone-a-down"));
     let at = f["injected_at_s"].as_f64().unwrap();
     assert!((5.9..7.0).contains(&at), "injected at {at}");
     let series = r["series"].as_array().unwrap();
@@ -352,6 +420,43 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
         before
     );
     assert_matches_schema(&report(&out));
+    // `chaos compare`: the run against itself has no regression, phase by phase...
+    let o = chaos(&["compare", out.to_str().unwrap(), out.to_str().unwrap()]);
+    let both = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{both}");
+    for w in ["baseline", "during:zone-a-down", "after:zone-a-down"] {
+        assert!(
+            both.contains(&format!("| {w} | all | `p99` |")),
+            "{w}: {both}"
+        );
+    }
+    // ...a copy whose during-fault p99 measured 3x worse is a regression (exit 1)...
+    let worse = dir.join("worse");
+    std::fs::create_dir_all(&worse).unwrap();
+    let mut r = report(&out);
+    for s in r["slo"].as_array_mut().unwrap() {
+        if s["objective"]["text"] == "p99 < 1s" {
+            let v = s["value"].as_f64().unwrap();
+            s["value"] = serde_json::json!(v * 3.0 + 5_000.0);
+        }
+    }
+    std::fs::write(worse.join("report.json"), r.to_string()).unwrap();
+    let o = chaos(&["compare", out.to_str().unwrap(), worse.to_str().unwrap()]);
+    let both = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{both}");
+    assert!(
+        both.contains("`p99 < 1s` |") && both.contains("**REGRESSION**"),
+        "{both}"
+    );
+    // ...and a bound that is not a percentage is bad input.
+    let o = chaos(&[
+        "compare",
+        out.to_str().unwrap(),
+        worse.to_str().unwrap(),
+        "--max-regression",
+        "lots",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     // ...and re-judges edited SLOs on the recorded histograms.
     let strict = dir.join("strict.toml");
     let shipped = std::fs::read_to_string(concat!(
@@ -384,16 +489,7 @@ fn signal_mid_fault(sig: &str) {
     let _turn = heavy();
     let dir = tmpdir(&format!("sig{sig}-fault"));
     let out = dir.join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args([
-            "run",
-            "az-outage",
-            "--time-scale",
-            "0.1",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out)
+    let mut child = az_outage(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -469,18 +565,7 @@ fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
     let (mut sb, ctl) = sandbox_up();
 
     let out = dir.join("run");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args([
-            "run",
-            "az-outage",
-            "--time-scale",
-            "0.1",
-            "--quiet",
-            "--sandbox-url",
-            &ctl,
-            "--out",
-        ])
-        .arg(&out)
+    let mut run = run_cmd("az-outage", &["--sandbox-url", &ctl], &out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -556,6 +641,79 @@ fn every_shipped_scenario_passes_on_the_default_sandbox() {
         }
         let ev = lines(&out.join("sandbox-events.jsonl"));
         assert_eq!(count(&ev, "sandbox_down"), 1, "{name}: sandbox stopped");
+        // The sandbox's ground truth: the fault really happened and was really undone.
+        let n = |kind: &str| count(&ev, kind);
+        match name {
+            "db-failover" => assert_eq!(
+                (n("db_failover_start"), n("db_failover_end")),
+                (1, 1),
+                "{name}"
+            ),
+            "redis-partition" => assert_eq!(
+                (n("cache_partitioned"), n("cache_healed")),
+                (1, 1),
+                "{name}"
+            ),
+            "node-kill" => {
+                assert_eq!((n("node_down"), n("node_up")), (1, 1), "{name}");
+                assert_eq!(n("lb_target_unhealthy"), 1, "{name}");
+            }
+            "rolling-deploy" => {
+                assert_eq!(
+                    (n("rolling_restart_start"), n("rolling_restart_end")),
+                    (1, 1),
+                    "{name}"
+                );
+                assert_eq!((n("node_down"), n("node_up")), (6, 6), "{name}");
+            }
+            _ => assert_eq!(
+                (
+                    n("node_down"),
+                    n("db_failover_start"),
+                    n("cache_partitioned")
+                ),
+                (0, 0, 0),
+                "{name}: no fault"
+            ),
+        }
+        // The harness's own measurements show the fault while it lasts, and not before.
+        let Some(f) = r["timeline"]["faults"].as_array().unwrap().first() else {
+            continue;
+        };
+        let (at, back) = (
+            f["injected_at_s"].as_f64().unwrap(),
+            f["reverted_at_s"].as_f64().unwrap(),
+        );
+        let series = r["series"].as_array().unwrap();
+        let during = |p: &&serde_json::Value| (at..back).contains(&p["t"].as_f64().unwrap());
+        let before = |p: &&serde_json::Value| p["t"].as_f64().unwrap() < at - 0.2;
+        let hits = |w: &dyn Fn(&&serde_json::Value) -> bool| -> u64 {
+            series
+                .iter()
+                .filter(w)
+                .map(|p| p["retried"].as_u64().unwrap() + p["errors"].as_u64().unwrap())
+                .sum()
+        };
+        let max_p50 = |w: &dyn Fn(&&serde_json::Value) -> bool| -> u64 {
+            series
+                .iter()
+                .filter(w)
+                .filter_map(|p| p["latency_us"]["p50"].as_u64())
+                .max()
+                .unwrap_or(0)
+        };
+        match name {
+            "db-failover" | "node-kill" => {
+                assert_eq!(hits(&before), 0, "{name}: no effect before the fault");
+                assert!(hits(&during) > 0, "{name}: the fault shows in the numbers");
+            }
+            // Every cached read waits the 200 ms cache timeout.
+            "redis-partition" => {
+                assert!(max_p50(&before) < 100_000, "{name}: {}", max_p50(&before));
+                assert!(max_p50(&during) > 150_000, "{name}: {}", max_p50(&during));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -613,6 +771,11 @@ fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
     assert_eq!(rb["unverified"].as_array().unwrap().len(), 0);
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("lost"), "{summary}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("Lost ids: ") && html.contains(&format!("<code>{}</code>", found[0])),
+        "report.html lists the lost ids"
+    );
 }
 
 /// A revert that cannot happen (the sandbox died under the run): retried, then exit 4 with a
@@ -623,18 +786,7 @@ fn a_failed_revert_exits_4_and_says_how_to_undo() {
     let dir = tmpdir("revert-fails");
     let (mut sb, ctl) = sandbox_up();
     let out = dir.join("run");
-    let run = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args([
-            "run",
-            "node-kill",
-            "--time-scale",
-            "0.1",
-            "--quiet",
-            "--sandbox-url",
-            &ctl,
-            "--out",
-        ])
-        .arg(&out)
+    let run = run_cmd("node-kill", &["--sandbox-url", &ctl], &out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -658,6 +810,20 @@ fn a_failed_revert_exits_4_and_says_how_to_undo() {
         .collect();
     assert_eq!(steps, ["intent", "applied", "failed"]);
     assert_eq!(report(&out)["verdict"], "fault_error");
+    // `chaos rollback` while the target is still unreachable: still applied, exit 4, and the
+    // journal says so again (a later rollback will retry it).
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("STILL APPLIED: one-node-down"),
+        "{}",
+        text(&o.stderr)
+    );
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "failed", "failed"]);
 }
 
 /// `[abort]`: every node killed, errors above 50% for 1 s stop the run early; the fault is
@@ -747,40 +913,35 @@ fn wait_applied(journal: &Path) {
     }
 }
 
-/// A panic inside the run (the self-test hook panics in the load path mid-fault): the fault is
-/// still reverted before the process dies with the panic.
+/// A panic inside the run (the self-test hook panics mid-fault, in the load path and then in the
+/// fault timeline itself): the fault is still reverted before the process dies with the panic.
 #[test]
 fn a_panic_mid_fault_still_reverts_it() {
     let _turn = heavy();
-    let dir = tmpdir("panic");
-    let out = dir.join("run");
-    let o = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args([
-            "run",
-            "az-outage",
-            "--time-scale",
-            "0.1",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out)
-        .env("CHAOS_SELFTEST_PANIC_AFTER_S", "8")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("every applied fault was reverted"),
-        "{}",
-        text(&o.stderr)
-    );
-    let steps: Vec<String> = lines(&out.join("journal.jsonl"))
-        .iter()
-        .map(|r| r["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(steps, ["intent", "applied", "reverted"]);
-    let ev = lines(&out.join("sandbox-events.jsonl"));
-    assert_eq!(count(&ev, "zone_up"), 1, "zone a is back");
+    for place in ["load", "faults"] {
+        let dir = tmpdir(&format!("panic-{place}"));
+        let out = dir.join("run");
+        let o = az_outage(&out)
+            .env("CHAOS_SELFTEST_PANIC_AFTER_S", "8")
+            .env("CHAOS_SELFTEST_PANIC_IN", place)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(101), "{place}: {err}");
+        assert!(err.contains("self-test panic"), "{place}: {err}");
+        assert!(
+            err.contains("every applied fault was reverted"),
+            "{place}: {err}"
+        );
+        let steps: Vec<String> = lines(&out.join("journal.jsonl"))
+            .iter()
+            .map(|r| r["step"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(steps, ["intent", "applied", "reverted"], "{place}");
+        let ev = lines(&out.join("sandbox-events.jsonl"));
+        assert_eq!(count(&ev, "zone_up"), 1, "{place}: zone a is back");
+    }
 }
 
 /// The gate goes red for the right reason: the shipped db-failover scenario on a sandbox made
@@ -814,10 +975,18 @@ fn a_worse_sandbox_fails_the_shipped_scenario_for_the_right_reason() {
         .filter(|c| c.contains("<failure"))
         .map(|c| c.split('"').nth(1).unwrap_or(""))
         .collect();
+    // Writes fail for the whole (longer) failover: errors during it breach their bound...
     assert!(
         failed
             .iter()
-            .any(|n| n.starts_with("during:writer-failover")),
+            .any(|n| n.starts_with("during:writer-failover errors")),
+        "{failed:?}"
+    );
+    // ...and the service is not back within the recovery bound.
+    assert!(
+        failed
+            .iter()
+            .any(|n| n.starts_with("during:writer-failover recovery")),
         "{failed:?}"
     );
     assert!(
@@ -927,41 +1096,25 @@ fn the_schema_check_can_fail() {
     assert!(errs.iter().any(|e| e.contains("\"maybe\"")), "{errs:?}");
 }
 
-/// The measured recovery of a database failover matches the sandbox's own account of how long
-/// the failover took, within one recorder interval (writes only, no client retries to blur it).
+/// The shipped db-failover scenario (run from a copy of its file, at half its length): the
+/// measured recovery of the failover matches the sandbox's own account of how long it took,
+/// within one recorder interval (0.5 s here; the issue asks for 1 s).
 #[test]
 fn measured_recovery_matches_the_failover_the_sandbox_records() {
     let _turn = heavy();
     let dir = tmpdir("recovery-truth");
-    let s = dir.join("failover.toml");
-    std::fs::write(
+    let s = dir.join("db-failover.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/db-failover.toml"),
         &s,
-        r#"name = "recovery-truth"
-[load]
-stages = [{ hold = "200/s", for = "16s" }]
-[load.client]
-timeout = "2s"
-[[load.requests]]
-name = "write"
-method = "POST"
-path = "/notes"
-json = { text = "n {{seq}}" }
-[[faults]]
-name = "failover"
-kind = "db-failover"
-at = "5s"
-[sandbox]
-failover_time = "3s"
-[slo]
-baseline = ["p99 < 300ms", "errors < 1%"]
-recovery = { "failover" = "< 10s" }
-"#,
     )
     .unwrap();
     let out = dir.join("run");
     let o = chaos(&[
         "run",
         s.to_str().unwrap(),
+        "--time-scale",
+        "0.5",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
@@ -978,10 +1131,30 @@ recovery = { "failover" = "< 10s" }
     let r = report(&out);
     let measured = r["recovery"][0]["from_inject_s"].as_f64().unwrap();
     assert!(
-        (measured - truth).abs() <= 1.0,
+        (measured - truth).abs() <= 0.5,
         "measured recovery {measured} s, the sandbox's failover took {truth} s"
     );
     assert!(r["recovery"][0]["failed_requests"].as_u64().unwrap() > 0);
+    // The scenario file is gone: `chaos report` re-judges from the text kept in report.json,
+    // and appends the summary to GitHub's step summary when it is set, after what is there.
+    std::fs::remove_file(&s).unwrap();
+    let before = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let step = dir.join("step-summary.md");
+    std::fs::write(&step, "## earlier step\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["report", out.to_str().unwrap()])
+        .env("GITHUB_STEP_SUMMARY", &step)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.join("summary.md")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read_to_string(&step).unwrap(),
+        format!("## earlier step\n{before}")
+    );
 }
 
 /// Send `kill -<sig>` to a child.

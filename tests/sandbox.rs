@@ -160,3 +160,476 @@ async fn a_cache_partition_is_a_timeout_and_fail_open_still_serves() {
     assert_eq!(events(&sb, "cache_healed").len(), 1);
     sb.stop();
 }
+
+/// The addresses the control API lists for a resource kind.
+async fn addrs(sb: &Sandbox, role: &str) -> Vec<(serde_json::Value, std::net::SocketAddr)> {
+    let (_, body, _) = call("GET", &format!("{}/resources", sb.control_url)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["role"] == role)
+        .map(|r| (r.clone(), r["addr"].as_str().unwrap().parse().unwrap()))
+        .collect()
+}
+
+/// One request line to a backing service's port; `None` when nothing came back in `wait`.
+async fn raw(
+    addr: std::net::SocketAddr,
+    line: &str,
+    wait: Duration,
+) -> std::io::Result<Option<String>> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("{line}\n").as_bytes()).await?;
+    let mut r = tokio::io::BufReader::new(s);
+    let mut out = String::new();
+    match tokio::time::timeout(wait, r.read_line(&mut out)).await {
+        Ok(res) => res.map(|_| Some(out)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The database and the cache are servers on their own ports, and the faults act on the wire:
+/// the writer's zone down closes its port and the cluster endpoint moves to the promoted
+/// reader; a partitioned cache accepts a request and never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_and_cache_faults_are_network_effects_on_their_own_ports() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let dbs = addrs(&sb, "db").await;
+    assert_eq!(dbs.len(), 3);
+    let (writer, waddr) = dbs
+        .iter()
+        .find(|(r, _)| r["db_role"] == "writer")
+        .unwrap()
+        .clone();
+    let write = r#"{"op": "write", "text": "direct"}"#;
+    let got = raw(waddr, write, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.contains("\"ok\""), "{got}");
+    // A reader refuses writes.
+    let (_, raddr) = dbs.iter().find(|(r, _)| r["db_role"] == "reader").unwrap();
+    let got = raw(*raddr, write, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.contains("read-only"), "{got}");
+
+    let zone = writer["zone"].as_str().unwrap();
+    call("POST", &format!("{}/zones/{zone}/down", sb.control_url)).await;
+    assert!(
+        tokio::net::TcpStream::connect(waddr).await.is_err(),
+        "the lost zone's database port is closed"
+    );
+    let t = Instant::now();
+    loop {
+        let now = addrs(&sb, "db").await;
+        let w = now
+            .iter()
+            .find(|(r, _)| r["db_role"] == "writer" && r["failing_over"] == false);
+        if let Some((r, a)) = w {
+            assert_ne!(r["zone"], zone);
+            let got = raw(*a, write, Duration::from_secs(2))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                got.contains("\"ok\""),
+                "the promoted writer takes writes: {got}"
+            );
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "no promotion");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    call("POST", &format!("{}/zones/{zone}/up", sb.control_url)).await;
+
+    let (_, caddr) = addrs(&sb, "cache").await[0];
+    let get = r#"{"op": "get_recent"}"#;
+    assert!(raw(caddr, get, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .is_some());
+    call("POST", &format!("{}/cache/partition", sb.control_url)).await;
+    assert_eq!(
+        raw(caddr, get, Duration::from_millis(500)).await.unwrap(),
+        None,
+        "a partitioned cache never answers"
+    );
+    call("POST", &format!("{}/cache/heal", sb.control_url)).await;
+    assert!(raw(caddr, get, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .is_some());
+    sb.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        tokio::net::TcpStream::connect(caddr).await.is_err(),
+        "stopped with the sandbox"
+    );
+}
+
+fn node_state(sb: &Sandbox, id: &str) -> String {
+    sb.stack().describe()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .map(|r| r["state"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// Overlapping faults hold a resource together: it comes back only when the last one lets go,
+/// and a rolling restart cancelled mid-way does not start a node another fault holds down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_faults_never_undo_each_other() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    call("POST", &ctl("/nodes/app-a-1/kill?by=fault:one")).await;
+    call("POST", &ctl("/nodes/app-a-1/kill?by=fault:two")).await;
+    call("POST", &ctl("/nodes/app-a-1/start?by=fault:one")).await;
+    assert_eq!(
+        node_state(&sb, "app-a-1"),
+        "stopped",
+        "fault two still holds it"
+    );
+    call("POST", &ctl("/nodes/app-a-1/start?by=fault:one")).await; // a repeated revert
+    assert_eq!(node_state(&sb, "app-a-1"), "stopped");
+    call("POST", &ctl("/nodes/app-a-1/start?by=fault:two")).await;
+    assert_eq!(node_state(&sb, "app-a-1"), "running");
+    assert_eq!(events(&sb, "node_down").len(), 1);
+    assert_eq!(events(&sb, "node_up").len(), 1);
+
+    call("POST", &ctl("/zones/c/down?by=fault:one")).await;
+    call("POST", &ctl("/zones/c/down?by=fault:two")).await;
+    call("POST", &ctl("/zones/c/up?by=fault:one")).await;
+    assert_eq!(sb.stack().zones_down(), ["c"]);
+    assert_eq!(node_state(&sb, "app-c-1"), "stopped");
+    call("POST", &ctl("/zones/c/up?by=fault:two")).await;
+    assert!(sb.stack().zones_down().is_empty());
+    assert_eq!(node_state(&sb, "app-c-1"), "running");
+    assert_eq!(events(&sb, "zone_down").len(), 1);
+
+    // A node killed by a fault, then a rolling restart over its zone, cancelled.
+    call("POST", &ctl("/nodes/app-b-2/kill?by=fault:kill")).await;
+    call("POST", &ctl("/rolling-restart?down_ms=5000&zone=b")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        node_state(&sb, "app-b-1"),
+        "stopped",
+        "the restart took it down"
+    );
+    call("POST", &ctl("/rolling-restart/cancel")).await;
+    assert_eq!(
+        node_state(&sb, "app-b-1"),
+        "running",
+        "released by the cancel"
+    );
+    assert_eq!(
+        node_state(&sb, "app-b-2"),
+        "stopped",
+        "still held by the kill fault"
+    );
+    call("POST", &ctl("/nodes/app-b-2/start?by=fault:kill")).await;
+    assert_eq!(node_state(&sb, "app-b-2"), "running");
+    sb.stop();
+}
+
+/// `stop` drains a node out of the load balancer before closing it (no request fails);
+/// `kill` closes it under the traffic (see the 502 test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_is_drained_first_and_no_request_fails() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let lb = sb.lb_url.clone();
+    let load = tokio::spawn(async move {
+        let mut codes = Vec::new();
+        for _ in 0..60 {
+            codes.push(call("GET", &format!("{lb}/notes")).await.0);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        codes
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    call("POST", &format!("{}/nodes/app-a-1/stop", sb.control_url)).await;
+    assert_eq!(node_state(&sb, "app-a-1"), "stopped");
+    let codes = load.await.unwrap();
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    let down = events(&sb, "node_down");
+    assert_eq!(down[0]["how"], "stop");
+    sb.stop();
+}
+
+/// The `latency` fault's link delay, held by two faults: the larger applies until released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_latency_delays_every_database_call_while_held() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    let write = || async {
+        let t = Instant::now();
+        let (s, _, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
+        assert_eq!(s, 201);
+        t.elapsed()
+    };
+    assert!(write().await < Duration::from_millis(150));
+    call("PUT", &ctl("/links/app-db?delay_ms=300&by=fault:slow")).await;
+    call(
+        "PUT",
+        &ctl("/links/app-db?delay_ms=100&by=fault:slower-not"),
+    )
+    .await;
+    assert!(write().await >= Duration::from_millis(300));
+    call("DELETE", &ctl("/links/app-db?by=fault:slow")).await;
+    let t = write().await;
+    assert!(
+        t >= Duration::from_millis(100) && t < Duration::from_millis(300),
+        "{t:?}"
+    );
+    call("DELETE", &ctl("/links/app-db?by=fault:slower-not")).await;
+    assert!(write().await < Duration::from_millis(150));
+    sb.stop();
+}
+
+/// A cache failover closes the cache's port for its failover time (fail-open keeps serving),
+/// then the replica serves on the same endpoint, without the sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_failover_closes_its_port_then_the_replica_serves() {
+    let mut cfg = fast();
+    cfg.cache.failover_time = Duration::from_millis(400);
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let (s, _, _) = call("POST", &format!("{}/login", sb.lb_url)).await;
+    assert_eq!(s, 200);
+    let (_, caddr) = addrs(&sb, "cache").await[0];
+    call("POST", &format!("{}/cache/failover", sb.control_url)).await;
+    assert!(
+        tokio::net::TcpStream::connect(caddr).await.is_err(),
+        "port closed"
+    );
+    let (s, _, _) = call("GET", &format!("{}/notes", sb.lb_url)).await;
+    assert_eq!(s, 200, "fail-open serves from the database");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let get = r#"{"op": "get_recent"}"#;
+    assert!(raw(caddr, get, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .is_some());
+    let end = events(&sb, "cache_failover_end");
+    assert_eq!(end.len(), 1);
+    assert_eq!(end[0]["sessions_lost"], 1);
+    sb.stop();
+}
+
+/// Fail-closed: a partitioned cache fails the request after the cache timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_fails_the_request_when_the_cache_is_partitioned() {
+    let mut cfg = fast();
+    cfg.cache.policy = chaos::sandbox::cache::CachePolicy::FailClosed;
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    assert_eq!(call("GET", &format!("{}/notes", sb.lb_url)).await.0, 200);
+    call("POST", &format!("{}/cache/partition", sb.control_url)).await;
+    let t = Instant::now();
+    assert_eq!(call("GET", &format!("{}/notes", sb.lb_url)).await.0, 503);
+    assert!(t.elapsed() >= sb.stack().cfg.cache.timeout);
+    assert_eq!(call("POST", &format!("{}/login", sb.lb_url)).await.0, 503);
+    call("POST", &format!("{}/cache/heal", sb.control_url)).await;
+    assert_eq!(call("GET", &format!("{}/notes", sb.lb_url)).await.0, 200);
+    sb.stop();
+}
+
+/// The health-check thresholds are exact: out after `unhealthy_after` failed checks, back after
+/// `healthy_after` good ones — at most one interval early, by the sandbox's own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_thresholds_take_exactly_n_and_m_checks() {
+    let mut cfg = fast();
+    cfg.lb.interval = Duration::from_millis(200);
+    cfg.lb.check_timeout = Duration::from_millis(100);
+    cfg.lb.unhealthy_after = 3;
+    cfg.lb.healthy_after = 2;
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let at = |kind: &str| {
+        let e = events(&sb, kind);
+        e.last().map(|e| e["t_s"].as_f64().unwrap())
+    };
+    let wait_for = |kind: &'static str| {
+        let sb = &sb;
+        async move {
+            let t = Instant::now();
+            while events(sb, kind).is_empty() {
+                assert!(t.elapsed() < Duration::from_secs(5), "no {kind}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    call("POST", &format!("{}/nodes/app-a-1/kill", sb.control_url)).await;
+    wait_for("lb_target_unhealthy").await;
+    let out = at("lb_target_unhealthy").unwrap() - at("node_down").unwrap();
+    // 3 failed checks: the first at most one interval after the kill, then 2 more intervals.
+    assert!((0.39..=0.8).contains(&out), "out after {out:.3} s");
+    call("POST", &format!("{}/nodes/app-a-1/start", sb.control_url)).await;
+    wait_for("lb_target_healthy").await;
+    let back = at("lb_target_healthy").unwrap() - at("node_up").unwrap();
+    assert!((0.19..=0.6).contains(&back), "back after {back:.3} s");
+    sb.stop();
+}
+
+/// A node that dies with a request in flight: the client gets a 502 from the load balancer
+/// at once (it does not retry elsewhere, as an ALB doesn't).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dying_under_a_request_gives_a_502() {
+    let mut cfg = fast();
+    cfg.zones = vec!["a".into()];
+    cfg.nodes_per_zone = 1;
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    // The write waits 2 s on the database link: it is in flight on app-a-1 when it dies.
+    call(
+        "PUT",
+        &format!("{}/links/app-db?delay_ms=2000", sb.control_url),
+    )
+    .await;
+    let lb = sb.lb_url.clone();
+    let t = Instant::now();
+    let write = tokio::spawn(async move { call("POST", &format!("{lb}/notes")).await.0 });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call("POST", &format!("{}/nodes/app-a-1/kill", sb.control_url)).await;
+    assert_eq!(write.await.unwrap(), 502);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "not after the 2 s write"
+    );
+    sb.stop();
+}
+
+/// The cache's replica lags its primary: a failover loses exactly the sessions written within
+/// the replication lag before it, and those users are logged out (401) while the others stay
+/// logged in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_failover_loses_exactly_the_unreplicated_sessions() {
+    let mut cfg = fast();
+    cfg.cache.failover_time = Duration::from_millis(100);
+    cfg.cache.replication_lag = Duration::from_millis(500);
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let login = || async {
+        let (s, body, _) = call("POST", &format!("{}/login", sb.lb_url)).await;
+        assert_eq!(s, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["session"].as_str().unwrap().to_string()
+    };
+    let with_cookie = |sid: String| {
+        let url = format!("{}/notes", sb.lb_url);
+        async move {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(url)
+                .header("cookie", format!("session={sid}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let kept = vec![login().await, login().await];
+    tokio::time::sleep(Duration::from_millis(900)).await; // replicated
+    let gone = vec![login().await, login().await, login().await];
+    assert_eq!(with_cookie(gone[0].clone()).await, 200, "known before");
+    assert_eq!(with_cookie("nobody".into()).await, 401, "unknown session");
+    call("POST", &format!("{}/cache/failover", sb.control_url)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for sid in &kept {
+        assert_eq!(
+            with_cookie(sid.clone()).await,
+            200,
+            "{sid} replicated, kept"
+        );
+    }
+    for sid in &gone {
+        assert_eq!(
+            with_cookie(sid.clone()).await,
+            401,
+            "{sid} not replicated, lost"
+        );
+    }
+    let end = events(&sb, "cache_failover_end");
+    assert_eq!(end[0]["sessions_lost"], 3);
+    let mut ids: Vec<String> = gone.clone();
+    ids.sort();
+    assert_eq!(end[0]["ids"], serde_json::json!(ids));
+    // Anonymous requests are served as before.
+    assert_eq!(call("GET", &format!("{}/notes", sb.lb_url)).await.0, 200);
+    sb.stop();
+}
+
+/// kill-nodes on the data tier: a killed reader's port closes and it comes back resynchronised;
+/// a killed writer fails over; a killed cache refuses calls (fail-open keeps serving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_database_instances_and_the_cache() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    let dbs = addrs(&sb, "db").await;
+    let addr_of = |id: &str| dbs.iter().find(|(r, _)| r["id"] == id).unwrap().1;
+    // A reader (zone c; the writer is in b).
+    call("POST", &ctl("/db/db-c/kill?by=fault:r")).await;
+    assert!(tokio::net::TcpStream::connect(addr_of("db-c"))
+        .await
+        .is_err());
+    let (s, body, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
+    assert_eq!(s, 201, "writes go on without a reader");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone();
+    call("POST", &ctl("/db/db-c/start?by=fault:r")).await;
+    let read = format!(r#"{{"op": "read", "id": {id}}}"#);
+    let mut got = None;
+    for _ in 0..50 {
+        if let Ok(Some(l)) = raw(addr_of("db-c"), &read, Duration::from_secs(1)).await {
+            got = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        got.unwrap().contains("\"ok\":\"t\""),
+        "resynchronised on rejoining"
+    );
+    assert_eq!(events(&sb, "db_instance_down").len(), 1);
+    // The writer: a failover, then writes work on the promoted reader.
+    call("POST", &ctl("/db/db-b/kill?by=fault:w")).await;
+    assert_eq!(events(&sb, "db_failover_start").len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(call("POST", &format!("{}/notes", sb.lb_url)).await.0, 201);
+    call("POST", &ctl("/db/db-b/start?by=fault:w")).await;
+    // The cache.
+    let (_, caddr) = addrs(&sb, "cache").await[0];
+    call("POST", &ctl("/cache/kill?by=fault:c")).await;
+    assert!(tokio::net::TcpStream::connect(caddr).await.is_err());
+    assert_eq!(call("GET", &format!("{}/notes", sb.lb_url)).await.0, 200);
+    call("POST", &ctl("/cache/start?by=fault:c")).await;
+    let mut up = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(caddr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "the cache is back");
+    assert_eq!(call("POST", &ctl("/db/db-x/kill")).await.0, 404);
+    sb.stop();
+}
+
+/// A repeated `start` of a node that is up and healthy (a retried revert, a rollback of a
+/// revert that had in fact succeeded) leaves it in rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_start_does_not_drop_a_healthy_node() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    call(
+        "POST",
+        &format!("{}/nodes/app-a-1/start?by=fault:x", sb.control_url),
+    )
+    .await;
+    assert!(sb.stack().lb.is_healthy("app-a-1"));
+    assert!(events(&sb, "lb_target_registered").is_empty());
+    sb.stop();
+}

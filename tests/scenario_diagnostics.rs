@@ -147,13 +147,13 @@ fn abort_conditions() {
     let ok = parse(
         "demo.toml",
         &(GOOD.to_string()
-            + "\n[abort]\nwhen = [\"errors > 50% for 10s\", \"p99 > 5s for 30s\"]\n"),
+            + "\n[abort]\nwhen = [\"errors > 50% for 10s\", \"p99 > 5s for 30s\", \"amplification > 2 for 20s\"]\n"),
     )
     .unwrap();
-    assert_eq!(ok.abort.len(), 2);
+    assert_eq!(ok.abort.len(), 3);
     assert_eq!(ok.abort[1].sustain.as_secs(), 30);
     let t = GOOD.to_string()
-        + "\n[abort]\nwhen = [\"errors > 50%\", \"p95 > 1s for 5s\", \"errors > 50% for ever\"]\n";
+        + "\n[abort]\nwhen = [\"errors > 50%\", \"lost_writes > 0 for 5s\", \"errors > 50% for ever\"]\n";
     insta::assert_snapshot!(errors(&t));
 }
 
@@ -189,6 +189,55 @@ fn slo_expressions_metrics_and_windows() {
          \"during:zone-b-down\" = [\"p99 < 2s\"]\nwhloe = [\"p50 < 1s\"]\ndata = [\"p99 < 1s\", \"lost_writes == 0\"]\nrecovery = { \"zone-b-down\" = \"< 30s\", \"zone-a-down\" = \"soon\" }",
     );
     insta::assert_snapshot!(errors(&t));
+}
+
+#[test]
+fn trimmed_windows() {
+    let ok = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "\"baseline[10s..]\" = [\"p99 < 300ms\"]\n\"during:zone-a-down[..-5s]\" = [\"errors < 5%\"]\n\
+         \"after:zone-a-down[-10s..]\" = [\"p99 < 1s\"]\ncreate = { \"whole[5s..55s]\" = [\"p95 < 1s\"] }",
+    );
+    let s = parse("demo.toml", &ok).unwrap();
+    let labels: Vec<String> = s.slo.objectives.iter().map(|o| o.window_label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "baseline[10s..]",
+            "during:zone-a-down[..-5s]",
+            "after:zone-a-down[-10s..]",
+            "whole[5s..55s]",
+            "during:zone-a-down"
+        ]
+    );
+    let t = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "\"baseline[..]\" = [\"p99 < 1s\"]\n\"baseline[20s..10s]\" = [\"p99 < 1s\"]\n\
+         \"baseline[10 seconds..]\" = [\"p99 < 1s\"]\n\"during:zone-b-down[5s..]\" = [\"p99 < 1s\"]\n\
+         \"data[1s..]\" = [\"lost_writes == 0\"]\ninsufficient_data = \"ignore\"",
+    );
+    insta::assert_snapshot!(errors(&t));
+    let allowed = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "whole = [\"p99 < 800ms\"]\ninsufficient_data = \"allow\"",
+    );
+    assert!(parse("demo.toml", &allowed).unwrap().slo.allow_insufficient);
+    // Recovery bounds per request name.
+    let per = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "create = { recovery = { \"zone-a-down\" = \"< 30s\" } }",
+    );
+    let s = parse("demo.toml", &per).unwrap();
+    let o = &s.slo.objectives[0];
+    assert_eq!(
+        (o.request.as_deref(), o.metric, o.window_label().as_str()),
+        (
+            Some("create"),
+            chaos::scenario::Metric::Recovery,
+            "during:zone-a-down"
+        )
+    );
+    assert!(!parse("demo.toml", GOOD).unwrap().slo.allow_insufficient);
 }
 
 #[test]

@@ -114,11 +114,11 @@ pub fn render(s: &Scenario) -> String {
         let _ = writeln!(o, "  none");
     }
     for ob in &s.slo.objectives {
-        let (a, b) = tl.span(&ob.window);
+        let (a, b) = tl.span_of(ob);
         let _ = writeln!(
             o,
             "  {:<22} {:<28} {} ({:.1}s - {:.1}s)",
-            ob.window.to_string(),
+            ob.window_label(),
             ob.text,
             ob.request.as_deref().unwrap_or("all requests"),
             a.as_secs_f64(),

@@ -18,14 +18,37 @@ use crate::scenario::{Count, Fault, FaultKind, KillMode, Link, Role};
 pub struct SandboxDriver {
     control_url: String,
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// Nodes already picked by planned kill-nodes faults, with when they are held
+    /// ([at, end), end `None` = the end of the run): an overlapping kill-nodes fault picks
+    /// other nodes while there are any, so two "kill 1 node" faults at once take 2 down.
+    picked: std::sync::Mutex<Vec<Picked>>,
 }
+
+/// (at, end, node ids) of one planned kill-nodes fault.
+type Picked = (Duration, Option<Duration>, Vec<String>);
 
 impl SandboxDriver {
     pub fn new(control_url: &str) -> SandboxDriver {
         SandboxDriver {
             control_url: control_url.trim_end_matches('/').to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            picked: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Node ids picked by planned faults whose time overlaps `f`'s.
+    fn picked_during(&self, f: &Fault) -> Vec<String> {
+        let end = f.duration.map(|d| f.at + d);
+        let overlaps = |a: Duration, b: Option<Duration>| {
+            b.is_none_or(|b| b > f.at) && end.is_none_or(|e| e > a)
+        };
+        self.picked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(a, b, _)| overlaps(*a, *b))
+            .flat_map(|(_, _, ids)| ids.clone())
+            .collect()
     }
 
     /// The driver that can revert `undo` (written by [`Driver::inject`] or `undo_for`).
@@ -104,17 +127,20 @@ impl SandboxDriver {
                 zone,
                 mode,
             } => {
-                if *role != Role::App {
-                    return unsupported(
-                        "the sandbox kills app nodes only (use db-failover or cache-failover for the data tier)",
-                    );
-                }
+                let kind = match role {
+                    Role::App => "app",
+                    Role::Db => "db",
+                    Role::Cache => "cache",
+                    Role::Lb => return unsupported(
+                        "the sandbox has one load balancer; kill the nodes behind it, or a zone",
+                    ),
+                };
                 if let Some(z) = zone {
                     check_zone(z)?;
                 }
                 let mut ids: Vec<String> = resources
                     .iter()
-                    .filter(|r| r["role"] == "app")
+                    .filter(|r| r["role"] == kind)
                     .filter(|r| zone.as_ref().is_none_or(|z| r["zone"] == z.as_str()))
                     .filter_map(|r| r["id"].as_str().map(str::to_string))
                     .collect();
@@ -125,27 +151,35 @@ impl SandboxDriver {
                 };
                 if n > ids.len() {
                     return unsupported(&format!(
-                        "asks for {n} app nodes but the sandbox has {}{}",
+                        "asks for {n} {kind} nodes but the sandbox has {}{}",
                         ids.len(),
                         zone.as_ref()
                             .map(|z| format!(" in zone {z}"))
                             .unwrap_or_default()
                     ));
                 }
+                // Nodes no overlapping fault has picked first, in id order; then the others.
+                let taken = self.picked_during(f);
+                ids.sort_by_key(|id| (taken.contains(id), id.clone()));
                 ids.truncate(n);
+                self.picked.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    f.at,
+                    f.duration.map(|d| f.at + d),
+                    ids.clone(),
+                ));
                 let verb = if *mode == KillMode::Stop {
                     "stop"
                 } else {
                     "kill"
                 };
-                let inject = ids
-                    .iter()
-                    .map(|id| post(format!("/nodes/{id}/{verb}")))
-                    .collect();
-                let revert = ids
-                    .iter()
-                    .map(|id| post(format!("/nodes/{id}/start")))
-                    .collect();
+                // App nodes and database instances by id; the cache is one node.
+                let path = |id: &str, verb: &str| match role {
+                    Role::Db => format!("/db/{id}/{verb}"),
+                    Role::Cache => format!("/cache/{verb}"),
+                    _ => format!("/nodes/{id}/{verb}"),
+                };
+                let inject = ids.iter().map(|id| post(path(id, verb))).collect();
+                let revert = ids.iter().map(|id| post(path(id, "start"))).collect();
                 (ids, inject, revert)
             }
             FaultKind::RestartNodes {
@@ -218,12 +252,24 @@ impl SandboxDriver {
                 )
             }
         };
+        // Every call names the fault as its holder: the sandbox keeps an effect while any fault
+        // holds it, so overlapping faults never undo each other.
+        let by = |calls: Vec<Call>| -> Vec<Call> {
+            calls
+                .into_iter()
+                .map(|mut c| {
+                    let sep = if c.path.contains('?') { '&' } else { '?' };
+                    c.path = format!("{}{sep}by=fault:{}", c.path, f.name);
+                    c
+                })
+                .collect()
+        };
         Ok(FaultPlan {
             fault: f.name.clone(),
             kind: f.kind.name().to_string(),
             targets,
-            inject,
-            revert,
+            inject: by(inject),
+            revert: by(revert),
         })
     }
 

@@ -289,3 +289,155 @@ pub async fn rollback(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The timeline and rollback against a test driver whose reverts fail on demand (the
+    //! sandbox driver is tested end to end in tests/cli.rs).
+    use super::*;
+    use crate::scenario::FaultKind;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// Fails the first `fail_reverts` reverts; counts every call.
+    #[derive(Default)]
+    struct Flaky {
+        fail_reverts: AtomicU32,
+        injects: AtomicU32,
+        reverts: AtomicU32,
+    }
+
+    impl Driver for Arc<Flaky> {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>> {
+            Box::pin(async move {
+                Ok(FaultPlan {
+                    fault: f.name.clone(),
+                    kind: f.kind.name().into(),
+                    targets: vec!["thing".into()],
+                    inject: vec![],
+                    revert: vec![],
+                })
+            })
+        }
+        fn inject<'a>(&'a self, _: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
+            Box::pin(async move {
+                self.injects.fetch_add(1, Ordering::SeqCst);
+                Ok(serde_json::json!({ "driver": "test" }))
+            })
+        }
+        fn revert<'a>(&'a self, _: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+            Box::pin(async move {
+                self.reverts.fetch_add(1, Ordering::SeqCst);
+                let left = self.fail_reverts.load(Ordering::SeqCst);
+                if left > 0 {
+                    self.fail_reverts.store(left - 1, Ordering::SeqCst);
+                    return Err(DriverError::Call("target said no".into()));
+                }
+                Ok(())
+            })
+        }
+        fn undo_for(&self, _: &FaultPlan) -> Undo {
+            serde_json::json!({ "driver": "test" })
+        }
+    }
+
+    fn fault(name: &str, at_ms: u64, for_ms: u64) -> Fault {
+        Fault {
+            name: name.into(),
+            kind: FaultKind::DbFailover {},
+            at: Duration::from_millis(at_ms),
+            duration: Some(Duration::from_millis(for_ms)),
+        }
+    }
+
+    async fn run(d: &Arc<Flaky>, faults: &[Fault], journal: &Journal) -> Vec<Outcome> {
+        let mut plans = Vec::new();
+        for f in faults {
+            plans.push(d.plan(f).await.unwrap());
+        }
+        run_timeline(
+            faults,
+            &plans,
+            d,
+            journal,
+            Instant::now(),
+            Duration::from_millis(300),
+            &Shutdown::new(),
+        )
+        .await
+    }
+
+    fn steps(path: &std::path::Path) -> Vec<(String, Step)> {
+        journal::read(path)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.fault, r.step))
+            .collect()
+    }
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("chaos-fault-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("journal.jsonl")
+    }
+
+    #[tokio::test]
+    async fn a_revert_that_fails_twice_is_retried_until_it_succeeds() {
+        let d = Arc::new(Flaky::default());
+        d.fail_reverts.store(2, Ordering::SeqCst);
+        let p = tmp("retry");
+        let j = Journal::create(&p).unwrap();
+        let out = run(&d, &[fault("f", 10, 50)], &j).await;
+        assert_eq!(out[0].status, Status::Reverted);
+        assert_eq!(d.reverts.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            steps(&p),
+            [
+                ("f".into(), Step::Intent),
+                ("f".into(), Step::Applied),
+                ("f".into(), Step::Reverted)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revert_that_keeps_failing_is_reported_and_rollback_finishes_it() {
+        let d = Arc::new(Flaky::default());
+        let p = tmp("fail");
+        let j = Journal::create(&p).unwrap();
+        // Two faults: the first reverts fine before the driver turns bad at 60 ms.
+        let faults = [fault("ok", 0, 20), fault("stuck", 100, 50)];
+        let d2 = d.clone();
+        let breaker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            d2.fail_reverts.store(100, Ordering::SeqCst);
+        });
+        let out = run(&d, &faults, &j).await;
+        breaker.await.unwrap();
+        assert_eq!(out[0].status, Status::Reverted);
+        assert_eq!(out[1].status, Status::RevertFailed);
+        assert!(out[1].error.as_deref().unwrap().contains("4 attempts"));
+        assert_eq!(
+            d.reverts.load(Ordering::SeqCst),
+            1 + 4,
+            "4 attempts for the stuck one"
+        );
+        let open = journal::open_faults(&journal::read(&p).unwrap());
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].fault, "stuck");
+        // `chaos rollback` later, the target answering again: the journal closes.
+        d.fail_reverts.store(0, Ordering::SeqCst);
+        let d3 = d.clone();
+        let driver_for = move |_: &Undo| Some(Box::new(d3.clone()) as Box<dyn Driver>);
+        let done = rollback(&p, &driver_for).await.unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(done[0].result.is_ok());
+        assert!(journal::open_faults(&journal::read(&p).unwrap()).is_empty());
+        // A second rollback has nothing to do.
+        assert!(rollback(&p, &driver_for).await.unwrap().is_empty());
+    }
+}

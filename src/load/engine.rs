@@ -84,6 +84,9 @@ pub struct ProgressSnapshot {
     pub error_rate: f64,
     pub in_flight: u64,
     pub completed: u64,
+    /// Everything measured over the last tick (responses that completed in it): what abort
+    /// conditions judge, over a sliding window of ticks.
+    pub live: Stats,
 }
 
 pub trait Progress: Send {
@@ -255,6 +258,7 @@ pub async fn run_mode(
             error_rate: live.error_rate(),
             in_flight: (load.max_in_flight - sh.sem.available_permits()) as u64,
             completed,
+            live: live.clone(),
         }
     };
     // The recorder drains the channel on its own clock instead of being woken per sample: at

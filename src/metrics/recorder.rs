@@ -198,12 +198,21 @@ impl Recording {
         acc
     }
 
-    /// The interval range covering intended times `[start, end)`: intervals whose start lies
-    /// in the range.
+    /// The interval range covering intended times `[start, end)`, each end moved back to the
+    /// start of the interval holding it: an interval cut by a window's boundary belongs to the
+    /// window that starts inside it (the interval in which a fault is injected counts as during
+    /// the fault, not before it). Boundaries on interval starts are exact.
     pub fn range(&self, start: Duration, end: Duration) -> (usize, usize) {
-        let iv = self.interval.as_nanos();
-        let from = start.as_nanos().div_ceil(iv) as usize;
-        let to = end.as_nanos().div_ceil(iv) as usize;
+        let iv = self.interval.as_nanos().max(1);
+        let n = self.intervals.len();
+        let from = (start.as_nanos() / iv) as usize;
+        // A window reaching into the last (possibly partial) interval of the run takes it: no
+        // later window could.
+        let to = if n > 0 && end.as_nanos() > (n as u128 - 1) * iv {
+            n
+        } else {
+            (end.as_nanos() / iv) as usize
+        };
         (from.min(self.intervals.len()), to.min(self.intervals.len()))
     }
 
@@ -274,9 +283,22 @@ mod tests {
         r.record(&sample(0, 9_500, 1, Outcome::Ok, 1));
         let rec = r.finish();
         assert_eq!(rec.range(Duration::ZERO, Duration::from_secs(10)), (0, 10));
+        // 6.5 s cuts interval 6: it belongs to the window that starts there.
         assert_eq!(
             rec.range(Duration::from_secs(3), Duration::from_millis(6500)),
-            (3, 7)
+            (3, 6)
         );
+        assert_eq!(
+            rec.range(Duration::from_millis(6500), Duration::from_secs(10)),
+            (6, 10)
+        );
+        // The run's last, partial interval belongs to windows reaching into it.
+        let n = rec.intervals.len();
+        let end = rec.interval * (n as u32 - 1) + Duration::from_millis(300);
+        assert_eq!(rec.range(Duration::ZERO, end), (0, n));
+        // Adjacent windows share no interval and leave none out.
+        let (a, b) = (Duration::from_millis(3003), Duration::from_millis(7999));
+        assert_eq!(rec.range(Duration::ZERO, a).1, rec.range(a, b).0);
+        assert_eq!(rec.range(a, b).1, rec.range(b, Duration::from_secs(10)).0);
     }
 }

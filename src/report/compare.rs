@@ -1,13 +1,17 @@
 //! `chaos compare <baseline-run> <new-run> [--max-regression 10%]`: a gate against last
 //! night's run. Both `report.json` files are read; every SLO present in both (same window,
-//! request and objective) and the whole-run p50/p99 latency and error rate are compared. A
-//! change counts as a regression when it moves the wrong way (up for `<` bounds and latencies,
-//! down for `>` bounds) by more than the allowed fraction *and* by more than a noise floor
-//! (1 ms for latencies, 0.1 point for ratios, 1 for counts), so 0.00% → 0.01% errors is not a
-//! regression but 1% → 2% is.
+//! request and objective), and p50/p99 latency and error rate over the whole run and over every
+//! phase window both runs have (baseline, during and after each fault, recomputed from the
+//! recorded histograms) are compared. A change counts as a regression when it moves the wrong
+//! way (up for `<` bounds and latencies, down for `>` bounds) by more than the allowed fraction
+//! *and* by more than a noise floor (1 ms for latencies, 1 s for recovery, 0.1 point for
+//! ratios, 0.05 for amplification, 1 for counts), so 0.00% → 0.01% errors is not a regression
+//! but 1% → 2% is. An SLO the baseline run measured and the new run could not (not recovered,
+//! insufficient data) is a regression too.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -30,17 +34,22 @@ enum Kind {
     /// A recovery time (µs): the floor is a second, a recorder interval is noise.
     RecoveryUs,
     Ratio,
+    /// Attempts per request: 1.05 → 1.9 is a real change (floor 0.05).
+    Factor,
     Count,
 }
 
 pub struct Comparison {
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
+    /// SLOs measured in the baseline run that the new run could not measure (not recovered,
+    /// insufficient data, no read-back): each is a regression.
+    pub unmeasured: Vec<String>,
 }
 
 impl Comparison {
     pub fn regressions(&self) -> usize {
-        self.rows.iter().filter(|r| r.regression).count()
+        self.rows.iter().filter(|r| r.regression).count() + self.unmeasured.len()
     }
 }
 
@@ -59,11 +68,39 @@ fn load(dir: &Path) -> Result<Value, String> {
     Ok(v)
 }
 
-fn window_name(w: &Value) -> String {
-    match (w["type"].as_str(), w["fault"].as_str()) {
+/// A report's fault timeline as the faults were applied (injection to revert), for windows.
+fn timeline(r: &Value) -> crate::slo::Timeline {
+    let secs = |v: &Value| v.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok());
+    let total = secs(&r["timeline"]["total_s"]).unwrap_or_default();
+    let faults = r["timeline"]["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| crate::slo::FaultSpan {
+            name: f["name"].as_str().unwrap_or_default().to_string(),
+            kind: f["kind"].as_str().unwrap_or_default().to_string(),
+            start: secs(&f["injected_at_s"])
+                .or(secs(&f["start_s"]))
+                .unwrap_or_default(),
+            end: secs(&f["reverted_at_s"])
+                .or(secs(&f["end_s"]))
+                .unwrap_or_default(),
+        })
+        .collect();
+    crate::slo::Timeline { total, faults }
+}
+
+/// An objective's window as written: `during:f`, `baseline[10s..]`.
+fn window_name(o: &Value) -> String {
+    let w = &o["window"];
+    let base = match (w["type"].as_str(), w["fault"].as_str()) {
         (Some(t), Some(f)) => format!("{t}:{f}"),
         (Some(t), None) => t.to_string(),
         _ => "?".into(),
+    };
+    match o["trim"]["text"].as_str() {
+        Some(t) => format!("{base}[{t}]"),
+        None => base,
     }
 }
 
@@ -72,7 +109,7 @@ fn kind_of(metric: &Value) -> Kind {
         Some("latency" | "max_latency") => Kind::LatencyUs,
         Some("recovery") => Kind::RecoveryUs,
         Some("lost_writes") => Kind::Count,
-        Some("amplification") => Kind::Count,
+        Some("amplification") => Kind::Factor,
         _ => Kind::Ratio,
     }
 }
@@ -97,6 +134,7 @@ fn row(
         Kind::LatencyUs => 1_000.0,
         Kind::RecoveryUs => 1_000_000.0,
         Kind::Ratio => 0.001,
+        Kind::Factor => 0.05,
         Kind::Count => 1.0,
     };
     Row {
@@ -121,6 +159,7 @@ pub fn compare(base: &Path, new: &Path, max: f64) -> Result<Comparison, String> 
         ));
     }
     let mut rows = Vec::new();
+    let mut unmeasured = Vec::new();
     let empty = Vec::new();
     let slos_b = b["slo"].as_array().unwrap_or(&empty);
     for sa in a["slo"].as_array().unwrap_or(&empty) {
@@ -129,22 +168,37 @@ pub fn compare(base: &Path, new: &Path, max: f64) -> Result<Comparison, String> 
             let ob = &sb["objective"];
             ob["text"] == oa["text"]
                 && ob["window"] == oa["window"]
+                && ob["trim"]["text"] == oa["trim"]["text"]
                 && ob["request"] == oa["request"]
         }) else {
             notes.push(format!(
                 "only in the baseline run: {} {}",
-                window_name(&oa["window"]),
+                window_name(oa),
                 oa["text"].as_str().unwrap_or("")
             ));
             continue;
         };
         let (Some(old), Some(new)) = (sa["value"].as_f64(), sb["value"].as_f64()) else {
+            if sa["value"].is_f64() && sb["status"] != "pass" {
+                unmeasured.push(format!(
+                    "{} {}{}: {} in the baseline run, {} in the new run ({})",
+                    window_name(oa),
+                    oa["text"].as_str().unwrap_or(""),
+                    oa["request"]
+                        .as_str()
+                        .map(|r| format!(" [{r}]"))
+                        .unwrap_or_default(),
+                    sa["shown_value"].as_str().unwrap_or("?"),
+                    sb["shown_value"].as_str().unwrap_or("no value"),
+                    sb["status"].as_str().unwrap_or("?"),
+                ));
+            }
             continue;
         };
         let up_is_worse = !matches!(oa["op"].as_str(), Some(">" | ">="));
         rows.push(row(
             (
-                window_name(&oa["window"]),
+                window_name(oa),
                 oa["request"].as_str().unwrap_or("all").to_string(),
                 oa["text"].as_str().unwrap_or("").to_string(),
             ),
@@ -187,14 +241,66 @@ pub fn compare(base: &Path, new: &Path, max: f64) -> Result<Comparison, String> 
             max,
         ));
     }
-    Ok(Comparison { rows, notes })
+    // Every phase window both runs have, recomputed from their recorded histograms.
+    match (super::reread::recording(&a), super::reread::recording(&b)) {
+        (Ok(ra), Ok(rb)) => {
+            let (ta, tb) = (timeline(&a), timeline(&b));
+            let mut windows = vec![crate::scenario::Window::Baseline];
+            for f in &ta.faults {
+                if tb.faults.iter().any(|g| g.name == f.name) {
+                    windows.push(crate::scenario::Window::During(f.name.clone()));
+                    windows.push(crate::scenario::Window::After(f.name.clone()));
+                }
+            }
+            for w in windows {
+                let stats = |rec: &crate::metrics::Recording, t: &crate::slo::Timeline| {
+                    let (s, e) = t.span(&w);
+                    let (from, to) = rec.range(s, e);
+                    rec.aggregate(from, to, None)
+                };
+                let (sa, sb) = (stats(&ra, &ta), stats(&rb, &tb));
+                for (what, q) in [("p50", 0.5), ("p99", 0.99)] {
+                    let need = (1.0 / (1.0 - q)) as u64;
+                    if sa.latency.len() >= need && sb.latency.len() >= need {
+                        rows.push(row(
+                            (w.to_string(), "all".into(), what.into()),
+                            sa.latency.value_at_quantile(q) as f64,
+                            sb.latency.value_at_quantile(q) as f64,
+                            true,
+                            Kind::LatencyUs,
+                            max,
+                        ));
+                    }
+                }
+                if sa.requests() > 0 && sb.requests() > 0 {
+                    rows.push(row(
+                        (w.to_string(), "all".into(), "error rate".into()),
+                        sa.error_rate(),
+                        sb.error_rate(),
+                        true,
+                        Kind::Ratio,
+                        max,
+                    ));
+                }
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            notes.push(format!("per-window comparison skipped: {e}"));
+        }
+    }
+    Ok(Comparison {
+        rows,
+        notes,
+        unmeasured,
+    })
 }
 
 fn show(kind: Kind, v: f64) -> String {
     match kind {
         Kind::LatencyUs | Kind::RecoveryUs => crate::slo::show_us(v),
         Kind::Ratio => crate::slo::show_ratio(v),
-        Kind::Count => format!("{v:.2}"),
+        Kind::Factor => format!("{v:.2}x"),
+        Kind::Count => format!("{v:.0}"),
     }
 }
 
@@ -207,6 +313,8 @@ pub fn render(c: &Comparison, max: f64) -> String {
     for r in &c.rows {
         let change = if r.worse_by.is_infinite() {
             "worse (from 0)".to_string()
+        } else if r.worse_by == 0.0 {
+            "=".to_string()
         } else {
             format!(
                 "{:+.1}% {}",
@@ -225,6 +333,9 @@ pub fn render(c: &Comparison, max: f64) -> String {
             change,
             if r.regression { "**REGRESSION**" } else { "" }
         );
+    }
+    for u in &c.unmeasured {
+        let _ = writeln!(o, "\n**REGRESSION**: {u}");
     }
     for n in &c.notes {
         let _ = writeln!(o, "\nnote: {n}");
@@ -286,5 +397,27 @@ mod tests {
         let e2 = run("e2", 20_000.0, 0.02, 300_000.0);
         assert_eq!(compare(&e1, &e2, 0.10).unwrap().regressions(), 1);
         assert!(compare(&a, std::path::Path::new("/nonexistent"), 0.1).is_err());
+    }
+
+    #[test]
+    fn a_value_lost_in_the_new_run_is_a_regression() {
+        let a = run("u1", 20_000.0, 0.0, 300_000.0);
+        let b = run("u2", 20_000.0, 0.0, 300_000.0);
+        // The new run's during-fault p99 could not be judged (e.g. not recovered, no data).
+        let p = b.join("report.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        v["slo"][0]["value"] = Value::Null;
+        v["slo"][0]["status"] = json!("insufficient_data");
+        std::fs::write(&p, v.to_string()).unwrap();
+        let c = compare(&a, &b, 0.10).unwrap();
+        assert_eq!(c.regressions(), 1);
+        assert!(
+            c.unmeasured[0].starts_with("during:f p99 < 1s"),
+            "{:?}",
+            c.unmeasured
+        );
+        assert!(render(&c, 0.10).contains("**REGRESSION**: during:f"));
+        // The other way round (unmeasured before, measured now): nothing to compare.
+        assert_eq!(compare(&b, &a, 0.10).unwrap().regressions(), 0);
     }
 }

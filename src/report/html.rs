@@ -233,11 +233,12 @@ pub fn render(r: &RunReport) -> String {
             Status::Pass => ("pass", "pass"),
             Status::Fail => ("fail", "FAIL"),
             Status::InsufficientData => ("fail", "insufficient data"),
+            Status::InsufficientAllowed => ("pass", "insufficient data (allowed)"),
         };
         let _ = write!(
             o,
             "<tr><td class={class}>{label}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            esc(&s.objective.window.to_string()),
+            esc(&s.objective.window_label()),
             esc(s.objective.request.as_deref().unwrap_or("all")),
             esc(&s.objective.text),
             esc(&s.shown_value),
@@ -300,7 +301,32 @@ pub fn render(r: &RunReport) -> String {
                 esc(&f.note)
             );
         }
-        o.push_str("</table><p>The fault journal (every step, fsynced) is <code>journal.jsonl</code> next to this file.</p>");
+        o.push_str("</table>");
+    }
+    if !r.journal.is_empty() {
+        o.push_str("<h2>Fault journal</h2><p>Every step, fsynced before it was taken (<code>journal.jsonl</code> next to this file; <code>chaos rollback</code> reads it).</p><table><tr><th>time (UTC)</th><th>fault</th><th>step</th><th>driver</th><th>calls / error</th></tr>");
+        for j in &r.journal {
+            let what = match (&j.error, &j.plan, j.step) {
+                (Some(e), _, _) => e.clone(),
+                (None, Some(p), crate::fault::journal::Step::Intent) => p
+                    .inject
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                _ => String::new(),
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                esc(&j.at),
+                esc(&j.fault),
+                esc(&format!("{:?}", j.step).to_lowercase()),
+                esc(&j.driver),
+                esc(&what)
+            );
+        }
+        o.push_str("</table>");
     }
     if let Some(v) = &r.verification {
         let _ = write!(
@@ -311,6 +337,25 @@ pub fn render(r: &RunReport) -> String {
             v.lost.len(),
             v.unverified.len()
         );
+        if !v.lost.is_empty() {
+            let ids: Vec<String> = v
+                .lost
+                .iter()
+                .take(200)
+                .map(|l| format!("<code>{}</code>", esc(&l.id)))
+                .collect();
+            let more = v.lost.len().saturating_sub(200);
+            let _ = write!(
+                o,
+                "<p>Lost ids: {}{}</p>",
+                ids.join(", "),
+                if more > 0 {
+                    format!(" and {more} more (all in report.json)")
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     o.push_str("</body></html>\n");
     o

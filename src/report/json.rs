@@ -112,6 +112,7 @@ pub fn render(r: &RunReport) -> Value {
         "per_request": per_request,
         "slo": r.slo,
         "recovery": r.recoveries,
+        "journal": r.journal,
         "durable": {
             "acknowledged": r.durable_writes.len(),
             "acknowledged_without_id": r.durable_without_id,

@@ -13,9 +13,10 @@ pub fn render(r: &RunReport) -> String {
     suite.set_time(r.wall);
     for s in &r.slo {
         let o = &s.objective;
+        let window = o.window_label();
         let name = match &o.request {
-            Some(req) => format!("{} [{req}] {}", o.window, o.text),
-            None => format!("{} {}", o.window, o.text),
+            Some(req) => format!("{window} [{req}] {}", o.text),
+            None => format!("{window} {}", o.text),
         };
         let status = match s.status {
             Status::Pass => TestCaseStatus::success(),
@@ -23,16 +24,24 @@ pub fn render(r: &RunReport) -> String {
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 st.set_message(format!(
                     "measured {} (bound {}) over window {} from {} samples",
-                    s.shown_value, s.shown_bound, o.window, s.samples
+                    s.shown_value, s.shown_bound, window, s.samples
                 ));
                 st.set_type("slo_breached");
+                st
+            }
+            Status::InsufficientAllowed => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(format!(
+                    "insufficient data in window {window} (allowed by the scenario): {}",
+                    s.note.as_deref().unwrap_or("")
+                ));
                 st
             }
             Status::InsufficientData => {
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 st.set_message(format!(
                     "insufficient data in window {}: {}",
-                    o.window,
+                    window,
                     s.note.as_deref().unwrap_or("")
                 ));
                 st.set_type("insufficient_data");
@@ -40,7 +49,7 @@ pub fn render(r: &RunReport) -> String {
             }
         };
         let mut tc = TestCase::new(name, status);
-        tc.set_classname(format!("slo.{}", o.window));
+        tc.set_classname(format!("slo.{window}"));
         suite.add_test_case(tc);
     }
     for f in &r.faults {

@@ -57,11 +57,12 @@ pub fn render(r: &RunReport) -> String {
                 Status::Pass => "pass",
                 Status::Fail => "**FAIL**",
                 Status::InsufficientData => "**insufficient data**",
+                Status::InsufficientAllowed => "insufficient data (allowed)",
             };
             let _ = writeln!(
                 o,
                 "| {res} | {} | {} | `{}` | {} | {} |",
-                s.objective.window,
+                s.objective.window_label(),
                 s.objective.request.as_deref().unwrap_or("all"),
                 s.objective.text,
                 s.shown_value,
@@ -152,6 +153,7 @@ pub fn render(r: &RunReport) -> String {
             );
         }
     }
+    durable_writes(&mut o, r);
     let _ = writeln!(o, "\n## Timeline\n");
     let _ = writeln!(o, "| from | to | stage | rate |\n|---:|---:|---|---|");
     for (seg, st) in r.segments.iter().zip(&r.scenario.load.stages) {
@@ -185,6 +187,11 @@ pub fn render(r: &RunReport) -> String {
             f.kind
         );
     }
+    o
+}
+
+/// Acknowledged durable writes and the read-back: what was lost, by id.
+fn durable_writes(o: &mut String, r: &RunReport) {
     if !r.durable_writes.is_empty() || r.durable_without_id > 0 {
         let _ = writeln!(o, "\n## Durable writes\n");
         let _ = writeln!(
@@ -228,5 +235,4 @@ pub fn render(r: &RunReport) -> String {
             }
         }
     }
-    o
 }

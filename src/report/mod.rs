@@ -117,6 +117,8 @@ pub struct RunReport {
     pub aborted: Option<(String, f64)>,
     /// The read-back of the durable writes (`None`: no durable writes, or the run was cut short).
     pub verification: Option<crate::verify::Verification>,
+    /// The fault journal's records (journal.jsonl), every step with its time.
+    pub journal: Vec<crate::fault::journal::Record>,
     pub verdict: Verdict,
 }
 
@@ -132,7 +134,12 @@ impl RunReport {
         let failed: Vec<&SloResult> = self
             .slo
             .iter()
-            .filter(|r| r.status != crate::slo::Status::Pass)
+            .filter(|r| {
+                !matches!(
+                    r.status,
+                    crate::slo::Status::Pass | crate::slo::Status::InsufficientAllowed
+                )
+            })
             .collect();
         match self.verdict {
             Verdict::Interrupted => {
@@ -163,7 +170,7 @@ impl RunReport {
                     .map(|r| {
                         format!(
                             "{}{} `{}` measured {}",
-                            r.objective.window,
+                            r.objective.window_label(),
                             r.objective
                                 .request
                                 .as_deref()

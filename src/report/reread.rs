@@ -13,12 +13,18 @@ use super::{FaultRecord, FaultStatus, RunReport, Verdict};
 use crate::load::engine::DurableWrite;
 use crate::metrics::recorder::Compact;
 use crate::metrics::{Outcome, Recording};
-use crate::slo::{self, recovery, Timeline};
+use crate::slo::{self, Timeline};
 use crate::verify::{LostWrite, Unverified, Verification};
 
 fn num(v: &Value, what: &str) -> Result<f64, String> {
     v.as_f64()
         .ok_or_else(|| format!("report.json: `{what}` is missing or not a number"))
+}
+
+/// A duration in seconds: a finite, non-negative number of sane size.
+fn secs(v: &Value, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(num(v, what)?)
+        .map_err(|_| format!("report.json: `{what}` is not a duration in seconds"))
 }
 
 fn string(v: &Value) -> String {
@@ -63,8 +69,12 @@ fn counts<const N: usize>(v: &Value) -> [u64; N] {
     out
 }
 
-fn recording(r: &Value) -> Result<Recording, String> {
-    let interval = Duration::from_secs_f64(num(&r["interval_s"], "interval_s")?);
+/// The recording (per-interval histograms and counters) stored in a report.json.
+pub(crate) fn recording(r: &Value) -> Result<Recording, String> {
+    let interval = secs(&r["interval_s"], "interval_s")?;
+    if interval.is_zero() {
+        return Err("report.json: `interval_s` is 0".into());
+    }
     let names: Vec<String> = r["requests"]
         .as_array()
         .ok_or("report.json: `requests` is missing")?
@@ -119,15 +129,32 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
     }
     let time_scale = num(&r["time_scale"], "time_scale")?;
     let source = string(&r["scenario"]["source"]);
-    let arg = match scenario_arg {
-        Some(a) => a.to_string(),
-        None => source
-            .strip_prefix("builtin:")
-            .map_or(source.clone(), str::to_string),
+    let scenario = match (scenario_arg, r["scenario"]["text"].as_str()) {
+        (Some(a), _) => crate::run::prepare(a, time_scale).map_err(|e| e.to_string())?,
+        // The scenario as the run read it, from report.json: no file needed. Secrets are
+        // `${env:…}` references in it; re-judging sends nothing, so any value does.
+        (None, Some(text)) => {
+            let masked = |_: &str| Some("***".to_string());
+            let base = std::path::Path::new(&source).parent();
+            let s = crate::scenario::parse_with(&source, text, &masked, base).map_err(|d| {
+                format!("the scenario stored in report.json no longer parses:\n{d}")
+            })?;
+            if time_scale == 1.0 {
+                s
+            } else {
+                s.time_scaled(time_scale)
+            }
+        }
+        // A report from before the scenario's text was stored: read it from where it was.
+        (None, None) => {
+            let arg = source
+                .strip_prefix("builtin:")
+                .map_or(source.clone(), str::to_string);
+            crate::run::prepare(&arg, time_scale).map_err(|e| {
+                format!("{e}\n(the run used scenario `{source}`; pass --scenario FILE if it moved)")
+            })?
+        }
     };
-    let scenario = crate::run::prepare(&arg, time_scale).map_err(|e| {
-        format!("{e}\n(the run used scenario `{source}`; pass --scenario FILE if it moved)")
-    })?;
     let recording = recording(&r)?;
     if recording.names
         != scenario
@@ -211,21 +238,16 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
         }
         v
     });
-    let sustain = recovery::SUSTAIN
-        .mul_f64(time_scale)
-        .max(scenario.load.interval);
-    let slo = slo::evaluate_with_data(
-        &scenario.slo.objectives,
+    let (slo, recoveries) = slo::judge_run(
+        &scenario,
         &recording,
         &timeline,
+        faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
         verification.as_ref().map(|v| v.data_check()).as_ref(),
-        sustain,
+        time_scale,
     );
-    let recoveries: Vec<recovery::Recovery> = timeline
-        .faults
-        .iter()
-        .map(|f| recovery::recovery(f, &scenario.slo.objectives, &recording, &timeline, sustain))
-        .collect();
     let aborted = r["aborted"].as_object().map(|a| {
         (
             a.get("condition").map(string).unwrap_or_default(),
@@ -243,12 +265,13 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
     };
     let _ = Outcome::ALL; // the outcome order of the arrays above is Outcome::ALL's
     Ok(RunReport {
+        journal: serde_json::from_value(r["journal"].clone()).unwrap_or_default(),
         segments: crate::load::schedule::segments(&scenario.load.stages),
         target_url: string(&r["target"]["url"]),
         time_scale,
         started_at: parse_utc(r["started_at"].as_str().unwrap_or(""))
             .ok_or("report.json: bad `started_at`")?,
-        wall: Duration::from_secs_f64(num(&r["wall_s"], "wall_s")?),
+        wall: secs(&r["wall_s"], "wall_s")?,
         interrupted,
         scheduled: r["scheduled"].as_u64().unwrap_or(0),
         timeline,

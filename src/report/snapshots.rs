@@ -28,10 +28,15 @@ recovery = { "zone-a-down" = "< 10s" }
 data = ["lost_writes == 0"]
 "#;
 
-/// 20 s at 100 req/s; from 9 s to 11 s a third of the requests fail after 1.5 s.
+/// 20 s at 100 req/s; from 9 s to 11 s a third of the requests fail after 1.5 s; 50 durable
+/// writes all read back.
 fn report(err_bound: &str) -> RunReport {
-    let s = parse_str("synthetic.toml", &SCENARIO.replace("ERRBOUND", err_bound))
-        .unwrap_or_else(|d| panic!("{d}"));
+    build(&SCENARIO.replace("ERRBOUND", err_bound), None)
+}
+
+/// The same run with a given read-back of its 50 durable writes (`None`: all 50 found).
+fn build(scenario: &str, verification: Option<crate::verify::Verification>) -> RunReport {
+    let s = parse_str("synthetic.toml", scenario).unwrap_or_else(|d| panic!("{d}"));
     let mut r = Recorder::new(vec!["list".into()], Duration::from_secs(1));
     for i in 0..2000u64 {
         let t = Duration::from_millis(i * 10);
@@ -53,9 +58,13 @@ fn report(err_bound: &str) -> RunReport {
     }
     let recording = r.finish();
     let timeline = crate::slo::Timeline::of(&s);
-    let data = DataCheck {
-        per_request: vec![("list".into(), 50, 0)],
-    };
+    let data = verification.as_ref().map_or(
+        DataCheck {
+            per_request: vec![("list".into(), 50, 0)],
+            unverified: vec![],
+        },
+        |v| v.data_check(),
+    );
     let slo = crate::slo::evaluate_with_data(
         &s.slo.objectives,
         &recording,
@@ -70,6 +79,7 @@ fn report(err_bound: &str) -> RunReport {
         Verdict::Fail
     };
     RunReport {
+        journal: vec![],
         segments: crate::load::schedule::segments(&s.load.stages),
         target_url: "http://127.0.0.1:8080".into(),
         time_scale: 1.0,
@@ -88,11 +98,22 @@ fn report(err_bound: &str) -> RunReport {
             injected_at_s: Some(8.0),
             reverted_at_s: Some(12.0),
         }],
-        durable_writes: Vec::new(),
+        durable_writes: if verification.is_some() {
+            (0..50)
+                .map(|i| crate::load::engine::DurableWrite {
+                    request: "list".into(),
+                    id: (1050 + i).to_string(),
+                    read_method: "GET".into(),
+                    read_path: format!("/notes/{}", 1050 + i),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         durable_without_id: 0,
         recoveries,
         aborted: None,
-        verification: None,
+        verification,
         verdict,
         scenario: s,
     }
@@ -112,6 +133,42 @@ fn summary_and_junit_of_a_failing_run() {
     assert_eq!(r.verdict, Verdict::Fail);
     insta::assert_snapshot!("summary_fail", markdown::render(&r));
     insta::assert_snapshot!("junit_fail", junit::render(&r));
+}
+
+/// Lost writes listed by id, a write that could not be read back, and an SLO whose window is
+/// too short to judge (a p99.9 needs 1000 samples; the 8 s after the fault hold 800).
+#[test]
+fn summary_and_junit_with_lost_writes_and_insufficient_data() {
+    let mut per_request = std::collections::BTreeMap::new();
+    per_request.insert("list".to_string(), (49u64, 2u64));
+    let v = crate::verify::Verification {
+        checked: 50,
+        found: 47,
+        lost: ["1041", "1077"]
+            .iter()
+            .map(|id| crate::verify::LostWrite {
+                request: "list".into(),
+                id: id.to_string(),
+            })
+            .collect(),
+        unverified: vec![crate::verify::Unverified {
+            request: "list".into(),
+            id: "1099".into(),
+            reason: "timed out 3 times".into(),
+        }],
+        per_request,
+    };
+    let text = SCENARIO.replace("ERRBOUND", "50%").replace(
+        "data = [",
+        "\"after:zone-a-down\" = [\"p99.9 < 1s\"]\ndata = [",
+    );
+    let r = build(&text, Some(v));
+    assert_eq!(r.verdict, Verdict::Fail);
+    let md = markdown::render(&r);
+    insta::assert_snapshot!("summary_lossy", md);
+    insta::assert_snapshot!("junit_lossy", junit::render(&r));
+    let h = html::render(&r);
+    assert!(h.contains("Lost ids: <code>1041</code>, <code>1077</code>"));
 }
 
 #[test]

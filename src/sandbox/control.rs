@@ -1,15 +1,22 @@
 //! The sandbox's control API, on its own loopback port: the sandbox driver's only way in, as
 //! the AWS API is for the aws driver. Every call is idempotent and answers what changed.
 //!
+//! Calls that take something down or add latency take `?by=<holder>` (the driver passes the
+//! fault's name; default `control`): the effect lasts while anyone holds it, and the matching
+//! release (`start`, `up`, `heal`, `DELETE`) lets go of that holder's hold only.
+//!
 //! ```text
 //! GET  /health                      ready
 //! GET  /resources                   zones, nodes (state, LB health), db instances (role), cache
 //! GET  /events                      the ground-truth event log so far
-//! POST /nodes/{id}/kill|stop|start  a node's port closed (connections dropped) / reopened
+//! POST /nodes/{id}/kill|stop|start  a node's port closed at once (kill) or after draining it
+//!                                   from the load balancer (stop) / released (start)
 //! POST /zones/{z}/down|up           every node of the zone, and its db instance
 //! POST /rolling-restart?down_ms=N[&zone=z]   a deploy: one node at a time, drained first
 //! POST /rolling-restart/cancel      stop it, start every node it left down
 //! POST /db/failover                 writer unreachable for failover_time, then a reader promoted
+//! POST /db/{instance}/kill|stop|start   an instance's port closed (the writer: a failover)
+//! POST /cache/kill|stop|start       the cache's port closed (calls refused) / reopened
 //! POST /cache/partition|heal|failover
 //! PUT  /links/{app-db|app-cache}?delay_ms=N&jitter_ms=M    added latency; DELETE clears it
 //! ```
@@ -28,11 +35,26 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    let q = |k: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let by = q("by")
+        .filter(|b| {
+            !b.is_empty()
+                && b.len() <= 128
+                && b.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .unwrap_or_else(|| "control".into());
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let done =
         |changed: bool| http::json(StatusCode::OK, &json!({ "ok": true, "changed": changed }));
     let io = |e: std::io::Error| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-    match (method, segs.as_slice()) {
+    let resp = match (method, segs.as_slice()) {
         (Method::GET, ["health"]) => done(false),
         (Method::GET, ["resources"]) => http::json(StatusCode::OK, &stack.describe()),
         (Method::GET, ["events"]) => http::json(StatusCode::OK, &json!(stack.events.all())),
@@ -41,7 +63,7 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
                 return http::error(StatusCode::NOT_FOUND, &format!("no node {id}"));
             };
             let was = n.is_running();
-            match stack.set_node(&n, *action == "start", action).await {
+            match stack.set_node(&n, *action == "start", action, &by).await {
                 Ok(()) => done(was != n.is_running()),
                 Err(e) => io(e),
             }
@@ -50,19 +72,12 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
             if !stack.cfg.zones.iter().any(|x| x == z) {
                 return http::error(StatusCode::NOT_FOUND, &format!("no zone {z}"));
             }
-            match stack.set_zone(z, *action == "up").await {
+            match stack.set_zone(z, *action == "up", &by).await {
                 Ok(changed) => done(changed),
                 Err(e) => io(e),
             }
         }
         (Method::POST, ["rolling-restart"]) => {
-            let q = |k: &str| {
-                query
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(key, _)| *key == k)
-                    .map(|(_, v)| v.to_string())
-            };
             let down = q("down_ms")
                 .and_then(|v| v.parse::<f64>().ok())
                 .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 3_600_000.0)
@@ -82,37 +97,42 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
             Err(e) => io(e),
         },
         (Method::POST, ["db", "failover"]) => done(stack.db.failover("control API")),
+        (Method::POST, ["db", id, action @ ("kill" | "stop" | "start")]) => {
+            match stack.db.set_held(id, &by, *action != "start") {
+                Some(changed) => done(changed),
+                None => http::error(StatusCode::NOT_FOUND, &format!("no db instance {id}")),
+            }
+        }
+        (Method::POST, ["cache", action @ ("kill" | "stop" | "start")]) => {
+            done(stack.cache.set_held(&by, *action != "start"))
+        }
         (Method::POST, ["cache", "partition"]) => {
-            stack.cache.set_partitioned(true);
+            stack.cache.set_partitioned(&by, true);
             done(true)
         }
         (Method::POST, ["cache", "heal"]) => {
-            stack.cache.set_partitioned(false);
+            stack.cache.set_partitioned(&by, false);
             done(true)
         }
         (Method::POST, ["cache", "failover"]) => done(stack.cache.failover()),
         (m @ (Method::PUT | Method::DELETE), ["links", link]) => {
             let ms = |k: &str| {
-                query
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(key, _)| *key == k)
-                    .and_then(|(_, v)| v.parse::<f64>().ok())
+                q(k).and_then(|v| v.parse::<f64>().ok())
                     .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 600_000.0)
                     .map(|v| Duration::from_secs_f64(v / 1e3))
                     .unwrap_or_default()
             };
-            let (d, j) = if m == Method::PUT {
-                (ms("delay_ms"), ms("jitter_ms"))
-            } else {
-                (Duration::ZERO, Duration::ZERO)
-            };
-            if stack.set_link(link, d, j) {
+            let delay = (m == Method::PUT).then(|| (ms("delay_ms"), ms("jitter_ms")));
+            if stack.set_link(link, delay, &by) {
                 done(true)
             } else {
                 http::error(StatusCode::NOT_FOUND, &format!("no link {link}"))
             }
         }
         _ => http::error(StatusCode::NOT_FOUND, "no such control call"),
-    }
+    };
+    // Answer once whatever was taken down has really closed its port.
+    stack.db.settled().await;
+    stack.cache.settled().await;
+    resp
 }

@@ -1,24 +1,32 @@
 //! The sandbox's database cluster: a writer in one zone, a reader in each other zone, reached by
 //! app nodes through a cluster endpoint that follows failovers.
 //!
+//! Every instance is a TCP server on its own loopback port ([`super::wire`]); app nodes reach
+//! them with a [`DbClient`], which dials the cluster endpoint (the current writer's address,
+//! looked up at each call as a DNS name that follows failovers would be) for writes, and the
+//! writer or else a reachable reader for reads. An unreachable instance (its zone is down, or it
+//! is the writer during a failover) has its port closed and its connections dropped; a write
+//! that reaches an instance that is no longer the writer is refused as read-only.
+//!
 //! Replication is `sync` (a write is acknowledged once the writer and every reachable reader
-//! hold it) or `async` (readers apply it after `lag`). A failover makes the writer unreachable;
+//! hold it) or `async` (readers apply it after `lag`); it happens inside the sandbox process,
+//! between the instances' stores, not over the wire. A failover makes the writer unreachable;
 //! for `failover_time` every write fails; then the most up-to-date reachable reader is promoted.
 //! With `async`, writes acknowledged by the old writer but not yet applied on the promoted reader
-//! are gone — logged as `db_writes_lost` with their ids, the ground truth the data check (issue 4)
-//! is tested against. Losing the writer's zone triggers a failover by itself, as Aurora does.
-//!
-//! This is an in-process model reached by function calls, not a TCP server: what the harness
-//! observes of it is only through the app nodes' HTTP answers (201 after an acknowledged write,
-//! 503 when the cluster refuses).
+//! are gone — logged as `db_writes_lost` with their ids, the ground truth the data check is
+//! tested against. Losing the writer's zone triggers a failover by itself, as Aurora does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::events::{lock, Events};
+use super::wire::{self, Endpoint, Reply};
+
+/// How long an app node waits on one database call (connect included).
+const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Replication {
@@ -36,13 +44,17 @@ pub struct DbConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DbError {
     #[error("database unavailable: {0}")]
-    Unavailable(&'static str),
+    Unavailable(String),
 }
 
 struct Instance {
     name: String,
     zone: String,
+    /// Derived: its zone is up and no fault holds it down.
     reachable: bool,
+    zone_down: bool,
+    /// Who holds this instance down (kill-nodes faults, by name).
+    held: std::collections::BTreeSet<String>,
     notes: BTreeMap<u64, String>,
 }
 
@@ -59,17 +71,26 @@ pub struct Db {
     cfg: DbConfig,
     state: Mutex<State>,
     events: Arc<Events>,
+    /// Instance i's server.
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
 }
 
 impl Db {
-    /// One instance per zone; the writer in `cfg.writer_zone` (or the first zone).
-    pub fn new(cfg: DbConfig, zones: &[String], events: Arc<Events>) -> Arc<Db> {
+    /// One instance per zone, each serving on its own port; the writer in `cfg.writer_zone`
+    /// (or the first zone).
+    pub async fn start(
+        cfg: DbConfig,
+        zones: &[String],
+        events: Arc<Events>,
+    ) -> std::io::Result<Arc<Db>> {
         let instances: Vec<Instance> = zones
             .iter()
             .map(|z| Instance {
                 name: format!("db-{z}"),
                 zone: z.clone(),
                 reachable: true,
+                zone_down: false,
+                held: Default::default(),
                 notes: BTreeMap::new(),
             })
             .collect();
@@ -77,6 +98,7 @@ impl Db {
             .iter()
             .position(|i| i.zone == cfg.writer_zone)
             .unwrap_or(0);
+        let n = instances.len();
         let db = Arc::new(Db {
             cfg,
             state: Mutex::new(State {
@@ -87,7 +109,22 @@ impl Db {
                 pending: Vec::new(),
             }),
             events,
+            endpoints: Mutex::new(Vec::new()),
         });
+        for i in 0..n {
+            let weak = Arc::downgrade(&db);
+            let handler: wire::Handler = Arc::new(move |req: Value| {
+                let db = weak.upgrade();
+                Box::pin(async move {
+                    match db {
+                        Some(db) => db.serve(i, &req),
+                        None => Reply::Err("shutting down".into()),
+                    }
+                })
+            });
+            let ep = Endpoint::start(handler).await?;
+            lock(&db.endpoints).push(ep);
+        }
         if let Replication::Async { lag } = db.cfg.replication {
             let weak = Arc::downgrade(&db);
             tokio::spawn(async move {
@@ -99,19 +136,89 @@ impl Db {
                 }
             });
         }
-        db
+        Ok(db)
     }
 
-    /// Write a note through the cluster endpoint; the id once acknowledged.
-    pub fn write(&self, text: &str) -> Result<u64, DbError> {
+    /// Wait until every instance taken down has closed its port.
+    pub async fn settled(&self) {
+        let eps: Vec<_> = lock(&self.endpoints).clone();
+        for ep in eps {
+            ep.settled().await;
+        }
+    }
+
+    /// Stop every instance's server (the sandbox is shutting down).
+    pub fn stop(&self) {
+        for ep in lock(&self.endpoints).iter() {
+            ep.set_up(false);
+        }
+    }
+
+    /// Each instance serves exactly while it is reachable — and, for the writer, not failing
+    /// over.
+    fn reconcile(&self, s: &State) {
+        let eps = lock(&self.endpoints);
+        for (i, inst) in s.instances.iter().enumerate() {
+            if let Some(ep) = eps.get(i) {
+                ep.set_up(inst.reachable && !(i == s.writer && s.failing_over));
+            }
+        }
+    }
+
+    /// The cluster endpoint: the current writer's address, whether or not it answers.
+    pub fn writer_addr(&self) -> std::net::SocketAddr {
+        let w = lock(&self.state).writer;
+        lock(&self.endpoints)[w].addr()
+    }
+
+    /// Where a read goes: the writer, or a reachable reader while the writer is out.
+    pub fn read_addr(&self) -> Option<std::net::SocketAddr> {
+        let s = lock(&self.state);
+        let i = Self::read_instance(&s)?;
+        Some(lock(&self.endpoints)[i].addr())
+    }
+
+    /// One request to instance `i`, on its server.
+    fn serve(&self, i: usize, req: &Value) -> Reply {
         let mut s = lock(&self.state);
-        if s.failing_over {
-            return Err(DbError::Unavailable("failover in progress"));
+        // A request that slipped in while the server was being taken down.
+        if !s.instances[i].reachable || (i == s.writer && s.failing_over) {
+            return Reply::Err("instance down".into());
         }
+        match req["op"].as_str() {
+            Some("write") => {
+                let Some(text) = req["text"].as_str() else {
+                    return Reply::Err("write needs a text".into());
+                };
+                if i != s.writer {
+                    return Reply::Err("read-only: this instance is not the writer".into());
+                }
+                Reply::Ok(json!(self.write_locked(&mut s, text)))
+            }
+            Some("read") => {
+                let Some(id) = req["id"].as_u64() else {
+                    return Reply::Err("read needs an id".into());
+                };
+                Reply::Ok(json!(s.instances[i].notes.get(&id)))
+            }
+            Some("recent") => {
+                let n = req["n"].as_u64().unwrap_or(20) as usize;
+                let notes: Vec<Value> = s.instances[i]
+                    .notes
+                    .iter()
+                    .rev()
+                    .take(n)
+                    .map(|(k, v)| json!([k, v]))
+                    .collect();
+                Reply::Ok(Value::Array(notes))
+            }
+            _ => Reply::Err("unknown op (accepted: write, read, recent)".into()),
+        }
+    }
+
+    /// Store a note on the writer and replicate it; its id.
+    fn write_locked(&self, s: &mut State, text: &str) -> u64 {
         let w = s.writer;
-        if !s.instances[w].reachable {
-            return Err(DbError::Unavailable("writer unreachable"));
-        }
         let id = s.next_id;
         s.next_id += 1;
         s.instances[w].notes.insert(id, text.to_string());
@@ -127,35 +234,18 @@ impl Db {
                 s.pending.push((id, text.to_string(), Instant::now() + lag));
             }
         }
-        Ok(id)
+        id
     }
 
-    /// Read one note: from the writer, or from a reader when the writer is out.
-    pub fn read(&self, id: u64) -> Result<Option<String>, DbError> {
-        let s = lock(&self.state);
-        let inst = Self::read_instance(&s).ok_or(DbError::Unavailable("no instance reachable"))?;
-        Ok(inst.notes.get(&id).cloned())
-    }
-
-    /// The `n` most recent notes (by id), from the same instance choice as [`Db::read`].
-    pub fn recent(&self, n: usize) -> Result<Vec<(u64, String)>, DbError> {
-        let s = lock(&self.state);
-        let inst = Self::read_instance(&s).ok_or(DbError::Unavailable("no instance reachable"))?;
-        Ok(inst
-            .notes
-            .iter()
-            .rev()
-            .take(n)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect())
-    }
-
-    fn read_instance(s: &State) -> Option<&Instance> {
-        let w = &s.instances[s.writer];
-        if w.reachable && !s.failing_over {
-            return Some(w);
+    fn read_instance(s: &State) -> Option<usize> {
+        if s.instances[s.writer].reachable && !s.failing_over {
+            return Some(s.writer);
         }
-        s.instances.iter().find(|i| i.reachable)
+        // A reader (the writer is down or failing over).
+        s.instances
+            .iter()
+            .enumerate()
+            .position(|(i, inst)| i != s.writer && inst.reachable)
     }
 
     fn apply_due(&self, now: Instant) {
@@ -184,6 +274,7 @@ impl Db {
                 return false;
             }
             s.failing_over = true;
+            self.reconcile(&s);
             let old = s.instances[s.writer].name.clone();
             self.events.log(
                 "db_failover_start",
@@ -229,6 +320,7 @@ impl Db {
                 inst.notes = data.clone();
             }
         }
+        self.reconcile(&s);
         let (old_name, new_name) = (s.instances[old].name.clone(), s.instances[new].name.clone());
         drop(s);
         if !lost.is_empty() {
@@ -245,32 +337,80 @@ impl Db {
 
     /// A zone's instance becomes (un)reachable. Losing the writer starts a failover.
     pub fn set_zone(self: &Arc<Self>, zone: &str, reachable: bool) {
-        let lost_writer = {
+        self.change(&format!("writer's zone {zone} unreachable"), |inst| {
+            if inst.zone == zone {
+                inst.zone_down = !reachable;
+            }
+        });
+    }
+
+    /// `holder` takes the instance `name` down (a killed instance) or lets it go; it is back
+    /// once no one holds it and its zone is up. `None` if there is no such instance, else
+    /// whether its state changed. Losing the writer starts a failover.
+    pub fn set_held(self: &Arc<Self>, name: &str, holder: &str, held: bool) -> Option<bool> {
+        if !lock(&self.state).instances.iter().any(|i| i.name == name) {
+            return None;
+        }
+        let changed = self.change(&format!("writer {name} killed"), |inst| {
+            if inst.name == name {
+                if held {
+                    inst.held.insert(holder.to_string());
+                } else {
+                    inst.held.remove(holder);
+                }
+            }
+        });
+        if changed {
+            self.events.log(
+                if held {
+                    "db_instance_down"
+                } else {
+                    "db_instance_up"
+                },
+                json!({ "instance": name, "by": holder }),
+            );
+        }
+        Some(changed)
+    }
+
+    /// Apply `f` to every instance, then make reachability follow: an instance that comes back
+    /// rejoins as a reader, resynchronised from the writer; losing the writer starts a failover
+    /// (`why`). Returns whether any instance changed state.
+    fn change(self: &Arc<Self>, why: &str, f: impl Fn(&mut Instance)) -> bool {
+        let (need_failover, changed) = {
             let mut s = lock(&self.state);
+            s.instances.iter_mut().for_each(&f);
             let w = s.writer;
-            let mut lost_writer = false;
-            let data = s.instances[w].notes.clone();
+            let up = |i: &Instance| !i.zone_down && i.held.is_empty();
+            // A returning reader resynchronises from the writer — only from a live one (a dead
+            // writer's unreplicated writes must not come back through it).
+            let source = up(&s.instances[w]).then(|| s.instances[w].notes.clone());
+            let mut changed = false;
             for (i, inst) in s.instances.iter_mut().enumerate() {
-                if inst.zone == zone && inst.reachable != reachable {
-                    inst.reachable = reachable;
-                    if reachable && i != w {
-                        inst.notes = data.clone(); // rejoins as a reader, resynchronised
-                    }
-                    if !reachable && i == w {
-                        lost_writer = true;
+                let now = up(inst);
+                if now != inst.reachable {
+                    changed = true;
+                    inst.reachable = now;
+                    if let (true, true, Some(data)) = (now, i != w, &source) {
+                        inst.notes = data.clone();
                     }
                 }
             }
-            lost_writer
+            self.reconcile(&s);
+            // The writer is out and no failover is running (it just went, or an earlier
+            // failover found no reader to promote and one may be back now): fail over.
+            (!s.instances[w].reachable && !s.failing_over, changed)
         };
-        if lost_writer {
-            self.failover(&format!("writer's zone {zone} unreachable"));
+        if need_failover {
+            self.failover(why);
         }
+        changed
     }
 
     /// (name, zone, role) of every instance, for the control API's resource list.
     pub fn describe(&self) -> Vec<serde_json::Value> {
         let s = lock(&self.state);
+        let eps = lock(&self.endpoints);
         s.instances
             .iter()
             .enumerate()
@@ -282,9 +422,68 @@ impl Db {
                     "db_role": if i == s.writer { "writer" } else { "reader" },
                     "state": if inst.reachable { "running" } else { "unreachable" },
                     "failing_over": s.failing_over,
+                    "addr": eps.get(i).map(|e| e.addr().to_string()),
                 })
             })
             .collect()
+    }
+}
+
+/// An app node's database client: writes to the cluster endpoint, reads from the writer or a
+/// reader, each call over TCP with a timeout.
+pub struct DbClient {
+    db: Arc<Db>,
+    wire: wire::Client,
+}
+
+impl DbClient {
+    pub fn new(db: Arc<Db>) -> DbClient {
+        DbClient {
+            db,
+            wire: wire::Client::default(),
+        }
+    }
+
+    async fn call(&self, addr: std::net::SocketAddr, req: Value) -> Result<Value, DbError> {
+        self.wire
+            .call(addr, &req, DB_TIMEOUT)
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Write a note; the id once the cluster acknowledged it.
+    pub async fn write(&self, text: &str) -> Result<u64, DbError> {
+        let v = self
+            .call(
+                self.db.writer_addr(),
+                json!({ "op": "write", "text": text }),
+            )
+            .await?;
+        v.as_u64()
+            .ok_or_else(|| DbError::Unavailable("malformed reply".into()))
+    }
+
+    pub async fn read(&self, id: u64) -> Result<Option<String>, DbError> {
+        let addr = self.read_addr()?;
+        let v = self.call(addr, json!({ "op": "read", "id": id })).await?;
+        Ok(v.as_str().map(str::to_string))
+    }
+
+    /// The `n` most recent notes (by id).
+    pub async fn recent(&self, n: usize) -> Result<Vec<(u64, String)>, DbError> {
+        let addr = self.read_addr()?;
+        let v = self.call(addr, json!({ "op": "recent", "n": n })).await?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p[0].as_u64()?, p[1].as_str()?.to_string())))
+            .collect())
+    }
+
+    fn read_addr(&self) -> Result<std::net::SocketAddr, DbError> {
+        self.db
+            .read_addr()
+            .ok_or_else(|| DbError::Unavailable("no instance reachable".into()))
     }
 }
 
@@ -292,9 +491,9 @@ impl Db {
 mod tests {
     use super::*;
 
-    fn db(rep: Replication) -> Arc<Db> {
+    async fn db(rep: Replication) -> (Arc<Db>, DbClient) {
         let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| z.to_string()).collect();
-        Db::new(
+        let d = Db::start(
             DbConfig {
                 writer_zone: "a".into(),
                 replication: rep,
@@ -303,35 +502,72 @@ mod tests {
             &zones,
             Arc::new(Events::new(None).unwrap()),
         )
+        .await
+        .unwrap();
+        (d.clone(), DbClient::new(d))
     }
 
     #[tokio::test]
     async fn sync_failover_loses_nothing_and_writes_fail_meanwhile() {
-        let d = db(Replication::Sync);
-        let ids: Vec<u64> = (0..10)
-            .map(|i| d.write(&format!("n{i}")).unwrap())
-            .collect();
-        assert!(d.failover("test"));
-        assert!(d.write("x").is_err());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for id in ids {
-            assert!(d.read(id).unwrap().is_some());
+        let (d, c) = db(Replication::Sync).await;
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            ids.push(c.write(&format!("n{i}")).await.unwrap());
         }
-        assert!(d.write("after").is_ok());
+        let old_writer = d.writer_addr();
+        assert!(d.failover("test"));
+        // The writer's port is closed during the failover: the write is refused on the wire.
+        assert!(c.write("x").await.is_err());
+        assert!(tokio::net::TcpStream::connect(old_writer).await.is_err());
+        // Reads go to a reader meanwhile.
+        assert_eq!(c.read(ids[0]).await.unwrap().as_deref(), Some("n0"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for id in &ids {
+            assert!(c.read(*id).await.unwrap().is_some());
+        }
+        assert_ne!(d.writer_addr(), old_writer);
+        assert!(c.write("after").await.is_ok());
+        assert_eq!(c.recent(1).await.unwrap()[0].1, "after");
         let ev = d.events.all();
         assert!(ev.iter().all(|e| e["event"] != "db_writes_lost"));
     }
 
     #[tokio::test]
+    async fn a_write_sent_to_a_reader_is_refused_as_read_only() {
+        let (d, _) = db(Replication::Sync).await;
+        let reader = d.describe()[1]["addr"].as_str().unwrap().parse().unwrap();
+        let wire = wire::Client::default();
+        let r = wire
+            .call(reader, &json!({ "op": "write", "text": "x" }), DB_TIMEOUT)
+            .await;
+        assert!(matches!(r, Err(wire::WireError::Remote(m)) if m.starts_with("read-only")));
+    }
+
+    #[tokio::test]
     async fn async_failover_loses_exactly_the_unreplicated_writes() {
-        let d = db(Replication::Async {
-            lag: Duration::from_secs(60),
-        });
-        let old = d.write("replicated?").unwrap();
-        // Nothing has been applied on readers (lag 60 s): the failover loses it.
+        let (d, c) = db(Replication::Async {
+            lag: Duration::from_millis(400),
+        })
+        .await;
+        // Written, then given time to replicate (lag 400 ms, applied every 20 ms).
+        let mut kept = Vec::new();
+        for i in 0..5 {
+            kept.push(c.write(&format!("kept {i}")).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Acknowledged, then the writer fails (promotion after 100 ms, well inside the lag) before the readers have them.
+        let mut gone = Vec::new();
+        for i in 0..3 {
+            gone.push(c.write(&format!("gone {i}")).await.unwrap());
+        }
         assert!(d.failover("test"));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(d.read(old).unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for id in &kept {
+            assert!(c.read(*id).await.unwrap().is_some(), "replicated {id} kept");
+        }
+        for id in &gone {
+            assert_eq!(c.read(*id).await.unwrap(), None, "unreplicated {id} lost");
+        }
         let lost: Vec<_> = d
             .events
             .all()
@@ -339,16 +575,37 @@ mod tests {
             .filter(|e| e["event"] == "db_writes_lost")
             .collect();
         assert_eq!(lost.len(), 1);
-        assert_eq!(lost[0]["ids"], json!([old]));
+        assert_eq!(lost[0]["ids"], json!(gone));
+    }
+
+    /// Every instance lost, then one reader back: the cluster fails over to it (the failover
+    /// that found no reader to promote is not the last word).
+    #[tokio::test]
+    async fn a_reader_coming_back_after_a_total_loss_is_promoted() {
+        let (d, c) = db(Replication::Sync).await;
+        let id = c.write("before").await.unwrap();
+        for name in ["db-a", "db-b", "db-c"] {
+            d.set_held(name, "test", true).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await; // the failover finds no reader
+        assert!(c.write("x").await.is_err());
+        d.set_held("db-c", "test", false).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(c.write("after").await.is_ok(), "db-c promoted");
+        assert_eq!(c.read(id).await.unwrap().as_deref(), Some("before"));
+        assert!(d
+            .describe()
+            .iter()
+            .any(|i| i["db_role"] == "writer" && i["id"] == "db-c"));
     }
 
     #[tokio::test]
     async fn losing_the_writer_zone_fails_over() {
-        let d = db(Replication::Sync);
+        let (d, c) = db(Replication::Sync).await;
         d.set_zone("a", false);
-        assert!(d.write("x").is_err());
+        assert!(c.write("x").await.is_err());
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(d.write("y").is_ok());
+        assert!(c.write("y").await.is_ok());
         assert!(d
             .describe()
             .iter()

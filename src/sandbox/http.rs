@@ -17,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -45,22 +45,35 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    accept_loop(listener, move |stream| {
+        let h = handler.clone();
+        async move {
+            let svc = service_fn(move |req| {
+                let h = h.clone();
+                async move { Ok::<_, Infallible>(h(req).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        }
+    })
+    .await
+}
+
+/// Accept connections and run `conn` on each (as its own task) until this future is dropped,
+/// which drops the listener (the port closes) and every connection task with it.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, conn: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             r = listener.accept() => {
                 let Ok((stream, _)) = r else { continue };
                 let _ = stream.set_nodelay(true);
-                let h = handler.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let h = h.clone();
-                        async move { Ok::<_, Infallible>(h(req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                conns.spawn(conn(stream));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }

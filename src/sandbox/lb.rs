@@ -35,6 +35,8 @@ pub struct LbConfig {
 struct Target {
     node: Arc<Node>,
     healthy: AtomicBool,
+    /// Taken out of rotation on purpose: health checks do not bring it back.
+    draining: AtomicBool,
     fails: AtomicU32,
     oks: AtomicU32,
 }
@@ -59,6 +61,7 @@ impl Lb {
                 .map(|n| Target {
                     node: n.clone(),
                     healthy: AtomicBool::new(true),
+                    draining: AtomicBool::new(false),
                     fails: AtomicU32::new(0),
                     oks: AtomicU32::new(0),
                 })
@@ -127,7 +130,10 @@ impl Lb {
         if ok {
             t.fails.store(0, Ordering::Relaxed);
             let oks = t.oks.fetch_add(1, Ordering::Relaxed) + 1;
-            if !t.healthy.load(Ordering::Relaxed) && oks >= self.cfg.healthy_after {
+            if !t.healthy.load(Ordering::Relaxed)
+                && !t.draining.load(Ordering::Relaxed)
+                && oks >= self.cfg.healthy_after
+            {
                 t.healthy.store(true, Ordering::Relaxed);
                 self.events.log(
                     "lb_target_healthy",
@@ -149,8 +155,14 @@ impl Lb {
 
     /// Take a node out of rotation before a deploy stops it (connection draining), or put it
     /// back as unhealthy: it serves again only after `healthy_after` good checks.
+    /// Take a target out of rotation (draining) until it is registered again, which it then
+    /// re-enters after `healthy_after` good checks. Registering a target that is not draining
+    /// changes nothing (a repeated start must not drop a healthy node).
     pub fn set_draining(&self, node: &str, draining: bool) {
         if let Some(t) = self.targets.iter().find(|t| t.node.id == node) {
+            if t.draining.swap(draining, Ordering::Relaxed) == draining {
+                return;
+            }
             t.oks.store(0, Ordering::Relaxed);
             t.healthy.store(false, Ordering::Relaxed);
             self.events.log(

@@ -2,7 +2,8 @@
 //!
 //! A load balancer and app nodes (2 per zone in zones a, b, c by default) are real HTTP servers
 //! on 127.0.0.1; behind them, a database cluster (writer + readers, sync or async replication,
-//! failover) and a cache (partition, failover) that the nodes call. A control API on its own
+//! failover) and a cache (partition, failover), each instance a TCP server on its own loopback
+//! port ([`wire`]) that the nodes call over the network. A control API on its own
 //! loopback port is the sandbox driver's only way in, as the AWS API is for the aws driver:
 //! list resources, kill/start nodes, zone down/up, db failover, cache partition/heal/failover,
 //! link latency. Every effect is real in what clients see: a killed node's port is closed and
@@ -11,8 +12,7 @@
 //!
 //! `chaos sandbox up` runs it in the foreground; `chaos run` with no target starts it as a
 //! child process of the same binary (its own runtime, apart from the load generator's) and stops
-//! it at the end. Not built yet: the database and cache are in-process models reached by
-//! function calls rather than TCP servers of their own, and the scenario's `[sandbox]` table.
+//! it at the end. The scenario's `[sandbox]` table sets its knobs ([`SandboxConfig::with_spec`]).
 
 pub mod cache;
 pub mod child;
@@ -22,7 +22,9 @@ pub mod events;
 mod http;
 pub mod lb;
 pub mod node;
+pub mod wire;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,8 +33,8 @@ use rand::Rng as _;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use cache::{Cache, CacheConfig, CachePolicy};
-use db::{Db, DbConfig, Replication};
+use cache::{Cache, CacheClient, CacheConfig, CachePolicy};
+use db::{Db, DbClient, DbConfig, Replication};
 use events::{lock, Events};
 use lb::{Lb, LbConfig};
 use node::{Backends, Node, NodeConfig};
@@ -77,6 +79,7 @@ impl Default for SandboxConfig {
                 policy: CachePolicy::FailOpen,
                 failover_time: Duration::from_secs(2),
                 ttl: Duration::from_secs(1),
+                replication_lag: Duration::from_millis(200),
             },
         }
     }
@@ -146,16 +149,22 @@ impl SandboxConfig {
     }
 }
 
-/// Added delay on the app→db and app→cache links (the `latency` fault).
+/// Who holds what: a fault's effect stays while anyone holds it, so overlapping faults (two
+/// kill-nodes picking the same node, two outages of one zone, a kill during a rolling restart)
+/// never undo each other, and releasing twice is harmless (reverts are idempotent).
+pub type Holds<T> = Mutex<BTreeMap<String, T>>;
+
+/// Added delay on the app→db and app→cache links (the `latency` fault), per holder; the
+/// largest delay held applies.
 #[derive(Default)]
 pub struct Links {
-    db: Mutex<(Duration, Duration)>,
-    cache: Mutex<(Duration, Duration)>,
+    db: Holds<(Duration, Duration)>,
+    cache: Holds<(Duration, Duration)>,
 }
 
 impl Links {
-    async fn wait(l: &Mutex<(Duration, Duration)>) {
-        let (delay, jitter) = *lock(l);
+    async fn wait(l: &Holds<(Duration, Duration)>) {
+        let (delay, jitter) = lock(l).values().copied().max().unwrap_or_default();
         let extra = if jitter.is_zero() {
             Duration::ZERO
         } else {
@@ -172,6 +181,9 @@ impl Links {
         Self::wait(&self.cache).await;
     }
 }
+
+/// The holder name of the rolling restart's own stops.
+const ROLLING: &str = "rolling-restart";
 
 /// A running sandbox. Dropping it does not stop it; call [`Sandbox::stop`].
 pub struct Sandbox {
@@ -191,7 +203,8 @@ pub struct Stack {
     pub cache: Arc<Cache>,
     pub links: Arc<Links>,
     pub events: Arc<Events>,
-    zones_down: Mutex<Vec<String>>,
+    /// Zone → who holds it down.
+    zone_holds: Holds<BTreeSet<String>>,
     rolling: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -199,12 +212,12 @@ impl Sandbox {
     /// Start every server on 127.0.0.1 (ports chosen by the OS), events logged to `events`.
     pub async fn start(cfg: SandboxConfig, events: Option<&Path>) -> std::io::Result<Sandbox> {
         let events = Arc::new(Events::new(events)?);
-        let db = Db::new(cfg.db.clone(), &cfg.zones, events.clone());
-        let cache = Cache::new(cfg.cache.clone(), events.clone());
+        let db = Db::start(cfg.db.clone(), &cfg.zones, events.clone()).await?;
+        let cache = Cache::start(cfg.cache.clone(), events.clone()).await?;
         let links = Arc::new(Links::default());
         let backends = Arc::new(Backends {
-            db: db.clone(),
-            cache: cache.clone(),
+            db: DbClient::new(db.clone()),
+            cache: CacheClient::new(cache.clone()),
             links: links.clone(),
         });
         let mut nodes = Vec::new();
@@ -235,7 +248,7 @@ impl Sandbox {
             cache,
             links,
             events: events.clone(),
-            zones_down: Mutex::new(Vec::new()),
+            zone_holds: Mutex::new(BTreeMap::new()),
             rolling: Mutex::new(None),
         });
         let l2 = lb.clone();
@@ -269,6 +282,8 @@ impl Sandbox {
         for n in &self.stack.nodes {
             n.stop_now();
         }
+        self.stack.db.stop();
+        self.stack.cache.stop();
         self.stack.events.log("sandbox_down", json!({}));
     }
 }
@@ -278,30 +293,53 @@ impl Stack {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Kill (`up = false`) or start a node. Logged when its state changes.
-    pub async fn set_node(&self, n: &Node, up: bool, how: &str) -> std::io::Result<()> {
-        if n.set_killed(!up).await? {
+    /// `holder` takes a node down (`up = false`) or releases it; `how` is "kill" (at once),
+    /// "stop" (taken out of the load balancer and drained first, as a graceful shutdown) or
+    /// what started it. Logged when the node's state changes; it is back only once no one
+    /// holds it (and its zone is up).
+    pub async fn set_node(
+        &self,
+        n: &Node,
+        up: bool,
+        how: &str,
+        holder: &str,
+    ) -> std::io::Result<()> {
+        if !up && how == "stop" && n.is_running() {
+            self.lb.set_draining(&n.id, true);
+            tokio::time::sleep(self.drain_time()).await;
+        }
+        if n.set_held(holder, !up).await? {
             self.events.log(
                 if up { "node_up" } else { "node_down" },
-                json!({ "node": n.id, "zone": n.zone, "how": how }),
+                json!({ "node": n.id, "zone": n.zone, "how": how, "by": holder }),
             );
+        }
+        if n.is_running() {
+            self.lb.set_draining(&n.id, false);
         }
         Ok(())
     }
 
-    /// Take a zone down (its nodes' ports closed, its database instance unreachable — a writer
-    /// there fails over) or bring it back.
-    pub async fn set_zone(&self, zone: &str, up: bool) -> std::io::Result<bool> {
+    /// How long a node is drained before it stops (in-flight requests finish meanwhile).
+    fn drain_time(&self) -> Duration {
+        self.cfg.lb.interval.min(Duration::from_millis(500))
+    }
+
+    /// `holder` takes a zone down (its nodes' ports closed, its database instance unreachable —
+    /// a writer there fails over) or releases it; the zone is back once no one holds it.
+    /// Returns whether the zone's state changed.
+    pub async fn set_zone(&self, zone: &str, up: bool, holder: &str) -> std::io::Result<bool> {
         {
-            let mut down = lock(&self.zones_down);
-            let is_down = down.iter().any(|z| z == zone);
-            if is_down != up {
-                return Ok(false);
-            }
+            let mut holds = lock(&self.zone_holds);
+            let set = holds.entry(zone.to_string()).or_default();
+            let was_down = !set.is_empty();
             if up {
-                down.retain(|z| z != zone);
+                set.remove(holder);
             } else {
-                down.push(zone.to_string());
+                set.insert(holder.to_string());
+            }
+            if was_down != set.is_empty() {
+                return Ok(false);
             }
         }
         self.events.log(
@@ -340,16 +378,16 @@ impl Stack {
                 "rolling_restart_start",
                 json!({ "nodes": nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>() }),
             );
-            let drain = stack.cfg.lb.interval.min(Duration::from_millis(500));
             for n in nodes {
-                stack.lb.set_draining(&n.id, true);
-                tokio::time::sleep(drain).await;
-                let _ = stack.set_node(&n, false, "restart").await;
+                let _ = stack.set_node(&n, false, "stop", ROLLING).await;
                 tokio::time::sleep(down).await;
-                let _ = stack.set_node(&n, true, "restart").await;
-                stack.lb.set_draining(&n.id, false);
+                let _ = stack.set_node(&n, true, "restart", ROLLING).await;
                 let t = tokio::time::Instant::now();
-                while !stack.lb.is_healthy(&n.id) && t.elapsed() < Duration::from_secs(60) {
+                // (A node another fault holds down will not come back: go on.)
+                while !stack.lb.is_healthy(&n.id)
+                    && n.holders().is_empty()
+                    && t.elapsed() < Duration::from_secs(60)
+                {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
@@ -358,17 +396,19 @@ impl Stack {
         true
     }
 
-    /// Stop a rolling restart and start every node it left down.
+    /// Stop a rolling restart and release every node it left down (a node another fault holds
+    /// stays down).
     pub async fn cancel_rolling(&self) -> std::io::Result<bool> {
         let t = lock(&self.rolling).take();
         let running = t.as_ref().is_some_and(|t| !t.is_finished());
         if let Some(t) = t {
             t.abort();
+            // Wait until it is gone: it must not take a hold after the scan below.
+            let _ = t.await;
         }
         for n in &self.nodes {
-            if !n.is_running() {
-                self.set_node(n, true, "restart cancelled").await?;
-                self.lb.set_draining(&n.id, false);
+            if n.holders().iter().any(|h| h == ROLLING) {
+                self.set_node(n, true, "restart cancelled", ROLLING).await?;
             }
         }
         if running {
@@ -377,18 +417,38 @@ impl Stack {
         Ok(running)
     }
 
-    pub fn set_link(&self, link: &str, delay: Duration, jitter: Duration) -> bool {
+    /// `holder` adds latency to a link (`None`: releases it). False for an unknown link.
+    pub fn set_link(&self, link: &str, delay: Option<(Duration, Duration)>, holder: &str) -> bool {
         let slot = match link {
             "app-db" => &self.links.db,
             "app-cache" => &self.links.cache,
             _ => return false,
         };
-        *lock(slot) = (delay, jitter);
+        let (d, j) = {
+            let mut held = lock(slot);
+            match delay {
+                Some(dj) => {
+                    held.insert(holder.to_string(), dj);
+                }
+                None => {
+                    held.remove(holder);
+                }
+            }
+            held.values().copied().max().unwrap_or_default()
+        };
         self.events.log(
             "link_latency",
-            json!({ "link": link, "delay_ms": delay.as_secs_f64() * 1e3, "jitter_ms": jitter.as_secs_f64() * 1e3 }),
+            json!({ "link": link, "by": holder, "delay_ms": d.as_secs_f64() * 1e3, "jitter_ms": j.as_secs_f64() * 1e3 }),
         );
         true
+    }
+
+    pub fn zones_down(&self) -> Vec<String> {
+        lock(&self.zone_holds)
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(z, _)| z.clone())
+            .collect()
     }
 
     /// Every resource with its role, zone and state: what the driver resolves targets from.
@@ -405,6 +465,7 @@ impl Stack {
                 "id": n.id, "role": "app", "zone": n.zone,
                 "state": if n.is_running() { "running" } else { "stopped" },
                 "lb_healthy": healthy, "addr": n.addr().to_string(),
+                "held_down_by": n.holders(),
             }));
         }
         out.extend(self.db.describe());
@@ -413,7 +474,8 @@ impl Stack {
             "lb_url": self.lb_url,
             "control_url": self.control_url,
             "zones": self.cfg.zones,
-            "zones_down": *lock(&self.zones_down),
+            "zones_down": self.zones_down(),
+            "zone_holds": *lock(&self.zone_holds),
             "resources": out,
         })
     }

@@ -5,11 +5,15 @@
 //! API (like the Notejam seed application's): `POST /login` (session in the cache, cookie set),
 //! `POST /notes` (201 with the id only after the database acknowledged the write),
 //! `GET /notes/{id}`, `GET /notes` (recent notes, cache-aside), `GET /health` (outside the
-//! capacity limit, like a typical health endpoint).
+//! capacity limit, like a typical health endpoint). A request with a `session` cookie is
+//! checked against the cache: unknown (lost in a cache failover) → 401.
 //!
-//! A node is down when it was killed or its zone is down; either way its port is closed and its
-//! open connections are dropped ([`super::http::serve`]). Starting it again rebinds the same port.
+//! A node is down while anything holds it down (each fault that killed or stopped it, by name,
+//! so overlapping faults never undo each other) or its zone is down; either way its port is
+//! closed and its open connections are dropped ([`super::http::serve`]). Coming back rebinds
+//! the same port.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +26,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::cache::{Cache, CachePolicy};
-use super::db::Db;
+use super::cache::{CacheClient, CachePolicy};
+use super::db::DbClient;
 use super::events::lock;
 use super::http::{self, Body};
 use super::Links;
@@ -38,15 +42,22 @@ pub struct NodeConfig {
 
 /// What a node's handlers share with the rest of the stack.
 pub struct Backends {
-    pub db: Arc<Db>,
-    pub cache: Arc<Cache>,
+    pub db: DbClient,
+    pub cache: CacheClient,
     pub links: Arc<Links>,
 }
 
 #[derive(Default)]
 struct Down {
-    killed: bool,
+    /// Who holds the node down (fault names; "control" for a bare API call).
+    holds: BTreeSet<String>,
     zone: bool,
+}
+
+impl Down {
+    fn is_down(&self) -> bool {
+        !self.holds.is_empty() || self.zone
+    }
 }
 
 pub struct Node {
@@ -92,25 +103,35 @@ impl Node {
         lock(&self.task).as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Killed (or started again) by a fault. Returns whether the node's state changed.
-    pub async fn set_killed(&self, killed: bool) -> std::io::Result<bool> {
+    /// `holder` holds the node down (or lets it go). Returns whether the node's state changed:
+    /// it comes back only when no one holds it and its zone is up.
+    pub async fn set_held(&self, holder: &str, held: bool) -> std::io::Result<bool> {
         let changed = {
             let mut d = lock(&self.down);
-            let was = d.killed || d.zone;
-            d.killed = killed;
-            was != (d.killed || d.zone)
+            let was = d.is_down();
+            if held {
+                d.holds.insert(holder.to_string());
+            } else {
+                d.holds.remove(holder);
+            }
+            was != d.is_down()
         };
         self.apply().await?;
         Ok(changed)
+    }
+
+    /// Who holds it down now.
+    pub fn holders(&self) -> Vec<String> {
+        lock(&self.down).holds.iter().cloned().collect()
     }
 
     /// Its zone went down (or came back).
     pub async fn set_zone_down(&self, down: bool) -> std::io::Result<bool> {
         let changed = {
             let mut d = lock(&self.down);
-            let was = d.killed || d.zone;
+            let was = d.is_down();
             d.zone = down;
-            was != (d.killed || d.zone)
+            was != d.is_down()
         };
         self.apply().await?;
         Ok(changed)
@@ -118,13 +139,13 @@ impl Node {
 
     /// Make the server's state match `down`: stop it, or (re)start it on its port.
     async fn apply(&self) -> std::io::Result<()> {
-        let want_up = {
-            let d = lock(&self.down);
-            !(d.killed || d.zone)
-        };
+        let want_up = !lock(&self.down).is_down();
         if !want_up {
-            if let Some(t) = lock(&self.task).take() {
+            let t = lock(&self.task).take();
+            if let Some(t) = t {
+                // Wait for the teardown: the port is closed when this returns.
                 t.abort();
+                let _ = t.await;
             }
             return Ok(());
         }
@@ -145,7 +166,7 @@ impl Node {
 
     /// Stop the server for good (the sandbox is shutting down).
     pub fn stop_now(&self) {
-        lock(&self.down).killed = true;
+        lock(&self.down).holds.insert("shutdown".into());
         if let Some(t) = lock(&self.task).take() {
             t.abort();
         }
@@ -154,6 +175,18 @@ impl Node {
     pub async fn start(&self) -> std::io::Result<()> {
         self.apply().await
     }
+}
+
+/// The `session` cookie's value, if the request has one.
+fn session_cookie(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().strip_prefix("session="))
+        .map(str::to_string)
+        .next()
 }
 
 /// Every response names the node that served it (`x-served-by`), as many stacks do: tests and
@@ -188,8 +221,26 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
         tokio::time::sleep(app.cfg.service_time + extra).await;
     }
     let b = &app.backends;
-    let policy = b.cache.cfg.policy;
+    let policy = b.cache.policy();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // A request carrying a session cookie is checked against the cache (anonymous requests are
+    // served as they are): a session the cache does not know — lost in a cache failover — is
+    // logged out (401); a cache it cannot reach lets it through (fail-open) or fails it
+    // (fail-closed).
+    if segs.as_slice() != ["login"] {
+        if let Some(sid) = session_cookie(&req) {
+            b.links.to_cache().await;
+            match (b.cache.has_session(&sid).await, policy) {
+                (Ok(true), _) | (Err(_), CachePolicy::FailOpen) => {}
+                (Ok(false), _) => {
+                    return http::error(StatusCode::UNAUTHORIZED, "unknown session: log in again")
+                }
+                (Err(e), CachePolicy::FailClosed) => {
+                    return http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+                }
+            }
+        }
+    }
     match (method, segs.as_slice()) {
         (Method::POST, ["login"]) => {
             let sid = format!("{}-{}", app.id, app.seq.fetch_add(1, Ordering::Relaxed));
@@ -218,7 +269,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             let text: String = text.chars().take(1024).collect();
             b.links.to_db().await;
-            match b.db.write(&text) {
+            match b.db.write(&text).await {
                 Ok(id) => {
                     b.links.to_cache().await;
                     b.cache.invalidate_recent().await;
@@ -236,7 +287,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
                 }
                 cached => {
                     b.links.to_db().await;
-                    match b.db.recent(20) {
+                    match b.db.recent(20).await {
                         Ok(notes) => {
                             let v = json!(notes
                                 .iter()
@@ -257,7 +308,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
                 return http::error(StatusCode::NOT_FOUND, "no such note");
             };
             b.links.to_db().await;
-            match b.db.read(id) {
+            match b.db.read(id).await {
                 Ok(Some(text)) => http::json(StatusCode::OK, &json!({ "id": id, "text": text })),
                 Ok(None) => http::error(StatusCode::NOT_FOUND, "no such note"),
                 Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

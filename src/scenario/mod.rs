@@ -12,7 +12,7 @@ pub mod model;
 mod node;
 pub mod schema;
 pub mod validate;
-mod values;
+pub(crate) mod values;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;

@@ -17,6 +17,9 @@ pub struct Scenario {
     pub description: String,
     /// Where the scenario came from (a path, or `builtin:<name>` for an embedded one).
     pub source: String,
+    /// The file's text as written (secrets are `${env:…}` references in it, never values):
+    /// kept in report.json so `chaos report` can re-judge a run whose file has moved.
+    pub text: String,
     pub load: Load,
     pub faults: Vec<Fault>,
     pub slo: SloSpec,
@@ -30,7 +33,7 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AbortCondition {
     pub text: String,
-    /// `errors` or `p99` (what the live view measures each tick).
+    /// Any live metric (not `lost_writes` or `recovery`, known only after the run).
     pub metric: Metric,
     pub op: CmpOp,
     pub bound: f64,
@@ -327,6 +330,8 @@ impl FaultKind {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SloSpec {
     pub objectives: Vec<Objective>,
+    /// `insufficient_data = "allow"`: an SLO without enough data to judge does not fail the run.
+    pub allow_insufficient: bool,
 }
 
 /// One SLO: `metric op bound` over a window, optionally for one request name.
@@ -335,11 +340,61 @@ pub struct Objective {
     /// As written, e.g. `"p99 < 800ms"`.
     pub text: String,
     pub window: Window,
+    /// Part of the window only, e.g. `baseline[10s..]` (without its first 10 s of warm-up).
+    pub trim: Option<Trim>,
     /// `None` = over all requests.
     pub request: Option<String>,
     pub metric: Metric,
     pub op: CmpOp,
     pub bound: f64,
+}
+
+impl Objective {
+    /// The window as written: `baseline`, `during:zone-a-down`, `baseline[10s..]`.
+    pub fn window_label(&self) -> String {
+        match &self.trim {
+            None => self.window.to_string(),
+            Some(t) => format!("{}[{}]", self.window, t.text),
+        }
+    }
+}
+
+/// A window cut to part of itself, written `[from..to]` after the window's name: each end is
+/// empty (the window's own), a duration from the window's start (`10s`) or one back from its
+/// end (`-5s`). `baseline[10s..]` skips a 10 s warm-up; `during:f[..-5s]` leaves out the last
+/// 5 s; `after:f[-30s..]` is the last 30 s.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trim {
+    /// As written between the brackets, e.g. `"10s.."`.
+    pub text: String,
+    pub from: Option<Offset>,
+    pub to: Option<Offset>,
+}
+
+/// One end of a [`Trim`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Offset {
+    /// Counted back from the window's end (written with a leading `-`).
+    pub from_end: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub by: Duration,
+}
+
+impl Trim {
+    /// The part `[start, end)` keeps of the window `[s, e)`: clamped inside it, empty (start ==
+    /// end) when the ends cross.
+    pub fn apply(&self, (s, e): (Duration, Duration)) -> (Duration, Duration) {
+        let at = |o: &Offset| {
+            if o.from_end {
+                e.saturating_sub(o.by).max(s)
+            } else {
+                (s + o.by).min(e)
+            }
+        };
+        let a = self.from.as_ref().map_or(s, at);
+        let b = self.to.as_ref().map_or(e, at);
+        (a, b.max(a))
+    }
 }
 
 /// Time windows of a run. `baseline` is before the first fault; `during`/`after` follow one
@@ -448,6 +503,11 @@ impl Scenario {
         for o in &mut s.slo.objectives {
             if o.metric == Metric::Recovery {
                 o.bound *= factor;
+            }
+            if let Some(t) = &mut o.trim {
+                for end in [&mut t.from, &mut t.to].into_iter().flatten() {
+                    end.by = sc(end.by);
+                }
             }
         }
         for f in &mut s.faults {

@@ -138,28 +138,49 @@ pub fn json_schema() -> Value {
             },
             "slo": {
                 "type": "object",
-                "description": "window -> SLOs; windows: whole, baseline, during:<fault>, after:<fault>; a request name -> its own windows",
+                "description": "window -> SLOs; windows: whole, baseline, during:<fault>, after:<fault>, each optionally trimmed as <window>[from..to] (\"baseline[10s..]\": without its first 10 s; \"during:f[..-5s]\": without its last 5 s); a request name -> its own windows",
                 "properties": {
                     "whole": slo_list(),
                     "baseline": slo_list(),
                     "data": slo_list(),
+                    "insufficient_data": {
+                        "enum": ["fail", "allow"],
+                        "description": "an SLO whose window holds too few samples to judge it: fail the run (default) or only report it"
+                    },
                     "recovery": {
                         "type": "object",
                         "description": "fault name -> bound on its recovery time, e.g. \"< 30s\"",
                         "additionalProperties": { "type": "string" }
                     }
                 },
-                "patternProperties": { "^(during|after):": slo_list() },
+                "patternProperties": {
+                    "^(during|after):": slo_list(),
+                    TRIMMED: slo_list()
+                },
                 "additionalProperties": {
                     "type": "object",
-                    "properties": { "whole": slo_list(), "baseline": slo_list() },
-                    "patternProperties": { "^(during|after):": slo_list() },
+                    "properties": {
+                        "whole": slo_list(),
+                        "baseline": slo_list(),
+                        "recovery": {
+                            "type": "object",
+                            "description": "fault name -> bound on this request's recovery time",
+                            "additionalProperties": { "type": "string" }
+                        }
+                    },
+                    "patternProperties": {
+                        "^(during|after):": slo_list(),
+                        TRIMMED: slo_list()
+                    },
                     "additionalProperties": false
                 }
             }
         }
     })
 }
+
+/// `whole` or `baseline` trimmed, e.g. `baseline[10s..]` (`during:`/`after:` keys match above).
+const TRIMMED: &str = "^(whole|baseline)\\[[^\\]]*\\]$";
 
 fn fault_field(key: &str) -> Value {
     match key {

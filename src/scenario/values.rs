@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::model::{CmpOp, JsonPath, Metric, Part, PathStep, Template};
+use super::model::{CmpOp, JsonPath, Metric, Offset, Part, PathStep, Template, Trim};
 
 /// What is wrong with a value, and what would be accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -398,6 +398,49 @@ fn unknown_metric(name: &str) -> Bad {
         format!("unknown metric `{name}`"),
         format!("{hint}metrics: {}", METRICS.join(", ")),
     )
+}
+
+pub const TRIM_HELP: &str = "a trimmed window is `<window>[from..to]`; each end empty, a duration from the window's start (\"10s\") or back from its end (\"-5s\"): \"baseline[10s..]\", \"during:f[..-5s]\", \"after:f[-30s..]\"";
+
+/// The part between the brackets of `baseline[10s..]`: `"10s.."`, `"..-5s"`, `"5s..20s"`.
+pub fn trim(s: &str) -> Result<Trim, Bad> {
+    let fail = |why: &str| bad(format!("invalid window trim \"[{s}]\": {why}"), TRIM_HELP);
+    let Some((a, b)) = s.split_once("..") else {
+        return Err(fail("no `..`"));
+    };
+    let end = |t: &str| -> Result<Option<Offset>, Bad> {
+        let t = t.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let (from_end, d) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        let by = duration(d).map_err(|e| fail(&e.message))?;
+        Ok(Some(Offset { from_end, by }))
+    };
+    let (from, to) = (end(a)?, end(b)?);
+    if from.is_none() && to.is_none() {
+        return Err(fail("it keeps the whole window; drop the brackets"));
+    }
+    // Ends counted the same way must not cross (mixed ends depend on the window's length and
+    // are judged when the run is: an empty window is insufficient data).
+    if let (Some(x), Some(y)) = (from, to) {
+        let crossed = match (x.from_end, y.from_end) {
+            (false, false) => x.by >= y.by,
+            (true, true) => x.by <= y.by,
+            _ => false,
+        };
+        if crossed {
+            return Err(fail("it keeps nothing (its end is not after its start)"));
+        }
+    }
+    Ok(Trim {
+        text: s.trim().to_string(),
+        from,
+        to,
+    })
 }
 
 #[cfg(test)]

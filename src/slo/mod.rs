@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::metrics::{Outcome, Recording, Stats};
-use crate::scenario::{Metric, Objective, Scenario, Window};
+use crate::scenario::{CmpOp, Metric, Objective, Scenario, Window};
 
 /// When each fault is scheduled, relative to the start of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +48,32 @@ impl Timeline {
                 })
                 .collect(),
         }
+    }
+
+    /// This timeline with each fault's span moved to when it was really injected and reverted
+    /// (seconds from the start of the run; `None` keeps the scheduled time).
+    pub fn as_applied<'a>(
+        &self,
+        actual: impl Iterator<Item = (&'a str, Option<f64>, Option<f64>)>,
+    ) -> Timeline {
+        let mut t = self.clone();
+        for (name, injected, reverted) in actual {
+            if let Some(f) = t.faults.iter_mut().find(|f| f.name == name) {
+                if let Some(s) = injected.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+                    f.start = s.min(t.total);
+                }
+                if let Some(e) = reverted.and_then(|e| Duration::try_from_secs_f64(e).ok()) {
+                    f.end = e.min(t.total).max(f.start);
+                }
+            }
+        }
+        t
+    }
+
+    /// The time range `[start, end)` an objective is judged on: its window, trimmed.
+    pub fn span_of(&self, o: &Objective) -> (Duration, Duration) {
+        let span = self.span(&o.window);
+        o.trim.as_ref().map_or(span, |t| t.apply(span))
     }
 
     /// The time range `[start, end)` of a window.
@@ -87,6 +113,8 @@ pub enum Status {
     Pass,
     Fail,
     InsufficientData,
+    /// Insufficient data, allowed by the scenario (`[slo] insufficient_data = "allow"`).
+    InsufficientAllowed,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,10 +132,29 @@ pub struct SloResult {
     pub note: Option<String>,
 }
 
-/// Samples needed before a metric is judged: a quantile q needs 1/(1-q) samples (p99: 100).
-pub fn min_samples(m: Metric) -> u64 {
-    match m {
+/// Samples needed before an objective is judged. A quantile q needs 1/(1-q) samples (p99:
+/// 100). A ratio bound needs enough requests that one request moves the ratio by no more than
+/// the bound's margin: `errors < 0.5%` needs 200, `throughput > 99%` 100, `errors < 5%` 20
+/// (at most 1,000; `== 0%` and counts need 1).
+pub fn min_samples(o: &Objective) -> u64 {
+    match o.metric {
         Metric::Latency(q) if q < 1.0 => (1.0 / (1.0 - q)).round().max(1.0) as u64,
+        Metric::Errors
+        | Metric::Throughput
+        | Metric::NotSent
+        | Metric::RetryRate
+        | Metric::RetriesExhausted => {
+            let margin = match o.op {
+                CmpOp::Lt | CmpOp::Le => o.bound,
+                CmpOp::Gt | CmpOp::Ge => 1.0 - o.bound,
+                CmpOp::Eq => 0.0,
+            };
+            if margin > 0.0 {
+                (1.0 / margin).ceil().clamp(1.0, 1000.0) as u64
+            } else {
+                1
+            }
+        }
         _ => 1,
     }
 }
@@ -180,7 +227,10 @@ pub fn evaluate(objectives: &[Objective], rec: &Recording, tl: &Timeline) -> Vec
 /// The read-back of acknowledged durable writes: per request name, (checked, lost).
 #[derive(Debug, Clone, Default)]
 pub struct DataCheck {
+    /// Per request name: (writes checked, lost among them).
     pub per_request: Vec<(String, u64, u64)>,
+    /// Per request name: writes that could not be checked (the read-back kept failing).
+    pub unverified: Vec<(String, u64)>,
 }
 
 /// [`evaluate`], with `lost_writes` objectives judged on the read-back (`None`: there was
@@ -201,7 +251,7 @@ pub fn evaluate_with_data(
             if o.metric == Metric::Recovery {
                 return judge_recovery(o, objectives, rec, tl, sustain);
             }
-            let (start, end) = tl.span(&o.window);
+            let (start, end) = tl.span_of(o);
             let (from, to) = rec.range(start, end);
             let request = o.request.as_deref().and_then(|n| rec.request_index(n));
             let stats = rec.aggregate(from, to, request);
@@ -213,7 +263,7 @@ pub fn evaluate_with_data(
 /// Judge one objective on already-merged statistics.
 pub fn judge(o: &Objective, stats: &Stats) -> SloResult {
     let n = sample_count(o.metric, stats);
-    let need = min_samples(o.metric);
+    let need = min_samples(o);
     let v = value(o.metric, stats);
     let shown_bound = format!("{} {}", o.op.symbol(), show(o.metric, o.bound));
     let (status, note) = match v {
@@ -222,7 +272,7 @@ pub fn judge(o: &Objective, stats: &Stats) -> SloResult {
             Some(format!(
                 "{n} sample{} in window {}; at least {need} needed to judge this metric",
                 if n == 1 { "" } else { "s" },
-                o.window
+                o.window_label()
             )),
         ),
         None => (Status::InsufficientData, Some("no data".to_string())),
@@ -255,7 +305,7 @@ fn judge_recovery(
         .faults
         .iter()
         .find(|f| &f.name == name)
-        .map(|f| recovery::recovery(f, objectives, rec, tl, sustain));
+        .map(|f| recovery::recovery_of(f, objectives, rec, tl, sustain, o.request.as_deref()));
     let (status, value, note) = match r {
         None => (
             Status::InsufficientData,
@@ -281,7 +331,13 @@ fn judge_recovery(
         objective: o.clone(),
         status,
         value,
-        samples: rec.aggregate(0, rec.intervals.len(), None).requests(),
+        // The requests the recovery was measured on: those of the fault's window.
+        samples: {
+            let (s, e) = tl.span(&o.window);
+            let (from, to) = rec.range(s, e);
+            let req = o.request.as_deref().and_then(|n| rec.request_index(n));
+            rec.aggregate(from, to, req).requests()
+        },
         shown_value: value.map_or_else(|| "not recovered".to_string(), |x| show(o.metric, x)),
         shown_bound,
         note,
@@ -296,6 +352,13 @@ fn judge_data(o: &Objective, data: Option<&DataCheck>) -> SloResult {
             .filter(|(name, _, _)| o.request.as_ref().is_none_or(|r| r == name))
             .fold((0, 0), |(c, l), (_, checked, lost)| (c + checked, l + lost))
     });
+    let unverified: u64 = data.map_or(0, |d| {
+        d.unverified
+            .iter()
+            .filter(|(name, _)| o.request.as_ref().is_none_or(|r| r == name))
+            .map(|(_, n)| n)
+            .sum()
+    });
     let (status, value, samples, note) = match counted {
         None => (
             Status::InsufficientData,
@@ -303,11 +366,22 @@ fn judge_data(o: &Objective, data: Option<&DataCheck>) -> SloResult {
             0,
             Some("no read-back: the run did not finish".to_string()),
         ),
-        Some((0, _)) => (
+        Some((0, _)) if unverified == 0 => (
             Status::InsufficientData,
             None,
             0,
             Some("no acknowledged durable write to read back".to_string()),
+        ),
+        // A write that could not be read back may be lost: the bound cannot be said to hold
+        // (but a bound already broken by the writes found lost is a failure).
+        Some((checked, lost)) if unverified > 0 && o.op.holds(lost as f64, o.bound) => (
+            Status::InsufficientData,
+            Some(lost as f64),
+            checked,
+            Some(format!(
+                "{unverified} acknowledged write{} could not be read back (see the report's unverified list): lost or not, unknown",
+                if unverified == 1 { "" } else { "s" }
+            )),
         ),
         Some((checked, lost)) => {
             let v = lost as f64;
@@ -330,9 +404,47 @@ fn judge_data(o: &Objective, data: Option<&DataCheck>) -> SloResult {
     }
 }
 
-/// True when every result passed.
+/// Every SLO of a run and every fault's recovery, as `chaos run` and `chaos report` judge
+/// them: windows follow the faults as applied (`applied`: name, injected and reverted at, in
+/// seconds; the schedule where unknown), recovery needs a healthy stretch of 5 s scaled with
+/// the run (at least one interval), and `insufficient_data = "allow"` is honoured.
+pub fn judge_run<'a>(
+    s: &Scenario,
+    rec: &Recording,
+    tl: &Timeline,
+    applied: impl Iterator<Item = (&'a str, Option<f64>, Option<f64>)>,
+    data: Option<&DataCheck>,
+    time_scale: f64,
+) -> (Vec<SloResult>, Vec<recovery::Recovery>) {
+    let sustain = recovery::SUSTAIN.mul_f64(time_scale).max(s.load.interval);
+    let judged = tl.as_applied(applied);
+    let mut slo = evaluate_with_data(&s.slo.objectives, rec, &judged, data, sustain);
+    if s.slo.allow_insufficient {
+        allow_insufficient(&mut slo);
+    }
+    let recoveries = judged
+        .faults
+        .iter()
+        .map(|f| recovery::recovery(f, &s.slo.objectives, rec, &judged, sustain))
+        .collect();
+    (slo, recoveries)
+}
+
+/// True when every result passed (or could not be judged and the scenario allows that).
 pub fn all_pass(results: &[SloResult]) -> bool {
-    results.iter().all(|r| r.status == Status::Pass)
+    results
+        .iter()
+        .all(|r| matches!(r.status, Status::Pass | Status::InsufficientAllowed))
+}
+
+/// `[slo] insufficient_data = "allow"`: results without enough data to judge are reported as
+/// such but do not fail the run.
+pub fn allow_insufficient(results: &mut [SloResult]) {
+    for r in results {
+        if r.status == Status::InsufficientData {
+            r.status = Status::InsufficientAllowed;
+        }
+    }
 }
 
 /// Outcome counts of statistics as (name, count) pairs, for reports.

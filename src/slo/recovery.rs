@@ -3,8 +3,9 @@
 //! **Healthy interval.** A recorder interval (by intended send time, all requests) is healthy
 //! when it holds at least one request, its error rate is at most the error threshold and its
 //! p99 latency at most the latency threshold. The thresholds are the scenario's `baseline` SLO
-//! bounds for `errors` and `p99` when it has them; otherwise they are derived from the measured
-//! baseline window: errors ≤ baseline error rate + 1 percentage point, p99 ≤ max(2 × baseline
+//! bounds for `errors` and `p99` when it has them (trimmed or not); otherwise they are derived
+//! from the measured baseline window (trimmed as the scenario's baseline SLOs are, so a warm-up
+//! left out of them is left out here too): errors ≤ baseline error rate + 1 percentage point, p99 ≤ max(2 × baseline
 //! p99, baseline p99 + 50 ms). With no baseline window at all (a fault at 0 s) nothing can be
 //! judged and recovery is `None`.
 //!
@@ -23,7 +24,9 @@
 //! **Impact size.** Over `[first impact, recovered)`: requests that failed, and the worst
 //! interval p99 minus the baseline p99 (extra latency).
 //!
-//! Everything is exact to the recorder interval: times are interval starts.
+//! Everything is exact to the recorder interval: times are interval starts. The injection and
+//! revert are the times the driver's calls returned; the interval holding one counts from it
+//! (an impact in the injection's own interval is impact 0 s after it).
 
 use std::time::Duration;
 
@@ -57,13 +60,25 @@ pub struct Recovery {
 }
 
 /// Thresholds from the baseline SLOs, else from the measured baseline.
-fn thresholds(objectives: &[Objective], rec: &Recording, tl: &Timeline) -> Option<(f64, f64, f64)> {
-    let (b0, b1) = tl.span(&Window::Baseline);
+fn thresholds(
+    objectives: &[Objective],
+    rec: &Recording,
+    tl: &Timeline,
+    request: Option<&str>,
+) -> Option<(f64, f64, f64)> {
+    let mine = |o: &&Objective| o.window == Window::Baseline && o.request.as_deref() == request;
+    // The baseline as the scenario judges it: trimmed (a warm-up left out) if its baseline
+    // SLOs are.
+    let (b0, b1) = objectives
+        .iter()
+        .filter(mine)
+        .find(|o| o.trim.is_some())
+        .map_or_else(|| tl.span(&Window::Baseline), |o| tl.span_of(o));
     let (from, to) = rec.range(b0, b1);
     if to <= from {
         return None;
     }
-    let base = rec.aggregate(from, to, None);
+    let base = rec.aggregate(from, to, request.and_then(|n| rec.request_index(n)));
     if base.requests() == 0 || base.latency.is_empty() {
         return None;
     }
@@ -71,7 +86,8 @@ fn thresholds(objectives: &[Objective], rec: &Recording, tl: &Timeline) -> Optio
     let slo = |m: Metric| {
         objectives
             .iter()
-            .find(|o| o.window == Window::Baseline && o.request.is_none() && o.metric == m)
+            .filter(mine)
+            .find(|o| o.metric == m)
             .map(|o| o.bound)
     };
     let max_errors = slo(Metric::Errors).unwrap_or(base.error_rate() + 0.01);
@@ -94,6 +110,20 @@ pub fn recovery(
     tl: &Timeline,
     sustain: Duration,
 ) -> Recovery {
+    recovery_of(f, objectives, rec, tl, sustain, None)
+}
+
+/// [`recovery`] of one request name's traffic (`None`: all requests), against that request's
+/// baseline SLOs (or its measured baseline).
+pub fn recovery_of(
+    f: &FaultSpan,
+    objectives: &[Objective],
+    rec: &Recording,
+    tl: &Timeline,
+    sustain: Duration,
+    request: Option<&str>,
+) -> Recovery {
+    let req = request.and_then(|n| rec.request_index(n));
     let mut r = Recovery {
         fault: f.name.clone(),
         max_errors: 0.0,
@@ -106,7 +136,7 @@ pub fn recovery(
         extra_p99_us: None,
         note: String::new(),
     };
-    let Some((max_errors, max_p99, base_p99)) = thresholds(objectives, rec, tl) else {
+    let Some((max_errors, max_p99, base_p99)) = thresholds(objectives, rec, tl, request) else {
         r.note = "no baseline window (or no requests in it) to compare with".into();
         return r;
     };
@@ -115,7 +145,7 @@ pub fn recovery(
     let iv = rec.interval;
     let n = rec.intervals.len();
     let healthy = |i: usize| {
-        let s = rec.aggregate(i, i + 1, None);
+        let s = rec.aggregate(i, i + 1, req);
         s.requests() > 0
             && s.error_rate() <= max_errors
             && !s.latency.is_empty()
@@ -123,8 +153,8 @@ pub fn recovery(
     };
     let need = (sustain.as_nanos().div_ceil(iv.as_nanos().max(1)) as usize).max(1);
     let at = |i: usize| iv * i as u32;
-    // First interval starting at or after t.
-    let idx = |t: Duration| (t.as_nanos().div_ceil(iv.as_nanos().max(1)) as usize).min(n);
+    // The interval holding t (as [`Recording::range`] counts windows).
+    let idx = |t: Duration| ((t.as_nanos() / iv.as_nanos().max(1)) as usize).min(n);
     // The start of the first sustained healthy stretch at or after index `from`.
     let stretch = |from: usize| -> Option<usize> {
         let mut run = 0;
@@ -165,10 +195,10 @@ pub fn recovery(
         r.from_revert_s = stretch(revert).map(|k| at(k).saturating_sub(f.end).as_secs_f64());
     }
     let until = recovered.unwrap_or(n);
-    let impact = rec.aggregate(first_bad, until, None);
+    let impact = rec.aggregate(first_bad, until, req);
     r.failed_requests = impact.errors();
     r.extra_p99_us = (first_bad..until)
-        .map(|i| rec.aggregate(i, i + 1, None))
+        .map(|i| rec.aggregate(i, i + 1, req))
         .filter(|s| !s.latency.is_empty())
         .map(|s| s.latency.value_at_quantile(0.99) as f64 - base_p99)
         .reduce(f64::max);
@@ -281,6 +311,7 @@ mod tests {
         let strict = Objective {
             text: "p99 < 5ms".into(),
             window: Window::Baseline,
+            trim: None,
             request: None,
             metric: Metric::Latency(0.99),
             op: crate::scenario::CmpOp::Lt,

@@ -1,7 +1,9 @@
 //! `[abort]`: conditions that end the run early — faults reverted at once, exit 3 — when the
 //! service is hurt beyond what the experiment may cost, e.g.
-//! `when = ["errors > 50% for 10s", "p99 > 5s for 30s"]`. They are judged live on what the
-//! progress view measures each tick: the error rate and the p99 of the last tick's responses.
+//! `when = ["errors > 50% for 10s", "p99 > 5s for 30s"]`. Any live metric of the SLO language
+//! (latency quantiles, max, errors, throughput, not_sent, retry_rate, amplification,
+//! retries_exhausted), judged at each tick over the responses of the last `for` (a sliding
+//! window), with the samples an SLO would need.
 
 use super::keys;
 use super::Ctx;
@@ -9,7 +11,7 @@ use crate::scenario::model::{AbortCondition, Metric};
 use crate::scenario::node::Node;
 use crate::scenario::values;
 
-const HELP: &str = "`<errors|p99> <op> <value> for <duration>`, e.g. \"errors > 50% for 10s\" or \"p99 > 5s for 30s\"";
+const HELP: &str = "`<metric> <op> <value> for <duration>`, judged over the last <duration> of responses: e.g. \"errors > 50% for 10s\", \"p99 > 5s for 30s\", \"amplification > 2 for 20s\"";
 
 pub(super) fn abort(cx: &mut Ctx<'_>, n: &Node) -> Vec<AbortCondition> {
     let mut out = Vec::new();
@@ -43,25 +45,21 @@ pub(super) fn abort(cx: &mut Ctx<'_>, n: &Node) -> Vec<AbortCondition> {
             }
         };
         match values::slo_expr(expr) {
-            Ok((metric @ (Metric::Errors | Metric::Latency(_)), op, bound))
-                if metric == Metric::Errors || metric == Metric::Latency(0.99) =>
-            {
-                out.push(AbortCondition {
-                    text: text.trim().to_string(),
-                    metric,
-                    op,
-                    bound,
-                    sustain,
-                })
-            }
-            Ok(_) => cx.err(
+            Ok((Metric::LostWrites | Metric::Recovery, _, _)) => cx.err(
                 &item.span,
                 &format!(
-                    "abort conditions watch `errors` and `p99` only, not \"{}\"",
+                    "`{}` is known only after the run; abort conditions watch what is measured live",
                     expr.trim()
                 ),
                 Some(HELP),
             ),
+            Ok((metric, op, bound)) => out.push(AbortCondition {
+                text: text.trim().to_string(),
+                metric,
+                op,
+                bound,
+                sustain,
+            }),
             Err(b) => cx.bad(item, b),
         }
     }

@@ -75,6 +75,6 @@ pub const LINKS: &[&str] = &["app-db", "app-cache"];
 pub const KILL_MODES: &[&str] = &["kill", "stop"];
 
 /// SLO window keys besides `during:<fault>` / `after:<fault>` and request names.
-pub const SLO_WINDOWS: &[&str] = &["whole", "baseline", "data", "recovery"];
+pub const SLO_WINDOWS: &[&str] = &["whole", "baseline", "data", "recovery", "insufficient_data"];
 /// SLO keys that belong to the SLO engine issue and are rejected with a pointer to it.
 pub const SLO_LATER: &[&str] = &[];

@@ -122,6 +122,7 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         name: name?,
         description,
         source: cx.input.file.to_string(),
+        text: cx.input.text.to_string(),
         load: load?,
         faults,
         slo,

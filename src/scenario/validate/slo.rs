@@ -9,18 +9,35 @@
 
 use super::keys;
 use super::Ctx;
-use crate::scenario::model::{Metric, Objective, SloSpec, Window};
+use crate::scenario::model::{Metric, Objective, SloSpec, Trim, Window};
 use crate::scenario::node::{Entry, Node};
 use crate::scenario::values;
 
 pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[String]) -> SloSpec {
     let mut objectives = Vec::new();
+    let mut allow_insufficient = false;
     let Some(t) = cx.table(n, "[slo]") else {
-        return SloSpec { objectives };
+        return SloSpec {
+            objectives,
+            allow_insufficient,
+        };
     };
     for e in t.entries {
         if e.key == "recovery" {
-            recovery(cx, &e.node, faults, &mut objectives);
+            recovery(cx, &e.node, faults, None, &mut objectives);
+            continue;
+        }
+        if e.key == "insufficient_data" {
+            match cx.string(&e.node, "insufficient_data").as_deref() {
+                Some("fail") => {}
+                Some("allow") => allow_insufficient = true,
+                Some(other) => cx.err(
+                    &e.node.span,
+                    &format!("insufficient_data = \"{other}\" is not a policy"),
+                    Some("\"fail\" (the default: an SLO without enough data to judge fails the run) or \"allow\" (reported, not failing)"),
+                ),
+                None => {}
+            }
             continue;
         }
         if requests.contains(&e.key) {
@@ -28,6 +45,10 @@ pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[Str
                 continue;
             };
             for w in per.entries {
+                if w.key == "recovery" {
+                    recovery(cx, &w.node, faults, Some(&e.key), &mut objectives);
+                    continue;
+                }
                 if let Some(window) = window(cx, w, faults, &[]) {
                     list(cx, &w.node, &window, Some(&e.key), &mut objectives);
                 }
@@ -36,13 +57,51 @@ pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[Str
             list(cx, &e.node, &window, None, &mut objectives);
         }
     }
-    SloSpec { objectives }
+    SloSpec {
+        objectives,
+        allow_insufficient,
+    }
 }
 
-const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\", data (lost_writes, judged after the run); or a request name holding its own windows";
+const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\", data (lost_writes, judged after the run), any but data trimmed as \"baseline[10s..]\"; or a request name holding its own windows";
 
-fn window(cx: &mut Ctx<'_>, e: &Entry, faults: &[String], requests: &[String]) -> Option<Window> {
+/// A window key, optionally trimmed: `baseline`, `"during:f"`, `"baseline[10s..]"`.
+fn window(
+    cx: &mut Ctx<'_>,
+    e: &Entry,
+    faults: &[String],
+    requests: &[String],
+) -> Option<(Window, Option<Trim>)> {
     let k = e.key.as_str();
+    let Some((base, rest)) = k.split_once('[').filter(|_| k.ends_with(']')) else {
+        return base_window(cx, e, k, faults, requests).map(|w| (w, None));
+    };
+    let trim = match values::trim(&rest[..rest.len() - 1]) {
+        Ok(t) => t,
+        Err(b) => {
+            cx.err(&e.key_span, &b.message, Some(&b.help));
+            return None;
+        }
+    };
+    let w = base_window(cx, e, base, faults, &[])?;
+    if w == Window::Data {
+        cx.err(
+            &e.key_span,
+            "the data window cannot be trimmed",
+            Some("lost writes are counted once, after the run: use `data`"),
+        );
+        return None;
+    }
+    Some((w, Some(trim)))
+}
+
+fn base_window(
+    cx: &mut Ctx<'_>,
+    e: &Entry,
+    k: &str,
+    faults: &[String],
+    requests: &[String],
+) -> Option<Window> {
     if keys::SLO_LATER.contains(&k) {
         cx.err(
             &e.key_span,
@@ -102,11 +161,15 @@ fn window(cx: &mut Ctx<'_>, e: &Entry, faults: &[String], requests: &[String]) -
 fn list(
     cx: &mut Ctx<'_>,
     n: &Node,
-    window: &Window,
+    (window, trim): &(Window, Option<Trim>),
     request: Option<&str>,
     out: &mut Vec<Objective>,
 ) {
-    let Some(items) = cx.array(n, &format!("SLOs of window `{window}`")) else {
+    let label = match trim {
+        Some(t) => format!("{window}[{}]", t.text),
+        None => window.to_string(),
+    };
+    let Some(items) = cx.array(n, &format!("SLOs of window `{label}`")) else {
         return;
     };
     for item in items {
@@ -122,13 +185,14 @@ fn list(
                 };
                 cx.err(
                     &item.span,
-                    &format!("`{}` does not belong in window `{window}`", text.trim()),
+                    &format!("`{}` does not belong in window `{label}`", text.trim()),
                     Some(help),
                 );
             }
             Ok((metric, op, bound)) => out.push(Objective {
                 text: text.trim().to_string(),
                 window: window.clone(),
+                trim: trim.clone(),
                 request: request.map(str::to_string),
                 metric,
                 op,
@@ -142,7 +206,13 @@ fn list(
 const RECOVERY_HELP: &str = "recovery = { \"<fault>\" = \"< 30s\" }: time from the fault's injection until errors and p99 are back within the baseline for 5 s";
 
 /// `recovery = { "zone-a-down" = "< 30s" }`.
-fn recovery(cx: &mut Ctx<'_>, n: &Node, faults: &[String], out: &mut Vec<Objective>) {
+fn recovery(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    faults: &[String],
+    request: Option<&str>,
+    out: &mut Vec<Objective>,
+) {
     let Some(t) = cx.table(n, "recovery") else {
         return;
     };
@@ -168,7 +238,8 @@ fn recovery(cx: &mut Ctx<'_>, n: &Node, faults: &[String], out: &mut Vec<Objecti
             Ok((_, op, bound)) => out.push(Objective {
                 text: format!("recovery {}", text.trim()),
                 window: Window::During(e.key.clone()),
-                request: None,
+                trim: None,
+                request: request.map(str::to_string),
                 metric: Metric::Recovery,
                 op,
                 bound,
