@@ -270,9 +270,11 @@ async fn run_on(
     let tick = opts.progress_every.min(scenario.load.interval);
     let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
     // Self-test hook for the panic path (tests only): panic after N seconds in the load path,
-    // or with CHAOS_SELFTEST_PANIC_IN=faults in the fault timeline.
+    // or with CHAOS_SELFTEST_PANIC_IN=faults in the fault timeline. Debug builds only: a
+    // release binary never reads these variables.
     let panic_after = std::env::var("CHAOS_SELFTEST_PANIC_AFTER_S")
         .ok()
+        .filter(|_| cfg!(debug_assertions))
         .and_then(|v| v.parse::<f64>().ok());
     let panic_in_faults = std::env::var("CHAOS_SELFTEST_PANIC_IN").as_deref() == Ok("faults");
     let load_fut = async move {

@@ -115,14 +115,16 @@ async fn sends_follow_the_schedule_counted_per_interval_at_the_server() {
     assert_eq!(r.scheduled, 800);
     let arrivals = srv.seen.arrivals.lock().unwrap().clone();
     assert_eq!(arrivals.len(), 800);
-    // Arrivals per 250 ms, measured by the server: 100 expected in each of 8 buckets.
-    let mut buckets = [0u32; 9];
+    // Arrivals per 500 ms, measured by the server: 200 expected in each of 4 buckets. The band
+    // (±25%, a 125 ms shift) leaves room for a loaded CI machine's stalls and the first
+    // connect, and still fails a schedule that bursts or drifts.
+    let mut buckets = [0u32; 5];
     for (t, _) in &arrivals {
-        buckets[(t.as_millis() / 250).min(8) as usize] += 1;
+        buckets[(t.as_millis() / 500).min(4) as usize] += 1;
     }
-    for (i, n) in buckets[..8].iter().enumerate() {
+    for (i, n) in buckets[..4].iter().enumerate() {
         assert!(
-            (85..=115).contains(n),
+            (150..=250).contains(n),
             "bucket {i}: {n} arrivals, buckets {buckets:?}"
         );
     }

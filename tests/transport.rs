@@ -62,7 +62,7 @@ async fn keep_alive_connections_are_reused() {
     let conns = srv.seen.connections.load(Ordering::SeqCst);
     // One request every 5 ms against an instant server: a handful of connections (the bound
     // leaves room for a loaded CI machine; without reuse it would be 200).
-    assert!(conns <= 50, "{conns} connections for 200 requests");
+    assert!(conns <= 100, "{conns} connections for 200 requests");
 
     // The closed loop never holds more connections than it has workers.
     let srv = serve(Behavior::Delay(Duration::from_millis(1))).await;

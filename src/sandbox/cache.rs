@@ -299,6 +299,12 @@ impl CacheClient {
         }
     }
 
+    /// Calls cross a link with this delay (the `latency` fault on app→cache).
+    pub fn over(mut self, delay: wire::Delay) -> CacheClient {
+        self.wire = wire::Client::delayed(delay);
+        self
+    }
+
     pub fn policy(&self) -> CachePolicy {
         self.cache.cfg.policy
     }

@@ -90,9 +90,9 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
                     return http::error(StatusCode::NOT_FOUND, &format!("no zone {z}"));
                 }
             }
-            done(stack.start_rolling(zone, down))
+            done(stack.start_rolling(zone, down, &by))
         }
-        (Method::POST, ["rolling-restart", "cancel"]) => match stack.cancel_rolling().await {
+        (Method::POST, ["rolling-restart", "cancel"]) => match stack.cancel_rolling(&by).await {
             Ok(changed) => done(changed),
             Err(e) => io(e),
         },

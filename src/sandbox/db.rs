@@ -444,6 +444,12 @@ impl DbClient {
         }
     }
 
+    /// Calls cross a link with this delay (the `latency` fault on app→db).
+    pub fn over(mut self, delay: wire::Delay) -> DbClient {
+        self.wire = wire::Client::delayed(delay);
+        self
+    }
+
     async fn call(&self, addr: std::net::SocketAddr, req: Value) -> Result<Value, DbError> {
         self.wire
             .call(addr, &req, DB_TIMEOUT)

@@ -39,6 +39,17 @@ struct Target {
     draining: AtomicBool,
     fails: AtomicU32,
     oks: AtomicU32,
+    /// Requests forwarded to it and not yet answered (what draining waits for).
+    in_flight: AtomicUsize,
+}
+
+/// Counts a forwarded request as in flight on its target until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Lb {
@@ -64,6 +75,7 @@ impl Lb {
                     draining: AtomicBool::new(false),
                     fails: AtomicU32::new(0),
                     oks: AtomicU32::new(0),
+                    in_flight: AtomicUsize::new(0),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -77,15 +89,25 @@ impl Lb {
     }
 
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
-        let healthy: Vec<&Target> = self
-            .targets
-            .iter()
-            .filter(|t| t.healthy.load(Ordering::Relaxed))
-            .collect();
-        if healthy.is_empty() {
-            return http::error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target");
-        }
-        let t = healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()];
+        let (t, _in_flight) = loop {
+            let healthy: Vec<&Target> = self
+                .targets
+                .iter()
+                .filter(|t| t.healthy.load(Ordering::Relaxed))
+                .collect();
+            if healthy.is_empty() {
+                return http::error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target");
+            }
+            let t = healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()];
+            // Counted in flight before draining is checked, and a drain sets draining before
+            // it reads the count (both SeqCst): either this request sees the drain and picks
+            // again (the target is out of rotation by then), or the drain waits for it.
+            t.in_flight.fetch_add(1, Ordering::SeqCst);
+            let guard = InFlight(&t.in_flight);
+            if !t.draining.load(Ordering::SeqCst) {
+                break (t, guard);
+            }
+        };
         let pq = req
             .uri()
             .path_and_query()
@@ -153,14 +175,12 @@ impl Lb {
         }
     }
 
-    /// Take a node out of rotation before a deploy stops it (connection draining), or put it
-    /// back as unhealthy: it serves again only after `healthy_after` good checks.
     /// Take a target out of rotation (draining) until it is registered again, which it then
     /// re-enters after `healthy_after` good checks. Registering a target that is not draining
     /// changes nothing (a repeated start must not drop a healthy node).
     pub fn set_draining(&self, node: &str, draining: bool) {
         if let Some(t) = self.targets.iter().find(|t| t.node.id == node) {
-            if t.draining.swap(draining, Ordering::Relaxed) == draining {
+            if t.draining.swap(draining, Ordering::SeqCst) == draining {
                 return;
             }
             t.oks.store(0, Ordering::Relaxed);
@@ -173,6 +193,23 @@ impl Lb {
                 },
                 json!({ "node": t.node.id, "zone": t.node.zone }),
             );
+        }
+    }
+
+    /// Wait until a draining target has answered every request forwarded to it (connection
+    /// draining), at most `upstream_timeout` — no request can be waited on longer. Returns how
+    /// many were still in flight when the wait ended (0: drained).
+    pub async fn drained(&self, node: &str) -> usize {
+        let Some(t) = self.targets.iter().find(|t| t.node.id == node) else {
+            return 0;
+        };
+        let t0 = tokio::time::Instant::now();
+        loop {
+            let n = t.in_flight.load(Ordering::SeqCst);
+            if n == 0 || t0.elapsed() >= self.cfg.upstream_timeout {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

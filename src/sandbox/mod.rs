@@ -134,6 +134,9 @@ impl SandboxConfig {
         if let Some(v) = s.cache_failover_time_s {
             self.cache.failover_time = d(v);
         }
+        if let Some(v) = s.cache_replication_lag_s {
+            self.cache.replication_lag = d(v);
+        }
         self
     }
 
@@ -142,7 +145,6 @@ impl SandboxConfig {
     pub fn time_scaled(mut self, f: f64) -> SandboxConfig {
         let sc = |d: Duration| d.mul_f64(f).max(Duration::from_millis(10));
         self.lb.interval = sc(self.lb.interval);
-        self.lb.check_timeout = self.lb.check_timeout.min(self.lb.interval);
         self.db.failover_time = sc(self.db.failover_time);
         self.cache.failover_time = sc(self.cache.failover_time);
         self
@@ -163,27 +165,31 @@ pub struct Links {
 }
 
 impl Links {
-    async fn wait(l: &Holds<(Duration, Duration)>) {
+    /// One request's delay on a link: the largest held delay plus uniform jitter.
+    fn sample(l: &Holds<(Duration, Duration)>) -> Duration {
         let (delay, jitter) = lock(l).values().copied().max().unwrap_or_default();
-        let extra = if jitter.is_zero() {
-            Duration::ZERO
+        if jitter.is_zero() {
+            delay
         } else {
-            rand::rng().random_range(Duration::ZERO..jitter)
-        };
-        if !(delay + extra).is_zero() {
-            tokio::time::sleep(delay + extra).await;
+            delay + rand::rng().random_range(Duration::ZERO..jitter)
         }
     }
-    pub async fn to_db(&self) {
-        Self::wait(&self.db).await;
+    /// The app→db link, as the delay of the nodes' database clients.
+    pub fn db_delay(self: &Arc<Self>) -> wire::Delay {
+        let l = self.clone();
+        Arc::new(move || Self::sample(&l.db))
     }
-    pub async fn to_cache(&self) {
-        Self::wait(&self.cache).await;
+    /// The app→cache link.
+    pub fn cache_delay(self: &Arc<Self>) -> wire::Delay {
+        let l = self.clone();
+        Arc::new(move || Self::sample(&l.cache))
     }
 }
 
-/// The holder name of the rolling restart's own stops.
-const ROLLING: &str = "rolling-restart";
+/// The hold a rolling restart started by `by` puts on the node it has stopped.
+fn rolling_hold(by: &str) -> String {
+    format!("rolling-restart:{by}")
+}
 
 /// A running sandbox. Dropping it does not stop it; call [`Sandbox::stop`].
 pub struct Sandbox {
@@ -205,7 +211,8 @@ pub struct Stack {
     pub events: Arc<Events>,
     /// Zone → who holds it down.
     zone_holds: Holds<BTreeSet<String>>,
-    rolling: Mutex<Option<JoinHandle<()>>>,
+    /// Running rolling restarts, by who started them.
+    rolling: Mutex<BTreeMap<String, JoinHandle<()>>>,
 }
 
 impl Sandbox {
@@ -216,9 +223,8 @@ impl Sandbox {
         let cache = Cache::start(cfg.cache.clone(), events.clone()).await?;
         let links = Arc::new(Links::default());
         let backends = Arc::new(Backends {
-            db: DbClient::new(db.clone()),
-            cache: CacheClient::new(cache.clone()),
-            links: links.clone(),
+            db: DbClient::new(db.clone()).over(links.db_delay()),
+            cache: CacheClient::new(cache.clone()).over(links.cache_delay()),
         });
         let mut nodes = Vec::new();
         for z in &cfg.zones {
@@ -249,7 +255,7 @@ impl Sandbox {
             links,
             events: events.clone(),
             zone_holds: Mutex::new(BTreeMap::new()),
-            rolling: Mutex::new(None),
+            rolling: Mutex::new(BTreeMap::new()),
         });
         let l2 = lb.clone();
         let lb_task = tokio::spawn(http::serve(lb_listener, move |req| l2.clone().handle(req)));
@@ -306,7 +312,7 @@ impl Stack {
     ) -> std::io::Result<()> {
         if !up && how == "stop" && n.is_running() {
             self.lb.set_draining(&n.id, true);
-            tokio::time::sleep(self.drain_time()).await;
+            self.lb.drained(&n.id).await;
         }
         if n.set_held(holder, !up).await? {
             self.events.log(
@@ -318,11 +324,6 @@ impl Stack {
             self.lb.set_draining(&n.id, false);
         }
         Ok(())
-    }
-
-    /// How long a node is drained before it stops (in-flight requests finish meanwhile).
-    fn drain_time(&self) -> Duration {
-        self.cfg.lb.interval.min(Duration::from_millis(500))
     }
 
     /// `holder` takes a zone down (its nodes' ports closed, its database instance unreachable —
@@ -360,14 +361,18 @@ impl Stack {
 
     /// A rolling restart (a deploy): one node at a time — taken out of the load balancer,
     /// drained, stopped for `down`, started, and back in rotation once healthy — then the next.
-    /// Returns false if one is already running.
-    pub fn start_rolling(self: &Arc<Self>, zone: Option<String>, down: Duration) -> bool {
-        let mut slot = lock(&self.rolling);
-        if slot.as_ref().is_some_and(|t| !t.is_finished()) {
+    /// Each holder's restart is its own (two overlapping deploys each roll through the nodes,
+    /// and cancelling one leaves the other running). Returns false if `by` already has one
+    /// running.
+    pub fn start_rolling(self: &Arc<Self>, zone: Option<String>, down: Duration, by: &str) -> bool {
+        let mut running = lock(&self.rolling);
+        if running.get(by).is_some_and(|t| !t.is_finished()) {
             return false;
         }
         let stack = self.clone();
-        *slot = Some(tokio::spawn(async move {
+        let hold = rolling_hold(by);
+        let by_name = by.to_string();
+        let task = tokio::spawn(async move {
             let nodes: Vec<Arc<Node>> = stack
                 .nodes
                 .iter()
@@ -376,12 +381,15 @@ impl Stack {
                 .collect();
             stack.events.log(
                 "rolling_restart_start",
-                json!({ "nodes": nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>() }),
+                json!({
+                    "by": by_name,
+                    "nodes": nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
+                }),
             );
             for n in nodes {
-                let _ = stack.set_node(&n, false, "stop", ROLLING).await;
+                let _ = stack.set_node(&n, false, "stop", &hold).await;
                 tokio::time::sleep(down).await;
-                let _ = stack.set_node(&n, true, "restart", ROLLING).await;
+                let _ = stack.set_node(&n, true, "restart", &hold).await;
                 let t = tokio::time::Instant::now();
                 // (A node another fault holds down will not come back: go on.)
                 while !stack.lb.is_healthy(&n.id)
@@ -391,28 +399,33 @@ impl Stack {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
-            stack.events.log("rolling_restart_end", json!({}));
-        }));
+            stack
+                .events
+                .log("rolling_restart_end", json!({ "by": by_name }));
+        });
+        running.insert(by.to_string(), task);
         true
     }
 
-    /// Stop a rolling restart and release every node it left down (a node another fault holds
-    /// stays down).
-    pub async fn cancel_rolling(&self) -> std::io::Result<bool> {
-        let t = lock(&self.rolling).take();
+    /// Stop the rolling restart `by` started and release every node it left down (a node
+    /// another fault or another restart holds stays down).
+    pub async fn cancel_rolling(&self, by: &str) -> std::io::Result<bool> {
+        let t = lock(&self.rolling).remove(by);
         let running = t.as_ref().is_some_and(|t| !t.is_finished());
         if let Some(t) = t {
             t.abort();
             // Wait until it is gone: it must not take a hold after the scan below.
             let _ = t.await;
         }
+        let hold = rolling_hold(by);
         for n in &self.nodes {
-            if n.holders().iter().any(|h| h == ROLLING) {
-                self.set_node(n, true, "restart cancelled", ROLLING).await?;
+            if n.holders().contains(&hold) {
+                self.set_node(n, true, "restart cancelled", &hold).await?;
             }
         }
         if running {
-            self.events.log("rolling_restart_cancelled", json!({}));
+            self.events
+                .log("rolling_restart_cancelled", json!({ "by": by }));
         }
         Ok(running)
     }
@@ -478,5 +491,58 @@ impl Stack {
             "zone_holds": *lock(&self.zone_holds),
             "resources": out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `[sandbox]` key reaches the stack's configuration.
+    #[test]
+    fn every_sandbox_key_reaches_the_config() {
+        let text = r#"
+name = "knobs"
+[load]
+stages = [{ hold = "1/s", for = "1s" }]
+[[load.requests]]
+name = "home"
+path = "/"
+[sandbox]
+nodes_per_zone = 3
+node_concurrency = 7
+service_time = "20ms"
+service_jitter = "3ms"
+health_interval = "500ms"
+unhealthy_after = 4
+healthy_after = 5
+db_writer_zone = "c"
+replication = "async"
+replication_lag = "2s"
+failover_time = "9s"
+cache_timeout = "150ms"
+cache_policy = "fail-closed"
+cache_failover_time = "4s"
+cache_replication_lag = "750ms"
+"#;
+        let sc = crate::scenario::parse_str("knobs.toml", text).unwrap();
+        let c = SandboxConfig::default().with_spec(&sc.sandbox);
+        let ms = Duration::from_millis;
+        assert_eq!(c.nodes_per_zone, 3);
+        assert_eq!(c.node.concurrency, 7);
+        assert_eq!(c.node.service_time, ms(20));
+        assert_eq!(c.node.service_jitter, ms(3));
+        assert_eq!(c.lb.interval, ms(500));
+        assert_eq!((c.lb.unhealthy_after, c.lb.healthy_after), (4, 5));
+        assert_eq!(c.db.writer_zone, "c");
+        assert_eq!(c.db.replication, Replication::Async { lag: ms(2000) });
+        assert_eq!(c.db.failover_time, ms(9000));
+        assert_eq!(c.cache.timeout, ms(150));
+        assert_eq!(c.cache.policy, CachePolicy::FailClosed);
+        assert_eq!(c.cache.failover_time, ms(4000));
+        assert_eq!(c.cache.replication_lag, ms(750));
+        // The key list above is the whole of [sandbox]: a key added without reaching the
+        // config fails here.
+        assert_eq!(crate::scenario::validate::keys::SANDBOX.len(), 15);
     }
 }

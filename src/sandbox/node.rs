@@ -30,7 +30,6 @@ use super::cache::{CacheClient, CachePolicy};
 use super::db::DbClient;
 use super::events::lock;
 use super::http::{self, Body};
-use super::Links;
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -44,7 +43,6 @@ pub struct NodeConfig {
 pub struct Backends {
     pub db: DbClient,
     pub cache: CacheClient,
-    pub links: Arc<Links>,
 }
 
 #[derive(Default)]
@@ -229,7 +227,6 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
     // (fail-closed).
     if segs.as_slice() != ["login"] {
         if let Some(sid) = session_cookie(&req) {
-            b.links.to_cache().await;
             match (b.cache.has_session(&sid).await, policy) {
                 (Ok(true), _) | (Err(_), CachePolicy::FailOpen) => {}
                 (Ok(false), _) => {
@@ -244,7 +241,6 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
     match (method, segs.as_slice()) {
         (Method::POST, ["login"]) => {
             let sid = format!("{}-{}", app.id, app.seq.fetch_add(1, Ordering::Relaxed));
-            b.links.to_cache().await;
             match (b.cache.put_session(&sid).await, policy) {
                 (Err(e), CachePolicy::FailClosed) => {
                     http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
@@ -268,46 +264,37 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
                 .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             let text: String = text.chars().take(1024).collect();
-            b.links.to_db().await;
             match b.db.write(&text).await {
                 Ok(id) => {
-                    b.links.to_cache().await;
                     b.cache.invalidate_recent().await;
                     http::json(StatusCode::CREATED, &json!({ "id": id }))
                 }
                 Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             }
         }
-        (Method::GET, ["notes"]) => {
-            b.links.to_cache().await;
-            match b.cache.get_recent().await {
-                Ok(Some(v)) => http::json(StatusCode::OK, &v),
-                Err(e) if policy == CachePolicy::FailClosed => {
-                    http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
-                }
-                cached => {
-                    b.links.to_db().await;
-                    match b.db.recent(20).await {
-                        Ok(notes) => {
-                            let v = json!(notes
-                                .iter()
-                                .map(|(id, t)| json!({ "id": id, "text": t }))
-                                .collect::<Vec<_>>());
-                            if cached.is_ok() {
-                                let _ = b.cache.set_recent(v.clone()).await;
-                            }
-                            http::json(StatusCode::OK, &v)
-                        }
-                        Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                    }
-                }
+        (Method::GET, ["notes"]) => match b.cache.get_recent().await {
+            Ok(Some(v)) => http::json(StatusCode::OK, &v),
+            Err(e) if policy == CachePolicy::FailClosed => {
+                http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
             }
-        }
+            cached => match b.db.recent(20).await {
+                Ok(notes) => {
+                    let v = json!(notes
+                        .iter()
+                        .map(|(id, t)| json!({ "id": id, "text": t }))
+                        .collect::<Vec<_>>());
+                    if cached.is_ok() {
+                        let _ = b.cache.set_recent(v.clone()).await;
+                    }
+                    http::json(StatusCode::OK, &v)
+                }
+                Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
+        },
         (Method::GET, ["notes", id]) => {
             let Ok(id) = id.parse::<u64>() else {
                 return http::error(StatusCode::NOT_FOUND, "no such note");
             };
-            b.links.to_db().await;
             match b.db.read(id).await {
                 Ok(Some(text)) => http::json(StatusCode::OK, &json!({ "id": id, "text": text })),
                 Ok(None) => http::error(StatusCode::NOT_FOUND, "no such note"),

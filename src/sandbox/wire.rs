@@ -189,13 +189,27 @@ type Conn = (
     tokio::net::tcp::OwnedWriteHalf,
 );
 
+/// The delay the network adds to a request on its way (sampled per request): the `latency`
+/// fault on a link.
+pub type Delay = Arc<dyn Fn() -> Duration + Send + Sync>;
+
 /// A caller's side: one request at a time per connection, idle connections pooled by address.
 #[derive(Default)]
 pub struct Client {
     idle: Mutex<Vec<(SocketAddr, Conn)>>,
+    delay: Option<Delay>,
 }
 
 impl Client {
+    /// A client whose requests cross a link that delays them by `delay()` on the way — inside
+    /// the call's timeout, as a slow network is: a delay past the timeout is a timeout.
+    pub fn delayed(delay: Delay) -> Client {
+        Client {
+            idle: Mutex::default(),
+            delay: Some(delay),
+        }
+    }
+
     /// Send `req` to `addr` and wait at most `timeout` (connect included) for the reply.
     ///
     /// A request is never sent twice: a connection lost under it gives [`WireError::Lost`]
@@ -208,7 +222,14 @@ impl Client {
     ) -> Result<Value, WireError> {
         let mut line = req.to_string().into_bytes();
         line.push(b'\n');
-        match tokio::time::timeout(timeout, self.exchange(addr, &line)).await {
+        let delay = self.delay.as_ref().map_or(Duration::ZERO, |d| d());
+        let on_the_way = async {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            self.exchange(addr, &line).await
+        };
+        match tokio::time::timeout(timeout, on_the_way).await {
             Ok(r) => r,
             Err(_) => Err(WireError::Timeout),
         }

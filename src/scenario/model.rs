@@ -60,6 +60,9 @@ pub struct SandboxSpec {
     /// `"fail-open"` or `"fail-closed"`.
     pub cache_policy: Option<String>,
     pub cache_failover_time_s: Option<f64>,
+    /// How far the cache replica trails its primary (sessions written within it are lost
+    /// by a cache failover).
+    pub cache_replication_lag_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

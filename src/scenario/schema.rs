@@ -289,7 +289,8 @@ fn sandbox() -> Value {
             "failover_time": d("database failover (default 5s)"),
             "cache_timeout": d("app nodes' cache timeout (default 200ms)"),
             "cache_policy": strings(keys::CACHE_POLICIES),
-            "cache_failover_time": d("cache failover (default 2s)")
+            "cache_failover_time": d("cache failover (default 2s)"),
+            "cache_replication_lag": d("how far the cache replica trails (default 200ms)")
         }
     })
 }

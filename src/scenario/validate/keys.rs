@@ -26,6 +26,7 @@ pub const SANDBOX: &[&str] = &[
     "cache_timeout",
     "cache_policy",
     "cache_failover_time",
+    "cache_replication_lag",
 ];
 pub const REPLICATIONS: &[&str] = &["sync", "async"];
 pub const CACHE_POLICIES: &[&str] = &["fail-open", "fail-closed"];

@@ -45,5 +45,6 @@ pub(super) fn sandbox(cx: &mut Ctx<'_>, n: &Node) -> SandboxSpec {
         .get("cache_policy")
         .and_then(|v| cx.choice(v, "cache_policy", keys::CACHE_POLICIES));
     s.cache_failover_time_s = secs(cx, "cache_failover_time", Duration::ZERO, min(10));
+    s.cache_replication_lag_s = secs(cx, "cache_replication_lag", Duration::ZERO, min(10));
     s
 }
