@@ -181,6 +181,26 @@ fn plan_list_and_schema_change_nothing_and_exit_0() {
     assert!(out.contains("POST /db/db-a/kill?by=fault:k1"), "{out}");
     assert!(out.contains("k2 (kill-nodes) hits cache"), "{out}");
     assert!(out.contains("POST /cache/start?by=fault:k2"), "{out}");
+    // restart-nodes rolls app nodes or database instances; the cache is refused at plan time.
+    let restart = "[[faults]]\nname = \"maint\"\nkind = \"restart-nodes\"\nrole = \"db\"\nat = \"10s\"\nfor = \"20s\"\n";
+    std::fs::write(&s, format!("{head}{restart}\n[slo]{slo}")).unwrap();
+    let o = chaos(&["plan", s.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(out.contains("role=db"), "{out}");
+    assert!(
+        out.contains("POST /rolling-restart/cancel?by=fault:maint"),
+        "{out}"
+    );
+    let restart = restart.replace("\"db\"", "\"cache\"");
+    std::fs::write(&s, format!("{head}{restart}\n[slo]{slo}")).unwrap();
+    let o = chaos(&["plan", s.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("app nodes and database instances only"),
+        "{}",
+        text(&o.stderr)
+    );
 
     let o = chaos(&["list"]);
     assert_eq!(o.status.code(), Some(0));

@@ -751,3 +751,51 @@ async fn a_repeated_start_does_not_drop_a_healthy_node() {
     assert!(events(&sb, "lb_target_registered").is_empty());
     sb.stop();
 }
+
+/// A rolling reboot of the database instances: readers one at a time, then the writer, whose
+/// reboot fails the cluster over; with sync replication nothing is lost, and writes work after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_db_restart_reboots_readers_first_then_fails_the_writer_over() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, body, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
+        assert_eq!(s, 201);
+        ids.push(serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone());
+    }
+    assert_eq!(
+        call("POST", &ctl("/rolling-restart?role=cache")).await.0,
+        400,
+        "only app and db roll"
+    );
+    let (s, _, _) = call(
+        "POST",
+        &ctl("/rolling-restart?role=db&down_ms=200&by=fault:maint"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let t = Instant::now();
+    while events(&sb, "rolling_restart_end").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10), "never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The writer (zone b) last.
+    let down: Vec<String> = events(&sb, "db_instance_down")
+        .iter()
+        .map(|e| e["instance"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(down.len(), 3, "{down:?}");
+    assert_eq!(down[2], "db-b", "{down:?}");
+    assert_eq!(events(&sb, "db_instance_up").len(), 3);
+    let fo = events(&sb, "db_failover_end");
+    assert_eq!(fo.len(), 1);
+    assert_eq!(fo[0]["old_writer"], "db-b");
+    assert!(events(&sb, "db_writes_lost").is_empty());
+    assert_eq!(call("POST", &format!("{}/notes", sb.lb_url)).await.0, 201);
+    for id in ids {
+        let (s, _, _) = call("GET", &format!("{}/notes/{id}", sb.lb_url)).await;
+        assert_eq!(s, 200, "note {id} kept");
+    }
+    sb.stop();
+}

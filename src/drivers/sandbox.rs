@@ -187,18 +187,29 @@ impl SandboxDriver {
                 down_for,
                 zone,
             } => {
-                if *role != Role::App {
-                    return unsupported("the sandbox restarts app nodes only");
-                }
+                let what = match role {
+                    Role::App => "app nodes",
+                    Role::Db => "db instances (readers first, then the writer: a failover)",
+                    _ => {
+                        return unsupported(
+                            "the sandbox restarts app nodes and database instances only",
+                        )
+                    }
+                };
                 let mut q = format!("down_ms={}", down_for.as_secs_f64() * 1e3);
+                if *role == Role::Db {
+                    q.push_str("&role=db");
+                }
                 if let Some(z) = zone {
                     check_zone(z)?;
                     q.push_str(&format!("&zone={z}"));
                 }
                 (
-                    vec![zone.as_ref().map_or("every app node".to_string(), |z| {
-                        format!("app nodes in zone {z}")
-                    })],
+                    vec![zone
+                        .as_ref()
+                        .map_or(format!("every one of the {what}"), |z| {
+                            format!("{what} in zone {z}")
+                        })],
                     vec![post(format!("/rolling-restart?{q}"))],
                     vec![post("/rolling-restart/cancel".into())],
                 )

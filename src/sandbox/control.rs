@@ -90,7 +90,17 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
                     return http::error(StatusCode::NOT_FOUND, &format!("no zone {z}"));
                 }
             }
-            done(stack.start_rolling(zone, down, &by))
+            let db = match q("role").as_deref() {
+                None | Some("app") => false,
+                Some("db") => true,
+                Some(r) => {
+                    return http::error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("cannot restart role {r} (accepted: app, db)"),
+                    )
+                }
+            };
+            done(stack.start_rolling(zone, down, db, &by))
         }
         (Method::POST, ["rolling-restart", "cancel"]) => match stack.cancel_rolling(&by).await {
             Ok(changed) => done(changed),

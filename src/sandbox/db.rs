@@ -8,13 +8,17 @@
 //! is the writer during a failover) has its port closed and its connections dropped; a write
 //! that reaches an instance that is no longer the writer is refused as read-only.
 //!
-//! Replication is `sync` (a write is acknowledged once the writer and every reachable reader
-//! hold it) or `async` (readers apply it after `lag`); it happens inside the sandbox process,
-//! between the instances' stores, not over the wire. A failover makes the writer unreachable;
-//! for `failover_time` every write fails; then the most up-to-date reachable reader is promoted.
-//! With `async`, writes acknowledged by the old writer but not yet applied on the promoted reader
-//! are gone — logged as `db_writes_lost` with their ids, the ground truth the data check is
-//! tested against. Losing the writer's zone triggers a failover by itself, as Aurora does.
+//! Replication goes over the wire too: the writer sends each write to the readers' ports
+//! (`{"op": "replicate", ...}`). `sync`: the write is acknowledged once every reader the
+//! writer believed reachable has answered (a reader that could not be reached misses it and
+//! resynchronises when it rejoins). `async`: the write is acknowledged at once and shipped to
+//! the readers `lag` later. A reader accepts a replicated write only from the current writer,
+//! never from one that is failing over. A failover makes the writer unreachable; for
+//! `failover_time` every write fails; then the most up-to-date reachable reader is promoted.
+//! Writes acknowledged by the old writer but not on the promoted reader are gone — logged as
+//! `db_writes_lost` with their ids, the ground truth the data check is tested against (a write
+//! cut off before its acknowledgement is not a lost write: its client saw it fail). Losing the
+//! writer's zone triggers a failover by itself, as Aurora does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,10 +27,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::events::{lock, Events};
+use super::http;
 use super::wire::{self, Endpoint, Reply};
 
 /// How long an app node waits on one database call (connect included).
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the writer waits on a reader for one replication call.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Replication {
@@ -63,8 +70,10 @@ struct State {
     writer: usize,
     failing_over: bool,
     next_id: u64,
-    /// Async replication: (id, text, apply-at), in id order.
+    /// Async replication: (id, text, send-at), in id order.
     pending: Vec<(u64, String, Instant)>,
+    /// Writes acknowledged to their client (what a failover can lose).
+    acked: std::collections::BTreeSet<u64>,
 }
 
 pub struct Db {
@@ -73,6 +82,8 @@ pub struct Db {
     events: Arc<Events>,
     /// Instance i's server.
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    /// The writer's side of replication.
+    repl: wire::Client,
 }
 
 impl Db {
@@ -107,9 +118,11 @@ impl Db {
                 failing_over: false,
                 next_id: 1,
                 pending: Vec::new(),
+                acked: Default::default(),
             }),
             events,
             endpoints: Mutex::new(Vec::new()),
+            repl: wire::Client::default(),
         });
         for i in 0..n {
             let weak = Arc::downgrade(&db);
@@ -117,7 +130,7 @@ impl Db {
                 let db = weak.upgrade();
                 Box::pin(async move {
                     match db {
-                        Some(db) => db.serve(i, &req),
+                        Some(db) => db.serve(i, &req).await,
                         None => Reply::Err("shutting down".into()),
                     }
                 })
@@ -130,7 +143,7 @@ impl Db {
             tokio::spawn(async move {
                 let tick = (lag / 4).clamp(Duration::from_millis(1), Duration::from_millis(20));
                 while let Some(db) = weak.upgrade() {
-                    db.apply_due(Instant::now());
+                    db.ship_due(Instant::now()).await;
                     drop(db);
                     tokio::time::sleep(tick).await;
                 }
@@ -165,6 +178,18 @@ impl Db {
         }
     }
 
+    pub fn is_failing_over(&self) -> bool {
+        lock(&self.state).failing_over
+    }
+
+    pub fn instance_names(&self) -> Vec<String> {
+        lock(&self.state)
+            .instances
+            .iter()
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
     /// The cluster endpoint: the current writer's address, whether or not it answers.
     pub fn writer_addr(&self) -> std::net::SocketAddr {
         let w = lock(&self.state).writer;
@@ -179,21 +204,33 @@ impl Db {
     }
 
     /// One request to instance `i`, on its server.
-    fn serve(&self, i: usize, req: &Value) -> Reply {
+    async fn serve(&self, i: usize, req: &Value) -> Reply {
+        if req["op"] == "write" {
+            return self.write(i, req).await;
+        }
         let mut s = lock(&self.state);
         // A request that slipped in while the server was being taken down.
         if !s.instances[i].reachable || (i == s.writer && s.failing_over) {
             return Reply::Err("instance down".into());
         }
         match req["op"].as_str() {
-            Some("write") => {
-                let Some(text) = req["text"].as_str() else {
-                    return Reply::Err("write needs a text".into());
-                };
-                if i != s.writer {
-                    return Reply::Err("read-only: this instance is not the writer".into());
+            Some("replicate") => {
+                // Only from the current writer, while it is up: a failing writer's stream has
+                // stopped, whatever was in flight.
+                let from = req["from"].as_u64().map(|f| f as usize);
+                if i == s.writer {
+                    return Reply::Err("the writer takes no replicated writes".into());
                 }
-                Reply::Ok(json!(self.write_locked(&mut s, text)))
+                if from != Some(s.writer) || s.failing_over {
+                    return Reply::Err("not from the current writer".into());
+                }
+                let entries = req["entries"].as_array().cloned().unwrap_or_default();
+                for e in &entries {
+                    if let (Some(id), Some(text)) = (e[0].as_u64(), e[1].as_str()) {
+                        s.instances[i].notes.insert(id, text.to_string());
+                    }
+                }
+                Reply::Ok(json!(entries.len()))
             }
             Some("read") => {
                 let Some(id) = req["id"].as_u64() else {
@@ -212,29 +249,69 @@ impl Db {
                     .collect();
                 Reply::Ok(Value::Array(notes))
             }
-            _ => Reply::Err("unknown op (accepted: write, read, recent)".into()),
+            _ => Reply::Err("unknown op (accepted: write, read, recent, replicate)".into()),
         }
     }
 
-    /// Store a note on the writer and replicate it; its id.
-    fn write_locked(&self, s: &mut State, text: &str) -> u64 {
-        let w = s.writer;
-        let id = s.next_id;
-        s.next_id += 1;
-        s.instances[w].notes.insert(id, text.to_string());
-        match self.cfg.replication {
-            Replication::Sync => {
-                for (i, inst) in s.instances.iter_mut().enumerate() {
-                    if i != w && inst.reachable {
-                        inst.notes.insert(id, text.to_string());
-                    }
+    /// A write reaching instance `i`: stored if it is the writer, replicated (sync: to every
+    /// reader it believes reachable, over the wire, before the acknowledgement; async: shipped
+    /// `lag` later), then acknowledged with its id.
+    async fn write(&self, i: usize, req: &Value) -> Reply {
+        let Some(text) = req["text"].as_str() else {
+            return Reply::Err("write needs a text".into());
+        };
+        let (id, readers) = {
+            let mut s = lock(&self.state);
+            if !s.instances[i].reachable || (i == s.writer && s.failing_over) {
+                return Reply::Err("instance down".into());
+            }
+            if i != s.writer {
+                return Reply::Err("read-only: this instance is not the writer".into());
+            }
+            let id = s.next_id;
+            s.next_id += 1;
+            s.instances[i].notes.insert(id, text.to_string());
+            match self.cfg.replication {
+                Replication::Sync => (id, self.reader_addrs(&s)),
+                Replication::Async { lag } => {
+                    s.pending.push((id, text.to_string(), Instant::now() + lag));
+                    s.acked.insert(id);
+                    return Reply::Ok(json!(id));
                 }
             }
-            Replication::Async { lag } => {
-                s.pending.push((id, text.to_string(), Instant::now() + lag));
-            }
+        };
+        self.ship(i, &readers, json!([[id, text]])).await;
+        // Acknowledged only if this instance is still the writer, up: one that began failing
+        // over meanwhile never answers (its connection is being dropped).
+        let mut s = lock(&self.state);
+        if i != s.writer || s.failing_over || !s.instances[i].reachable {
+            return Reply::Err("instance down".into());
         }
-        id
+        s.acked.insert(id);
+        Reply::Ok(json!(id))
+    }
+
+    /// The addresses of the readers the writer believes reachable.
+    fn reader_addrs(&self, s: &State) -> Vec<std::net::SocketAddr> {
+        let eps = lock(&self.endpoints);
+        s.instances
+            .iter()
+            .enumerate()
+            .filter(|(i, inst)| *i != s.writer && inst.reachable)
+            .filter_map(|(i, _)| eps.get(i).map(|e| e.addr()))
+            .collect()
+    }
+
+    /// Send `entries` (`[[id, text], ...]`) from writer `from` to each reader, concurrently,
+    /// and wait for every answer. A reader that cannot be reached misses them (it
+    /// resynchronises when it rejoins).
+    async fn ship(&self, from: usize, readers: &[std::net::SocketAddr], entries: Value) {
+        let req = json!({ "op": "replicate", "from": from, "entries": entries });
+        let req = &req;
+        http::join_all(readers.iter().map(|a| async move {
+            let _ = self.repl.call(*a, req, REPLICATION_TIMEOUT).await;
+        }))
+        .await;
     }
 
     fn read_instance(s: &State) -> Option<usize> {
@@ -248,21 +325,22 @@ impl Db {
             .position(|(i, inst)| i != s.writer && inst.reachable)
     }
 
-    fn apply_due(&self, now: Instant) {
-        let mut s = lock(&self.state);
-        let due = s.pending.iter().take_while(|p| p.2 <= now).count();
-        if due == 0 {
-            return;
-        }
-        let applied: Vec<(u64, String, Instant)> = s.pending.drain(..due).collect();
-        let w = s.writer;
-        for (i, inst) in s.instances.iter_mut().enumerate() {
-            if i != w && inst.reachable {
-                for (id, text, _) in &applied {
-                    inst.notes.insert(*id, text.clone());
-                }
+    /// Async replication: ship the writes whose lag has passed to the readers.
+    async fn ship_due(&self, now: Instant) {
+        let (from, readers, entries) = {
+            let mut s = lock(&self.state);
+            let due = s.pending.iter().take_while(|p| p.2 <= now).count();
+            if due == 0 || s.failing_over {
+                return;
             }
-        }
+            let entries: Vec<Value> = s
+                .pending
+                .drain(..due)
+                .map(|(id, text, _)| json!([id, text]))
+                .collect();
+            (s.writer, self.reader_addrs(&s), Value::Array(entries))
+        };
+        self.ship(from, &readers, entries).await;
     }
 
     /// Start a failover (no-op while one runs): writes fail for `failover_time`, then a reader
@@ -302,14 +380,16 @@ impl Db {
             .max_by_key(|(_, inst)| inst.notes.keys().next_back().copied().unwrap_or(0))
             .map(|(i, _)| i);
         let new = candidate.unwrap_or(old);
-        // Acknowledged writes the new writer never received are lost.
+        // Acknowledged writes the new writer never received are lost (one cut off before its
+        // acknowledgement failed at its client, and vanishes with the old writer).
         let lost: Vec<u64> = s.instances[old]
             .notes
             .keys()
-            .filter(|id| !s.instances[new].notes.contains_key(id))
+            .filter(|id| s.acked.contains(id) && !s.instances[new].notes.contains_key(id))
             .copied()
             .collect();
-        s.pending.retain(|p| !lost.contains(&p.0));
+        // The old writer's replication stream ends with it.
+        s.pending.clear();
         s.writer = new;
         s.failing_over = false;
         // Every other instance resynchronises from the new writer (the old writer's extra
@@ -547,6 +627,48 @@ mod tests {
             .call(reader, &json!({ "op": "write", "text": "x" }), DB_TIMEOUT)
             .await;
         assert!(matches!(r, Err(wire::WireError::Remote(m)) if m.starts_with("read-only")));
+    }
+
+    /// Replication is a conversation between the instances' ports: a reader holds an async
+    /// write only after the lag, takes replicated writes only from the current writer, and a
+    /// sync write is on every reachable reader when it is acknowledged.
+    #[tokio::test]
+    async fn replication_goes_over_the_wire_from_the_current_writer_only() {
+        let read = |addr: std::net::SocketAddr, id: u64| async move {
+            wire::Client::default()
+                .call(addr, &json!({ "op": "read", "id": id }), DB_TIMEOUT)
+                .await
+                .unwrap()
+        };
+        let addr = |d: &Db, i: usize| d.describe()[i]["addr"].as_str().unwrap().parse().unwrap();
+        // Async (lag 300 ms): on the reader after the lag, not before.
+        let (d, c) = db(Replication::Async {
+            lag: Duration::from_millis(300),
+        })
+        .await;
+        let id = c.write("late").await.unwrap();
+        let reader = addr(&d, 1);
+        assert_eq!(read(reader, id).await, Value::Null, "not yet replicated");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(read(reader, id).await, json!("late"));
+        // A replicated write from an instance that is not the writer (index 2) is refused,
+        // and so is one sent to the writer itself.
+        let forged = json!({ "op": "replicate", "from": 2, "entries": [[999, "forged"]] });
+        let r = d.repl.call(reader, &forged, DB_TIMEOUT).await;
+        assert!(matches!(r, Err(wire::WireError::Remote(m)) if m.contains("current writer")));
+        assert_eq!(read(reader, 999).await, Value::Null);
+        let to_writer = json!({ "op": "replicate", "from": 0, "entries": [[998, "x"]] });
+        assert!(d
+            .repl
+            .call(addr(&d, 0), &to_writer, DB_TIMEOUT)
+            .await
+            .is_err());
+        // Sync: on both readers as soon as it is acknowledged.
+        let (d, c) = db(Replication::Sync).await;
+        let id = c.write("now").await.unwrap();
+        for i in [1, 2] {
+            assert_eq!(read(addr(&d, i), id).await, json!("now"), "reader {i}");
+        }
     }
 
     #[tokio::test]

@@ -109,3 +109,17 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ()
         .map(|c| c.to_bytes())
         .map_err(|_| ())
 }
+
+/// Await every future (they are few: one per node or per reader), concurrently.
+pub async fn join_all<F: Future<Output = ()>>(fs: impl Iterator<Item = F>) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = fs.map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}

@@ -131,7 +131,7 @@ impl Lb {
         loop {
             tick.tick().await;
             let checks = self.targets.iter().map(|t| self.check(t));
-            futures_join_all(checks).await;
+            http::join_all(checks).await;
         }
     }
 
@@ -226,18 +226,4 @@ impl Lb {
             .map(|t| (t.node.id.clone(), t.healthy.load(Ordering::Relaxed)))
             .collect()
     }
-}
-
-/// Await every future (they are few: one per node), concurrently.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: impl Iterator<Item = F>) {
-    let mut set: Vec<std::pin::Pin<Box<F>>> = fs.map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if set.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
 }

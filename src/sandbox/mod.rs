@@ -364,7 +364,16 @@ impl Stack {
     /// Each holder's restart is its own (two overlapping deploys each roll through the nodes,
     /// and cancelling one leaves the other running). Returns false if `by` already has one
     /// running.
-    pub fn start_rolling(self: &Arc<Self>, zone: Option<String>, down: Duration, by: &str) -> bool {
+    ///
+    /// With `db`, database instances instead (a maintenance reboot): the readers one at a time,
+    /// then the writer — which fails over, as a reboot with failover does on RDS.
+    pub fn start_rolling(
+        self: &Arc<Self>,
+        zone: Option<String>,
+        down: Duration,
+        db: bool,
+        by: &str,
+    ) -> bool {
         let mut running = lock(&self.rolling);
         if running.get(by).is_some_and(|t| !t.is_finished()) {
             return false;
@@ -373,6 +382,10 @@ impl Stack {
         let hold = rolling_hold(by);
         let by_name = by.to_string();
         let task = tokio::spawn(async move {
+            if db {
+                stack.roll_db(zone, down, &hold, &by_name).await;
+                return;
+            }
             let nodes: Vec<Arc<Node>> = stack
                 .nodes
                 .iter()
@@ -407,6 +420,36 @@ impl Stack {
         true
     }
 
+    /// A rolling reboot of the database instances (in `zone`, or all): readers first, each
+    /// down for `down` and back (resynchronised) before the next, the writer last (its loss
+    /// fails the cluster over; the next step waits for the promotion).
+    async fn roll_db(&self, zone: Option<String>, down: Duration, hold: &str, by: &str) {
+        let mut order: Vec<(String, bool)> = self
+            .db
+            .describe()
+            .iter()
+            .filter(|i| zone.as_ref().is_none_or(|z| i["zone"] == z.as_str()))
+            .filter_map(|i| Some((i["id"].as_str()?.to_string(), i["db_role"] == "writer")))
+            .collect();
+        order.sort_by_key(|(_, writer)| *writer);
+        let names: Vec<&String> = order.iter().map(|(n, _)| n).collect();
+        self.events.log(
+            "rolling_restart_start",
+            json!({ "by": by, "role": "db", "instances": names }),
+        );
+        for (name, _) in &order {
+            self.db.set_held(name, hold, true);
+            tokio::time::sleep(down).await;
+            self.db.set_held(name, hold, false);
+            let t = tokio::time::Instant::now();
+            while self.db.is_failing_over() && t.elapsed() < Duration::from_secs(600) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.events
+            .log("rolling_restart_end", json!({ "by": by, "role": "db" }));
+    }
+
     /// Stop the rolling restart `by` started and release every node it left down (a node
     /// another fault or another restart holds stays down).
     pub async fn cancel_rolling(&self, by: &str) -> std::io::Result<bool> {
@@ -422,6 +465,9 @@ impl Stack {
             if n.holders().contains(&hold) {
                 self.set_node(n, true, "restart cancelled", &hold).await?;
             }
+        }
+        for name in self.db.instance_names() {
+            self.db.set_held(&name, &hold, false);
         }
         if running {
             self.events
