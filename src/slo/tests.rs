@@ -203,8 +203,8 @@ fn trims_parse_and_bad_ones_say_what_is_accepted() {
     }
 }
 
-#[test]
-fn too_few_samples_is_insufficient_not_a_pass() {
+/// 50 fast, successful requests in one second, no fault: too few to judge most SLOs.
+fn fifty_fast_requests() -> (Recording, Timeline) {
     let mut r = Recorder::new(vec!["a".into()], Duration::from_secs(1));
     for i in 0..50u64 {
         r.record(&Sample {
@@ -218,11 +218,16 @@ fn too_few_samples_is_insufficient_not_a_pass() {
             exhausted: false,
         });
     }
-    let rec = r.finish();
     let tl = Timeline {
         total: Duration::from_secs(1),
         faults: vec![],
     };
+    (r.finish(), tl)
+}
+
+#[test]
+fn too_few_samples_is_insufficient_not_a_pass() {
+    let (rec, tl) = fifty_fast_requests();
     let res = evaluate(
         &[
             obj(Window::Whole, Metric::Latency(0.99), CmpOp::Lt, 1e6),
@@ -288,24 +293,7 @@ fn ratio_bounds_need_enough_requests_to_be_judged() {
     assert_eq!(need(Metric::Latency(0.99), CmpOp::Lt, 1e6), 100);
     assert_eq!(need(Metric::Amplification, CmpOp::Lt, 1.5), 1);
     // 50 requests without an error do not show that errors < 0.5%: insufficient data...
-    let mut r = Recorder::new(vec!["a".into()], Duration::from_secs(1));
-    for i in 0..50u64 {
-        r.record(&Sample {
-            request: 0,
-            intended: Duration::from_millis(i),
-            latency_us: 100,
-            service_us: 100,
-            lateness_us: 0,
-            outcome: Outcome::Ok,
-            attempts: 1,
-            exhausted: false,
-        });
-    }
-    let rec = r.finish();
-    let tl = Timeline {
-        total: Duration::from_secs(1),
-        faults: vec![],
-    };
+    let (rec, tl) = fifty_fast_requests();
     let objs = [
         obj(Window::Whole, Metric::Errors, CmpOp::Lt, 0.005),
         obj(Window::Whole, Metric::Errors, CmpOp::Lt, 0.05),
