@@ -277,7 +277,7 @@ fn sandbox() -> Value {
         "additionalProperties": false,
         "properties": {
             "nodes_per_zone": { "type": "integer", "minimum": 1, "maximum": 20, "default": 2 },
-            "node_concurrency": { "type": "integer", "minimum": 1, "default": 4 },
+            "node_concurrency": { "type": "integer", "minimum": 1, "default": 3 },
             "service_time": d("per request on a node (default 10ms)"),
             "service_jitter": d("uniform extra service time (default 6ms)"),
             "health_interval": d("load-balancer health checks (default 1s)"),
