@@ -799,3 +799,48 @@ async fn a_rolling_db_restart_reboots_readers_first_then_fails_the_writer_over()
     }
     sb.stop();
 }
+
+/// A rolling restart cancelled while its first node drains: the node was never stopped, and
+/// it goes back into rotation (it is not left draining for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_cancelled_mid_drain_puts_the_node_back() {
+    let mut cfg = fast();
+    // 1.5 s requests: the drain of app-b-1 waits for the one it is serving.
+    cfg.node.service_time = Duration::from_millis(1500);
+    cfg.node.service_jitter = Duration::ZERO;
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    let mut load = Vec::new();
+    for _ in 0..6 {
+        let url = format!("{}/notes", sb.lb_url);
+        load.push(tokio::spawn(async move { call("GET", &url).await.0 }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call(
+        "POST",
+        &ctl("/rolling-restart?down_ms=20000&zone=b&by=fault:deploy"),
+    )
+    .await;
+    let t = Instant::now();
+    while events(&sb, "lb_target_draining").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(5), "never draining");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    call("POST", &ctl("/rolling-restart/cancel?by=fault:deploy")).await;
+    for l in load {
+        assert_eq!(l.await.unwrap(), 200);
+    }
+    assert!(events(&sb, "node_down").is_empty(), "never stopped");
+    let drained = events(&sb, "lb_target_draining")[0]["node"].clone();
+    assert_eq!(events(&sb, "lb_target_registered")[0]["node"], drained);
+    let id = drained.as_str().unwrap().to_string();
+    let t = Instant::now();
+    while !sb.stack().lb.is_healthy(&id) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{id} never back in rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sb.stop();
+}

@@ -63,6 +63,10 @@ struct Instance {
     /// Who holds this instance down (kill-nodes faults, by name).
     held: std::collections::BTreeSet<String>,
     notes: BTreeMap<u64, String>,
+    /// Missed a resynchronisation (it was away at a promotion, or came back with no live
+    /// writer to copy): its data may hold writes the cluster has since lost. Promoted only if
+    /// no up-to-date reader is reachable.
+    stale: bool,
 }
 
 struct State {
@@ -103,6 +107,7 @@ impl Db {
                 zone_down: false,
                 held: Default::default(),
                 notes: BTreeMap::new(),
+                stale: false,
             })
             .collect();
         let writer = instances
@@ -291,27 +296,61 @@ impl Db {
         Reply::Ok(json!(id))
     }
 
-    /// The addresses of the readers the writer believes reachable.
-    fn reader_addrs(&self, s: &State) -> Vec<std::net::SocketAddr> {
+    /// (index, address) of the readers the writer believes reachable.
+    fn reader_addrs(&self, s: &State) -> Vec<(usize, std::net::SocketAddr)> {
         let eps = lock(&self.endpoints);
         s.instances
             .iter()
             .enumerate()
             .filter(|(i, inst)| *i != s.writer && inst.reachable)
-            .filter_map(|(i, _)| eps.get(i).map(|e| e.addr()))
+            .filter_map(|(i, _)| eps.get(i).map(|e| (i, e.addr())))
             .collect()
     }
 
     /// Send `entries` (`[[id, text], ...]`) from writer `from` to each reader, concurrently,
-    /// and wait for every answer. A reader that cannot be reached misses them (it
-    /// resynchronises when it rejoins).
-    async fn ship(&self, from: usize, readers: &[std::net::SocketAddr], entries: Value) {
+    /// and wait for every answer. A reader that did not take them — its port not yet open
+    /// again after it came back, say — and is still reachable catches up from the writer
+    /// (as a replica replays the log it missed); one that is gone resynchronises when it
+    /// rejoins.
+    async fn ship(&self, from: usize, readers: &[(usize, std::net::SocketAddr)], entries: Value) {
         let req = json!({ "op": "replicate", "from": from, "entries": entries });
         let req = &req;
-        http::join_all(readers.iter().map(|a| async move {
-            let _ = self.repl.call(*a, req, REPLICATION_TIMEOUT).await;
+        let missed = Mutex::new(Vec::new());
+        let missed_ref = &missed;
+        http::join_all(readers.iter().map(|(i, a)| async move {
+            if self.repl.call(*a, req, REPLICATION_TIMEOUT).await.is_err() {
+                lock(missed_ref).push(*i);
+            }
         }))
         .await;
+        let missed = missed.into_inner().unwrap_or_else(|e| e.into_inner());
+        if missed.is_empty() {
+            return;
+        }
+        let mut s = lock(&self.state);
+        if s.writer != from || s.failing_over || !s.instances[from].reachable {
+            return; // The writer is gone: nothing to catch up from.
+        }
+        for i in missed {
+            if s.instances[i].reachable {
+                Self::catch_up(&mut s, i);
+            }
+        }
+    }
+
+    /// Instance `i` takes the live writer's data as replicated so far (not the async writes
+    /// still within their lag) and is up to date again.
+    fn catch_up(s: &mut State, i: usize) {
+        let pending: std::collections::BTreeSet<u64> = s.pending.iter().map(|p| p.0).collect();
+        let data: BTreeMap<u64, String> = s.instances[s.writer]
+            .notes
+            .iter()
+            .filter(|(id, _)| !pending.contains(id))
+            .map(|(id, t)| (*id, t.clone()))
+            .collect();
+        let inst = &mut s.instances[i];
+        inst.notes = data;
+        inst.stale = false;
     }
 
     fn read_instance(s: &State) -> Option<usize> {
@@ -372,12 +411,18 @@ impl Db {
         let old = s.writer;
         // The most up-to-date reachable reader (highest id held); the old writer only if no
         // reader is reachable at all.
+        // An up-to-date reader first; a stale one only if no other is reachable.
         let candidate = s
             .instances
             .iter()
             .enumerate()
             .filter(|(i, inst)| *i != old && inst.reachable)
-            .max_by_key(|(_, inst)| inst.notes.keys().next_back().copied().unwrap_or(0))
+            .max_by_key(|(_, inst)| {
+                (
+                    !inst.stale,
+                    inst.notes.keys().next_back().copied().unwrap_or(0),
+                )
+            })
             .map(|(i, _)| i);
         let new = candidate.unwrap_or(old);
         // Acknowledged writes the new writer never received are lost (one cut off before its
@@ -396,8 +441,14 @@ impl Db {
         // writes vanish with it).
         let data = s.instances[new].notes.clone();
         for (i, inst) in s.instances.iter_mut().enumerate() {
-            if i != new && inst.reachable {
+            if i == new {
+                inst.stale = false;
+            } else if inst.reachable {
                 inst.notes = data.clone();
+                inst.stale = false;
+            } else {
+                // Away (the old writer among them): it must resynchronise before it counts.
+                inst.stale = true;
             }
         }
         self.reconcile(&s);
@@ -462,18 +513,27 @@ impl Db {
             s.instances.iter_mut().for_each(&f);
             let w = s.writer;
             let up = |i: &Instance| !i.zone_down && i.held.is_empty();
-            // A returning reader resynchronises from the writer — only from a live one (a dead
-            // writer's unreplicated writes must not come back through it).
-            let source = up(&s.instances[w]).then(|| s.instances[w].notes.clone());
             let mut changed = false;
+            let mut back = Vec::new();
             for (i, inst) in s.instances.iter_mut().enumerate() {
                 let now = up(inst);
                 if now != inst.reachable {
                     changed = true;
                     inst.reachable = now;
-                    if let (true, true, Some(data)) = (now, i != w, &source) {
-                        inst.notes = data.clone();
+                    if now && i != w {
+                        back.push(i);
                     }
+                }
+            }
+            // A returning reader resynchronises from the writer — only from a live one that is
+            // not failing over (a dead writer's unreplicated writes must not come back through
+            // it); with none, it stays stale until the next promotion resynchronises it.
+            let live = s.instances[w].reachable && !s.failing_over;
+            for i in back {
+                if live {
+                    Self::catch_up(&mut s, i);
+                } else {
+                    s.instances[i].stale = true;
                 }
             }
             self.reconcile(&s);
@@ -669,6 +729,36 @@ mod tests {
         for i in [1, 2] {
             assert_eq!(read(addr(&d, i), id).await, json!("now"), "reader {i}");
         }
+    }
+
+    /// A reader the state calls reachable but whose port does not answer (just back, not yet
+    /// rebound) misses a sync write on the wire — and catches up from the writer at once, so
+    /// a later promotion of it loses nothing acknowledged.
+    #[tokio::test]
+    async fn a_reader_that_missed_a_replicated_write_catches_up() {
+        let (d, c) = db(Replication::Sync).await;
+        let reader = lock(&d.endpoints)[1].clone();
+        reader.set_up(false);
+        reader.settled().await;
+        let id = c.write("missed on the wire").await.unwrap();
+        assert!(
+            lock(&d.state).instances[1].notes.contains_key(&id),
+            "caught up from the writer"
+        );
+        reader.set_up(true);
+        // db-a (the writer) fails over; db-b or db-c is promoted, both hold the write.
+        d.set_held("db-c", "test", true).unwrap(); // so db-b is the one promoted
+        d.set_held("db-a", "test", true).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            c.read(id).await.unwrap().as_deref(),
+            Some("missed on the wire")
+        );
+        assert!(d
+            .events
+            .all()
+            .iter()
+            .all(|e| e["event"] != "db_writes_lost"));
     }
 
     #[tokio::test]

@@ -32,6 +32,9 @@ pub struct LbConfig {
     pub upstream_timeout: Duration,
 }
 
+/// Longest connection draining before a stopped node closes anyway.
+pub const DRAIN_MAX: Duration = Duration::from_secs(5);
+
 struct Target {
     node: Arc<Node>,
     healthy: AtomicBool,
@@ -89,24 +92,30 @@ impl Lb {
     }
 
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
-        let (t, _in_flight) = loop {
+        let mut picked = None;
+        // A few tries: a target can start draining between the pick and the check below.
+        for _ in 0..4 {
             let healthy: Vec<&Target> = self
                 .targets
                 .iter()
-                .filter(|t| t.healthy.load(Ordering::Relaxed))
+                .filter(|t| t.healthy.load(Ordering::Relaxed) && !t.draining.load(Ordering::SeqCst))
                 .collect();
             if healthy.is_empty() {
-                return http::error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target");
+                break;
             }
             let t = healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()];
             // Counted in flight before draining is checked, and a drain sets draining before
             // it reads the count (both SeqCst): either this request sees the drain and picks
-            // again (the target is out of rotation by then), or the drain waits for it.
+            // again, or the drain waits for it.
             t.in_flight.fetch_add(1, Ordering::SeqCst);
             let guard = InFlight(&t.in_flight);
             if !t.draining.load(Ordering::SeqCst) {
-                break (t, guard);
+                picked = Some((t, guard));
+                break;
             }
+        }
+        let Some((t, _in_flight)) = picked else {
+            return http::error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target");
         };
         let pq = req
             .uri()
@@ -156,7 +165,12 @@ impl Lb {
                 && !t.draining.load(Ordering::Relaxed)
                 && oks >= self.cfg.healthy_after
             {
-                t.healthy.store(true, Ordering::Relaxed);
+                t.healthy.store(true, Ordering::SeqCst);
+                // A drain that began meanwhile keeps it out.
+                if t.draining.load(Ordering::SeqCst) {
+                    t.healthy.store(false, Ordering::SeqCst);
+                    return;
+                }
                 self.events.log(
                     "lb_target_healthy",
                     json!({ "node": t.node.id, "zone": t.node.zone }),
@@ -197,8 +211,9 @@ impl Lb {
     }
 
     /// Wait until a draining target has answered every request forwarded to it (connection
-    /// draining), at most `upstream_timeout` — no request can be waited on longer. Returns how
-    /// many were still in flight when the wait ended (0: drained).
+    /// draining), at most [`DRAIN_MAX`] (an ALB's deregistration delay; kept below the
+    /// driver's 10 s call timeout). Returns how many were still in flight when the wait ended
+    /// (0: drained).
     pub async fn drained(&self, node: &str) -> usize {
         let Some(t) = self.targets.iter().find(|t| t.node.id == node) else {
             return 0;
@@ -206,7 +221,7 @@ impl Lb {
         let t0 = tokio::time::Instant::now();
         loop {
             let n = t.in_flight.load(Ordering::SeqCst);
-            if n == 0 || t0.elapsed() >= self.cfg.upstream_timeout {
+            if n == 0 || t0.elapsed() >= DRAIN_MAX {
                 return n;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -190,6 +190,21 @@ impl Links {
     }
 }
 
+/// Puts a node back into rotation if dropped (see [`Stack::set_node`]).
+struct Undrain<'a> {
+    lb: &'a Lb,
+    node: &'a Node,
+    armed: bool,
+}
+
+impl Drop for Undrain<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.node.is_running() {
+            self.lb.set_draining(&self.node.id, false);
+        }
+    }
+}
+
 /// The hold a rolling restart started by `by` puts on the node it has stopped.
 fn rolling_hold(by: &str) -> String {
     format!("rolling-restart:{by}")
@@ -314,11 +329,21 @@ impl Stack {
         how: &str,
         holder: &str,
     ) -> std::io::Result<()> {
+        // If this future is dropped while draining (a rolling restart cancelled, a control
+        // call abandoned), the node goes back into rotation: it was never stopped.
+        let mut undrain = Undrain {
+            lb: &self.lb,
+            node: n,
+            armed: false,
+        };
         if !up && how == "stop" && n.is_running() {
             self.lb.set_draining(&n.id, true);
+            undrain.armed = true;
             self.lb.drained(&n.id).await;
         }
-        if n.set_held(holder, !up).await? {
+        let changed = n.set_held(holder, !up).await;
+        undrain.armed = false;
+        if changed? {
             self.events.log(
                 if up { "node_up" } else { "node_down" },
                 json!({ "node": n.id, "zone": n.zone, "how": how, "by": holder }),
