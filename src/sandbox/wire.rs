@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ pub struct Endpoint {
     /// Servers taken down whose teardown (listener and connections dropped) may not have
     /// finished yet: [`Endpoint::settled`] waits for it.
     closing: Mutex<Vec<JoinHandle<()>>>,
+    /// Taken-down servers whose teardown no one has seen finish yet (in `closing`, or being
+    /// awaited by a concurrent [`Endpoint::settled`]).
+    closing_n: std::sync::atomic::AtomicUsize,
     handler: Handler,
 }
 
@@ -62,6 +66,7 @@ impl Endpoint {
             port: Mutex::new(port),
             task: Mutex::new(None),
             closing: Mutex::new(Vec::new()),
+            closing_n: Default::default(),
             handler,
         });
         let h = ep.handler.clone();
@@ -85,6 +90,7 @@ impl Endpoint {
         if !up {
             if let Some(t) = task.take() {
                 t.abort();
+                self.closing_n.fetch_add(1, Ordering::SeqCst);
                 lock(&self.closing).push(t);
             }
             return;
@@ -112,12 +118,26 @@ impl Endpoint {
     /// Wait until every server taken down has really closed its port: aborting a task only
     /// asks for it to be dropped, on whichever worker runs it next. A control call that takes
     /// an instance down answers after this, so its caller finds the port closed.
+    ///
+    /// Two concurrent callers both wait: one awaits the task, the other until it is seen done.
     pub async fn settled(&self) {
+        /// Counts a teardown as seen when dropped (awaited, or the wait abandoned).
+        struct Seen<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Seen<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         loop {
-            let Some(t) = lock(&self.closing).pop() else {
-                return;
-            };
-            let _ = t.await;
+            let next = lock(&self.closing).pop();
+            match next {
+                Some(t) => {
+                    let _seen = Seen(&self.closing_n);
+                    let _ = t.await;
+                }
+                None if self.closing_n.load(Ordering::SeqCst) == 0 => return,
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
         }
     }
 }
@@ -322,6 +342,22 @@ mod tests {
                 }
             })
         })
+    }
+
+    /// Two callers waiting for the same teardown both return only once the port is closed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_settles_both_wait_for_the_port_to_close() {
+        for _ in 0..20 {
+            let ep = Endpoint::start(echo(Default::default())).await.unwrap();
+            let addr = ep.addr();
+            ep.set_up(false);
+            let check = || async {
+                ep.settled().await;
+                TcpStream::connect(addr).await.is_err()
+            };
+            let (a, b) = tokio::join!(check(), check());
+            assert!(a && b, "a settled call answered before the port closed");
+        }
     }
 
     #[tokio::test]
