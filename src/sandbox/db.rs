@@ -187,12 +187,19 @@ impl Db {
         lock(&self.state).failing_over
     }
 
-    pub fn instance_names(&self) -> Vec<String> {
-        lock(&self.state)
+    /// Instance names (in `zone`, or all) in the order a maintenance reboot takes them:
+    /// the readers, then the writer.
+    pub fn restart_order(&self, zone: Option<&str>) -> Vec<String> {
+        let s = lock(&self.state);
+        let mut order: Vec<(bool, String)> = s
             .instances
             .iter()
-            .map(|i| i.name.clone())
-            .collect()
+            .enumerate()
+            .filter(|(_, inst)| zone.is_none_or(|z| inst.zone == z))
+            .map(|(i, inst)| (i == s.writer, inst.name.clone()))
+            .collect();
+        order.sort_by_key(|(writer, _)| *writer);
+        order.into_iter().map(|(_, name)| name).collect()
     }
 
     /// The cluster endpoint: the current writer's address, whether or not it answers.

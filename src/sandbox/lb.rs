@@ -212,18 +212,13 @@ impl Lb {
 
     /// Wait until a draining target has answered every request forwarded to it (connection
     /// draining), at most [`DRAIN_MAX`] (an ALB's deregistration delay; kept below the
-    /// driver's 10 s call timeout). Returns how many were still in flight when the wait ended
-    /// (0: drained).
-    pub async fn drained(&self, node: &str) -> usize {
+    /// driver's 10 s call timeout).
+    pub async fn drained(&self, node: &str) {
         let Some(t) = self.targets.iter().find(|t| t.node.id == node) else {
-            return 0;
+            return;
         };
         let t0 = tokio::time::Instant::now();
-        loop {
-            let n = t.in_flight.load(Ordering::SeqCst);
-            if n == 0 || t0.elapsed() >= DRAIN_MAX {
-                return n;
-            }
+        while t.in_flight.load(Ordering::SeqCst) > 0 && t0.elapsed() < DRAIN_MAX {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

@@ -178,15 +178,10 @@ impl Links {
             delay + rand::rng().random_range(Duration::ZERO..jitter)
         }
     }
-    /// The app→db link, as the delay of the nodes' database clients.
-    pub fn db_delay(self: &Arc<Self>) -> wire::Delay {
+    /// A link (`Links::db` or `Links::cache`) as the delay of the clients that cross it.
+    fn delay(self: &Arc<Self>, link: fn(&Links) -> &Holds<(Duration, Duration)>) -> wire::Delay {
         let l = self.clone();
-        Arc::new(move || Self::sample(&l.db))
-    }
-    /// The app→cache link.
-    pub fn cache_delay(self: &Arc<Self>) -> wire::Delay {
-        let l = self.clone();
-        Arc::new(move || Self::sample(&l.cache))
+        Arc::new(move || Self::sample(link(&l)))
     }
 }
 
@@ -242,8 +237,8 @@ impl Sandbox {
         let cache = Cache::start(cfg.cache.clone(), events.clone()).await?;
         let links = Arc::new(Links::default());
         let backends = Arc::new(Backends {
-            db: DbClient::new(db.clone()).over(links.db_delay()),
-            cache: CacheClient::new(cache.clone()).over(links.cache_delay()),
+            db: DbClient::new(db.clone()).over(links.delay(|l| &l.db)),
+            cache: CacheClient::new(cache.clone()).over(links.delay(|l| &l.cache)),
         });
         let mut nodes = Vec::new();
         for z in &cfg.zones {
@@ -453,20 +448,12 @@ impl Stack {
     /// down for `down` and back (resynchronised) before the next, the writer last (its loss
     /// fails the cluster over; the next step waits for the promotion).
     async fn roll_db(&self, zone: Option<String>, down: Duration, hold: &str, by: &str) {
-        let mut order: Vec<(String, bool)> = self
-            .db
-            .describe()
-            .iter()
-            .filter(|i| zone.as_ref().is_none_or(|z| i["zone"] == z.as_str()))
-            .filter_map(|i| Some((i["id"].as_str()?.to_string(), i["db_role"] == "writer")))
-            .collect();
-        order.sort_by_key(|(_, writer)| *writer);
-        let names: Vec<&String> = order.iter().map(|(n, _)| n).collect();
+        let order = self.db.restart_order(zone.as_deref());
         self.events.log(
             "rolling_restart_start",
-            json!({ "by": by, "role": "db", "instances": names }),
+            json!({ "by": by, "role": "db", "instances": order }),
         );
-        for (name, _) in &order {
+        for name in &order {
             self.db.set_held(name, hold, true);
             tokio::time::sleep(down).await;
             self.db.set_held(name, hold, false);
@@ -495,7 +482,7 @@ impl Stack {
                 self.set_node(n, true, "restart cancelled", &hold).await?;
             }
         }
-        for name in self.db.instance_names() {
+        for name in self.db.restart_order(None) {
             self.db.set_held(&name, &hold, false);
         }
         if running {
