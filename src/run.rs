@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub reports_dir: PathBuf,
     pub time_scale: f64,
     pub skip_faults: bool,
+    /// `--force`: empty an `--out` directory that holds an earlier run's files.
+    pub force: bool,
     /// The control URL of a sandbox already running (`chaos sandbox up`), instead of starting one.
     pub sandbox_url: Option<String>,
     /// The program started as the sandbox child (`<exe> sandbox up`); default: this program.
@@ -47,6 +49,7 @@ impl Default for RunOptions {
             reports_dir: PathBuf::from("reports"),
             time_scale: 1.0,
             skip_faults: false,
+            force: false,
             sandbox_url: None,
             sandbox_exe: None,
             progress_every: Duration::from_secs(1),
@@ -239,7 +242,12 @@ async fn run_on(
     progress: &mut dyn Progress,
 ) -> Result<RunReport, RunError> {
     let url = target.url().to_string();
-    let driver = target.control_url().map(SandboxDriver::new);
+    // `--skip-faults`: no fault is planned, injected or journaled, on any target; each is
+    // reported as skipped and its windows as not judged.
+    let driver = target
+        .control_url()
+        .filter(|_| !opts.skip_faults)
+        .map(SandboxDriver::new);
     // Plan every fault before any traffic: a fault the target cannot do stops the run here,
     // never halfway through it.
     let mut plans = Vec::new();
@@ -421,9 +429,12 @@ async fn run_on(
                 name: f.name.clone(),
                 kind: f.kind.name().to_string(),
                 status: FaultStatus::Skipped,
-                note:
+                note: if target.control_url().is_some() {
+                    "not injected: --skip-faults".into()
+                } else {
                     "not injected: the target is a plain URL with no fault driver (--skip-faults)"
-                        .into(),
+                        .into()
+                },
                 injected_at_s: None,
                 reverted_at_s: None,
             })
@@ -439,7 +450,8 @@ async fn run_on(
         faults
             .iter()
             .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
-        verification.as_ref().map(|v| v.data_check()).as_ref(),
+        &report::unapplied(&faults),
+        crate::verify::data_check(verification.as_ref(), !interrupted).as_ref(),
         opts.time_scale,
     );
     let fault_error = faults.iter().any(|f| {
@@ -454,10 +466,8 @@ async fn run_on(
         Verdict::Aborted
     } else if interrupted {
         Verdict::Interrupted
-    } else if slo::all_pass(&slo) {
-        Verdict::Pass
     } else {
-        Verdict::Fail
+        Verdict::of_slos(&slo)
     };
     // The journal as written (fsynced records); what rollback would read.
     let journal = journal
@@ -493,24 +503,136 @@ fn run_dir(opts: &RunOptions, s: &Scenario) -> Result<PathBuf, RunError> {
         source,
     };
     let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => {
-            let stamp: String = report::utc(std::time::SystemTime::now())
-                .chars()
-                .filter(|c| !matches!(c, '-' | ':'))
-                .collect();
-            let base = opts.reports_dir.join(format!("{}-{stamp}", s.name));
-            let mut dir = base.clone();
-            let mut n = 2;
-            while dir.exists() {
-                dir = PathBuf::from(format!("{}-{n}", base.display()));
-                n += 1;
-            }
-            dir
+        Some(d) => {
+            prepare_out(d, opts.force)?;
+            d.clone()
         }
+        None => new_dir(&opts.reports_dir, &s.name),
     };
     std::fs::create_dir_all(&dir).map_err(|e| werr(&dir, e))?;
     Ok(dir)
+}
+
+/// A directory that does not exist yet: `<parent>/<prefix>-<UTC time>`, with `-2`, `-3`… if
+/// two are made in the same second.
+pub fn new_dir(parent: &Path, prefix: &str) -> PathBuf {
+    let stamp: String = report::utc(std::time::SystemTime::now())
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let base = parent.join(format!("{prefix}-{stamp}"));
+    let mut dir = base.clone();
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    dir
+}
+
+/// What a run writes into its directory (and `chaos report` into its `rejudged-*` ones).
+const RUN_FILES: &[&str] = &[
+    "report.json",
+    "junit.xml",
+    "report.html",
+    "summary.md",
+    "journal.jsonl",
+    "sandbox-events.jsonl",
+];
+
+/// An `--out` directory must not hold another run: its journal would get this run's records
+/// appended and its reports would list both runs' faults. `--force` empties a directory that
+/// holds only a run's files — never one with other files in it (`--out .` in a repository),
+/// and never one whose journal shows a fault still applied (`chaos rollback` needs it).
+pub fn prepare_out(dir: &Path, force: bool) -> Result<(), RunError> {
+    let werr = |source| RunError::Write {
+        path: dir.display().to_string(),
+        source,
+    };
+    let entries: Vec<std::fs::DirEntry> = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(werr(e)),
+        Ok(it) => it.collect::<Result<_, _>>().map_err(werr)?,
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let ours = |n: &str| RUN_FILES.contains(&n) || n.starts_with("rejudged-");
+    let foreign: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !ours(n))
+        .collect();
+    let shown = |list: &[&str]| {
+        let mut l: Vec<&str> = list.iter().take(4).copied().collect();
+        if list.len() > 4 {
+            l.push("…");
+        }
+        l.join(", ")
+    };
+    if !force {
+        let what = if foreign.len() < names.len() {
+            "a run"
+        } else {
+            "other files"
+        };
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        return Err(RunError::Usage(format!(
+            "--out {} already holds {what} ({}): a run's evidence is never mixed with another's. \
+             Name a new directory (without --out every run gets a new \
+             reports/<scenario>-<time>/), or pass --force to empty it first",
+            dir.display(),
+            shown(&list)
+        )));
+    }
+    if !foreign.is_empty() {
+        return Err(RunError::Usage(format!(
+            "--out {} holds files no run writes ({}): --force empties only a run directory; \
+             name an empty or new directory",
+            dir.display(),
+            shown(&foreign)
+        )));
+    }
+    let journal = dir.join("journal.jsonl");
+    if journal.exists() {
+        let records = fault::journal::read(&journal).map_err(|e| {
+            RunError::Usage(format!(
+                "--out {}: its journal cannot be read ({e}); a fault may still be applied: \
+                 check it, then remove the directory by hand",
+                dir.display()
+            ))
+        })?;
+        let open: Vec<String> = fault::journal::open_faults(&records)
+            .into_iter()
+            .map(|r| r.fault)
+            .collect();
+        if !open.is_empty() {
+            return Err(RunError::Usage(format!(
+                "--out {} holds a run whose faults are still applied ({}): undo them with \
+                 `chaos rollback {}` first; --force would delete the journal it needs",
+                dir.display(),
+                open.join(", "),
+                dir.display()
+            )));
+        }
+    }
+    for e in entries {
+        let p = e.path();
+        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|source| RunError::Write {
+            path: p.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Write report.json, junit.xml, report.html and summary.md (and append the summary to `GITHUB_STEP_SUMMARY` when set).

@@ -49,6 +49,17 @@ pub struct Verification {
     pub per_request: BTreeMap<String, (u64, u64)>,
 }
 
+/// What the `lost_writes` SLOs are judged on: the read-back, an empty one for a finished run
+/// that acknowledged no durable write ("nothing to read back", not "the run did not finish"),
+/// none for a run cut short before its read-back.
+pub fn data_check(v: Option<&Verification>, finished: bool) -> Option<DataCheck> {
+    match v {
+        Some(v) => Some(v.data_check()),
+        None if finished => Some(DataCheck::default()),
+        None => None,
+    }
+}
+
 impl Verification {
     pub fn data_check(&self) -> DataCheck {
         DataCheck {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::run::{self, RunOptions};
 use crate::scenario;
 use crate::shutdown::Shutdown;
-use output::{err, out};
+use output::{err, error, out};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,15 +39,24 @@ pub enum Command {
         /// Control URL of a sandbox already running (`chaos sandbox up` prints it).
         #[arg(long, value_name = "URL")]
         sandbox_url: Option<String>,
-        /// Run directory (default: reports/<scenario>-<UTC time>/).
+        /// Run directory (default: a new reports/<scenario>-<UTC time>/). One that already
+        /// holds a run is refused unless --force.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Empty the --out directory first when it holds an earlier run's files (refused if
+        /// it holds other files, or a fault the journal shows still applied).
+        #[arg(long)]
+        force: bool,
         /// Multiply every duration in the scenario by F (rates stay): 0.1 runs 10x faster.
         #[arg(long, value_name = "F", default_value_t = 1.0)]
         time_scale: f64,
-        /// No live progress on stderr.
+        /// No live progress on stderr (the summary is still printed: see --summary; the
+        /// verdict line always goes to stderr).
         #[arg(long)]
         quiet: bool,
+        /// What goes to stdout at the end: the Markdown summary, report.json, or nothing.
+        #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Md)]
+        summary: SummaryFormat,
         /// Run the load even though the target cannot inject the scenario's faults; they are
         /// reported as skipped.
         #[arg(long)]
@@ -72,10 +81,16 @@ pub enum Command {
     /// Write a run's reports again from its report.json — with edited SLOs if --scenario is
     /// given (re-judged on the recorded histograms; nothing is re-run).
     Report {
+        /// The run directory (holding report.json).
         run_dir: PathBuf,
-        /// The scenario to judge against (default: the one the run used).
+        /// The scenario to judge against (default: the one the run used). Only its SLOs may
+        /// differ from what ran.
         #[arg(long, value_name = "SCENARIO")]
         scenario: Option<String>,
+        /// Where to write the reports (default: a new RUN_DIR/rejudged-<UTC time>/); never
+        /// over the run's own report.json.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Compare two runs' report.json: per window and metric, the change; exit 1 on a regression
     /// beyond the bound (a gate against last night's run).
@@ -98,6 +113,17 @@ pub enum Command {
         #[command(subcommand)]
         action: SandboxCmd,
     },
+}
+
+/// `chaos run --summary`: what the run prints on stdout when it ends.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryFormat {
+    /// summary.md
+    Md,
+    /// report.json
+    Json,
+    /// nothing (the files are written all the same)
+    None,
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,31 +181,11 @@ pub fn dispatch(cmd: Command) -> i32 {
                 },
         } => sandbox_up(events, exit_on_stdin_eof, time_scale, config),
         Command::Rollback { run_dir } => rollback(&run_dir),
-        Command::Report { run_dir, scenario } => {
-            match crate::report::reread::reread(&run_dir, scenario.as_deref()) {
-                Ok(rep) => match run::write_reports(&run_dir, &rep) {
-                    Ok(summary) => {
-                        out(&summary);
-                        err(&format!(
-                            "{}: {} (exit {})\nreports: {}",
-                            rep.verdict.badge(),
-                            rep.reason(),
-                            rep.verdict.exit_code(),
-                            run_dir.display()
-                        ));
-                        rep.verdict.exit_code()
-                    }
-                    Err(e) => {
-                        err(&format!("error: {e}"));
-                        2
-                    }
-                },
-                Err(e) => {
-                    err(&format!("error: {e}"));
-                    2
-                }
-            }
-        }
+        Command::Report {
+            run_dir,
+            scenario,
+            out: out_dir,
+        } => report(&run_dir, scenario.as_deref(), out_dir),
         Command::Compare {
             baseline,
             new,
@@ -209,7 +215,7 @@ pub fn dispatch(cmd: Command) -> i32 {
                     }
                 }
                 Err(e) => {
-                    err(&format!("error: {e}"));
+                    error(&e);
                     2
                 }
             }
@@ -222,7 +228,7 @@ pub fn dispatch(cmd: Command) -> i32 {
                     0
                 }
                 Err(e) => {
-                    err(&format!("error: {e}"));
+                    error(&e);
                     2
                 }
             }
@@ -240,7 +246,7 @@ pub fn dispatch(cmd: Command) -> i32 {
                         s.slo.objectives.len()
                     )),
                     Err(e) => {
-                        err(&e.to_string());
+                        error(&e);
                         code = 2;
                     }
                 }
@@ -264,13 +270,13 @@ pub fn dispatch(cmd: Command) -> i32 {
                         0
                     }
                     Err(e) => {
-                        err(&format!("error: {e}"));
+                        error(&e);
                         2
                     }
                 }
             }
             Err(e) => {
-                err(&e.to_string());
+                error(&e);
                 e.exit_code()
             }
         },
@@ -279,8 +285,10 @@ pub fn dispatch(cmd: Command) -> i32 {
             target_url,
             sandbox_url,
             out: out_dir,
+            force,
             time_scale,
             quiet,
+            summary,
             skip_faults,
         } => {
             let opts = RunOptions {
@@ -288,13 +296,65 @@ pub fn dispatch(cmd: Command) -> i32 {
                 target_url,
                 sandbox_url,
                 out: out_dir,
+                force,
                 time_scale,
                 skip_faults,
                 ..RunOptions::default()
             };
-            run_blocking(opts, quiet)
+            run_blocking(opts, quiet, summary)
         }
     }
+}
+
+/// `chaos report`: the run's reports again (re-judged with `--scenario`), into a directory of
+/// their own — the run's evidence stays as it was written.
+fn report(run_dir: &std::path::Path, scenario: Option<&str>, out_dir: Option<PathBuf>) -> i32 {
+    let rep = match crate::report::reread::reread(run_dir, scenario) {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e);
+            return 2;
+        }
+    };
+    let dir = out_dir.unwrap_or_else(|| run::new_dir(run_dir, "rejudged"));
+    if dir == run_dir || dir.join("report.json") == run_dir.join("report.json") {
+        error(&format!(
+            "--out {}: that is the run's own directory; its report.json is never overwritten",
+            dir.display()
+        ));
+        return 2;
+    }
+    let written = run::prepare_out(&dir, false)
+        .and_then(|()| {
+            std::fs::create_dir_all(&dir).map_err(|source| run::RunError::Write {
+                path: dir.display().to_string(),
+                source,
+            })
+        })
+        .and_then(|()| run::write_reports(&dir, &rep));
+    match written {
+        Ok(summary) => {
+            out(&summary);
+            verdict_line(&rep, &dir);
+            rep.verdict.exit_code()
+        }
+        Err(e) => {
+            error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// The verdict line, on stderr whatever stdout is: a CI log shows it even when stdout is
+/// redirected or closed.
+fn verdict_line(rep: &crate::report::RunReport, dir: &std::path::Path) {
+    err(&format!(
+        "{}: {} (exit {})\nreports: {}",
+        rep.verdict.badge(),
+        rep.reason(),
+        rep.verdict.exit_code(),
+        dir.display()
+    ));
 }
 
 fn rollback(run_dir: &std::path::Path) -> i32 {
@@ -318,7 +378,7 @@ fn rollback(run_dir: &std::path::Path) -> i32 {
     };
     match rt.block_on(crate::fault::rollback(&journal, &driver_for)) {
         Err(e) => {
-            err(&format!("error: {e}"));
+            error(&e);
             2
         }
         Ok(done) if done.is_empty() => {
@@ -348,7 +408,7 @@ fn sandbox_up(
     config: Option<String>,
 ) -> i32 {
     if let Err(e) = run::check_time_scale(time_scale) {
-        err(&format!("error: {e}"));
+        error(&e);
         return 2;
     }
     let spec: crate::scenario::SandboxSpec = match config.as_deref().map(serde_json::from_str) {
@@ -431,7 +491,7 @@ fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {
+fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat) -> i32 {
     let Some(rt) = runtime(true) else {
         return 2;
     };
@@ -441,20 +501,20 @@ fn run_blocking(opts: RunOptions, quiet: bool) -> i32 {
         let mut progress = progress::for_stderr(quiet);
         match run::run(&opts, shutdown, progress.as_mut()).await {
             Ok(o) => {
-                if !quiet {
-                    out(&o.summary);
+                match summary {
+                    SummaryFormat::Md => out(&o.summary),
+                    SummaryFormat::Json => match std::fs::read_to_string(o.dir.join("report.json"))
+                    {
+                        Ok(text) => out(&text),
+                        Err(e) => error(&format!("cannot read the run's report.json: {e}")),
+                    },
+                    SummaryFormat::None => {}
                 }
-                let code = o.report.verdict.exit_code();
-                err(&format!(
-                    "{}: {} (exit {code})\nreports: {}",
-                    o.report.verdict.badge(),
-                    o.report.reason(),
-                    o.dir.display()
-                ));
-                code
+                verdict_line(&o.report, &o.dir);
+                o.report.verdict.exit_code()
             }
             Err(e) => {
-                err(&format!("error: {e}"));
+                error(&e);
                 e.exit_code()
             }
         }

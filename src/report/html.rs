@@ -46,6 +46,7 @@ fn chart(
         .max(1e-9);
     let x = |t: f64| PAD + (t / total) * (W - 2.0 * PAD);
     let y = |v: f64| H - PAD / 2.0 - (v / max) * (H - PAD);
+    let applied = r.applied_timeline();
     let mut o = String::new();
     let _ = write!(
         o,
@@ -54,7 +55,10 @@ fn chart(
         esc(title)
     );
     // Fault windows, shaded, with the recovery point marked.
-    for (i, f) in r.timeline.faults.iter().enumerate() {
+    for f in &applied.faults {
+        if !r.fault_applied(&f.name) {
+            continue; // skipped or never reached: no window to shade
+        }
         let (a, b) = (x(f.start.as_secs_f64()), x(f.end.as_secs_f64()));
         let _ = write!(
             o,
@@ -64,7 +68,7 @@ fn chart(
             H - PAD,
             esc(&f.name)
         );
-        if let Some(rec) = r.recoveries.get(i).and_then(|rc| rc.from_inject_s) {
+        if let Some(rec) = r.recovery_of(&f.name).and_then(|rc| rc.from_inject_s) {
             let rx = x(f.start.as_secs_f64() + rec);
             let _ = write!(
                 o,
@@ -160,7 +164,7 @@ pub fn render(r: &RunReport) -> String {
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>chaos run {name}</title><style>\
          body{{font:14px/1.45 system-ui,sans-serif;max-width:960px;margin:24px auto;padding:0 12px;color:#222}}\
          table{{border-collapse:collapse;margin:8px 0 16px}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:left}}\
-         th{{background:#f5f5f5}}.pass{{color:#2e7d32}}.fail{{color:#c62828;font-weight:600}}\
+         th{{background:#f5f5f5}}.pass{{color:#2e7d32}}.skip{{color:#757575}}.fail{{color:#c62828;font-weight:600}}\
          figure{{margin:12px 0}}figcaption{{font-weight:600}}.legend{{font-size:12px}}</style></head><body>\
          <h1>chaos run <code>{name}</code>: <span style=\"color:{verdict_color}\">{badge}</span></h1><p>{reason}</p>\
          <p>{desc}<br>target <code>{target}</code> · started {started} · {len:.1}s scheduled, {wall:.1}s wall{scale}</p>",
@@ -232,8 +236,8 @@ pub fn render(r: &RunReport) -> String {
         let (class, label) = match s.status {
             Status::Pass => ("pass", "pass"),
             Status::Fail => ("fail", "FAIL"),
-            Status::InsufficientData => ("fail", "insufficient data"),
-            Status::InsufficientAllowed => ("pass", "insufficient data (allowed)"),
+            Status::InsufficientData => ("fail", s.status.label()),
+            Status::InsufficientAllowed | Status::NotJudged => ("skip", s.status.label()),
         };
         let _ = write!(
             o,
@@ -250,12 +254,15 @@ pub fn render(r: &RunReport) -> String {
     if !r.timeline.faults.is_empty() {
         windows.push(Window::Baseline);
     }
-    for f in &r.timeline.faults {
+    // Windows as judged: from each fault's injection to its revert; none for a fault that
+    // never took effect.
+    let applied = r.applied_timeline();
+    for f in applied.faults.iter().filter(|f| r.fault_applied(&f.name)) {
         windows.push(Window::During(f.name.clone()));
         windows.push(Window::After(f.name.clone()));
     }
     for w in windows {
-        let (a, b) = r.timeline.span(&w);
+        let (a, b) = applied.span(&w);
         let (from, to) = rec.range(a, b);
         let s = rec.aggregate(from, to, None);
         let lat = |p: f64| {
@@ -281,15 +288,15 @@ pub fn render(r: &RunReport) -> String {
     o.push_str("</table>");
     if !r.faults.is_empty() {
         o.push_str("<h2>Faults</h2><table><tr><th>fault</th><th>kind</th><th>status</th><th>injected</th><th>reverted</th><th>recovered after</th><th>note</th></tr>");
-        for (i, f) in r.faults.iter().enumerate() {
+        for f in &r.faults {
             let t = |v: Option<f64>| v.map_or("—".to_string(), |s| format!("{s:.1}s"));
-            let recovered =
-                r.recoveries
-                    .get(i)
-                    .map_or("—".to_string(), |rc| match rc.from_inject_s {
-                        Some(s) => format!("{s:.1}s"),
-                        None => "not recovered".into(),
-                    });
+            let recovered = r.recovery_of(&f.name).map_or_else(
+                || "not judged".to_string(),
+                |rc| match rc.from_inject_s {
+                    Some(s) => format!("{s:.1}s"),
+                    None => "not recovered".into(),
+                },
+            );
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{recovered}</td><td>{}</td></tr>",

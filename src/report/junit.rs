@@ -3,7 +3,7 @@
 //! injected or reverted), and one for the run itself when it was aborted or interrupted — so a
 //! CI server's test view goes red for the right reason.
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{FaultStatus, RunReport, Verdict};
 use crate::slo::Status;
@@ -11,6 +11,7 @@ use crate::slo::Status;
 pub fn render(r: &RunReport) -> String {
     let mut suite = TestSuite::new(format!("chaos run {}", r.scenario.name));
     suite.set_time(r.wall);
+    let applied = r.applied_timeline();
     for s in &r.slo {
         let o = &s.objective;
         let window = o.window_label();
@@ -18,38 +19,56 @@ pub fn render(r: &RunReport) -> String {
             Some(req) => format!("{window} [{req}] {}", o.text),
             None => format!("{window} {}", o.text),
         };
+        let measured = format!(
+            "measured {} (bound {}) over window {} from {} samples",
+            s.shown_value, s.shown_bound, window, s.samples
+        );
+        let note = s.note.as_deref().unwrap_or("");
         let status = match s.status {
             Status::Pass => TestCaseStatus::success(),
             Status::Fail => {
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                st.set_message(format!(
-                    "measured {} (bound {}) over window {} from {} samples",
-                    s.shown_value, s.shown_bound, window, s.samples
-                ));
+                st.set_message(measured.clone());
                 st.set_type("slo_breached");
                 st
             }
             Status::InsufficientAllowed => {
                 let mut st = TestCaseStatus::skipped();
                 st.set_message(format!(
-                    "insufficient data in window {window} (allowed by the scenario): {}",
-                    s.note.as_deref().unwrap_or("")
+                    "could not be judged ({note}); allowed by the scenario"
                 ));
                 st
             }
             Status::InsufficientData => {
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                st.set_message(format!(
-                    "insufficient data in window {}: {}",
-                    window,
-                    s.note.as_deref().unwrap_or("")
-                ));
+                st.set_message(format!("could not be judged ({note})"));
                 st.set_type("insufficient_data");
+                st
+            }
+            Status::NotJudged => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(note.to_string());
                 st
             }
         };
         let mut tc = TestCase::new(name, status);
-        tc.set_classname(format!("slo.{window}"));
+        tc.set_classname(classname("slo", &window));
+        // The window's length as the case's time: what the SLO was judged over.
+        let (a, b) = applied.span_of(o);
+        if s.status != Status::NotJudged {
+            tc.set_time(b.saturating_sub(a));
+        }
+        // The measured value on every case, passing ones too: a CI server's test view shows
+        // how close a pass was.
+        tc.add_property(Property::new("measured", s.shown_value.as_str()));
+        tc.add_property(Property::new("bound", s.shown_bound.as_str()));
+        tc.add_property(Property::new("window", window.as_str()));
+        tc.add_property(Property::new("samples", s.samples.to_string()));
+        tc.set_system_out(if note.is_empty() {
+            measured
+        } else {
+            format!("{measured}; {note}")
+        });
         suite.add_test_case(tc);
     }
     for f in &r.faults {
@@ -69,6 +88,11 @@ pub fn render(r: &RunReport) -> String {
         };
         let mut tc = TestCase::new(format!("fault {} ({})", f.name, f.kind), status);
         tc.set_classname("fault");
+        if let (Some(a), Some(b)) = (f.injected_at_s, f.reverted_at_s) {
+            if let Ok(d) = std::time::Duration::try_from_secs_f64((b - a).max(0.0)) {
+                tc.set_time(d);
+            }
+        }
         suite.add_test_case(tc);
     }
     if matches!(r.verdict, Verdict::Aborted | Verdict::Interrupted) {
@@ -81,6 +105,7 @@ pub fn render(r: &RunReport) -> String {
         });
         let mut tc = TestCase::new("run completed", st);
         tc.set_classname("run");
+        tc.set_time(r.wall);
         suite.add_test_case(tc);
     }
     let mut report = Report::new("chaos");
@@ -89,4 +114,11 @@ pub fn render(r: &RunReport) -> String {
     report
         .to_string()
         .unwrap_or_else(|e| format!("<!-- cannot serialize the JUnit report: {e} -->\n"))
+}
+
+/// A classname CI servers keep whole: Jenkins splits a classname at its last dot into package
+/// and class, so `slo.baseline[10s..-1s]` would break. The group and the window are joined
+/// by a space, and dots inside the window (trims, fault names) become `‥`/`·`.
+fn classname(group: &str, window: &str) -> String {
+    format!("{group} {}", window.replace("..", "‥").replace('.', "·"))
 }

@@ -43,10 +43,7 @@ pub fn render(r: &RunReport) -> String {
 
     let _ = writeln!(o, "## SLOs\n");
     if r.slo.is_empty() {
-        let _ = writeln!(
-            o,
-            "No SLOs in this scenario: the verdict is pass by default.\n"
-        );
+        let _ = writeln!(o, "No SLOs in this scenario: nothing was judged.\n");
     } else {
         let _ = writeln!(
             o,
@@ -54,10 +51,9 @@ pub fn render(r: &RunReport) -> String {
         );
         for s in &r.slo {
             let res = match s.status {
-                Status::Pass => "pass",
-                Status::Fail => "**FAIL**",
-                Status::InsufficientData => "**insufficient data**",
-                Status::InsufficientAllowed => "insufficient data (allowed)",
+                Status::Pass => "pass".to_string(),
+                Status::Fail | Status::InsufficientData => format!("**{}**", s.status.label()),
+                Status::InsufficientAllowed | Status::NotJudged => s.status.label().to_string(),
             };
             let _ = writeln!(
                 o,
@@ -129,7 +125,7 @@ pub fn render(r: &RunReport) -> String {
         );
     }
 
-    if !r.recoveries.is_empty() {
+    if !r.faults.is_empty() {
         let _ = writeln!(
             o,
             "\n## Recovery\n\n| fault | impact after | recovered after injection | after revert | failed requests | extra p99 | note |\n|---|---:|---:|---:|---:|---:|---|"
@@ -152,6 +148,14 @@ pub fn render(r: &RunReport) -> String {
                 rc.note
             );
         }
+        for f in r.faults.iter().filter(|f| !f.applied()) {
+            let _ = writeln!(
+                o,
+                "| `{}` | — | not judged | — | — | — | fault {} |",
+                f.name,
+                f.status.name()
+            );
+        }
     }
     durable_writes(&mut o, r);
     let _ = writeln!(o, "\n## Timeline\n");
@@ -171,18 +175,22 @@ pub fn render(r: &RunReport) -> String {
             seg.to_rps
         );
     }
+    // Each fault as it happened: injected and reverted at (an interrupted run's revert is when
+    // the rollback undid it), the schedule only for a fault that never took effect.
     for f in &r.timeline.faults {
-        let status = r
-            .faults
-            .iter()
-            .find(|x| x.name == f.name)
+        let rec = r.faults.iter().find(|x| x.name == f.name);
+        let status = rec
             .map(|x| format!(" — **{}**: {}", x.status.name(), x.note))
             .unwrap_or_default();
+        let at = |actual: Option<f64>, scheduled: std::time::Duration| match actual {
+            Some(t) => format!("{t:.1}s"),
+            None => format!("({:.1}s scheduled)", scheduled.as_secs_f64()),
+        };
         let _ = writeln!(
             o,
-            "| {:.1}s | {:.1}s | fault `{}` ({}){status} | |",
-            f.start.as_secs_f64(),
-            f.end.as_secs_f64(),
+            "| {} | {} | fault `{}` ({}){status} | |",
+            at(rec.and_then(|x| x.injected_at_s), f.start),
+            at(rec.and_then(|x| x.reverted_at_s), f.end),
             f.name,
             f.kind
         );

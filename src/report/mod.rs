@@ -33,12 +33,28 @@ pub enum Verdict {
     /// An abort condition held (exit 3): the run stopped early, faults reverted.
     Aborted,
     Interrupted,
+    /// The run finished and nothing failed, but no SLO was judged (the scenario has none, or
+    /// each belongs to a fault that did not take effect): exit 0, never shown as a pass.
+    NotJudged,
 }
 
 impl Verdict {
+    /// The verdict of a run that finished (no fault error, abort or interrupt) on its SLOs:
+    /// a failure if any failed (or could not be judged and the scenario does not allow it),
+    /// a pass if at least one was met, otherwise "not judged".
+    pub fn of_slos(results: &[SloResult]) -> Verdict {
+        if !crate::slo::all_pass(results) {
+            Verdict::Fail
+        } else if results.iter().any(|r| r.status == crate::slo::Status::Pass) {
+            Verdict::Pass
+        } else {
+            Verdict::NotJudged
+        }
+    }
+
     pub fn exit_code(self) -> i32 {
         match self {
-            Verdict::Pass => 0,
+            Verdict::Pass | Verdict::NotJudged => 0,
             Verdict::Fail => 1,
             Verdict::FaultError => 4,
             Verdict::Aborted => 3,
@@ -53,6 +69,7 @@ impl Verdict {
             Verdict::FaultError => "FAULT ERROR",
             Verdict::Aborted => "ABORTED",
             Verdict::Interrupted => "INTERRUPTED",
+            Verdict::NotJudged => "NOT JUDGED",
         }
     }
 }
@@ -81,6 +98,22 @@ pub enum FaultStatus {
     InjectFailed,
     /// Still applied: its revert failed. `chaos rollback <run-dir>` retries it.
     RevertFailed,
+}
+
+impl FaultRecord {
+    /// Whether it ever took effect (an injection returned).
+    pub fn applied(&self) -> bool {
+        self.injected_at_s.is_some()
+    }
+}
+
+/// The faults that never took effect, with why: what the judge marks "not judged".
+pub fn unapplied(faults: &[FaultRecord]) -> Vec<(&str, &str)> {
+    faults
+        .iter()
+        .filter(|f| !f.applied())
+        .map(|f| (f.name.as_str(), f.status.name()))
+        .collect()
 }
 
 impl FaultStatus {
@@ -129,25 +162,123 @@ impl RunReport {
             .aggregate(0, self.recording.intervals.len(), request)
     }
 
-    /// One line of why, for the end of the run.
+    /// The timeline as the faults were really applied (injection to revert); the schedule
+    /// for a fault that never took effect.
+    pub fn applied_timeline(&self) -> Timeline {
+        self.timeline.as_applied(
+            self.faults
+                .iter()
+                .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
+        )
+    }
+
+    /// Whether the fault of this name took effect in the run.
+    pub fn fault_applied(&self, name: &str) -> bool {
+        self.faults.iter().any(|f| f.name == name && f.applied())
+    }
+
+    /// The measured recovery of a fault (none for a fault that never took effect).
+    pub fn recovery_of(&self, fault: &str) -> Option<&crate::slo::recovery::Recovery> {
+        self.recoveries.iter().find(|r| r.fault == fault)
+    }
+
+    /// One line of why, for the end of the run (after the badge: `PASS: 6 SLOs met, 4 not
+    /// judged: fault `zd` skipped`). Every SLO is counted once, under what became of it.
     pub fn reason(&self) -> String {
-        let failed: Vec<&SloResult> = self
-            .slo
-            .iter()
-            .filter(|r| {
-                !matches!(
-                    r.status,
-                    crate::slo::Status::Pass | crate::slo::Status::InsufficientAllowed
-                )
-            })
-            .collect();
+        use crate::slo::Status;
+        let with = |st: Status| -> Vec<&SloResult> {
+            self.slo.iter().filter(|r| r.status == st).collect()
+        };
+        let label = |r: &SloResult| {
+            format!(
+                "{}{} `{}`",
+                r.objective.window_label(),
+                r.objective
+                    .request
+                    .as_deref()
+                    .map(|n| format!(" [{n}]"))
+                    .unwrap_or_default(),
+                r.objective.text
+            )
+        };
+        let mut parts: Vec<String> = Vec::new();
+        let breached = with(Status::Fail);
+        if !breached.is_empty() {
+            let list: Vec<String> = breached
+                .iter()
+                .map(|r| format!("{} measured {}", label(r), r.shown_value))
+                .collect();
+            parts.push(format!(
+                "{} of {} breached: {}",
+                breached.len(),
+                plural(self.slo.len(), "SLO"),
+                list.join("; ")
+            ));
+        }
+        let insufficient = with(Status::InsufficientData);
+        if !insufficient.is_empty() {
+            let list: Vec<String> = insufficient
+                .iter()
+                // The note names the window: `p99 < 1s (insufficient data: 45 samples in
+                // window whole, 100 needed)`.
+                .map(|r| {
+                    format!(
+                        "`{}`{} ({})",
+                        r.objective.text,
+                        r.objective
+                            .request
+                            .as_deref()
+                            .map(|n| format!(" [{n}]"))
+                            .unwrap_or_default(),
+                        r.note.as_deref().unwrap_or("insufficient data")
+                    )
+                })
+                .collect();
+            parts.push(format!(
+                "{} could not be judged: {}",
+                plural(insufficient.len(), "SLO"),
+                list.join("; ")
+            ));
+        }
+        let met = with(Status::Pass).len();
+        if met > 0 && met == self.slo.len() {
+            parts.push(format!("all {} met", plural(met, "SLO")));
+        } else if met > 0 {
+            parts.push(format!("{} met", plural(met, "SLO")));
+        }
+        let allowed = with(Status::InsufficientAllowed).len();
+        if allowed > 0 {
+            parts.push(format!(
+                "{allowed} could not be judged (insufficient data, allowed by the scenario)"
+            ));
+        }
+        let not_judged = with(Status::NotJudged);
+        if !not_judged.is_empty() {
+            let mut why: Vec<String> = not_judged
+                .iter()
+                .filter_map(|r| r.note.as_deref())
+                .map(|n| n.trim_start_matches("not judged: ").to_string())
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            why.retain(|w| seen.insert(w.clone()));
+            parts.push(format!(
+                "{} not judged: {}",
+                not_judged.len(),
+                why.join(", ")
+            ));
+        }
+        if self.slo.is_empty() {
+            parts.push("the scenario has no SLOs: nothing was judged".into());
+        }
+        let slos = parts.join(", ");
         match self.verdict {
-            Verdict::Interrupted => {
-                "interrupted: load stopped early, faults rolled back; results are partial".into()
-            }
+            Verdict::Interrupted => format!(
+                "stopped at {:.1}s by a signal, faults rolled back; results are partial ({slos})",
+                self.wall.as_secs_f64()
+            ),
             Verdict::Aborted => match &self.aborted {
-                Some((why, at)) => format!("aborted at {at:.1}s: `{why}` held; faults reverted"),
-                None => "aborted".into(),
+                Some((why, at)) => format!("`{why}` held at {at:.1}s; faults reverted ({slos})"),
+                None => format!("an abort condition held; faults reverted ({slos})"),
             },
             Verdict::FaultError => {
                 let bad: Vec<String> = self
@@ -161,37 +292,19 @@ impl RunReport {
                     })
                     .map(|f| format!("`{}` {}: {}", f.name, f.status.name(), f.note))
                     .collect();
-                format!("fault error: {}", bad.join("; "))
+                format!("{} ({slos})", bad.join("; "))
             }
-            Verdict::Pass => format!("all {} SLOs met", self.slo.len()),
-            Verdict::Fail => {
-                let first = failed
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{}{} `{}` measured {}",
-                            r.objective.window_label(),
-                            r.objective
-                                .request
-                                .as_deref()
-                                .map(|n| format!(" [{n}]"))
-                                .unwrap_or_default(),
-                            r.objective.text,
-                            match r.status {
-                                crate::slo::Status::InsufficientData => "insufficient data".into(),
-                                _ => r.shown_value.clone(),
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                format!(
-                    "{} of {} SLOs breached: {first}",
-                    failed.len(),
-                    self.slo.len()
-                )
-            }
+            Verdict::Pass | Verdict::Fail | Verdict::NotJudged => slos,
         }
+    }
+}
+
+/// `1 SLO`, `2 SLOs`.
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 

@@ -129,22 +129,28 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
     }
     let time_scale = num(&r["time_scale"], "time_scale")?;
     let source = string(&r["scenario"]["source"]);
+    // The scenario as the run read it, from report.json: no file needed. Secrets are
+    // `${env:…}` references in it; re-judging sends nothing, so any value does.
+    let stored = |text: &str| {
+        let masked = |_: &str| Some("***".to_string());
+        let base = std::path::Path::new(&source).parent();
+        let s = crate::scenario::parse_with(&source, text, &masked, base)
+            .map_err(|d| format!("the scenario stored in report.json no longer parses:\n{d}"))?;
+        Ok::<_, String>(if time_scale == 1.0 {
+            s
+        } else {
+            s.time_scaled(time_scale)
+        })
+    };
     let scenario = match (scenario_arg, r["scenario"]["text"].as_str()) {
-        (Some(a), _) => crate::run::prepare(a, time_scale).map_err(|e| e.to_string())?,
-        // The scenario as the run read it, from report.json: no file needed. Secrets are
-        // `${env:…}` references in it; re-judging sends nothing, so any value does.
-        (None, Some(text)) => {
-            let masked = |_: &str| Some("***".to_string());
-            let base = std::path::Path::new(&source).parent();
-            let s = crate::scenario::parse_with(&source, text, &masked, base).map_err(|d| {
-                format!("the scenario stored in report.json no longer parses:\n{d}")
-            })?;
-            if time_scale == 1.0 {
-                s
-            } else {
-                s.time_scaled(time_scale)
+        (Some(a), text) => {
+            let edited = crate::run::prepare(a, time_scale).map_err(|e| e.to_string())?;
+            if let Some(text) = text {
+                same_run(&stored(text)?, &edited, a)?;
             }
+            edited
         }
+        (None, Some(text)) => stored(text)?,
         // A report from before the scenario's text was stored: read it from where it was.
         (None, None) => {
             let arg = source
@@ -238,6 +244,7 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
         }
         v
     });
+    let interrupted = r["interrupted"].as_bool().unwrap_or(false);
     let (slo, recoveries) = slo::judge_run(
         &scenario,
         &recording,
@@ -245,7 +252,8 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
         faults
             .iter()
             .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
-        verification.as_ref().map(|v| v.data_check()).as_ref(),
+        &super::unapplied(&faults),
+        crate::verify::data_check(verification.as_ref(), !interrupted).as_ref(),
         time_scale,
     );
     let aborted = r["aborted"].as_object().map(|a| {
@@ -254,14 +262,12 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
             a.get("at_s").and_then(Value::as_f64).unwrap_or(0.0),
         )
     });
-    let interrupted = r["interrupted"].as_bool().unwrap_or(false);
     // What happened during the run stands; only the SLO verdict is judged again.
     let verdict = match r["verdict"].as_str() {
         Some("fault_error") => Verdict::FaultError,
         Some("aborted") => Verdict::Aborted,
         Some("interrupted") => Verdict::Interrupted,
-        _ if slo::all_pass(&slo) => Verdict::Pass,
-        _ => Verdict::Fail,
+        _ => Verdict::of_slos(&slo),
     };
     let _ = Outcome::ALL; // the outcome order of the arrays above is Outcome::ALL's
     Ok(RunReport {
@@ -288,6 +294,36 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
         verdict,
         scenario,
     })
+}
+
+/// Only the SLOs of a recording can be judged again: an edited scenario whose load, faults,
+/// abort conditions or sandbox differ from what ran describes another run.
+fn same_run(
+    ran: &crate::scenario::Scenario,
+    edited: &crate::scenario::Scenario,
+    arg: &str,
+) -> Result<(), String> {
+    let part = |s: &crate::scenario::Scenario, key: &str| {
+        let mut v = serde_json::to_value(s).unwrap_or_default()[key].take();
+        // Where the CA file lies depends on where the scenario file is, not on what ran.
+        if let Some(c) = v.get_mut("client").and_then(Value::as_object_mut) {
+            c.remove("ca_cert");
+        }
+        v
+    };
+    let differ: Vec<&str> = ["load", "faults", "abort", "sandbox"]
+        .into_iter()
+        .filter(|k| part(ran, k) != part(edited, k))
+        .collect();
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{arg}: its {} differ from what this run ran: only SLOs can be judged again on a \
+             recording (run the edited scenario to measure the rest)",
+            differ.join(", ")
+        ))
+    }
 }
 
 #[cfg(test)]

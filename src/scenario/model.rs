@@ -500,16 +500,51 @@ impl Scenario {
         for st in &mut s.load.stages {
             st.duration = sc(st.duration);
         }
+        // What is scaled is shown scaled, with what was written: `recovery < 3s (30s × 0.1)`,
+        // `baseline[1s..-100ms]`, `errors > 50% for 1s (10s × 0.1)` — every report and the plan
+        // show the bound as judged, not as written.
+        let was = |written: &str| format!("{written} × {factor}");
         for a in &mut s.abort {
             a.sustain = sc(a.sustain);
+            if factor != 1.0 {
+                if let Some((expr, sustain)) = a.text.rsplit_once(" for ") {
+                    a.text = format!(
+                        "{expr} for {} ({})",
+                        show_duration(a.sustain),
+                        was(sustain.trim())
+                    );
+                }
+            }
         }
         for o in &mut s.slo.objectives {
             if o.metric == Metric::Recovery {
                 o.bound *= factor;
+                if factor != 1.0 {
+                    let sym = o.op.symbol();
+                    let written = o.text.trim_start_matches("recovery").trim();
+                    let written = written.trim_start_matches(sym).trim().to_string();
+                    o.text = format!(
+                        "recovery {sym} {} ({})",
+                        show_duration(Duration::from_secs_f64(o.bound.max(0.0) / 1e6)),
+                        was(&written)
+                    );
+                }
             }
             if let Some(t) = &mut o.trim {
                 for end in [&mut t.from, &mut t.to].into_iter().flatten() {
                     end.by = sc(end.by);
+                }
+                if factor != 1.0 {
+                    let end = |e: &Option<Offset>| {
+                        e.map_or_else(String::new, |e| {
+                            format!(
+                                "{}{}",
+                                if e.from_end { "-" } else { "" },
+                                show_duration(e.by)
+                            )
+                        })
+                    };
+                    t.text = format!("{}..{}", end(&t.from), end(&t.to));
                 }
             }
         }
@@ -571,6 +606,28 @@ impl Serialize for Template {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// A duration as a scenario would write it, shortest exact form first: `30s`, `1.5s`,
+/// `100ms`, `250us`.
+pub fn show_duration(d: Duration) -> String {
+    let us = d.as_micros();
+    if us == 0 {
+        "0s".into()
+    } else if us % 1_000_000 == 0 {
+        format!("{}s", us / 1_000_000)
+    } else if us >= 1_000_000 {
+        format!("{}s", trim_float(d.as_secs_f64()))
+    } else if us % 1_000 == 0 {
+        format!("{}ms", us / 1_000)
+    } else {
+        format!("{us}us")
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let t = format!("{v:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -115,6 +115,31 @@ pub enum Status {
     InsufficientData,
     /// Insufficient data, allowed by the scenario (`[slo] insufficient_data = "allow"`).
     InsufficientAllowed,
+    /// Not judged: its window belongs to a fault that never took effect (skipped with
+    /// `--skip-faults`, not reached before an abort or an interrupt, or its inject failed).
+    /// Never counted as met; it does not fail the run either.
+    NotJudged,
+}
+
+impl Status {
+    /// Met, or not judged for a reason the scenario or the user accepted: does not fail a run.
+    pub fn passes(self) -> bool {
+        matches!(
+            self,
+            Status::Pass | Status::InsufficientAllowed | Status::NotJudged
+        )
+    }
+
+    /// The word a report shows for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::InsufficientData => "could not be judged",
+            Status::InsufficientAllowed => "could not be judged (allowed)",
+            Status::NotJudged => "not judged",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,12 +295,15 @@ pub fn judge(o: &Objective, stats: &Stats) -> SloResult {
         _ if n < need => (
             Status::InsufficientData,
             Some(format!(
-                "{n} sample{} in window {}; at least {need} needed to judge this metric",
+                "insufficient data: {n} sample{} in window {}, {need} needed",
                 if n == 1 { "" } else { "s" },
                 o.window_label()
             )),
         ),
-        None => (Status::InsufficientData, Some("no data".to_string())),
+        None => (
+            Status::InsufficientData,
+            Some("insufficient data: no samples".to_string()),
+        ),
         Some(x) if o.op.holds(x, o.bound) => (Status::Pass, None),
         Some(_) => (Status::Fail, None),
     };
@@ -408,33 +436,63 @@ fn judge_data(o: &Objective, data: Option<&DataCheck>) -> SloResult {
 /// them: windows follow the faults as applied (`applied`: name, injected and reverted at, in
 /// seconds; the schedule where unknown), recovery needs a healthy stretch of 5 s scaled with
 /// the run (at least one interval), and `insufficient_data = "allow"` is honoured.
+///
+/// `unapplied` names the faults that never took effect, each with why (`skipped`, `not
+/// reached`, `inject failed`): every SLO of their `during:`/`after:` windows and their
+/// `recovery` bounds is [`Status::NotJudged`] — a window of a fault that did not happen
+/// measures nothing about it — and they get no recovery row.
 pub fn judge_run<'a>(
     s: &Scenario,
     rec: &Recording,
     tl: &Timeline,
     applied: impl Iterator<Item = (&'a str, Option<f64>, Option<f64>)>,
+    unapplied: &[(&str, &str)],
     data: Option<&DataCheck>,
     time_scale: f64,
 ) -> (Vec<SloResult>, Vec<recovery::Recovery>) {
     let sustain = recovery::SUSTAIN.mul_f64(time_scale).max(s.load.interval);
     let judged = tl.as_applied(applied);
+    let why_not = |o: &Objective| match &o.window {
+        Window::During(f) | Window::After(f) => unapplied
+            .iter()
+            .find(|(n, _)| n == f)
+            .map(|(n, why)| format!("not judged: fault `{n}` {why}")),
+        _ => None,
+    };
     let mut slo = evaluate_with_data(&s.slo.objectives, rec, &judged, data, sustain);
+    for (r, o) in slo.iter_mut().zip(&s.slo.objectives) {
+        if let Some(note) = why_not(o) {
+            *r = not_judged(o, note);
+        }
+    }
     if s.slo.allow_insufficient {
         allow_insufficient(&mut slo);
     }
     let recoveries = judged
         .faults
         .iter()
+        .filter(|f| !unapplied.iter().any(|(n, _)| *n == f.name))
         .map(|f| recovery::recovery(f, &s.slo.objectives, rec, &judged, sustain))
         .collect();
     (slo, recoveries)
 }
 
-/// True when every result passed (or could not be judged and the scenario allows that).
+fn not_judged(o: &Objective, note: String) -> SloResult {
+    SloResult {
+        objective: o.clone(),
+        status: Status::NotJudged,
+        value: None,
+        samples: 0,
+        shown_value: "—".to_string(),
+        shown_bound: format!("{} {}", o.op.symbol(), show(o.metric, o.bound)),
+        note: Some(note),
+    }
+}
+
+/// True when no result failed: each met, or not judged for an accepted reason (insufficient
+/// data the scenario allows, a fault that did not take effect).
 pub fn all_pass(results: &[SloResult]) -> bool {
-    results
-        .iter()
-        .all(|r| matches!(r.status, Status::Pass | Status::InsufficientAllowed))
+    results.iter().all(|r| r.status.passes())
 }
 
 /// `[slo] insufficient_data = "allow"`: results without enough data to judge are reported as

@@ -237,7 +237,7 @@ fn too_few_samples_is_insufficient_not_a_pass() {
         &tl,
     );
     assert_eq!(res[0].status, Status::InsufficientData);
-    assert!(res[0].note.as_deref().unwrap().contains("at least 100"));
+    assert!(res[0].note.as_deref().unwrap().contains("100 needed"));
     assert_eq!(res[1].status, Status::Pass);
     assert!(!all_pass(&res));
 }
@@ -300,7 +300,11 @@ fn ratio_bounds_need_enough_requests_to_be_judged() {
     ];
     let mut res = evaluate(&objs, &rec, &tl);
     assert_eq!(res[0].status, Status::InsufficientData);
-    assert!(res[0].note.as_deref().unwrap().contains("at least 200"));
+    assert!(res[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("insufficient data: 50 samples in window whole, 200 needed"));
     assert_eq!(res[1].status, Status::Pass);
     assert!(!all_pass(&res));
     // ...which fails the run unless the scenario allows it.

@@ -16,6 +16,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+pub mod cli;
+
 /// What the server does with each request.
 #[derive(Clone, Debug)]
 pub enum Behavior {
