@@ -527,6 +527,37 @@ fn signal_mid_fault(sig: &str) {
     signal(&child, sig);
     let status = wait_exit(&mut child, &format!("SIG{sig}"));
     assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    // The verdict line reads cleanly (no "INTERRUPTED: interrupted"), and the fault's row in
+    // the summary shows when it really was injected and reverted, not the schedule (6 s-12 s).
+    let verdict = stderr
+        .lines()
+        .find(|l| l.starts_with("INTERRUPTED: "))
+        .unwrap();
+    assert!(
+        verdict.contains("stopped at") && verdict.contains("faults rolled back"),
+        "{verdict}"
+    );
+    assert!(
+        !verdict.to_lowercase().contains("interrupted: interrupted"),
+        "{verdict}"
+    );
+    let r = report(&out);
+    let f = &r["timeline"]["faults"][0];
+    let (inj, rev) = (
+        f["injected_at_s"].as_f64().unwrap(),
+        f["reverted_at_s"].as_f64().unwrap(),
+    );
+    assert!(
+        rev < 11.0,
+        "reverted at the signal, before the scheduled 12 s: {rev}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!("| {inj:.1}s | {rev:.1}s | fault `zone-a-down`")),
+        "{summary}"
+    );
     let steps: Vec<String> = lines(&journal)
         .iter()
         .map(|r| r["step"].as_str().unwrap().to_string())
