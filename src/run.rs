@@ -171,10 +171,11 @@ pub async fn run(
         }
         load::engine::check_url(url)?;
     }
-    // Create the run directory before any traffic: an unwritable --out fails fast.
-    let dir = run_dir(opts, &scenario)?;
-    let target = match (&opts.target_url, &opts.sandbox_url) {
-        (Some(u), _) => Target::Url(u.clone()),
+    // The run directory is checked first (an --out holding another run is refused before
+    // anything happens), emptied (--force) only once a sandbox named by --sandbox-url answers,
+    // and created before any traffic: an unwritable --out fails fast.
+    let out = OutDir::check(opts, &scenario)?;
+    let existing = match (&opts.target_url, &opts.sandbox_url) {
         (None, Some(ctl)) => {
             let d = SandboxDriver::new(ctl);
             let res = d.call("GET", "/resources").await.map_err(|e| {
@@ -182,12 +183,17 @@ pub async fn run(
                     "--sandbox-url {ctl}: no sandbox answers there ({e})"
                 ))
             })?;
-            let lb = res["lb_url"].as_str().unwrap_or_default().to_string();
-            Target::Existing {
-                lb_url: lb,
+            Some(Target::Existing {
+                lb_url: res["lb_url"].as_str().unwrap_or_default().to_string(),
                 control_url: ctl.trim_end_matches('/').to_string(),
-            }
+            })
         }
+        _ => None,
+    };
+    let dir = out.make()?;
+    let target = match (&opts.target_url, existing) {
+        (Some(u), _) => Target::Url(u.clone()),
+        (None, Some(t)) => t,
         (None, None) => {
             let exe = match &opts.sandbox_exe {
                 Some(p) => p.clone(),
@@ -451,7 +457,12 @@ async fn run_on(
             .iter()
             .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
         &report::unapplied(&faults),
-        crate::verify::data_check(verification.as_ref(), !interrupted).as_ref(),
+        crate::verify::data_check(
+            verification.as_ref(),
+            !interrupted,
+            result.durable_without_id,
+        )
+        .as_ref(),
         opts.time_scale,
     );
     let fault_error = faults.iter().any(|f| {
@@ -497,22 +508,6 @@ async fn run_on(
     })
 }
 
-fn run_dir(opts: &RunOptions, s: &Scenario) -> Result<PathBuf, RunError> {
-    let werr = |path: &Path, source| RunError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = match &opts.out {
-        Some(d) => {
-            prepare_out(d, opts.force)?;
-            d.clone()
-        }
-        None => new_dir(&opts.reports_dir, &s.name),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| werr(&dir, e))?;
-    Ok(dir)
-}
-
 /// A directory that does not exist yet: `<parent>/<prefix>-<UTC time>`, with `-2`, `-3`… if
 /// two are made in the same second.
 pub fn new_dir(parent: &Path, prefix: &str) -> PathBuf {
@@ -540,99 +535,175 @@ const RUN_FILES: &[&str] = &[
     "sandbox-events.jsonl",
 ];
 
-/// An `--out` directory must not hold another run: its journal would get this run's records
-/// appended and its reports would list both runs' faults. `--force` empties a directory that
-/// holds only a run's files — never one with other files in it (`--out .` in a repository),
-/// and never one whose journal shows a fault still applied (`chaos rollback` needs it).
-pub fn prepare_out(dir: &Path, force: bool) -> Result<(), RunError> {
-    let werr = |source| RunError::Write {
-        path: dir.display().to_string(),
-        source,
-    };
-    let entries: Vec<std::fs::DirEntry> = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(werr(e)),
-        Ok(it) => it.collect::<Result<_, _>>().map_err(werr)?,
-    };
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = entries
-        .iter()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    let ours = |n: &str| RUN_FILES.contains(&n) || n.starts_with("rejudged-");
-    let foreign: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !ours(n))
-        .collect();
-    let shown = |list: &[&str]| {
-        let mut l: Vec<&str> = list.iter().take(4).copied().collect();
-        if list.len() > 4 {
-            l.push("…");
+/// A run (or `chaos report`) directory, checked and not yet touched: [`OutDir::make`] empties
+/// what `--force` allows and creates it.
+///
+/// A directory must not hold another run: its journal would get this run's records appended
+/// and its reports would list both runs' faults. `--force` empties a directory that holds only
+/// a run's files — never one with other files in it (`--out .` in a repository), and never one
+/// whose journal (or, without a journal, whose report.json) shows a fault still applied:
+/// `chaos rollback` needs that record.
+pub struct OutDir {
+    pub path: PathBuf,
+    stale: Vec<PathBuf>,
+}
+
+/// Who asks for a directory: the refusal says what the user can do instead.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OutFor {
+    Run,
+    Report,
+}
+
+impl OutDir {
+    /// `chaos run`'s directory: `--out`, or a new `reports/<scenario>-<UTC time>/`.
+    fn check(opts: &RunOptions, s: &Scenario) -> Result<OutDir, RunError> {
+        match &opts.out {
+            Some(d) => OutDir::check_path(d, opts.force, OutFor::Run),
+            None => Ok(OutDir {
+                path: new_dir(&opts.reports_dir, &s.name),
+                stale: Vec::new(),
+            }),
         }
-        l.join(", ")
-    };
-    if !force {
-        let what = if foreign.len() < names.len() {
-            "a run"
-        } else {
-            "other files"
+    }
+
+    /// Check `dir` for use; nothing is changed.
+    pub fn check_path(dir: &Path, force: bool, who: OutFor) -> Result<OutDir, RunError> {
+        let werr = |source| RunError::Write {
+            path: dir.display().to_string(),
+            source,
         };
-        let list: Vec<&str> = names.iter().map(String::as_str).collect();
-        return Err(RunError::Usage(format!(
-            "--out {} already holds {what} ({}): a run's evidence is never mixed with another's. \
-             Name a new directory (without --out every run gets a new \
-             reports/<scenario>-<time>/), or pass --force to empty it first",
-            dir.display(),
-            shown(&list)
-        )));
-    }
-    if !foreign.is_empty() {
-        return Err(RunError::Usage(format!(
-            "--out {} holds files no run writes ({}): --force empties only a run directory; \
-             name an empty or new directory",
-            dir.display(),
-            shown(&foreign)
-        )));
-    }
-    let journal = dir.join("journal.jsonl");
-    if journal.exists() {
-        let records = fault::journal::read(&journal).map_err(|e| {
-            RunError::Usage(format!(
-                "--out {}: its journal cannot be read ({e}); a fault may still be applied: \
-                 check it, then remove the directory by hand",
-                dir.display()
-            ))
-        })?;
-        let open: Vec<String> = fault::journal::open_faults(&records)
-            .into_iter()
-            .map(|r| r.fault)
+        let entries: Vec<std::fs::DirEntry> = match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(werr(e)),
+            Ok(it) => it.collect::<Result<_, _>>().map_err(werr)?,
+        };
+        let ok = |stale| {
+            Ok(OutDir {
+                path: dir.to_path_buf(),
+                stale,
+            })
+        };
+        if entries.is_empty() {
+            return ok(Vec::new());
+        }
+        let names: Vec<String> = entries
+            .iter()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        if !open.is_empty() {
+        let ours = |n: &str| RUN_FILES.contains(&n) || n.starts_with("rejudged-");
+        let foreign: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !ours(n))
+            .collect();
+        let shown = |list: &[&str]| {
+            let mut l: Vec<&str> = list.iter().take(4).copied().collect();
+            if list.len() > 4 {
+                l.push("…");
+            }
+            l.join(", ")
+        };
+        if !force {
+            let what = if foreign.len() < names.len() {
+                "a run"
+            } else {
+                "other files"
+            };
+            let list: Vec<&str> = names.iter().map(String::as_str).collect();
+            let instead = match who {
+                OutFor::Run => {
+                    "Name a new directory (without --out every run gets a new \
+                     reports/<scenario>-<time>/), or pass --force to empty it first"
+                }
+                OutFor::Report => {
+                    "Name a new directory (without --out the reports go to a new \
+                     RUN_DIR/rejudged-<time>/)"
+                }
+            };
             return Err(RunError::Usage(format!(
-                "--out {} holds a run whose faults are still applied ({}): undo them with \
-                 `chaos rollback {}` first; --force would delete the journal it needs",
+                "--out {} already holds {what} ({}): a run's evidence is never mixed with \
+                 another's. {instead}",
                 dir.display(),
-                open.join(", "),
+                shown(&list)
+            )));
+        }
+        if !foreign.is_empty() {
+            return Err(RunError::Usage(format!(
+                "--out {} holds files no run writes ({}): --force empties only a run directory; \
+                 name an empty or new directory",
+                dir.display(),
+                shown(&foreign)
+            )));
+        }
+        let still = still_applied(dir)?;
+        if !still.is_empty() {
+            return Err(RunError::Usage(format!(
+                "--out {} holds a run whose faults may still be applied ({}): undo them with \
+                 `chaos rollback {}` first; --force would delete the record it needs",
+                dir.display(),
+                still.join(", "),
                 dir.display()
             )));
         }
+        ok(entries.iter().map(std::fs::DirEntry::path).collect())
     }
-    for e in entries {
-        let p = e.path();
-        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        r.map_err(|source| RunError::Write {
+
+    /// Empty what `--force` allowed, create the directory, and return its path.
+    pub fn make(self) -> Result<PathBuf, RunError> {
+        let werr = |p: &Path, source| RunError::Write {
             path: p.display().to_string(),
             source,
-        })?;
+        };
+        for p in &self.stale {
+            // symlink_metadata: a link is removed, never followed.
+            let is_dir = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+            let r = if is_dir {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            r.map_err(|e| werr(p, e))?;
+        }
+        std::fs::create_dir_all(&self.path).map_err(|e| werr(&self.path, e))?;
+        Ok(self.path)
     }
-    Ok(())
+}
+
+/// Faults an earlier run in `dir` may have left applied: its journal's open faults, or — with
+/// no journal — those its report.json lists as `revert_failed`.
+fn still_applied(dir: &Path) -> Result<Vec<String>, RunError> {
+    let unreadable = |what: &Path, e: String| {
+        RunError::Usage(format!(
+            "--out {}: {} cannot be read ({e}); a fault may still be applied: check it, then \
+             remove the directory by hand",
+            dir.display(),
+            what.display()
+        ))
+    };
+    let journal = dir.join("journal.jsonl");
+    if journal.exists() {
+        let records = fault::journal::read(&journal).map_err(|e| unreadable(&journal, e))?;
+        return Ok(fault::journal::open_faults(&records)
+            .into_iter()
+            .map(|r| r.fault)
+            .collect());
+    }
+    let report = dir.join("report.json");
+    if !report.exists() {
+        return Ok(Vec::new());
+    }
+    let v: serde_json::Value = std::fs::read_to_string(&report)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| unreadable(&report, e))?;
+    Ok(v["timeline"]["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["status"] == "revert_failed")
+        .filter_map(|f| f["name"].as_str().map(str::to_string))
+        .collect())
 }
 
 /// Write report.json, junit.xml, report.html and summary.md (and append the summary to `GITHUB_STEP_SUMMARY` when set).

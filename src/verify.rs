@@ -51,13 +51,19 @@ pub struct Verification {
 
 /// What the `lost_writes` SLOs are judged on: the read-back, an empty one for a finished run
 /// that acknowledged no durable write ("nothing to read back", not "the run did not finish"),
-/// none for a run cut short before its read-back.
-pub fn data_check(v: Option<&Verification>, finished: bool) -> Option<DataCheck> {
-    match v {
-        Some(v) => Some(v.data_check()),
-        None if finished => Some(DataCheck::default()),
-        None => None,
+/// none for a run cut short before its read-back. Writes acknowledged without an id at the
+/// configured path (`without_id`) could not be read back: lost or not, unknown.
+pub fn data_check(v: Option<&Verification>, finished: bool, without_id: u64) -> Option<DataCheck> {
+    let mut d = match v {
+        Some(v) => v.data_check(),
+        None if finished => DataCheck::default(),
+        None => return None,
+    };
+    if without_id > 0 {
+        d.unverified
+            .push(("(acknowledged without an id)".into(), without_id));
     }
+    Some(d)
 }
 
 impl Verification {

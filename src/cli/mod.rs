@@ -1,5 +1,6 @@
 //! The command line: clap definitions, dispatch, and the mapping of results to exit codes
-//! (DESIGN.md): 0 pass, 1 SLO breached, 2 bad input, 130 interrupted.
+//! (DESIGN.md): 0 pass (or nothing to judge), 1 SLO breached or not judgeable, 2 bad input,
+//! 3 aborted, 4 a fault could not be injected or reverted, 130 interrupted.
 
 pub mod output;
 pub mod plan;
@@ -29,6 +30,15 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a scenario: drive its load, judge its SLOs, write report.json and summary.md.
+    #[command(after_help = "Examples:
+  chaos run az-outage                                   the shipped scenario on the embedded sandbox
+  chaos run az-outage --time-scale 0.1                  the same shape in a tenth of the time
+  chaos run my.toml --target-url https://staging.example.com --skip-faults
+                                                        load and SLOs only, against a URL
+  chaos run db-failover --out run-1 --summary none      a named run directory, nothing on stdout
+
+Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged, 2 bad input,
+3 aborted by an abort condition, 4 a fault could not be injected or reverted, 130 interrupted.")]
     Run {
         /// A scenario file (TOML or JSON), or the name of a shipped scenario (see `chaos list`).
         scenario: String,
@@ -44,8 +54,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Empty the --out directory first when it holds an earlier run's files (refused if
-        /// it holds other files, or a fault the journal shows still applied).
-        #[arg(long)]
+        /// it holds other files, or a fault its journal or report shows still applied).
+        #[arg(long, requires = "out")]
         force: bool,
         /// Multiply every duration in the scenario by F (rates stay): 0.1 runs 10x faster.
         #[arg(long, value_name = "F", default_value_t = 1.0)]
@@ -57,8 +67,9 @@ pub enum Command {
         /// What goes to stdout at the end: the Markdown summary, report.json, or nothing.
         #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Md)]
         summary: SummaryFormat,
-        /// Run the load even though the target cannot inject the scenario's faults; they are
-        /// reported as skipped.
+        /// Run the load alone, on any target: no fault is planned or injected; each is reported
+        /// as skipped and the SLOs of its windows as not judged. Needed with a plain
+        /// --target-url (it has no fault driver).
         #[arg(long)]
         skip_faults: bool,
     },
@@ -107,6 +118,11 @@ pub enum Command {
     Rollback {
         /// The run directory (holding journal.jsonl).
         run_dir: PathBuf,
+    },
+    /// Print a shell completion script: `chaos completions bash > /etc/bash_completion.d/chaos`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// The embedded sandbox stack (load balancer, app nodes in zones a/b/c, database, cache).
     Sandbox {
@@ -181,6 +197,13 @@ pub fn dispatch(cmd: Command) -> i32 {
                 },
         } => sandbox_up(events, exit_on_stdin_eof, time_scale, config),
         Command::Rollback { run_dir } => rollback(&run_dir),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "chaos", &mut script);
+            out(String::from_utf8_lossy(&script).trim_end());
+            0
+        }
         Command::Report {
             run_dir,
             scenario,
@@ -317,21 +340,22 @@ fn report(run_dir: &std::path::Path, scenario: Option<&str>, out_dir: Option<Pat
         }
     };
     let dir = out_dir.unwrap_or_else(|| run::new_dir(run_dir, "rejudged"));
-    if dir == run_dir || dir.join("report.json") == run_dir.join("report.json") {
+    // Never into the run's own directory (however it is spelled: `./run`, `run/`, a link).
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    if same(&dir, run_dir) {
         error(&format!(
             "--out {}: that is the run's own directory; its report.json is never overwritten",
             dir.display()
         ));
         return 2;
     }
-    let written = run::prepare_out(&dir, false)
-        .and_then(|()| {
-            std::fs::create_dir_all(&dir).map_err(|source| run::RunError::Write {
-                path: dir.display().to_string(),
-                source,
-            })
-        })
-        .and_then(|()| run::write_reports(&dir, &rep));
+    let written = run::OutDir::check_path(&dir, false, run::OutFor::Report)
+        .and_then(run::OutDir::make)
+        .and_then(|dir| run::write_reports(&dir, &rep));
     match written {
         Ok(summary) => {
             out(&summary);

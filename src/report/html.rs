@@ -156,6 +156,7 @@ pub fn render(r: &RunReport) -> String {
         .collect();
     let verdict_color = match r.verdict {
         Verdict::Pass => "#2e7d32",
+        Verdict::NotJudged => "#757575",
         _ => "#c62828",
     };
     let mut o = String::new();

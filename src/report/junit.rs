@@ -64,10 +64,10 @@ pub fn render(r: &RunReport) -> String {
         tc.add_property(Property::new("bound", s.shown_bound.as_str()));
         tc.add_property(Property::new("window", window.as_str()));
         tc.add_property(Property::new("samples", s.samples.to_string()));
-        tc.set_system_out(if note.is_empty() {
-            measured
-        } else {
-            format!("{measured}; {note}")
+        tc.set_system_out(match s.status {
+            Status::NotJudged => note.to_string(),
+            _ if note.is_empty() => measured,
+            _ => format!("{measured}; {note}"),
         });
         suite.add_test_case(tc);
     }

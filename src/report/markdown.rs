@@ -65,8 +65,12 @@ pub fn render(r: &RunReport) -> String {
                 s.samples
             );
         }
+        // Each note once (three SLOs of one skipped fault share theirs).
+        let mut seen = std::collections::HashSet::new();
         for s in r.slo.iter().filter_map(|s| s.note.as_ref()) {
-            let _ = writeln!(o, "\n- {s}");
+            if seen.insert(s) {
+                let _ = writeln!(o, "\n- {s}");
+            }
         }
         let _ = writeln!(o);
     }
@@ -186,11 +190,15 @@ pub fn render(r: &RunReport) -> String {
             Some(t) => format!("{t:.1}s"),
             None => format!("({:.1}s scheduled)", scheduled.as_secs_f64()),
         };
+        let applied = rec.is_some_and(|x| x.applied());
+        let reverted = match rec.and_then(|x| x.reverted_at_s) {
+            None if applied => "**still applied**".to_string(),
+            r => at(r, f.end),
+        };
         let _ = writeln!(
             o,
-            "| {} | {} | fault `{}` ({}){status} | |",
+            "| {} | {reverted} | fault `{}` ({}){status} | |",
             at(rec.and_then(|x| x.injected_at_s), f.start),
-            at(rec.and_then(|x| x.reverted_at_s), f.end),
             f.name,
             f.kind
         );

@@ -89,7 +89,8 @@ pub struct FaultRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultStatus {
-    /// Not executed: the target has no fault driver (a plain URL) and `--skip-faults` was given.
+    /// Not executed: `--skip-faults` was given (needed on a plain URL, which has no fault
+    /// driver).
     Skipped,
     /// Injected, then reverted (or nothing to revert, like a failover).
     Reverted,

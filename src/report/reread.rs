@@ -1,8 +1,10 @@
-//! `chaos report <run-dir> [--scenario FILE]`: rebuild a [`RunReport`] from `report.json` and
-//! write every report again — after an upgrade of the renderers, or with edited SLOs
-//! (`--scenario`), which are re-judged on the recorded histograms. Nothing is re-run: the
-//! recording (per-interval HDR histograms and counters), the faults' fate and the durable-write
-//! read-back come from `report.json` as they were measured.
+//! `chaos report <run-dir> [--scenario FILE] [--out DIR]`: rebuild a [`RunReport`] from
+//! `report.json` — after an upgrade of the renderers, or with edited SLOs (`--scenario`), which
+//! are re-judged on the recorded histograms. Nothing is re-run: the recording (per-interval HDR
+//! histograms and counters), the faults' fate and the durable-write read-back come from
+//! `report.json` as they were measured. Only SLOs can be judged again: a scenario whose load,
+//! faults, abort conditions or sandbox differ from what ran is refused. The CLI writes the result
+//! into a directory of its own (`RUN/rejudged-<time>/`), never over the run's files.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -143,11 +145,9 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
         })
     };
     let scenario = match (scenario_arg, r["scenario"]["text"].as_str()) {
-        (Some(a), text) => {
+        (Some(a), _) => {
             let edited = crate::run::prepare(a, time_scale).map_err(|e| e.to_string())?;
-            if let Some(text) = text {
-                same_run(&stored(text)?, &edited, a)?;
-            }
+            same_run(&r["scenario"], &edited, a)?;
             edited
         }
         (None, Some(text)) => stored(text)?,
@@ -253,7 +253,14 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
             .iter()
             .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
         &super::unapplied(&faults),
-        crate::verify::data_check(verification.as_ref(), !interrupted).as_ref(),
+        crate::verify::data_check(
+            verification.as_ref(),
+            !interrupted,
+            r["durable"]["acknowledged_without_id"]
+                .as_u64()
+                .unwrap_or(0),
+        )
+        .as_ref(),
         time_scale,
     );
     let aborted = r["aborted"].as_object().map(|a| {
@@ -297,23 +304,34 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
 }
 
 /// Only the SLOs of a recording can be judged again: an edited scenario whose load, faults,
-/// abort conditions or sandbox differ from what ran describes another run.
-fn same_run(
-    ran: &crate::scenario::Scenario,
-    edited: &crate::scenario::Scenario,
-    arg: &str,
-) -> Result<(), String> {
-    let part = |s: &crate::scenario::Scenario, key: &str| {
-        let mut v = serde_json::to_value(s).unwrap_or_default()[key].take();
-        // Where the CA file lies depends on where the scenario file is, not on what ran.
+/// abort conditions or sandbox differ from what ran (as report.json recorded it) describes
+/// another run.
+fn same_run(ran: &Value, edited: &crate::scenario::Scenario, arg: &str) -> Result<(), String> {
+    let edited = serde_json::to_value(edited)
+        .map_err(|e| format!("{arg}: cannot compare it with the run's scenario: {e}"))?;
+    // What a scenario's place or display changes, not what ran: where its CA file lies, and
+    // the abort conditions' text (the bound, metric and stretch are compared).
+    let part = |s: &Value, key: &str| {
+        let mut v = s.get(key).cloned().unwrap_or(Value::Null);
         if let Some(c) = v.get_mut("client").and_then(Value::as_object_mut) {
             c.remove("ca_cert");
         }
+        if let Some(list) = v.as_array_mut().filter(|_| key == "abort") {
+            for a in list.iter_mut().filter_map(Value::as_object_mut) {
+                a.remove("text");
+            }
+        }
         v
     };
+    if ran.get("load").is_none() {
+        return Err(format!(
+            "{arg}: report.json does not record the scenario's load, so an edited scenario \
+             cannot be checked against what ran; run `chaos report` without --scenario"
+        ));
+    }
     let differ: Vec<&str> = ["load", "faults", "abort", "sandbox"]
         .into_iter()
-        .filter(|k| part(ran, k) != part(edited, k))
+        .filter(|k| part(ran, k) != part(&edited, k))
         .collect();
     if differ.is_empty() {
         Ok(())

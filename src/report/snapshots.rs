@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::metrics::{Outcome, Recorder, Sample};
 use crate::scenario::parse_str;
-use crate::slo::{recovery, DataCheck};
+use crate::slo::DataCheck;
 
 const SCENARIO: &str = r#"name = "synthetic"
 description = "a zone outage, recorded synthetically"
@@ -31,11 +31,19 @@ data = ["lost_writes == 0"]
 /// 20 s at 100 req/s; from 9 s to 11 s a third of the requests fail after 1.5 s; 50 durable
 /// writes all read back.
 fn report(err_bound: &str) -> RunReport {
-    build(&SCENARIO.replace("ERRBOUND", err_bound), None)
+    build(
+        &SCENARIO.replace("ERRBOUND", err_bound),
+        None,
+        FaultStatus::Reverted,
+    )
 }
 
 /// The same run with a given read-back of its 50 durable writes (`None`: all 50 found).
-fn build(scenario: &str, verification: Option<crate::verify::Verification>) -> RunReport {
+fn build(
+    scenario: &str,
+    verification: Option<crate::verify::Verification>,
+    fault: FaultStatus,
+) -> RunReport {
     let s = parse_str("synthetic.toml", scenario).unwrap_or_else(|d| panic!("{d}"));
     let mut r = Recorder::new(vec!["list".into()], Duration::from_secs(1));
     for i in 0..2000u64 {
@@ -58,6 +66,20 @@ fn build(scenario: &str, verification: Option<crate::verify::Verification>) -> R
     }
     let recording = r.finish();
     let timeline = crate::slo::Timeline::of(&s);
+    // Judged the way `chaos run` and `chaos report` judge (`slo::judge_run`, the verdict from
+    // `Verdict::of_slos`), on the faults as this run applied them.
+    let faults = vec![FaultRecord {
+        name: "zone-a-down".into(),
+        kind: "az-outage".into(),
+        status: fault,
+        note: if fault == FaultStatus::Skipped {
+            "not injected: --skip-faults".into()
+        } else {
+            "on zone a".into()
+        },
+        injected_at_s: (fault != FaultStatus::Skipped).then_some(8.0),
+        reverted_at_s: (fault != FaultStatus::Skipped).then_some(12.0),
+    }];
     let data = verification.as_ref().map_or(
         DataCheck {
             per_request: vec![("list".into(), 50, 0)],
@@ -65,19 +87,18 @@ fn build(scenario: &str, verification: Option<crate::verify::Verification>) -> R
         },
         |v| v.data_check(),
     );
-    let slo = crate::slo::evaluate_with_data(
-        &s.slo.objectives,
+    let (slo, recoveries) = crate::slo::judge_run(
+        &s,
         &recording,
         &timeline,
+        faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
+        &unapplied(&faults),
         Some(&data),
-        recovery::SUSTAIN,
+        1.0,
     );
-    let recoveries = recovery::recoveries(&s.slo.objectives, &recording, &timeline);
-    let verdict = if crate::slo::all_pass(&slo) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
+    let verdict = Verdict::of_slos(&slo);
     RunReport {
         journal: vec![],
         segments: crate::load::schedule::segments(&s.load.stages),
@@ -90,14 +111,7 @@ fn build(scenario: &str, verification: Option<crate::verify::Verification>) -> R
         timeline,
         recording,
         slo,
-        faults: vec![FaultRecord {
-            name: "zone-a-down".into(),
-            kind: "az-outage".into(),
-            status: FaultStatus::Reverted,
-            note: "on zone a".into(),
-            injected_at_s: Some(8.0),
-            reverted_at_s: Some(12.0),
-        }],
+        faults,
         durable_writes: if verification.is_some() {
             (0..50)
                 .map(|i| crate::load::engine::DurableWrite {
@@ -162,7 +176,7 @@ fn summary_and_junit_with_lost_writes_and_insufficient_data() {
         "data = [",
         "\"after:zone-a-down\" = [\"p99.9 < 1s\"]\ndata = [",
     );
-    let r = build(&text, Some(v));
+    let r = build(&text, Some(v), FaultStatus::Reverted);
     assert_eq!(r.verdict, Verdict::Fail);
     let md = markdown::render(&r);
     insta::assert_snapshot!("summary_lossy", md);
@@ -187,4 +201,41 @@ fn the_html_report_is_self_contained_and_shows_the_fault() {
     assert!(h.contains("zone-a-down"));
     assert!(h.contains("recovered after 3.0s"), "recovery marked");
     assert!(h.contains("<td class=fail>FAIL</td>"));
+}
+
+/// The same recording with the fault skipped (`--skip-faults`): its window's SLOs and its
+/// recovery are not judged — skipped in JUnit, counted apart in the verdict, never met.
+#[test]
+fn summary_and_junit_with_a_skipped_fault() {
+    let r = build(
+        &SCENARIO.replace("ERRBOUND", "1%"),
+        None,
+        FaultStatus::Skipped,
+    );
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason());
+    assert_eq!(
+        r.reason(),
+        "3 SLOs met, 3 not judged: fault `zone-a-down` skipped"
+    );
+    assert!(r.recoveries.is_empty());
+    insta::assert_snapshot!("summary_skipped", markdown::render(&r));
+    insta::assert_snapshot!("junit_skipped", junit::render(&r));
+    let h = html::render(&r);
+    assert!(h.contains("<td class=skip>not judged</td>"), "{h}");
+    assert!(
+        !h.contains("<rect x="),
+        "no fault window shaded: it never happened"
+    );
+}
+
+/// Nothing judged at all is never a pass.
+#[test]
+fn a_run_with_no_slos_is_not_judged() {
+    let text = SCENARIO[..SCENARIO.find("[slo]").unwrap_or(SCENARIO.len())].to_string();
+    let r = build(&text, None, FaultStatus::Reverted);
+    assert_eq!(r.verdict, Verdict::NotJudged);
+    assert_eq!(r.verdict.exit_code(), 0);
+    assert_eq!(r.verdict.badge(), "NOT JUDGED");
+    assert_eq!(r.reason(), "the scenario has no SLOs: nothing was judged");
+    assert!(markdown::render(&r).contains("No SLOs in this scenario: nothing was judged."));
 }

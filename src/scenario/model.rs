@@ -510,7 +510,7 @@ impl Scenario {
                 if let Some((expr, sustain)) = a.text.rsplit_once(" for ") {
                     a.text = format!(
                         "{expr} for {} ({})",
-                        show_duration(a.sustain),
+                        super::validate::show(a.sustain),
                         was(sustain.trim())
                     );
                 }
@@ -525,7 +525,7 @@ impl Scenario {
                     let written = written.trim_start_matches(sym).trim().to_string();
                     o.text = format!(
                         "recovery {sym} {} ({})",
-                        show_duration(Duration::from_secs_f64(o.bound.max(0.0) / 1e6)),
+                        super::validate::show(Duration::from_secs_f64(o.bound.max(0.0) / 1e6)),
                         was(&written)
                     );
                 }
@@ -540,7 +540,7 @@ impl Scenario {
                             format!(
                                 "{}{}",
                                 if e.from_end { "-" } else { "" },
-                                show_duration(e.by)
+                                super::validate::show(e.by)
                             )
                         })
                     };
@@ -606,28 +606,6 @@ impl Serialize for Template {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
-}
-
-/// A duration as a scenario would write it, shortest exact form first: `30s`, `1.5s`,
-/// `100ms`, `250us`.
-pub fn show_duration(d: Duration) -> String {
-    let us = d.as_micros();
-    if us == 0 {
-        "0s".into()
-    } else if us % 1_000_000 == 0 {
-        format!("{}s", us / 1_000_000)
-    } else if us >= 1_000_000 {
-        format!("{}s", trim_float(d.as_secs_f64()))
-    } else if us % 1_000 == 0 {
-        format!("{}ms", us / 1_000)
-    } else {
-        format!("{us}us")
-    }
-}
-
-fn trim_float(v: f64) -> String {
-    let t = format!("{v:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

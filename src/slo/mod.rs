@@ -4,7 +4,11 @@
 //! interval belongs to a window when its start lies inside it). Evaluation is pure: a
 //! [`Recording`] and a [`Timeline`] in, results out — deterministic, tested on synthetic
 //! recordings. A window with too few samples to judge a metric (p99 from fewer than 100
-//! requests, say) is `insufficient data`, which fails: a gate must not pass on no evidence.
+//! requests, say) is `insufficient data` ("could not be judged"), which fails: a gate must not
+//! pass on no evidence. The window of a fault that never took effect (skipped, not reached,
+//! inject failed) measures nothing about that fault: its SLOs are `not judged` — never met,
+//! never failed, counted apart in the verdict ([`judge_run`]). A run where nothing was judged
+//! at all is never a pass (`NOT JUDGED`, exit 0: it breached nothing the user asked to judge).
 
 use std::time::Duration;
 

@@ -2,7 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// `chaos <args>`, run to its end, with no `GITHUB_STEP_SUMMARY` inherited.
 pub fn chaos(args: &[&str]) -> Output {
@@ -46,8 +47,8 @@ pub fn scenario_file(dir: &Path, file: &str, rps: u32, secs: f64, tail: &str) ->
     std::fs::write(
         &p,
         format!(
-            r#"name = "verdict-test"
-description = "end-to-end test of the verdict"
+            r#"name = "cli-test"
+description = "end-to-end test of the binary"
 [load]
 stages = [{{ hold = "{rps}/s", for = "{secs}s" }}]
 interval = "100ms"
@@ -62,4 +63,115 @@ path = "/"
     )
     .unwrap();
     p.display().to_string()
+}
+
+/// End-to-end runs on the sandbox drive hundreds of requests per second through a debug build:
+/// two at once on a 2-core machine would measure the machine, not the system. They take turns.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `chaos run <scenario> --time-scale 0.1 --quiet [extra...] --out <out>`, to be finished and
+/// started.
+pub fn run_cmd(scenario: &str, extra: &[&str], out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    c.args(["run", scenario, "--time-scale", "0.1", "--quiet"])
+        .args(extra)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+/// [`run_cmd`] for the shipped az-outage on the embedded sandbox.
+pub fn az_outage(out: &Path) -> Command {
+    run_cmd("az-outage", &[], out)
+}
+
+/// A small scenario: `rps` for `secs`, one GET, the given `whole` SLO list.
+pub fn scenario(dir: &Path, rps: u32, secs: f64, slo: &str) -> String {
+    scenario_file(dir, "s.toml", rps, secs, &format!("[slo]\nwhole = [{slo}]"))
+}
+
+pub fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn count(events: &[serde_json::Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+/// A plain HTTP/1.0 request on loopback (the control API), without any client library.
+pub fn http(method: &str, url: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let body = buf.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap()
+}
+
+/// `chaos sandbox up` as a separate process: (its process, its control URL).
+pub fn sandbox_up() -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["sandbox", "up", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sb.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
+    (sb, urls["control_url"].as_str().unwrap().to_string())
+}
+
+/// Wait (at most 20 s) until the journal records an applied fault.
+pub fn wait_applied(journal: &Path) {
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(journal).is_ok_and(|j| j.contains("\"applied\"")) {
+        assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Send `kill -<sig>` to a child.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let k = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+}
+
+/// Wait (at most 20 s) for a child to exit by itself; kill it and fail otherwise.
+pub fn wait_exit(child: &mut std::process::Child, after: &str) -> std::process::ExitStatus {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("chaos did not stop after {after}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,0 +1,703 @@
+//! `chaos run` end to end on the embedded sandbox: faults injected, journaled and always reverted
+//! (at their time, on SIGINT/SIGTERM, after SIGKILL through `chaos rollback`, on a panic, on an
+//! abort), every shipped scenario, lost writes, exit codes 3 and 4, measured recovery.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::cli::*;
+use common::schema::*;
+
+/// The README's first command, shortened: `chaos run az-outage` with no target starts the
+/// sandbox, takes zone a down at its time, brings it back, and passes.
+#[test]
+fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
+    let _turn = heavy();
+    let dir = tmpdir("az");
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--time-scale",
+        "0.1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // The journal: intent, applied, reverted — in that order.
+    let j = lines(&out.join("journal.jsonl"));
+    let steps: Vec<&str> = j.iter().map(|r| r["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    // The sandbox's ground truth: the zone really went down and came back, its two nodes with it,
+    // the load balancer noticed both ways, and the sandbox was stopped.
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "zone_down"), 1);
+    assert_eq!(count(&ev, "zone_up"), 1);
+    assert_eq!(count(&ev, "node_down"), 2);
+    assert_eq!(count(&ev, "node_up"), 2);
+    // (Zone a's two nodes; a health check timing out on a loaded machine elsewhere is not this
+    // test's business.)
+    let unhealthy_in_a = ev
+        .iter()
+        .filter(|e| e["event"] == "lb_target_unhealthy" && e["zone"] == "a")
+        .count();
+    assert_eq!(unhealthy_in_a, 2);
+    assert_eq!(count(&ev, "sandbox_down"), 1);
+    // The report: the fault injected at 6 s and reverted at 12 s (scaled), and its effect is
+    // visible — requests retried or failed during the fault, none before it.
+    let r = report(&out);
+    assert_matches_schema(&r);
+    let f = &r["timeline"]["faults"][0];
+    assert_eq!(f["status"], "reverted");
+    // The journal is in the report too, and shown in report.html.
+    let steps: Vec<&str> = r["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Fault journal</h2>"));
+    assert!(html.contains("POST /zones/a/down?by=fault:zone-a-down"));
+    let at = f["injected_at_s"].as_f64().unwrap();
+    assert!((5.9..7.0).contains(&at), "injected at {at}");
+    let series = r["series"].as_array().unwrap();
+    let hit = |from: f64, to: f64| -> u64 {
+        series
+            .iter()
+            .filter(|p| (from..to).contains(&p["t"].as_f64().unwrap()))
+            .map(|p| p["retried"].as_u64().unwrap() + p["errors"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(hit(0.0, 5.5), 0, "no effect before the fault");
+    assert!(hit(6.0, 9.0) > 0, "the outage shows in the numbers");
+    // `chaos report` rebuilds the same reports from report.json alone...
+    // (into a directory of its own: the run's files stay as they were written).
+    let before = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let again = dir.join("again");
+    let o = chaos(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(again.join("summary.md")).unwrap(),
+        before
+    );
+    assert_matches_schema(&report(&again));
+    // `chaos compare`: the run against itself has no regression, phase by phase...
+    let o = chaos(&["compare", out.to_str().unwrap(), out.to_str().unwrap()]);
+    let both = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{both}");
+    for w in ["baseline", "during:zone-a-down", "after:zone-a-down"] {
+        assert!(
+            both.contains(&format!("| {w} | all | `p99` |")),
+            "{w}: {both}"
+        );
+    }
+    // ...a copy whose during-fault p99 measured 3x worse is a regression (exit 1)...
+    let worse = dir.join("worse");
+    std::fs::create_dir_all(&worse).unwrap();
+    let mut r = report(&out);
+    for s in r["slo"].as_array_mut().unwrap() {
+        if s["objective"]["text"] == "p99 < 1s" {
+            let v = s["value"].as_f64().unwrap();
+            s["value"] = serde_json::json!(v * 3.0 + 5_000.0);
+        }
+    }
+    std::fs::write(worse.join("report.json"), r.to_string()).unwrap();
+    let o = chaos(&["compare", out.to_str().unwrap(), worse.to_str().unwrap()]);
+    let both = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{both}");
+    assert!(
+        both.contains("`p99 < 1s` |") && both.contains("**REGRESSION**"),
+        "{both}"
+    );
+    // ...and a bound that is not a percentage is bad input.
+    let o = chaos(&[
+        "compare",
+        out.to_str().unwrap(),
+        worse.to_str().unwrap(),
+        "--max-regression",
+        "lots",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // ...and re-judges edited SLOs on the recorded histograms.
+    let strict = dir.join("strict.toml");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/az-outage.toml"
+    ))
+    .unwrap();
+    std::fs::write(&strict, shipped.replace("\"p99 < 1s\"", "\"p99 < 1ms\"")).unwrap();
+    let o = chaos(&[
+        "report",
+        out.to_str().unwrap(),
+        "--scenario",
+        strict.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("p99 < 1ms"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn sigint_mid_fault_reverts_it_and_exits_130() {
+    signal_mid_fault("INT");
+}
+
+#[test]
+fn sigterm_mid_fault_reverts_it_and_exits_130() {
+    signal_mid_fault("TERM");
+}
+
+fn signal_mid_fault(sig: &str) {
+    let _turn = heavy();
+    let dir = tmpdir(&format!("sig{sig}-fault"));
+    let out = dir.join("run");
+    let mut child = az_outage(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The fault is applied from 6 s to 12 s: interrupt at 8 s.
+    let journal = out.join("journal.jsonl");
+    wait_applied(&journal);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, sig);
+    let status = wait_exit(&mut child, &format!("SIG{sig}"));
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    // The verdict line reads cleanly (no "INTERRUPTED: interrupted"), and the fault's row in
+    // the summary shows when it really was injected and reverted, not the schedule (6 s-12 s).
+    let verdict = stderr
+        .lines()
+        .find(|l| l.starts_with("INTERRUPTED: "))
+        .unwrap();
+    assert!(
+        verdict.contains("stopped at") && verdict.contains("faults rolled back"),
+        "{verdict}"
+    );
+    assert!(
+        !verdict.to_lowercase().contains("interrupted: interrupted"),
+        "{verdict}"
+    );
+    let r = report(&out);
+    let f = &r["timeline"]["faults"][0];
+    let (inj, rev) = (
+        f["injected_at_s"].as_f64().unwrap(),
+        f["reverted_at_s"].as_f64().unwrap(),
+    );
+    assert!(
+        rev < 11.0,
+        "reverted at the signal, before the scheduled 12 s: {rev}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!("| {inj:.1}s | {rev:.1}s | fault `zone-a-down`")),
+        "{summary}"
+    );
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "zone_up"), 1, "the zone is back");
+    assert_eq!(count(&ev, "sandbox_down"), 1, "the sandbox was stopped");
+    assert_eq!(report(&out)["verdict"], "interrupted");
+}
+
+/// `chaos sandbox up` started separately; a run against it killed with SIGKILL mid-fault; then
+/// `chaos rollback` makes the sandbox whole again.
+#[test]
+fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
+    let _turn = heavy();
+    let dir = tmpdir("rollback");
+    let (mut sb, ctl) = sandbox_up();
+
+    let out = dir.join("run");
+    let mut run = run_cmd("az-outage", &["--sandbox-url", &ctl], &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = out.join("journal.jsonl");
+    wait_applied(&journal);
+    run.kill().unwrap(); // SIGKILL: no cleanup at all
+    run.wait().unwrap();
+    assert_eq!(
+        http("GET", &format!("{ctl}/resources"))["zones_down"],
+        serde_json::json!(["a"])
+    );
+
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("reverted: zone-a-down"),
+        "{}",
+        text(&o.stdout)
+    );
+    let res = http("GET", &format!("{ctl}/resources"));
+    assert_eq!(res["zones_down"], serde_json::json!([]));
+    let running = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["role"] == "app" && r["state"] == "running")
+        .count();
+    assert_eq!(running, 6, "every node is back: {res}");
+    // A second rollback has nothing left to do.
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("nothing to roll back"));
+
+    drop(sb.stdin.take());
+    let t = std::time::Instant::now();
+    while sb.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "sandbox did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every shipped scenario, on the embedded sandbox at a tenth of its length: runs to completion,
+/// passes, and leaves every fault reverted.
+#[test]
+fn every_shipped_scenario_passes_on_the_default_sandbox() {
+    let _turn = heavy();
+    let dir = tmpdir("shipped");
+    for name in [
+        "db-failover",
+        "redis-partition",
+        "node-kill",
+        "rolling-deploy",
+        "peak-4x",
+    ] {
+        let out = dir.join(name);
+        let o = chaos(&[
+            "run",
+            name,
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let r = report(&out);
+        for f in r["timeline"]["faults"].as_array().unwrap() {
+            assert_eq!(f["status"], "reverted", "{name}: {f}");
+        }
+        let ev = lines(&out.join("sandbox-events.jsonl"));
+        assert_eq!(count(&ev, "sandbox_down"), 1, "{name}: sandbox stopped");
+        // The sandbox's ground truth: the fault really happened and was really undone.
+        let n = |kind: &str| count(&ev, kind);
+        match name {
+            "db-failover" => assert_eq!(
+                (n("db_failover_start"), n("db_failover_end")),
+                (1, 1),
+                "{name}"
+            ),
+            "redis-partition" => assert_eq!(
+                (n("cache_partitioned"), n("cache_healed")),
+                (1, 1),
+                "{name}"
+            ),
+            "node-kill" => {
+                assert_eq!((n("node_down"), n("node_up")), (1, 1), "{name}");
+                let killed = ev.iter().find(|e| e["event"] == "node_down").unwrap()["node"].clone();
+                let unhealthy = ev
+                    .iter()
+                    .filter(|e| e["event"] == "lb_target_unhealthy" && e["node"] == killed)
+                    .count();
+                assert_eq!(unhealthy, 1, "{name}: the killed node dropped from the LB");
+            }
+            "rolling-deploy" => {
+                assert_eq!(
+                    (n("rolling_restart_start"), n("rolling_restart_end")),
+                    (1, 1),
+                    "{name}"
+                );
+                assert_eq!((n("node_down"), n("node_up")), (6, 6), "{name}");
+            }
+            _ => assert_eq!(
+                (
+                    n("node_down"),
+                    n("db_failover_start"),
+                    n("cache_partitioned")
+                ),
+                (0, 0, 0),
+                "{name}: no fault"
+            ),
+        }
+        // The harness's own measurements show the fault while it lasts, and not before.
+        let Some(f) = r["timeline"]["faults"].as_array().unwrap().first() else {
+            continue;
+        };
+        let (at, back) = (
+            f["injected_at_s"].as_f64().unwrap(),
+            f["reverted_at_s"].as_f64().unwrap(),
+        );
+        let series = r["series"].as_array().unwrap();
+        let during = |p: &&serde_json::Value| (at..back).contains(&p["t"].as_f64().unwrap());
+        let before = |p: &&serde_json::Value| p["t"].as_f64().unwrap() < at - 0.2;
+        let hits = |w: &dyn Fn(&&serde_json::Value) -> bool| -> u64 {
+            series
+                .iter()
+                .filter(w)
+                .map(|p| p["retried"].as_u64().unwrap() + p["errors"].as_u64().unwrap())
+                .sum()
+        };
+        let max_p50 = |w: &dyn Fn(&&serde_json::Value) -> bool| -> u64 {
+            series
+                .iter()
+                .filter(w)
+                .filter_map(|p| p["latency_us"]["p50"].as_u64())
+                .max()
+                .unwrap_or(0)
+        };
+        match name {
+            "db-failover" | "node-kill" => {
+                assert_eq!(hits(&before), 0, "{name}: no effect before the fault");
+                assert!(hits(&during) > 0, "{name}: the fault shows in the numbers");
+            }
+            // Every cached read waits the 200 ms cache timeout.
+            "redis-partition" => {
+                assert!(max_p50(&before) < 100_000, "{name}: {}", max_p50(&before));
+                assert!(max_p50(&during) > 150_000, "{name}: {}", max_p50(&during));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Async replication: the failover loses writes; the read-back finds exactly the writes the
+/// sandbox says it lost, names them in the report, and `lost_writes == 0` fails the run.
+#[test]
+fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
+    let _turn = heavy();
+    let dir = tmpdir("async");
+    let out = dir.join("run");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/examples/db-failover-async.toml"
+    );
+    let o = chaos(&[
+        "run",
+        scenario,
+        "--time-scale",
+        "0.2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("lost_writes == 0"),
+        "{}",
+        text(&o.stderr)
+    );
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    let mut truth: Vec<String> = ev
+        .iter()
+        .filter(|e| e["event"] == "db_writes_lost")
+        .flat_map(|e| e["ids"].as_array().unwrap().iter().map(|i| i.to_string()))
+        .collect();
+    assert!(
+        !truth.is_empty(),
+        "async replication with a 2 s lag loses writes on failover"
+    );
+    let r = report(&out);
+    assert_matches_schema(&r);
+    let rb = &r["durable"]["read_back"];
+    let mut found: Vec<String> = rb["lost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    truth.sort();
+    found.sort();
+    assert_eq!(
+        found, truth,
+        "the read-back finds exactly what the sandbox lost"
+    );
+    assert_eq!(rb["unverified"].as_array().unwrap().len(), 0);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("lost"), "{summary}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("Lost ids: ") && html.contains(&format!("<code>{}</code>", found[0])),
+        "report.html lists the lost ids"
+    );
+}
+
+/// A revert that cannot happen (the sandbox died under the run): retried, then exit 4 with a
+/// message naming what is still applied and the command that undoes it.
+#[test]
+fn a_failed_revert_exits_4_and_says_how_to_undo() {
+    let _turn = heavy();
+    let dir = tmpdir("revert-fails");
+    let (mut sb, ctl) = sandbox_up();
+    let out = dir.join("run");
+    let run = run_cmd("node-kill", &["--sandbox-url", &ctl], &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = out.join("journal.jsonl");
+    wait_applied(&journal);
+    // The sandbox goes away with the fault applied: the revert cannot reach it.
+    sb.kill().unwrap();
+    sb.wait().unwrap();
+    let o = run.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("one-node-down"), "{err}");
+    assert!(
+        err.contains(&format!("chaos rollback {}", out.display())),
+        "{err}"
+    );
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "failed"]);
+    assert_eq!(report(&out)["verdict"], "fault_error");
+    // `chaos rollback` while the target is still unreachable: still applied, exit 4, and the
+    // journal says so again (a later rollback will retry it).
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("STILL APPLIED: one-node-down"),
+        "{}",
+        text(&o.stderr)
+    );
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "failed", "failed"]);
+}
+
+/// `[abort]`: every node killed, errors above 50% for 1 s stop the run early; the fault is
+/// reverted at once and the exit code is 3.
+#[test]
+fn an_abort_condition_stops_the_run_reverts_and_exits_3() {
+    let _turn = heavy();
+    let dir = tmpdir("abort");
+    let s = dir.join("abort.toml");
+    std::fs::write(
+        &s,
+        r#"name = "abort-test"
+[load]
+stages = [{ hold = "100/s", for = "20s" }]
+interval = "200ms"
+[load.client]
+timeout = "1s"
+[[load.requests]]
+name = "list"
+path = "/notes"
+[[faults]]
+name = "everything-down"
+kind = "kill-nodes"
+count = "100%"
+at = "2s"
+for = "15s"
+[abort]
+when = ["errors > 50% for 1s"]
+[slo]
+whole = ["errors < 90%"]
+"#,
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let t = std::time::Instant::now();
+    let o = chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(t.elapsed() < Duration::from_secs(15), "stopped early");
+    assert!(
+        text(&o.stderr).contains("errors > 50% for 1s"),
+        "{}",
+        text(&o.stderr)
+    );
+    let steps: Vec<String> = lines(&out.join("journal.jsonl"))
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "node_down"), 6);
+    assert_eq!(count(&ev, "node_up"), 6, "every node started again");
+    let r = report(&out);
+    assert_eq!(r["verdict"], "aborted");
+    assert_eq!(r["exit_code"], 3);
+}
+
+/// A panic inside the run (the self-test hook panics mid-fault, in the load path and then in the
+/// fault timeline itself): the fault is still reverted before the process dies with the panic.
+#[test]
+fn a_panic_mid_fault_still_reverts_it() {
+    let _turn = heavy();
+    for place in ["load", "faults"] {
+        let dir = tmpdir(&format!("panic-{place}"));
+        let out = dir.join("run");
+        let o = az_outage(&out)
+            .env("CHAOS_SELFTEST_PANIC_AFTER_S", "8")
+            .env("CHAOS_SELFTEST_PANIC_IN", place)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(101), "{place}: {err}");
+        assert!(err.contains("self-test panic"), "{place}: {err}");
+        assert!(
+            err.contains("every applied fault was reverted"),
+            "{place}: {err}"
+        );
+        let steps: Vec<String> = lines(&out.join("journal.jsonl"))
+            .iter()
+            .map(|r| r["step"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(steps, ["intent", "applied", "reverted"], "{place}");
+        let ev = lines(&out.join("sandbox-events.jsonl"));
+        assert_eq!(count(&ev, "zone_up"), 1, "{place}: zone a is back");
+    }
+}
+
+/// The gate goes red for the right reason: the shipped db-failover scenario on a sandbox made
+/// worse (a failover ten times longer) breaches its during-failover and recovery SLOs, exits 1,
+/// and the JUnit report names them.
+#[test]
+fn a_worse_sandbox_fails_the_shipped_scenario_for_the_right_reason() {
+    let _turn = heavy();
+    let dir = tmpdir("worse");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/db-failover.toml"
+    ))
+    .unwrap();
+    let s = dir.join("db-failover-slow.toml");
+    std::fs::write(&s, shipped + "\n[sandbox]\nfailover_time = \"50s\"\n").unwrap();
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--time-scale",
+        "0.1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let failed: Vec<&str> = junit
+        .split("<testcase ")
+        .filter(|c| c.contains("<failure"))
+        .map(|c| c.split('"').nth(1).unwrap_or(""))
+        .collect();
+    // Writes fail for the whole (longer) failover: errors during it breach their bound...
+    assert!(
+        failed
+            .iter()
+            .any(|n| n.starts_with("during:writer-failover errors")),
+        "{failed:?}"
+    );
+    // ...and the service is not back within the recovery bound.
+    assert!(
+        failed
+            .iter()
+            .any(|n| n.starts_with("during:writer-failover recovery")),
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().all(|n| !n.starts_with("baseline")),
+        "the baseline was fine: {failed:?}"
+    );
+}
+
+/// The shipped db-failover scenario (run from a copy of its file, at half its length): the
+/// measured recovery of the failover matches the sandbox's own account of how long it took,
+/// within one recorder interval (0.5 s here; the issue asks for 1 s).
+#[test]
+fn measured_recovery_matches_the_failover_the_sandbox_records() {
+    let _turn = heavy();
+    let dir = tmpdir("recovery-truth");
+    let s = dir.join("db-failover.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/db-failover.toml"),
+        &s,
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--time-scale",
+        "0.5",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    let t = |kind: &str| {
+        ev.iter()
+            .find(|e| e["event"] == kind)
+            .and_then(|e| e["t_s"].as_f64())
+            .unwrap()
+    };
+    let truth = t("db_failover_end") - t("db_failover_start");
+    let r = report(&out);
+    let measured = r["recovery"][0]["from_inject_s"].as_f64().unwrap();
+    // Within one interval (0.5 s here) below the truth — recovery cannot come before the
+    // promotion — and, above it, one interval plus room for a loaded machine's stall inside
+    // the 5 s healthy stretch, which moves recovery later (measured here: 3.0 s vs 3.003 s).
+    assert!(
+        measured >= truth - 0.5 && measured <= truth + 1.5,
+        "measured recovery {measured} s, the sandbox's failover took {truth} s"
+    );
+    assert!(r["recovery"][0]["failed_requests"].as_u64().unwrap() > 0);
+    // The scenario file is gone: `chaos report` re-judges from the text kept in report.json,
+    // and appends the summary to GitHub's step summary when it is set, after what is there.
+    std::fs::remove_file(&s).unwrap();
+    let before = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let step = dir.join("step-summary.md");
+    std::fs::write(&step, "## earlier step\n").unwrap();
+    let again = dir.join("again");
+    let o = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "report",
+            out.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ])
+        .env("GITHUB_STEP_SUMMARY", &step)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(again.join("summary.md")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read_to_string(&step).unwrap(),
+        format!("## earlier step\n{before}")
+    );
+}
