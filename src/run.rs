@@ -278,7 +278,7 @@ async fn run_on(
 
     let timeline = Timeline::of(&scenario);
     let segments = load::schedule::segments(&scenario.load.stages);
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let mut watch = AbortWatch::new(&scenario.abort, progress, shutdown.clone());
     // Abort conditions are judged per tick: tick at least once per recorder interval.
     let tick = opts.progress_every.min(scenario.load.interval);

@@ -59,16 +59,19 @@ impl SandboxDriver {
     /// One control call; the JSON answer, or an error naming the call.
     pub async fn call(&self, method: &str, path: &str) -> Result<Value, DriverError> {
         let shown = format!("{method} {}{path}", self.control_url);
-        let fail = |why: String| DriverError::Call(format!("{shown}: {why}"));
+        // The sandbox briefly unreachable or slow is worth another try; a request it refuses
+        // (4xx) or one we cannot even form is not.
+        let fail = |why: String| DriverError::retryable(format!("{shown}: {why}"));
+        let refused = |why: String| DriverError::Permanent(format!("{shown}: {why}"));
         let uri: Uri = format!("{}{path}", self.control_url)
             .parse()
-            .map_err(|e| fail(format!("bad URL: {e}")))?;
-        let m = Method::from_bytes(method.as_bytes()).map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| refused(format!("bad URL: {e}")))?;
+        let m = Method::from_bytes(method.as_bytes()).map_err(|e| refused(e.to_string()))?;
         let req = Request::builder()
             .method(m)
             .uri(uri)
             .body(Empty::new())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| refused(e.to_string()))?;
         let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
             .await
             .map_err(|_| fail("no answer within 10 s".into()))?
@@ -82,10 +85,12 @@ impl SandboxDriver {
             .to_bytes();
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
-            return Err(fail(format!(
-                "{status}: {}",
-                v["error"].as_str().unwrap_or("")
-            )));
+            let why = format!("{status}: {}", v["error"].as_str().unwrap_or(""));
+            return Err(if status.is_client_error() {
+                refused(why)
+            } else {
+                fail(why)
+            });
         }
         Ok(v)
     }
@@ -311,7 +316,7 @@ impl Driver for SandboxDriver {
     fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
         Box::pin(async move {
             let calls: Vec<Call> = serde_json::from_value(undo["calls"].clone())
-                .map_err(|e| DriverError::Call(format!("bad undo data: {e}")))?;
+                .map_err(|e| DriverError::Permanent(format!("bad undo data: {e}")))?;
             self.run_calls(&calls).await
         })
     }

@@ -2,17 +2,24 @@
 //! schedule, and the journal that makes every step recoverable.
 //!
 //! The timeline never learns how the load is doing (DESIGN.md: a fault is seen in the numbers
-//! or not at all). It injects each fault at its `at`, reverts it after its `for` (or at the end
-//! of the run), and on shutdown (Ctrl-C, SIGTERM) reverts everything still applied at once.
-//! A revert that fails is retried; if it still fails, the run ends with exit 4 and a message
-//! saying what is still applied and the command that undoes it.
+//! or not at all). Each fault runs on its own schedule, concurrently with the others: it is
+//! injected at its `at`, reverted after its `for` (or at the end of the run), and on shutdown
+//! (Ctrl-C, SIGTERM, an abort) reverted at once — an inject that takes 20 s (a cloud API) never
+//! delays another fault's injection. An inject already in flight is never cancelled (what it
+//! did would be unknown): it finishes, then is reverted. A revert that fails is retried as its
+//! error says (retryable: with backoff, honouring the driver's `after`, until the driver's
+//! revert deadline; permanent: not at all; already reverted: done); if it still fails, the run
+//! ends with exit 4 and a message saying what is still applied and the command that undoes it.
+//! Time comes from tokio's clock, so tests run the timeline in paused time.
 
 pub mod journal;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,14 +58,34 @@ pub struct FaultPlan {
     pub revert: Vec<Call>,
 }
 
+/// Why a driver step failed, and so what the timeline does next.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// The driver cannot do this fault on this target (found at plan time).
     #[error("{0}")]
     Unsupported(String),
-    /// A call failed.
+    /// Worth trying again (a timeout, throttling, the target briefly unreachable), after
+    /// `after` if the target said when.
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        after: Option<Duration>,
+    },
+    /// Trying again cannot help (refused, bad undo data).
     #[error("{0}")]
-    Call(String),
+    Permanent(String),
+    /// A revert found nothing left to undo: the fault is gone.
+    #[error("already reverted")]
+    AlreadyReverted,
+}
+
+impl DriverError {
+    pub fn retryable(message: impl Into<String>) -> DriverError {
+        DriverError::Retryable {
+            message: message.into(),
+            after: None,
+        }
+    }
 }
 
 /// How faults are done on one kind of target (DESIGN.md "Driver"). All three steps are
@@ -71,6 +98,11 @@ pub trait Driver: Send + Sync {
     /// Undo data built from a plan alone (its idempotent revert calls): used when an inject
     /// failed halfway or the process died between `intent` and `applied`.
     fn undo_for(&self, p: &FaultPlan) -> Undo;
+    /// How long a revert failing with retryable errors is retried before the fault is reported
+    /// as still applied: seconds for a local target, minutes for a cloud API that throttles.
+    fn revert_deadline(&self) -> Duration {
+        Duration::from_secs(5)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,7 +131,8 @@ pub struct Outcome {
 }
 
 /// Run the fault timeline: inject and revert on schedule from `start`, stop early on
-/// `shutdown`, and always revert whatever is still applied before returning.
+/// `shutdown`, and always revert whatever is still applied before returning. Each fault is its
+/// own future; they run concurrently on this task.
 pub async fn run_timeline(
     faults: &[Fault],
     plans: &[FaultPlan],
@@ -109,9 +142,8 @@ pub async fn run_timeline(
     end: Duration,
     shutdown: &Shutdown,
 ) -> Vec<Outcome> {
-    let mut out: Vec<Outcome> = faults
-        .iter()
-        .map(|f| Outcome {
+    let each = faults.iter().zip(plans).map(|(f, plan)| async move {
+        let mut o = Outcome {
             name: f.name.clone(),
             kind: f.kind.name().to_string(),
             status: Status::NotReached,
@@ -119,37 +151,24 @@ pub async fn run_timeline(
             reverted_at_s: None,
             error: None,
             undo: None,
-        })
-        .collect();
-    // (time, revert first at equal times, fault index)
-    let mut steps: Vec<(Duration, bool, usize)> = Vec::new();
-    for (i, f) in faults.iter().enumerate() {
-        steps.push((f.at, false, i));
-        steps.push((f.duration.map_or(end, |d| f.at + d).min(end), true, i));
-    }
-    steps.sort_by_key(|s| (s.0, !s.1, s.2));
-    let mut applied: Vec<usize> = Vec::new();
-    for (t, is_revert, i) in steps {
-        let wait = tokio::time::sleep_until((start + t).into());
+        };
         tokio::select! {
-            _ = wait => {}
-            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep_until(start + f.at) => {}
+            _ = shutdown.wait() => return o,
         }
-        if is_revert {
-            if applied.contains(&i) {
-                revert_one(driver, journal, &faults[i], &mut out[i], start).await;
-                applied.retain(|&a| a != i);
-            }
-        } else if inject_one(driver, journal, &faults[i], &plans[i], &mut out[i], start).await {
-            applied.push(i);
+        // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
+        if !inject_one(driver, journal, f, plan, &mut o, start).await {
+            return o;
         }
-    }
-    // The end of the run, an interrupt, or an early stop: revert everything still applied,
-    // newest first.
-    for i in applied.into_iter().rev() {
-        revert_one(driver, journal, &faults[i], &mut out[i], start).await;
-    }
-    out
+        let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + revert_at) => {}
+            _ = shutdown.wait() => {}
+        }
+        revert_one(driver, journal, f, &mut o, start).await;
+        o
+    });
+    futures_util::future::join_all(each).await
 }
 
 fn journal_write(journal: &Journal, r: &Record) -> Result<(), String> {
@@ -203,7 +222,41 @@ async fn inject_one(
     }
 }
 
-/// Revert with retries (0.2 s, 1 s, 3 s apart).
+/// Backoff between revert attempts: 0.2 s doubling to 5 s, or what the target asked for.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// Revert until it succeeds, the error is permanent, or the driver's deadline passes.
+async fn revert_with_retries(driver: &dyn Driver, undo: &Undo) -> Result<u32, (u32, String)> {
+    let deadline = Instant::now() + driver.revert_deadline();
+    let mut pause = FIRST_RETRY;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let wait = match driver.revert(undo).await {
+            Ok(()) | Err(DriverError::AlreadyReverted) => return Ok(attempts),
+            Err(DriverError::Retryable { message, after }) => {
+                let wait = after.unwrap_or(pause);
+                if Instant::now() + wait > deadline {
+                    return Err((
+                        attempts,
+                        format!(
+                            "{message} (retried for {:.0?}, the driver's revert deadline)",
+                            driver.revert_deadline()
+                        ),
+                    ));
+                }
+                wait
+            }
+            Err(e @ (DriverError::Permanent(_) | DriverError::Unsupported(_))) => {
+                return Err((attempts, e.to_string()));
+            }
+        };
+        tokio::time::sleep(wait).await;
+        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    }
+}
+
 async fn revert_one(
     driver: &dyn Driver,
     journal: &Journal,
@@ -215,27 +268,26 @@ async fn revert_one(
         return;
     };
     let kind = f.kind.name();
-    let mut last = String::new();
-    for pause in [0.0, 0.2, 1.0, 3.0] {
-        tokio::time::sleep(Duration::from_secs_f64(pause)).await;
-        match driver.revert(&undo).await {
-            Ok(()) => {
-                let r = Record::new(&f.name, kind, driver.name(), Step::Reverted);
-                let _ = journal_write(journal, &r);
-                o.reverted_at_s = Some(start.elapsed().as_secs_f64());
-                if o.status != Status::InjectFailed {
-                    o.status = Status::Reverted;
-                }
-                return;
+    match revert_with_retries(driver, &undo).await {
+        Ok(_) => {
+            let r = Record::new(&f.name, kind, driver.name(), Step::Reverted);
+            let _ = journal_write(journal, &r);
+            o.reverted_at_s = Some(start.elapsed().as_secs_f64());
+            if o.status != Status::InjectFailed {
+                o.status = Status::Reverted;
             }
-            Err(e) => last = e.to_string(),
+        }
+        Err((attempts, last)) => {
+            let mut r = Record::new(&f.name, kind, driver.name(), Step::Failed);
+            r.error = Some(format!("revert: {last}"));
+            let _ = journal_write(journal, &r);
+            o.status = Status::RevertFailed;
+            o.error = Some(format!(
+                "revert failed after {attempts} attempt{}: {last}",
+                if attempts == 1 { "" } else { "s" }
+            ));
         }
     }
-    let mut r = Record::new(&f.name, kind, driver.name(), Step::Failed);
-    r.error = Some(format!("revert: {last}"));
-    let _ = journal_write(journal, &r);
-    o.status = Status::RevertFailed;
-    o.error = Some(format!("revert failed after 4 attempts: {last}"));
 }
 
 /// What `chaos rollback` did with one open fault.
@@ -261,17 +313,10 @@ pub async fn rollback(
                 "no undo data for driver `{}` in the journal: revert it by hand",
                 r.driver
             )),
-            Some((d, undo)) => {
-                let mut last = Ok(());
-                for pause in [0.0, 0.5, 2.0] {
-                    tokio::time::sleep(Duration::from_secs_f64(pause)).await;
-                    last = d.revert(undo).await.map_err(|e| e.to_string());
-                    if last.is_ok() {
-                        break;
-                    }
-                }
-                last
-            }
+            Some((d, undo)) => revert_with_retries(d.as_ref(), undo)
+                .await
+                .map(|_| ())
+                .map_err(|(_, e)| e),
         };
         let step = if result.is_ok() {
             Step::Reverted
@@ -299,12 +344,17 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
-    /// Fails the first `fail_reverts` reverts; counts every call.
+    /// Fails the first `fail_reverts` reverts (retryably); its injects take `inject_takes`;
+    /// records when each inject started and every call.
     #[derive(Default)]
     struct Flaky {
         fail_reverts: AtomicU32,
+        permanent: std::sync::atomic::AtomicBool,
         injects: AtomicU32,
         reverts: AtomicU32,
+        inject_takes: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+        inject_started: std::sync::Mutex<Vec<(String, Duration)>>,
+        epoch: std::sync::Mutex<Option<Instant>>,
     }
 
     impl Driver for Arc<Flaky> {
@@ -322,9 +372,18 @@ mod tests {
                 })
             })
         }
-        fn inject<'a>(&'a self, _: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
+        fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
             Box::pin(async move {
                 self.injects.fetch_add(1, Ordering::SeqCst);
+                let epoch = self.epoch.lock().unwrap().unwrap_or_else(Instant::now);
+                self.inject_started
+                    .lock()
+                    .unwrap()
+                    .push((p.fault.clone(), epoch.elapsed()));
+                let takes = self.inject_takes.lock().unwrap().get(&p.fault).copied();
+                if let Some(d) = takes {
+                    tokio::time::sleep(d).await;
+                }
                 Ok(serde_json::json!({ "driver": "test" }))
             })
         }
@@ -334,7 +393,10 @@ mod tests {
                 let left = self.fail_reverts.load(Ordering::SeqCst);
                 if left > 0 {
                     self.fail_reverts.store(left - 1, Ordering::SeqCst);
-                    return Err(DriverError::Call("target said no".into()));
+                    if self.permanent.load(Ordering::SeqCst) {
+                        return Err(DriverError::Permanent("target refused".into()));
+                    }
+                    return Err(DriverError::retryable("target said no"));
                 }
                 Ok(())
             })
@@ -353,21 +415,34 @@ mod tests {
         }
     }
 
-    async fn run(d: &Arc<Flaky>, faults: &[Fault], journal: &Journal) -> Vec<Outcome> {
+    /// The timeline of `faults` over a run of `end_ms`, from now (paused time in the tests).
+    async fn run_for(
+        d: &Arc<Flaky>,
+        faults: &[Fault],
+        journal: &Journal,
+        end_ms: u64,
+        shutdown: &Shutdown,
+    ) -> Vec<Outcome> {
         let mut plans = Vec::new();
         for f in faults {
             plans.push(d.plan(f).await.unwrap());
         }
+        let start = Instant::now();
+        *d.epoch.lock().unwrap() = Some(start);
         run_timeline(
             faults,
             &plans,
             d,
             journal,
-            Instant::now(),
-            Duration::from_millis(300),
-            &Shutdown::new(),
+            start,
+            Duration::from_millis(end_ms),
+            shutdown,
         )
         .await
+    }
+
+    async fn run(d: &Arc<Flaky>, faults: &[Fault], journal: &Journal) -> Vec<Outcome> {
+        run_for(d, faults, journal, 300, &Shutdown::new()).await
     }
 
     fn steps(path: &std::path::Path) -> Vec<(String, Step)> {
@@ -385,7 +460,7 @@ mod tests {
         d.join("journal.jsonl")
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_revert_that_fails_twice_is_retried_until_it_succeeds() {
         let d = Arc::new(Flaky::default());
         d.fail_reverts.store(2, Ordering::SeqCst);
@@ -394,6 +469,9 @@ mod tests {
         let out = run(&d, &[fault("f", 10, 50)], &j).await;
         assert_eq!(out[0].status, Status::Reverted);
         assert_eq!(d.reverts.load(Ordering::SeqCst), 3);
+        // Reverted after two backoffs (0.2 s, then 0.4 s) from its scheduled 60 ms.
+        let at = out[0].reverted_at_s.unwrap();
+        assert!((0.66..0.67).contains(&at), "{at}");
         assert_eq!(
             steps(&p),
             [
@@ -404,7 +482,94 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    /// The timeline injects on time whatever another inject costs: a 20 s inject (a cloud
+    /// API) at 1 s does not delay a fault scheduled at 5 s. Paused time: deterministic.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_inject_does_not_delay_the_next_fault() {
+        let d = Arc::new(Flaky::default());
+        d.inject_takes
+            .lock()
+            .unwrap()
+            .insert("slow".into(), Duration::from_secs(20));
+        let p = tmp("slow");
+        let j = Journal::create(&p).unwrap();
+        let faults = [fault("slow", 1_000, 30_000), fault("next", 5_000, 2_000)];
+        let out = run_for(&d, &faults, &j, 60_000, &Shutdown::new()).await;
+        let started = d.inject_started.lock().unwrap().clone();
+        assert_eq!(
+            started,
+            [
+                ("slow".to_string(), Duration::from_secs(1)),
+                ("next".to_string(), Duration::from_secs(5))
+            ]
+        );
+        let next = &out[1];
+        assert_eq!(next.status, Status::Reverted);
+        assert!(
+            (5.0..5.01).contains(&next.injected_at_s.unwrap()),
+            "{next:?}"
+        );
+        assert!(
+            (7.0..7.01).contains(&next.reverted_at_s.unwrap()),
+            "{next:?}"
+        );
+        // The slow one took effect when its call returned, at 21 s, and is reverted on time.
+        let slow = &out[0];
+        assert!(
+            (21.0..21.01).contains(&slow.injected_at_s.unwrap()),
+            "{slow:?}"
+        );
+        assert!(
+            (31.0..31.01).contains(&slow.reverted_at_s.unwrap()),
+            "{slow:?}"
+        );
+    }
+
+    /// Shutdown reverts what is applied at once, lets an inject in flight finish (then reverts
+    /// it), and leaves faults not yet due untouched.
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_reverts_at_once_and_never_cuts_an_inject_short() {
+        let d = Arc::new(Flaky::default());
+        d.inject_takes
+            .lock()
+            .unwrap()
+            .insert("in-flight".into(), Duration::from_secs(10));
+        let p = tmp("shutdown");
+        let j = Journal::create(&p).unwrap();
+        let faults = [
+            fault("applied", 1_000, 50_000),
+            fault("in-flight", 2_000, 50_000),
+            fault("later", 20_000, 1_000),
+        ];
+        let stop = Arc::new(Shutdown::new());
+        let s2 = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            s2.trigger();
+        });
+        let out = run_for(&d, &faults, &j, 60_000, &stop).await;
+        assert_eq!(out[0].status, Status::Reverted);
+        assert!(
+            (4.0..4.01).contains(&out[0].reverted_at_s.unwrap()),
+            "{:?}",
+            out[0]
+        );
+        assert_eq!(out[1].status, Status::Reverted);
+        assert!(
+            (12.0..12.01).contains(&out[1].injected_at_s.unwrap()),
+            "{:?}",
+            out[1]
+        );
+        assert!(
+            (12.0..12.01).contains(&out[1].reverted_at_s.unwrap()),
+            "{:?}",
+            out[1]
+        );
+        assert_eq!(out[2].status, Status::NotReached);
+        assert_eq!(d.injects.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_revert_that_keeps_failing_is_reported_and_rollback_finishes_it() {
         let d = Arc::new(Flaky::default());
         let p = tmp("fail");
@@ -420,11 +585,17 @@ mod tests {
         breaker.await.unwrap();
         assert_eq!(out[0].status, Status::Reverted);
         assert_eq!(out[1].status, Status::RevertFailed);
-        assert!(out[1].error.as_deref().unwrap().contains("4 attempts"));
+        // Retried with backoff 0.2, 0.4, 0.8, 1.6 s within the 5 s deadline (3.0 s), the next
+        // pause (3.2 s) would pass it: 5 attempts, then reported.
+        let err = out[1].error.as_deref().unwrap();
+        assert!(
+            err.contains("after 5 attempts") && err.contains("deadline"),
+            "{err}"
+        );
         assert_eq!(
             d.reverts.load(Ordering::SeqCst),
-            1 + 4,
-            "4 attempts for the stuck one"
+            1 + 5,
+            "5 attempts for the stuck one"
         );
         let open = journal::open_faults(&journal::read(&p).unwrap());
         assert_eq!(open.len(), 1);
@@ -439,5 +610,20 @@ mod tests {
         assert!(journal::open_faults(&journal::read(&p).unwrap()).is_empty());
         // A second rollback has nothing to do.
         assert!(rollback(&p, &driver_for).await.unwrap().is_empty());
+    }
+
+    /// A permanent error is not retried: reported at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_revert_error_is_not_retried() {
+        let d = Arc::new(Flaky::default());
+        d.fail_reverts.store(100, Ordering::SeqCst);
+        d.permanent.store(true, Ordering::SeqCst);
+        let p = tmp("permanent");
+        let j = Journal::create(&p).unwrap();
+        let out = run(&d, &[fault("f", 10, 50)], &j).await;
+        assert_eq!(out[0].status, Status::RevertFailed);
+        assert_eq!(d.reverts.load(Ordering::SeqCst), 1);
+        let err = out[0].error.as_deref().unwrap();
+        assert!(err.contains("after 1 attempt: target refused"), "{err}");
     }
 }
