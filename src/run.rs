@@ -405,6 +405,7 @@ async fn run_on(
                     fault::Status::Reverted => FaultStatus::Reverted,
                     fault::Status::NotReached => FaultStatus::NotReached,
                     fault::Status::InjectFailed => FaultStatus::InjectFailed,
+                    fault::Status::Unconfirmed => FaultStatus::Unconfirmed,
                     fault::Status::RevertFailed => FaultStatus::RevertFailed,
                 },
                 note: match &o.error {
@@ -465,21 +466,7 @@ async fn run_on(
         .as_ref(),
         opts.time_scale,
     );
-    let fault_error = faults.iter().any(|f| {
-        matches!(
-            f.status,
-            FaultStatus::InjectFailed | FaultStatus::RevertFailed
-        )
-    });
-    let verdict = if fault_error {
-        Verdict::FaultError
-    } else if aborted.is_some() {
-        Verdict::Aborted
-    } else if interrupted {
-        Verdict::Interrupted
-    } else {
-        Verdict::of_slos(&slo)
-    };
+    let verdict = Verdict::of_run(&faults, aborted.is_some(), interrupted, &slo);
     // The journal as written (fsynced records); what rollback would read.
     let journal = journal
         .as_ref()

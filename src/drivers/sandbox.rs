@@ -268,6 +268,22 @@ impl SandboxDriver {
                 )
             }
         };
+        // What `confirm` looks for: the state a fault leaves (nodes down, the zone down, the
+        // cache partitioned), or, for one that runs its course (a failover, a rolling restart,
+        // link latency), the sandbox's record that it started.
+        let check = match &f.kind {
+            FaultKind::KillNodes { role, .. } => json!({ "down": targets, "role": match role {
+                Role::Db => "db",
+                Role::Cache => "cache",
+                _ => "app",
+            } }),
+            FaultKind::AzOutage { zone } => json!({ "zone_down": zone }),
+            FaultKind::CachePartition {} => json!({ "cache_state": "partitioned" }),
+            FaultKind::DbFailover {} => json!({ "event": "db_failover_start" }),
+            FaultKind::CacheFailover {} => json!({ "event": "cache_failover_start" }),
+            FaultKind::Latency { .. } => json!({ "event": "link_latency" }),
+            FaultKind::RestartNodes { .. } => json!({ "event": "rolling_restart_start" }),
+        };
         // Every call names the fault as its holder: the sandbox keeps an effect while any fault
         // holds it, so overlapping faults never undo each other.
         let by = |calls: Vec<Call>| -> Vec<Call> {
@@ -286,7 +302,85 @@ impl SandboxDriver {
             targets,
             inject: by(inject),
             revert: by(revert),
+            check,
         })
+    }
+
+    /// Whether `p`'s effect shows in the sandbox (see the `check` built by `plan_fault`).
+    async fn confirm_fault(&self, p: &FaultPlan, undo: &Undo) -> Result<(), DriverError> {
+        let not_yet = |why: String| Err(DriverError::retryable(why));
+        let c = &p.check;
+        if let Some(name) = c["event"].as_str() {
+            let events = self.call("GET", "/events").await?;
+            let seen = events
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .skip(undo["events_before"].as_u64().unwrap_or(0) as usize)
+                })
+                .into_iter()
+                .flatten()
+                .any(|e| e["event"] == name);
+            return if seen {
+                Ok(())
+            } else {
+                not_yet(format!("the sandbox records no `{name}` since the inject"))
+            };
+        }
+        let res = self.call("GET", "/resources").await?;
+        let empty = Vec::new();
+        let resources = res["resources"].as_array().unwrap_or(&empty);
+        if let Some(ids) = c["down"].as_array() {
+            for id in ids.iter().filter_map(Value::as_str) {
+                let Some(r) = resources.iter().find(|r| r["id"] == id) else {
+                    return Err(DriverError::Permanent(format!(
+                        "`{id}` is gone from the sandbox"
+                    )));
+                };
+                if r["state"] == "running" {
+                    return not_yet(format!("`{id}` is still running"));
+                }
+                // Not a flag the sandbox sets: its port really refuses connections.
+                if let Some(addr) = r["addr"].as_str().and_then(|a| a.parse().ok()) {
+                    if port_open(addr).await {
+                        return not_yet(format!("`{id}` still accepts connections on {addr}"));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if let Some(zone) = c["zone_down"].as_str() {
+            let down = res["zones_down"]
+                .as_array()
+                .is_some_and(|z| z.iter().any(|z| z == zone));
+            let up: Vec<&str> = resources
+                .iter()
+                .filter(|r| r["role"] == "app" && r["zone"] == zone && r["state"] == "running")
+                .filter_map(|r| r["id"].as_str())
+                .collect();
+            return match (down, up.is_empty()) {
+                (true, true) => Ok(()),
+                (false, _) => not_yet(format!("zone {zone} is not down")),
+                (true, false) => not_yet(format!(
+                    "zone {zone} is down but {} still run",
+                    up.join(", ")
+                )),
+            };
+        }
+        if let Some(want) = c["cache_state"].as_str() {
+            let state = resources
+                .iter()
+                .find(|r| r["role"] == "cache")
+                .map(|r| r["state"].clone())
+                .unwrap_or(Value::Null);
+            return if state == want {
+                Ok(())
+            } else {
+                not_yet(format!("the cache is {state}, not {want}"))
+            };
+        }
+        // A plan from before checks existed (a journal of an older run): nothing to look for.
+        Ok(())
     }
 
     async fn run_calls(&self, calls: &[Call]) -> Result<(), DriverError> {
@@ -295,6 +389,18 @@ impl SandboxDriver {
         }
         Ok(())
     }
+}
+
+/// Whether something accepts a TCP connection at `addr` (within 200 ms).
+async fn port_open(addr: std::net::SocketAddr) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr)
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 impl Driver for SandboxDriver {
@@ -308,9 +414,28 @@ impl Driver for SandboxDriver {
 
     fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
         Box::pin(async move {
+            // Where the event log stands before the calls: `confirm` looks only after it.
+            let before = if p.check["event"].is_string() {
+                self.call("GET", "/events")
+                    .await?
+                    .as_array()
+                    .map_or(0, Vec::len)
+            } else {
+                0
+            };
             self.run_calls(&p.inject).await?;
-            Ok(self.undo_for(p))
+            let mut undo = self.undo_for(p);
+            undo["events_before"] = json!(before);
+            Ok(undo)
         })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        p: &'a FaultPlan,
+        undo: &'a Undo,
+    ) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(self.confirm_fault(p, undo))
     }
 
     fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {

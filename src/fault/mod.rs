@@ -56,6 +56,9 @@ pub struct FaultPlan {
     /// Idempotent calls that undo the inject; empty when nothing can be undone (a failover
     /// stays done, as on AWS).
     pub revert: Vec<Call>,
+    /// What the driver's `confirm` looks for once the fault is injected (driver-specific).
+    #[serde(default)]
+    pub check: serde_json::Value,
 }
 
 /// Why a driver step failed, and so what the timeline does next.
@@ -103,6 +106,18 @@ pub trait Driver: Send + Sync {
     fn revert_deadline(&self) -> Duration {
         Duration::from_secs(5)
     }
+    /// Whether the fault took effect, by the driver's own read calls (the node's port is
+    /// closed, the zone is down, the writer moved). `Ok(())` once it shows; a retryable error
+    /// while it does not yet (the timeline asks again until [`Driver::confirm_deadline`]).
+    fn confirm<'a>(
+        &'a self,
+        p: &'a FaultPlan,
+        undo: &'a Undo,
+    ) -> BoxFut<'a, Result<(), DriverError>>;
+    /// How long an injected fault may take to show before it counts as unconfirmed.
+    fn confirm_deadline(&self) -> Duration {
+        Duration::from_secs(5)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +128,9 @@ pub enum Status {
     /// The run ended before its time came (interrupted).
     NotReached,
     InjectFailed,
+    /// Injected, but the driver's read calls never showed its effect before the deadline
+    /// (reverted at once; the run fails with exit 4).
+    Unconfirmed,
     /// Still applied: the revert failed after retries.
     RevertFailed,
 }
@@ -159,6 +177,21 @@ pub async fn run_timeline(
         // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
         if !inject_one(driver, journal, f, plan, &mut o, start).await {
             return o;
+        }
+        // A fault whose effect never shows is reverted at once: the run measured something
+        // else than the scenario asked for.
+        if o.status != Status::InjectFailed {
+            if let Err(e) = confirm_one(driver, plan, &o).await {
+                let mut r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Failed);
+                r.error = Some(format!("confirm: {e}"));
+                let _ = journal_write(journal, &r);
+                o.error = Some(format!("not confirmed: {e}"));
+                revert_one(driver, journal, f, &mut o, start).await;
+                if o.status == Status::Reverted {
+                    o.status = Status::Unconfirmed;
+                }
+                return o;
+            }
         }
         let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
         tokio::select! {
@@ -218,6 +251,32 @@ async fn inject_one(
             // It may have half-applied: revert with the plan's idempotent steps.
             o.undo = Some(driver.undo_for(plan));
             true
+        }
+    }
+}
+
+/// Ask the driver until the fault shows, a permanent answer, or its confirm deadline.
+async fn confirm_one(driver: &dyn Driver, plan: &FaultPlan, o: &Outcome) -> Result<(), String> {
+    let Some(undo) = &o.undo else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + driver.confirm_deadline();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match driver.confirm(plan, undo).await {
+            Ok(()) => return Ok(()),
+            Err(DriverError::Retryable { message, after }) => {
+                let wait = after.unwrap_or(pause);
+                if Instant::now() + wait > deadline {
+                    return Err(format!(
+                        "{message} (still so {:.0?} after the inject)",
+                        driver.confirm_deadline()
+                    ));
+                }
+                tokio::time::sleep(wait).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -355,6 +414,9 @@ mod tests {
         inject_takes: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
         inject_started: std::sync::Mutex<Vec<(String, Duration)>>,
         epoch: std::sync::Mutex<Option<Instant>>,
+        /// When (from the epoch) each listed fault's effect shows to `confirm`; an unlisted
+        /// fault's shows at once.
+        shows_after: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
     }
 
     impl Driver for Arc<Flaky> {
@@ -369,6 +431,7 @@ mod tests {
                     targets: vec!["thing".into()],
                     inject: vec![],
                     revert: vec![],
+                    check: serde_json::Value::Null,
                 })
             })
         }
@@ -403,6 +466,22 @@ mod tests {
         }
         fn undo_for(&self, _: &FaultPlan) -> Undo {
             serde_json::json!({ "driver": "test" })
+        }
+        fn confirm<'a>(
+            &'a self,
+            p: &'a FaultPlan,
+            _: &'a Undo,
+        ) -> BoxFut<'a, Result<(), DriverError>> {
+            Box::pin(async move {
+                let shows_after = self.shows_after.lock().unwrap().get(&p.fault).copied();
+                let epoch = self.epoch.lock().unwrap().unwrap_or_else(Instant::now);
+                match shows_after {
+                    Some(t) if epoch.elapsed() < t => {
+                        Err(DriverError::retryable(format!("{} not down yet", p.fault)))
+                    }
+                    _ => Ok(()),
+                }
+            })
         }
     }
 
@@ -625,5 +704,38 @@ mod tests {
         assert_eq!(d.reverts.load(Ordering::SeqCst), 1);
         let err = out[0].error.as_deref().unwrap();
         assert!(err.contains("after 1 attempt: target refused"), "{err}");
+    }
+
+    /// A fault whose effect never shows is unconfirmed: reverted at once, reported; one that
+    /// shows a little late is confirmed.
+    #[tokio::test(start_paused = true)]
+    async fn an_injected_fault_that_never_shows_is_unconfirmed_and_reverted_at_once() {
+        let d = Arc::new(Flaky::default());
+        {
+            let mut s = d.shows_after.lock().unwrap();
+            s.insert("never".into(), Duration::from_secs(3600));
+            s.insert("late".into(), Duration::from_millis(1_500));
+        }
+        let p = tmp("confirm");
+        let j = Journal::create(&p).unwrap();
+        let faults = [fault("never", 1_000, 30_000), fault("late", 1_000, 30_000)];
+        let out = run_for(&d, &faults, &j, 60_000, &Shutdown::new()).await;
+        assert_eq!(out[0].status, Status::Unconfirmed, "{:?}", out[0]);
+        let err = out[0].error.as_deref().unwrap();
+        assert!(err.contains("not confirmed: never not down yet"), "{err}");
+        // Reverted right after the 5 s confirm deadline, not at its scheduled 31 s.
+        let rev = out[0].reverted_at_s.unwrap();
+        assert!((5.5..6.6).contains(&rev), "{rev}");
+        assert_eq!(out[1].status, Status::Reverted);
+        assert!((31.0..31.01).contains(&out[1].reverted_at_s.unwrap()));
+        let never: Vec<Step> = steps(&p)
+            .into_iter()
+            .filter(|(f, _)| f == "never")
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(
+            never,
+            [Step::Intent, Step::Applied, Step::Failed, Step::Reverted]
+        );
     }
 }

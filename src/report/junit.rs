@@ -79,7 +79,7 @@ pub fn render(r: &RunReport) -> String {
                 st.set_message(format!("{}: {}", f.status.name(), f.note));
                 st
             }
-            FaultStatus::InjectFailed | FaultStatus::RevertFailed => {
+            FaultStatus::InjectFailed | FaultStatus::Unconfirmed | FaultStatus::RevertFailed => {
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
                 st.set_message(format!("{}: {}", f.status.name(), f.note));
                 st.set_type("fault_error");

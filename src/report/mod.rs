@@ -52,6 +52,32 @@ impl Verdict {
         }
     }
 
+    /// The verdict of a run (what `chaos run` decides and `chaos report` decides again): a
+    /// fault left applied, not injected or not confirmed first (exit 4: the system may not be
+    /// as the run thinks), then an abort, an interrupt, then the SLOs.
+    pub fn of_run(
+        faults: &[FaultRecord],
+        aborted: bool,
+        interrupted: bool,
+        slo: &[SloResult],
+    ) -> Verdict {
+        let fault_error = faults.iter().any(|f| {
+            matches!(
+                f.status,
+                FaultStatus::InjectFailed | FaultStatus::Unconfirmed | FaultStatus::RevertFailed
+            )
+        });
+        if fault_error {
+            Verdict::FaultError
+        } else if aborted {
+            Verdict::Aborted
+        } else if interrupted {
+            Verdict::Interrupted
+        } else {
+            Verdict::of_slos(slo)
+        }
+    }
+
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Pass | Verdict::NotJudged => 0,
@@ -97,14 +123,17 @@ pub enum FaultStatus {
     /// The run stopped before its time came.
     NotReached,
     InjectFailed,
+    /// Injected, but its effect never showed (the driver's read calls): reverted at once, and
+    /// the run fails with exit 4 — it measured something else than the scenario asked for.
+    Unconfirmed,
     /// Still applied: its revert failed. `chaos rollback <run-dir>` retries it.
     RevertFailed,
 }
 
 impl FaultRecord {
-    /// Whether it ever took effect (an injection returned).
+    /// Whether it ever took effect (an injection returned and its effect was confirmed).
     pub fn applied(&self) -> bool {
-        self.injected_at_s.is_some()
+        self.injected_at_s.is_some() && self.status != FaultStatus::Unconfirmed
     }
 }
 
@@ -124,6 +153,7 @@ impl FaultStatus {
             FaultStatus::Reverted => "injected and reverted",
             FaultStatus::NotReached => "not reached",
             FaultStatus::InjectFailed => "inject failed",
+            FaultStatus::Unconfirmed => "unconfirmed (its effect never showed)",
             FaultStatus::RevertFailed => "STILL APPLIED (revert failed)",
         }
     }
@@ -288,7 +318,9 @@ impl RunReport {
                     .filter(|f| {
                         matches!(
                             f.status,
-                            FaultStatus::InjectFailed | FaultStatus::RevertFailed
+                            FaultStatus::InjectFailed
+                                | FaultStatus::Unconfirmed
+                                | FaultStatus::RevertFailed
                         )
                     })
                     .map(|f| format!("`{}` {}: {}", f.name, f.status.name(), f.note))
@@ -411,6 +443,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fault_not_injected_confirmed_or_reverted_is_exit_4_whatever_the_slos() {
+        let fault = |status| FaultRecord {
+            name: "f".into(),
+            kind: "az-outage".into(),
+            status,
+            note: String::new(),
+            injected_at_s: Some(1.0),
+            reverted_at_s: Some(2.0),
+        };
+        for st in [
+            FaultStatus::InjectFailed,
+            FaultStatus::Unconfirmed,
+            FaultStatus::RevertFailed,
+        ] {
+            let v = Verdict::of_run(&[fault(st)], true, true, &[]);
+            assert_eq!((v, v.exit_code()), (Verdict::FaultError, 4), "{st:?}");
+        }
+        let ok = [fault(FaultStatus::Reverted)];
+        assert_eq!(Verdict::of_run(&ok, true, false, &[]), Verdict::Aborted);
+        assert_eq!(Verdict::of_run(&ok, false, true, &[]), Verdict::Interrupted);
+        assert_eq!(Verdict::of_run(&ok, false, false, &[]), Verdict::NotJudged);
+        // An unconfirmed fault's windows are not judged: it is not "applied".
+        assert!(!fault(FaultStatus::Unconfirmed).applied());
+        assert!(fault(FaultStatus::RevertFailed).applied());
+    }
 
     #[test]
     fn utc_formats_known_instants() {

@@ -115,6 +115,7 @@ fn fault_status(s: &str) -> FaultStatus {
         "reverted" => FaultStatus::Reverted,
         "not_reached" => FaultStatus::NotReached,
         "inject_failed" => FaultStatus::InjectFailed,
+        "unconfirmed" => FaultStatus::Unconfirmed,
         "revert_failed" => FaultStatus::RevertFailed,
         _ => FaultStatus::Skipped,
     }
@@ -269,13 +270,9 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
             a.get("at_s").and_then(Value::as_f64).unwrap_or(0.0),
         )
     });
-    // What happened during the run stands; only the SLO verdict is judged again.
-    let verdict = match r["verdict"].as_str() {
-        Some("fault_error") => Verdict::FaultError,
-        Some("aborted") => Verdict::Aborted,
-        Some("interrupted") => Verdict::Interrupted,
-        _ => Verdict::of_slos(&slo),
-    };
+    // What happened during the run (its faults' fate, an abort, an interrupt) stands; only the
+    // SLOs are judged again — by the same rule as `chaos run`.
+    let verdict = Verdict::of_run(&faults, aborted.is_some(), interrupted, &slo);
     let _ = Outcome::ALL; // the outcome order of the arrays above is Outcome::ALL's
     Ok(RunReport {
         journal: serde_json::from_value(r["journal"].clone()).unwrap_or_default(),
