@@ -176,11 +176,14 @@ pub async fn run(
                 .map(|f| format!("{} ({})", f.name, f.kind.name()))
                 .collect();
             return Err(RunError::Usage(format!(
-                "scenario `{}` injects {} fault(s): {}; a plain --target-url has no fault driver. \
+                "scenario `{}` injects {}: {}; a plain --target-url has no fault driver. \
                  Pass --skip-faults to run the load alone (the faults are reported as skipped), \
                  or leave --target-url out to run on the embedded sandbox",
                 scenario.name,
-                list.len(),
+                match list.len() {
+                    1 => "1 fault".to_string(),
+                    n => format!("{n} faults"),
+                },
                 list.join(", ")
             )));
         }
