@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub sandbox_exe: Option<PathBuf>,
     /// How often the progress view updates.
     pub progress_every: Duration,
+    /// `--set key.path=value` overrides and `--env NAME=value` values for the scenario.
+    pub set: Vec<String>,
+    pub env: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -53,6 +56,8 @@ impl Default for RunOptions {
             sandbox_url: None,
             sandbox_exe: None,
             progress_every: Duration::from_secs(1),
+            set: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -101,8 +106,17 @@ pub fn check_time_scale(f: f64) -> Result<(), RunError> {
 
 /// Load and time-scale the scenario (what `check`, `plan` and `run` share).
 pub fn prepare(arg: &str, time_scale: f64) -> Result<Scenario, RunError> {
+    prepare_with(arg, time_scale, &scenario::Params::default())
+}
+
+/// [`prepare`] with overrides, an environment mode and the target's zones.
+pub fn prepare_with(
+    arg: &str,
+    time_scale: f64,
+    params: &scenario::Params,
+) -> Result<Scenario, RunError> {
     check_time_scale(time_scale)?;
-    let s = scenario::load(arg)?;
+    let s = scenario::load_with(arg, params)?;
     Ok(if time_scale == 1.0 {
         s
     } else {
@@ -147,7 +161,8 @@ pub async fn run(
     shutdown: Arc<Shutdown>,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
-    let scenario = prepare(&opts.scenario, opts.time_scale)?;
+    let params = scenario::Params::run(&opts.set, &opts.env, opts.target_url.is_none());
+    let scenario = prepare_with(&opts.scenario, opts.time_scale, &params)?;
     if let Some(url) = &opts.target_url {
         if opts.sandbox_url.is_some() {
             return Err(RunError::Usage(
@@ -161,11 +176,14 @@ pub async fn run(
                 .map(|f| format!("{} ({})", f.name, f.kind.name()))
                 .collect();
             return Err(RunError::Usage(format!(
-                "scenario `{}` injects {} fault(s): {}; a plain --target-url has no fault driver. \
+                "scenario `{}` injects {}: {}; a plain --target-url has no fault driver. \
                  Pass --skip-faults to run the load alone (the faults are reported as skipped), \
                  or leave --target-url out to run on the embedded sandbox",
                 scenario.name,
-                list.len(),
+                match list.len() {
+                    1 => "1 fault".to_string(),
+                    n => format!("{n} faults"),
+                },
                 list.join(", ")
             )));
         }

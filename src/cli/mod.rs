@@ -72,18 +72,27 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         /// --target-url (it has no fault driver).
         #[arg(long)]
         skip_faults: bool,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// Validate scenario files (or shipped names); change nothing. Checks every file given and
-    /// prints every error in each; exit 2 if any is invalid.
+    /// prints every error in each; exit 2 if any is invalid. `${env:…}` values are not needed
+    /// (an unset one is a warning: `run` will need it).
     Check {
         #[arg(required = true)]
         scenarios: Vec<String>,
+        #[command(flatten)]
+        params: ParamArgs,
     },
-    /// Print the resolved timeline (stages, rates, faults, SLOs); change nothing.
+    /// Print the resolved timeline (stages, rates, faults, SLOs) of each scenario and the calls
+    /// its faults would make; change nothing.
     Plan {
-        scenario: String,
+        #[arg(required = true)]
+        scenarios: Vec<String>,
         #[arg(long, value_name = "F", default_value_t = 1.0)]
         time_scale: f64,
+        #[command(flatten)]
+        params: ParamArgs,
     },
     /// List the shipped scenarios.
     List,
@@ -140,6 +149,19 @@ pub enum SummaryFormat {
     Json,
     /// nothing (the files are written all the same)
     None,
+}
+
+/// Values from the command line, applied to the scenario before it is validated.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParamArgs {
+    /// Override a value of the scenario, validated like the file: `load.peak_rps=400`,
+    /// `faults.zone-a-down.at=30s`, `load.stages.1.for=5m` (array items by index or name).
+    /// Repeatable; recorded in report.json.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Give `${env:NAME}` a value (before the process environment). Repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,18 +278,15 @@ pub fn dispatch(cmd: Command) -> i32 {
                 }
             }
         }
-        Command::Check { scenarios } => {
+        Command::Check { scenarios, params } => {
+            let p = scenario::Params::names_only(&params.set, &params.env);
             let mut code = 0;
             for arg in &scenarios {
-                match scenario::load(arg) {
-                    Ok(s) => out(&format!(
-                        "ok: {arg} ({}: {} stages, {} requests, {} faults, {} SLOs)",
-                        s.name,
-                        s.load.stages.len(),
-                        s.load.requests.len(),
-                        s.faults.len(),
-                        s.slo.objectives.len()
-                    )),
+                match scenario::load_with(arg, &p) {
+                    Ok(s) => {
+                        warn_all(&s);
+                        out(&format!("ok: {arg} ({})", plan::counts(&s)));
+                    }
                     Err(e) => {
                         error(&e);
                         code = 2;
@@ -277,32 +296,20 @@ pub fn dispatch(cmd: Command) -> i32 {
             code
         }
         Command::Plan {
-            scenario,
+            scenarios,
             time_scale,
-        } => match run::prepare(&scenario, time_scale) {
-            Ok(s) => {
-                out(&plan::render(&s));
-                let faults = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())
-                    .and_then(|rt| rt.block_on(plan::sandbox_fault_plans(&s)));
-                match faults {
-                    Ok(text) => {
-                        out(&text);
-                        0
-                    }
-                    Err(e) => {
-                        error(&e);
-                        2
-                    }
-                }
+            params,
+        } => {
+            let p = scenario::Params::names_only(&params.set, &params.env);
+            let mut code = 0;
+            let mut printed = false;
+            for arg in &scenarios {
+                let (c, shown) = plan_one(arg, time_scale, &p, printed);
+                code = code.max(c);
+                printed |= shown;
             }
-            Err(e) => {
-                error(&e);
-                e.exit_code()
-            }
-        },
+            code
+        }
         Command::Run {
             scenario,
             target_url,
@@ -313,6 +320,7 @@ pub fn dispatch(cmd: Command) -> i32 {
             quiet,
             summary,
             skip_faults,
+            params,
         } => {
             let opts = RunOptions {
                 scenario,
@@ -322,9 +330,54 @@ pub fn dispatch(cmd: Command) -> i32 {
                 force,
                 time_scale,
                 skip_faults,
+                set: params.set,
+                env: params.env,
                 ..RunOptions::default()
             };
             run_blocking(opts, quiet, summary)
+        }
+    }
+}
+
+/// A scenario's warnings, on stderr.
+fn warn_all(s: &scenario::Scenario) {
+    for w in &s.warnings {
+        err(&scenario::Warning(w).to_string());
+    }
+}
+
+/// `chaos plan` of one scenario: the timeline, then the sandbox's blast radius (after a blank
+/// line if an earlier plan was printed). Returns the exit code and whether a plan was printed.
+fn plan_one(arg: &str, time_scale: f64, p: &scenario::Params, after: bool) -> (i32, bool) {
+    let s = match run::prepare_with(arg, time_scale, p) {
+        Ok(s) => s,
+        Err(e) => {
+            error(&e);
+            return (e.exit_code(), false);
+        }
+    };
+    warn_all(&s);
+    if after {
+        out("");
+    }
+    out(&plan::render(&s));
+    if !s.unknown.is_empty() {
+        // The blast radius may depend on the unknown values (a count, a zone's faults' times).
+        return (0, true);
+    }
+    let faults = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(plan::sandbox_fault_plans(&s)));
+    match faults {
+        Ok(text) => {
+            out(&text);
+            (0, true)
+        }
+        Err(e) => {
+            error(&e);
+            (2, true)
         }
     }
 }

@@ -1,5 +1,9 @@
 //! `chaos plan`: the resolved timeline of a scenario as text — what will be sent when, which
 //! faults at which times, which SLOs. Pure: the same scenario always prints the same plan.
+//!
+//! A scenario validated without some `${env:…}` value (see [`Scenario::unknown`]) holds
+//! placeholders: its plan says which values are unknown and prints nothing computed from
+//! numbers (no rates, times or blast radius) rather than numbers that will not be the run's.
 
 use std::fmt::Write as _;
 
@@ -7,12 +11,54 @@ use crate::load::schedule;
 use crate::scenario::{Body, Scenario, StageKind};
 use crate::slo::Timeline;
 
+/// `1 fault`, `2 faults`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `2 stages, 1 request, 1 fault, 3 SLOs` (`chaos check`'s line).
+pub fn counts(s: &Scenario) -> String {
+    let mut c = format!(
+        "{}: {}, {}, {}, {}",
+        s.name,
+        plural(s.load.stages.len(), "stage", "stages"),
+        plural(s.load.requests.len(), "request", "requests"),
+        plural(s.faults.len(), "fault", "faults"),
+        plural(s.slo.objectives.len(), "SLO", "SLOs")
+    );
+    if !s.unknown.is_empty() {
+        let _ = write!(c, "; not set: {}", unknown_names(s).join(", "));
+    }
+    c
+}
+
+/// The names of the unknown values, each once, in file order.
+fn unknown_names(s: &Scenario) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for u in &s.unknown {
+        if !names.contains(&u.name.as_str()) {
+            names.push(&u.name);
+        }
+    }
+    names
+}
+
 pub fn render(s: &Scenario) -> String {
     let mut o = String::new();
-    let segs = schedule::segments(&s.load.stages);
-    let total = s.duration();
     let _ = writeln!(o, "scenario {} — {}", s.name, s.description);
     let _ = writeln!(o, "source   {}", s.source);
+    for set in &s.params.set {
+        let _ = writeln!(o, "override --set {set}");
+    }
+    for (name, value) in &s.params.env {
+        let _ = writeln!(o, "env      {name}={value}");
+    }
+    if !s.unknown.is_empty() {
+        render_unknown(&mut o, s);
+        return o;
+    }
+    let segs = schedule::segments(&s.load.stages);
+    let total = s.duration();
     let _ = writeln!(
         o,
         "length   {:.1}s, about {:.0} requests (peak {} req/s)",
@@ -57,8 +103,8 @@ pub fn render(s: &Scenario) -> String {
     on.extend(r.on.statuses.iter().map(u16::to_string));
     let _ = writeln!(
         o,
-        "  retry: {} attempt(s), backoff {:?} (max {:?}, jitter {:?}) on [{}], budget {}",
-        r.attempts,
+        "  retry: {}, backoff {:?} (max {:?}, jitter {:?}) on [{}], budget {}",
+        plural(r.attempts as usize, "attempt", "attempts"),
         r.backoff,
         r.max_backoff,
         r.jitter,
@@ -126,6 +172,50 @@ pub fn render(s: &Scenario) -> String {
         );
     }
     o
+}
+
+/// The plan of a scenario with unknown values: which, where, and what does not depend on them.
+fn render_unknown(o: &mut String, s: &Scenario) {
+    let _ = writeln!(
+        o,
+        "\nunknown values (validated without them; `chaos run` needs them)"
+    );
+    for u in &s.unknown {
+        let _ = writeln!(o, "  {:<16} {} at {}", u.name, u.field, u.place);
+    }
+    let give: Vec<String> = unknown_names(s)
+        .iter()
+        .map(|n| format!("--env {n}=..."))
+        .collect();
+    let _ = writeln!(
+        o,
+        "  rates, times and the faults' blast radius are not computed; pass {} (or export them) to see them",
+        give.join(" ")
+    );
+    let _ = writeln!(o, "\nrequests");
+    for q in &s.load.requests {
+        let _ = writeln!(o, "  {:<16} {} {}", q.name, q.method, q.path);
+    }
+    let _ = writeln!(o, "\nfaults");
+    if s.faults.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for f in &s.faults {
+        let _ = writeln!(o, "  {} ({})", f.name, f.kind.name());
+    }
+    let _ = writeln!(o, "\nSLOs");
+    if s.slo.objectives.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for ob in &s.slo.objectives {
+        let _ = writeln!(
+            o,
+            "  {:<22} {:<28} {}",
+            ob.window_label(),
+            ob.text,
+            ob.request.as_deref().unwrap_or("all requests")
+        );
+    }
 }
 
 /// The blast radius on the sandbox: every fault resolved by the sandbox driver against a

@@ -132,12 +132,16 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
     }
     let time_scale = num(&r["time_scale"], "time_scale")?;
     let source = string(&r["scenario"]["source"]);
+    // The run's `--set` overrides and numeric `${env:…}` values: re-judging uses what ran.
+    let applied: crate::scenario::Applied =
+        serde_json::from_value(r["scenario"]["params"].clone()).unwrap_or_default();
+    let params = crate::scenario::Params::recorded(&applied);
     // The scenario as the run read it, from report.json: no file needed. Secrets are
-    // `${env:…}` references in it; re-judging sends nothing, so any value does.
+    // `${env:…}` references in it, not needed (re-judging sends nothing).
     let stored = |text: &str| {
-        let masked = |_: &str| Some("***".to_string());
         let base = std::path::Path::new(&source).parent();
-        let s = crate::scenario::parse_with(&source, text, &masked, base)
+        let no_env = |_: &str| None;
+        let s = crate::scenario::parse_full(&source, text, &no_env, base, &params)
             .map_err(|d| format!("the scenario stored in report.json no longer parses:\n{d}"))?;
         Ok::<_, String>(if time_scale == 1.0 {
             s
@@ -147,7 +151,18 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
     };
     let scenario = match (scenario_arg, r["scenario"]["text"].as_str()) {
         (Some(a), _) => {
-            let edited = crate::run::prepare(a, time_scale).map_err(|e| e.to_string())?;
+            // An edited file: the run's values first, today's environment for any new name.
+            let p = crate::scenario::Params {
+                process_env: true,
+                ..params.clone()
+            };
+            let edited = crate::run::prepare_with(a, time_scale, &p).map_err(|e| e.to_string())?;
+            if let Some(u) = edited.unknown.first() {
+                return Err(format!(
+                    "{a}: `{}` ({}, at {}) is not set and the run recorded no value for it: pass it in the environment",
+                    u.name, u.field, u.place
+                ));
+            }
             same_run(&r["scenario"], &edited, a)?;
             edited
         }
@@ -157,7 +172,8 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
             let arg = source
                 .strip_prefix("builtin:")
                 .map_or(source.clone(), str::to_string);
-            crate::run::prepare(&arg, time_scale).map_err(|e| {
+            let p = crate::scenario::Params::names_only(&[], &[]);
+            crate::run::prepare_with(&arg, time_scale, &p).map_err(|e| {
                 format!("{e}\n(the run used scenario `{source}`; pass --scenario FILE if it moved)")
             })?
         }

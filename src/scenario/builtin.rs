@@ -20,8 +20,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
 ];
 
+/// The text of the shipped scenario `name` (exactly: `az-outage`, not `az-outage.toml`).
 pub fn get(name: &str) -> Option<&'static str> {
-    let name = name.strip_suffix(".toml").unwrap_or(name);
     SCENARIOS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 

@@ -25,7 +25,22 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        self.render(f, "error")
+    }
+}
+
+/// A diagnostic shown as a warning (`warning: …`): the input is valid, but look at this.
+pub struct Warning<'a>(pub &'a Diagnostic);
+
+impl fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.render(f, "warning")
+    }
+}
+
+impl Diagnostic {
+    fn render(&self, f: &mut fmt::Formatter<'_>, level: &str) -> fmt::Result {
+        writeln!(f, "{level}: {}", self.message)?;
         let num = self.line.to_string();
         let pad = " ".repeat(num.len());
         writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;

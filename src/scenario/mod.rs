@@ -2,20 +2,23 @@
 //!
 //! Raw bytes go in, either a validated [`Scenario`] or a list of [`Diagnostic`]s comes out — every
 //! error in the file, each naming file:line:column, showing the line and saying what would be
-//! accepted. This module never panics on input and never touches the network or a target: it is
-//! all that `chaos check` runs.
+//! accepted. Command-line overrides (`--set`, `--env`, see [`params`]) are applied to the parsed
+//! tree first and judged by the same rules. This module never panics on input and never touches
+//! the network or a target: it is all that `chaos check` runs.
 
 pub mod builtin;
 pub mod diag;
 mod json;
 pub mod model;
 mod node;
+pub mod params;
 pub mod schema;
 pub mod validate;
 pub(crate) mod values;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Diagnostic, Diagnostics, Warning};
 pub use model::*;
+pub use params::{Applied, EnvMode, Params, Unknown, Zones};
 
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -26,36 +29,106 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no scenario file `{arg}` and no shipped scenario of that name (shipped: {known})")]
-    NotFound { arg: String, known: String },
+    /// A path (it has a `/` or ends in .toml/.json) that does not exist: never a fall-back to a
+    /// shipped scenario of the same name.
+    #[error("no such file `{arg}`{hint}")]
+    NoSuchFile { arg: String, hint: String },
+    /// A bare name that is no shipped scenario.
+    #[error("no shipped scenario `{arg}`{hint} (shipped: {known}); a scenario file is named by a path: it has a `/` or ends in .toml or .json")]
+    NotFound {
+        arg: String,
+        hint: String,
+        known: String,
+    },
     #[error("{0}")]
     Invalid(Diagnostics),
 }
 
-/// Load a scenario from a path, or by the name of a shipped scenario (`az-outage`).
-/// A path that exists wins over a shipped name.
+/// True if `arg` names a file rather than a shipped scenario.
+pub fn is_path(arg: &str) -> bool {
+    arg.contains('/')
+        || arg.contains(std::path::MAIN_SEPARATOR)
+        || arg.ends_with(".toml")
+        || arg.ends_with(".json")
+}
+
+/// [`load_with`] with the default parameters: every `${env:…}` required, zones of the sandbox.
 pub fn load(arg: &str) -> Result<Scenario, LoadError> {
+    load_with(arg, &Params::default())
+}
+
+/// Load a scenario from a path, or by the name of a shipped scenario (`az-outage`).
+///
+/// A path (it contains a `/` or ends in `.toml`/`.json`) must exist. A bare name is a shipped
+/// scenario; only if no shipped scenario has that name is a file of that name in the current
+/// directory read (`./NAME` says "the file" explicitly).
+pub fn load_with(arg: &str, params: &Params) -> Result<Scenario, LoadError> {
     let path = std::path::Path::new(arg);
-    if path.exists() {
+    let shipped = if is_path(arg) {
+        None
+    } else {
+        builtin::get(arg)
+    };
+    if let Some(text) = shipped {
+        let file = format!("scenarios/{arg}.toml");
+        let mut s = parse_full(&file, text, &env_var, None, params).map_err(LoadError::Invalid)?;
+        s.source = format!("builtin:{arg}");
+        return Ok(s);
+    }
+    if path.is_file() {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
             path: arg.to_string(),
             source,
         })?;
         let text = text_of(arg, &bytes).map_err(LoadError::Invalid)?;
-        return parse_with(arg, text, &env_var, path.parent()).map_err(LoadError::Invalid);
+        return parse_full(arg, text, &env_var, path.parent(), params).map_err(LoadError::Invalid);
     }
-    match builtin::get(arg) {
-        Some(text) => {
-            let name = arg.strip_suffix(".toml").unwrap_or(arg);
-            let mut s =
-                parse_str(&format!("scenarios/{name}.toml"), text).map_err(LoadError::Invalid)?;
-            s.source = format!("builtin:{name}");
-            Ok(s)
-        }
-        None => Err(LoadError::NotFound {
+    if path.exists() {
+        return Err(LoadError::Io {
+            path: arg.to_string(),
+            source: std::io::Error::other("it is a directory, not a scenario file"),
+        });
+    }
+    Err(not_found(arg))
+}
+
+/// The error for a scenario that is neither a file nor a shipped name, with the likeliest fix.
+fn not_found(arg: &str) -> LoadError {
+    let names = builtin::names();
+    let lower = arg.to_lowercase();
+    let closest = |name: &str| {
+        let name = name.to_lowercase();
+        validate::did_you_mean(&name, names.iter().copied())
+    };
+    if !is_path(arg) {
+        return LoadError::NotFound {
             arg: arg.to_string(),
-            known: builtin::names().join(", "),
-        }),
+            hint: closest(arg)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default(),
+            known: names.join(", "),
+        };
+    }
+    let path = std::path::Path::new(arg);
+    // `scenarios/az-outage` when `scenarios/az-outage.toml` exists.
+    let with_ext = ["toml", "json"]
+        .iter()
+        .map(|e| path.with_extension(e))
+        .find(|p| path.extension().is_none() && p.is_file());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or(lower);
+    let hint = match (with_ext, closest(&stem)) {
+        (Some(p), _) => format!("; did you mean `{}`?", p.display()),
+        (None, Some(n)) => {
+            format!("; did you mean the shipped scenario `{n}` (run `chaos run {n}`)?")
+        }
+        (None, None) => String::new(),
+    };
+    LoadError::NoSuchFile {
+        arg: arg.to_string(),
+        hint,
     }
 }
 
@@ -102,11 +175,28 @@ pub fn parse_with(
     env: &dyn Fn(&str) -> Option<String>,
     base_dir: Option<&std::path::Path>,
 ) -> Result<Scenario, Diagnostics> {
-    let input = validate::Input {
+    parse_full(file, text, env, base_dir, &Params::default())
+}
+
+/// Parse, apply the overrides of `params`, and validate. `env` is the process environment (or a
+/// test's); it is read only for names `--env` does not give, and only if `params.process_env`.
+pub fn parse_full(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    base_dir: Option<&std::path::Path>,
+    params: &Params,
+) -> Result<Scenario, Diagnostics> {
+    let mut flags = params::Flags::parse(params, text.len());
+    let no_env = |_: &str| None;
+    let input = |flags| validate::Input {
         file,
         text,
-        env,
+        env: if params.process_env { env } else { &no_env },
         base_dir,
+        mode: params.mode,
+        zones: params.zones.as_ref(),
+        flags,
     };
     let tree = if validate::looks_like_json(file, text) {
         json::parse(text)
@@ -114,7 +204,15 @@ pub fn parse_with(
         node::from_toml(text)
     };
     match tree {
-        Ok(root) => validate::validate(&input, &root).map_err(Diagnostics),
-        Err(errs) => Err(Diagnostics(validate::syntax_diagnostics(&input, &errs))),
+        Ok(mut root) => {
+            flags.apply(&mut root);
+            let mut s = validate::validate(&input(&flags), &root).map_err(Diagnostics)?;
+            s.params.set = params.set.clone();
+            Ok(s)
+        }
+        Err(errs) => Err(Diagnostics(validate::syntax_diagnostics(
+            &input(&flags),
+            &errs,
+        ))),
     }
 }

@@ -20,6 +20,18 @@ pub struct Scenario {
     /// The file's text as written (secrets are `${env:…}` references in it, never values):
     /// kept in report.json so `chaos report` can re-judge a run whose file has moved.
     pub text: String,
+    /// What changed the file's values: `--set` overrides and the values of `${env:…}` in
+    /// numeric fields (never secrets). With `text`, enough to rebuild this scenario.
+    #[serde(skip_serializing_if = "super::params::Applied::is_empty")]
+    pub params: super::params::Applied,
+    /// Numeric fields whose `${env:…}` had no value (only when validated without values:
+    /// `check`, `plan`, `report`). Placeholders stand in for them: nothing computed from them
+    /// may be shown as if known, and `run` never gets such a scenario.
+    #[serde(skip)]
+    pub unknown: Vec<super::params::Unknown>,
+    /// Findings that do not make the file invalid (unset variables, no SLOs, an unused `--env`).
+    #[serde(skip)]
+    pub warnings: Vec<super::diag::Diagnostic>,
     pub load: Load,
     pub faults: Vec<Fault>,
     pub slo: SloSpec,

@@ -14,18 +14,37 @@ const RATE: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*(x|/s|rps|req/s)\\s*$";
 const PERCENT: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$";
 const IDENT: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$";
 
+/// A string holding `${env:NAME}` or `${env:NAME:-default}`: numeric and duration fields accept
+/// one (substituted, then validated as the field).
+const ENV_REF: &str = "\\$\\{env:[A-Za-z0-9_]+(:-[^}]*)?\\}";
+
+/// `v`, or a string with `${env:…}` in it.
+fn or_env(mut v: Value) -> Value {
+    let desc = v.as_object_mut().and_then(|o| o.remove("description"));
+    let mut out = json!({ "anyOf": [v, { "type": "string", "pattern": ENV_REF }] });
+    if let Some(d) = desc {
+        out["description"] = d;
+    }
+    out
+}
+
 fn duration(desc: &str) -> Value {
-    json!({ "type": "string", "pattern": DURATION, "description": desc })
+    or_env(json!({ "type": "string", "pattern": DURATION, "description": desc }))
 }
 
 fn rate() -> Value {
-    json!({
+    or_env(json!({
         "description": "a multiple of peak_rps (\"4x\") or requests per second (\"800/s\", \"800 rps\", 800)",
         "oneOf": [
             { "type": "string", "pattern": RATE },
             { "type": "number", "minimum": 0 }
         ]
-    })
+    }))
+}
+
+/// An integer field that also takes `${env:…}`.
+fn int(v: Value) -> Value {
+    or_env(v)
 }
 
 fn strings(values: &[&str]) -> Value {
@@ -89,7 +108,7 @@ pub fn json_schema() -> Value {
                 "required": ["stages", "requests"],
                 "additionalProperties": false,
                 "properties": {
-                    "peak_rps": { "type": "number", "exclusiveMinimum": 0, "description": "the service's stated peak; \"Nx\" rates are multiples of it" },
+                    "peak_rps": or_env(json!({ "type": "number", "exclusiveMinimum": 0, "description": "the service's stated peak; \"Nx\" rates are multiples of it" })),
                     "stages": {
                         "type": "array",
                         "minItems": 1,
@@ -110,7 +129,7 @@ pub fn json_schema() -> Value {
                             }
                         ]}
                     },
-                    "max_in_flight": { "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10_000 },
+                    "max_in_flight": int(json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10_000 })),
                     "interval": duration("recorder interval, 100ms to 60s (default 1s)"),
                     "client": client(),
                     "requests": requests()
@@ -189,10 +208,10 @@ fn fault_field(key: &str) -> Value {
         "at" => duration("offset from the start of the run"),
         "for" => duration("how long it stays applied (default: until the end of the run)"),
         "role" => strings(keys::ROLES),
-        "count" => json!({ "oneOf": [
+        "count" => or_env(json!({ "oneOf": [
             { "type": "integer", "minimum": 1 },
             { "type": "string", "pattern": PERCENT }
-        ]}),
+        ]})),
         "zone" => json!({ "type": "string", "pattern": IDENT }),
         "mode" => strings(keys::KILL_MODES),
         "down_for" => duration("how long each node stays down (default 10s)"),
@@ -212,7 +231,7 @@ fn client() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "attempts": { "type": "integer", "minimum": 1, "maximum": 10, "default": 1, "description": "total attempts including the first" },
+                    "attempts": int(json!({ "type": "integer", "minimum": 1, "maximum": 10, "default": 1, "description": "total attempts including the first" })),
                     "backoff": duration("first retry delay (default 100ms), doubled per retry"),
                     "max_backoff": duration("cap of the backoff (default 10s)"),
                     "jitter": strings(keys::JITTERS),
@@ -224,7 +243,7 @@ fn client() -> Value {
                             { "type": "integer", "minimum": 100, "maximum": 599 }
                         ]}
                     },
-                    "budget": { "type": "string", "pattern": PERCENT, "description": "retries <= budget x requests over budget_window" },
+                    "budget": or_env(json!({ "type": "string", "pattern": PERCENT, "description": "retries <= budget x requests over budget_window" })),
                     "budget_window": duration("sliding window of the retry budget (default 10s)")
                 }
             },
@@ -244,7 +263,7 @@ fn requests() -> Value {
             "additionalProperties": false,
             "properties": {
                 "name": { "type": "string", "pattern": IDENT },
-                "weight": { "type": "integer", "minimum": 0, "default": 1 },
+                "weight": int(json!({ "type": "integer", "minimum": 0, "default": 1 })),
                 "method": strings(keys::METHODS),
                 "path": { "type": "string", "pattern": "^/", "description": "template: {{seq}}, {{uuid}}, {{rand_int(a,b)}}, {{captured}}" },
                 "headers": headers(),
@@ -276,13 +295,13 @@ fn sandbox() -> Value {
         "description": "settings of the embedded sandbox (ignored for other targets); unset keys keep the defaults",
         "additionalProperties": false,
         "properties": {
-            "nodes_per_zone": { "type": "integer", "minimum": 1, "maximum": 20, "default": 2 },
-            "node_concurrency": { "type": "integer", "minimum": 1, "default": 3 },
+            "nodes_per_zone": int(json!({ "type": "integer", "minimum": 1, "maximum": 20, "default": 2 })),
+            "node_concurrency": int(json!({ "type": "integer", "minimum": 1, "default": 3 })),
             "service_time": d("per request on a node (default 10ms)"),
             "service_jitter": d("uniform extra service time (default 6ms)"),
             "health_interval": d("load-balancer health checks (default 1s)"),
-            "unhealthy_after": { "type": "integer", "minimum": 1, "default": 2 },
-            "healthy_after": { "type": "integer", "minimum": 1, "default": 2 },
+            "unhealthy_after": int(json!({ "type": "integer", "minimum": 1, "default": 2 })),
+            "healthy_after": int(json!({ "type": "integer", "minimum": 1, "default": 2 })),
             "db_writer_zone": strings(keys::ZONES),
             "replication": strings(keys::REPLICATIONS),
             "replication_lag": d("async replication lag (default 500ms)"),

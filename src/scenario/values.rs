@@ -3,7 +3,7 @@
 //!
 //! Each parser is a pure function from text to a value or a [`Bad`] (what is wrong, and what
 //! would be accepted); the validator attaches the place. Nothing here reads a file or the
-//! network; `${env:VAR}` is resolved through a lookup function the caller passes.
+//! network; `${env:VAR}` is resolved through a resolver function the caller passes.
 
 use std::time::Duration;
 
@@ -139,16 +139,69 @@ pub fn percent(s: &str) -> Result<f64, Bad> {
     }
 }
 
-pub const TEMPLATE_HELP: &str = "templates: {{seq}}, {{uuid}}, {{rand_int(a,b)}}, {{<captured name>}}; environment values: ${env:NAME}";
+pub const TEMPLATE_HELP: &str = "templates: {{seq}}, {{uuid}}, {{rand_int(a,b)}}, {{<captured name>}}; environment values: ${env:NAME} or ${env:NAME:-default}";
 
-/// Parse a template. `env` resolves `${env:NAME}` (`None` = unset); `allow_env` is false where a
-/// secret could leak into a URL. Captured names are returned as [`Part::Var`] and checked by the
-/// caller, who knows which names are captured.
-pub fn template(
-    s: &str,
-    allow_env: bool,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Template, Bad> {
+/// Answers one `${env:NAME}` reference (`default` is the text after `:-`, if any): the value,
+/// `Ok(None)` when it is not known (validation without values), or what is wrong.
+pub type EnvResolver<'r> = dyn FnMut(&str, Option<&str>) -> Result<Option<String>, Bad> + 'r;
+
+/// The inside of `${...}`: `env:NAME` or `env:NAME:-default` → (NAME, default).
+pub fn env_ref(inner: &str) -> Result<(&str, Option<&str>), Bad> {
+    let Some(rest) = inner.trim().strip_prefix("env:") else {
+        return Err(bad(
+            format!("unknown substitution `${{{}}}`", inner.trim()),
+            "only ${env:NAME} (or ${env:NAME:-default}) is substituted (write $$ for a literal $)",
+        ));
+    };
+    let (name, default) = match rest.split_once(":-") {
+        Some((n, d)) => (n.trim(), Some(d)),
+        None => (rest.trim(), None),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(bad(
+            format!("invalid environment variable name `{name}`"),
+            "letters, digits and _ only, e.g. ${env:STAGING_TOKEN} or ${env:PEAK_RPS:-200}",
+        ));
+    }
+    Ok((name, default))
+}
+
+/// Replace every `${env:NAME}` / `${env:NAME:-default}` in `s` (and `$$` by `$`), for the
+/// numeric and duration fields of a scenario. `Ok(None)` if some reference has no known value.
+pub fn substitute(s: &str, resolve: &mut EnvResolver<'_>) -> Result<Option<String>, Bad> {
+    let mut out = String::new();
+    let mut known = true;
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let r = &rest[i..];
+        if let Some(after) = r.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = r.strip_prefix("${") {
+            let Some(end) = after.find('}') else {
+                return Err(bad(format!("unclosed `${{` in \"{s}\""), TEMPLATE_HELP));
+            };
+            let (name, default) = env_ref(&after[..end])?;
+            match resolve(name, default)? {
+                Some(v) => out.push_str(&v),
+                None => known = false,
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &r[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(known.then_some(out))
+}
+
+/// Parse a template. `env` resolves `${env:NAME}` (its value becomes a secret part: an unknown
+/// value, in validation without values, an empty one); `allow_env` is false where a secret could
+/// leak into a URL. Captured names are returned as [`Part::Var`] and checked by the caller, who
+/// knows which names are captured.
+pub fn template(s: &str, allow_env: bool, env: &mut EnvResolver<'_>) -> Result<Template, Bad> {
     let mut parts = Vec::new();
     let mut lit = String::new();
     let mut rest = s;
@@ -167,31 +220,14 @@ pub fn template(
             let Some(end) = r.find('}') else {
                 return Err(bad(format!("unclosed `${{` in \"{s}\""), TEMPLATE_HELP));
             };
-            let inner = r[..end].trim();
-            let Some(name) = inner.strip_prefix("env:").map(str::trim) else {
-                return Err(bad(
-                    format!("unknown substitution `${{{inner}}}`"),
-                    "only ${env:NAME} is substituted (write $$ for a literal $)",
-                ));
-            };
+            let (name, default) = env_ref(&r[..end])?;
             if !allow_env {
                 return Err(bad(
                     format!("`${{env:{name}}}` is not allowed here"),
                     "environment values are secrets: use them in headers or bodies, never in a path (paths appear in reports)",
                 ));
             }
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(bad(
-                    format!("invalid environment variable name `{name}`"),
-                    "letters, digits and _ only, e.g. ${env:STAGING_TOKEN}",
-                ));
-            }
-            let Some(value) = env(name) else {
-                return Err(bad(
-                    format!("environment variable `{name}` is not set"),
-                    format!("export {name}=... before running (its value is never shown: ***)"),
-                ));
-            };
+            let value = env(name, default)?.unwrap_or_default();
             flush(&mut lit, &mut parts);
             parts.push(Part::Secret(value));
             rest = &r[end + 1..];
@@ -447,8 +483,17 @@ pub fn trim(s: &str) -> Result<Trim, Bad> {
 mod tests {
     use super::*;
 
-    fn no_env(_: &str) -> Option<String> {
-        None
+    /// A resolver that requires every value, like `chaos run`: `T` is set, the rest are not.
+    fn env(name: &str, default: Option<&str>) -> Result<Option<String>, Bad> {
+        match (name, default) {
+            ("T", _) => Ok(Some("s3cret".into())),
+            (_, Some(d)) => Ok(Some(d.to_string())),
+            _ => Err(bad(format!("`{name}` is not set"), "")),
+        }
+    }
+
+    fn no_env(name: &str, _: Option<&str>) -> Result<Option<String>, Bad> {
+        Err(bad(format!("`{name}` is not set"), ""))
     }
 
     #[test]
@@ -478,7 +523,7 @@ mod tests {
         let t = template(
             "n {{seq}}-{{ uuid }}{{rand_int(1, 9)}}{{tok}}$$",
             false,
-            &no_env,
+            &mut no_env,
         )
         .unwrap();
         assert_eq!(
@@ -493,14 +538,42 @@ mod tests {
                 Part::Lit("$".into()),
             ]
         );
-        let env = |n: &str| (n == "T").then(|| "s3cret".to_string());
-        let t = template("Bearer ${env:T}", true, &env).unwrap();
+        let t = template("Bearer ${env:T}", true, &mut env).unwrap();
         assert_eq!(t.to_string(), "Bearer ***");
-        assert!(template("${env:T}", false, &env).is_err());
-        assert!(template("${env:NOPE}", true, &env).is_err());
-        assert!(template("{{seq", false, &no_env).is_err());
-        assert!(template("{{rand_int(9,1)}}", false, &no_env).is_err());
-        assert!(template("{{a b}}", false, &no_env).is_err());
+        assert_eq!(t.parts[1], Part::Secret("s3cret".into()));
+        let t = template("${env:NOPE:-dflt}", true, &mut env).unwrap();
+        assert_eq!(t.parts, vec![Part::Secret("dflt".into())]);
+        assert!(template("${env:T}", false, &mut env).is_err());
+        assert!(template("${env:NOPE}", true, &mut env).is_err());
+        assert!(template("${env:A B}", true, &mut env).is_err());
+        assert!(template("${file:x}", true, &mut env).is_err());
+        assert!(template("{{seq", false, &mut no_env).is_err());
+        assert!(template("{{rand_int(9,1)}}", false, &mut no_env).is_err());
+        assert!(template("{{a b}}", false, &mut no_env).is_err());
+    }
+
+    #[test]
+    fn substitutions_in_numeric_fields() {
+        let sub = |s: &str| substitute(s, &mut env);
+        assert_eq!(sub("${env:T}").unwrap().as_deref(), Some("s3cret"));
+        assert_eq!(sub("${env:PEAK:-200}").unwrap().as_deref(), Some("200"));
+        assert_eq!(sub(" ${env:N:-4}x").unwrap().as_deref(), Some(" 4x"));
+        assert_eq!(
+            sub("${env:A:-1}m${env:B:-30}s").unwrap().as_deref(),
+            Some("1m30s")
+        );
+        assert_eq!(sub("$$5").unwrap().as_deref(), Some("$5"));
+        assert_eq!(sub("${env:X:-}").unwrap().as_deref(), Some(""));
+        assert!(sub("${env:NOPE}").is_err());
+        assert!(sub("${env:T").is_err());
+        assert!(sub("${nope}").is_err());
+        // Unknown (validation without values): None, not an error.
+        let mut unknown = |_: &str, d: Option<&str>| Ok(d.map(str::to_string));
+        assert_eq!(substitute("${env:P}", &mut unknown).unwrap(), None);
+        assert_eq!(
+            substitute("${env:P:-3}", &mut unknown).unwrap().as_deref(),
+            Some("3")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::env::Got;
 use super::keys;
 use super::{show, Ctx};
 use crate::scenario::model::{Count, Fault, FaultKind, KillMode, Link, Role};
@@ -69,7 +70,10 @@ fn fault(cx: &mut Ctx<'_>, n: &Node, run: Option<Duration>, earlier: &[Fault]) -
         }),
         None => Some(None),
     };
-    if let (Some(run), Some((at, at_node)), Some(dur)) = (run, at, dur) {
+    // A window with an unknown end (validation without values) is checked at run time.
+    let known = !at.is_some_and(|(_, a)| cx.unknown(a))
+        && !matches!(dur, Some(Some((_, f))) if cx.unknown(f));
+    if let (Some(run), Some((at, at_node)), Some(dur), true) = (run, at, dur, known) {
         if at >= run {
             cx.err(
                 &at_node.span,
@@ -123,8 +127,8 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
         }),
         None => Some(Role::App),
     };
-    let zone = |cx: &mut Ctx<'_>| match t.get("zone") {
-        Some(z) => cx.ident(z, "zone").map(Some),
+    let opt_zone = |cx: &mut Ctx<'_>| match t.get("zone") {
+        Some(z) => zone(cx, z).map(Some),
         None => Some(None),
     };
     Some(match k {
@@ -134,7 +138,7 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
                 Some(c) => count(cx, c),
                 None => Some(Count::Nodes(1)),
             };
-            let zone = zone(cx);
+            let zone = opt_zone(cx);
             let mode = match t.get("mode") {
                 Some(m) => cx.choice(m, "mode", keys::KILL_MODES).map(|m| {
                     if m == "stop" {
@@ -163,7 +167,7 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
                 ),
                 None => Some(Duration::from_secs(10)),
             };
-            let zone = zone(cx);
+            let zone = opt_zone(cx);
             FaultKind::RestartNodes {
                 role: role?,
                 down_for: down_for?,
@@ -171,7 +175,7 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
             }
         }
         "az-outage" => {
-            let zone = t.required(cx, "zone").and_then(|z| cx.ident(z, "zone"));
+            let zone = t.required(cx, "zone").and_then(|z| zone(cx, z));
             FaultKind::AzOutage { zone: zone? }
         }
         "db-failover" => FaultKind::DbFailover {},
@@ -205,10 +209,39 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
     })
 }
 
+/// A zone name, one of the target's zones when they are known.
+fn zone(cx: &mut Ctx<'_>, n: &Node) -> Option<String> {
+    let z = cx.ident(n, "zone")?;
+    let Some(target) = cx.input.zones else {
+        return Some(z);
+    };
+    if target.zones.contains(&z) {
+        return Some(z);
+    }
+    let same_but_case = target.zones.iter().find(|k| k.eq_ignore_ascii_case(&z));
+    let hint = same_but_case
+        .map(String::as_str)
+        .or_else(|| super::did_you_mean(&z, target.zones.iter().map(String::as_str)))
+        .map(|k| format!("did you mean \"{k}\"? "))
+        .unwrap_or_default();
+    cx.err(
+        &n.span,
+        &format!("{} has no zone \"{z}\"", target.target),
+        Some(&format!("{hint}its zones: {}", target.zones.join(", "))),
+    );
+    None
+}
+
 /// `count = 2` (nodes) or `count = "50%"` (of the role's nodes, rounded up).
 fn count(cx: &mut Ctx<'_>, n: &Node) -> Option<Count> {
     let help =
         "a number of nodes (count = 2) or a percentage of the role's nodes (count = \"50%\")";
+    let n = match cx.numeric(n, "count") {
+        Got::Node(n) => n,
+        Got::Unknown => return Some(Count::Nodes(1)),
+        Got::Failed => return None,
+    };
+    let n = n.as_ref();
     match &n.v {
         V::Int(_) => cx
             .int(n, "count", 1, 10_000)

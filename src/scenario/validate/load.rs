@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::env::Got;
 use super::keys;
 use super::{Ctx, Fields};
 use crate::scenario::model::{Client, Jitter, Load, RetryOn, RetryPolicy, Stage, StageKind};
@@ -112,7 +113,10 @@ fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<f64>) -> Option<Stage> {
     let rate_node = t.get(rate_key)?;
     let rate = rate(cx, rate_node, peak);
     let duration = match t.get(dur_key) {
-        Some(d) => cx.duration(d, dur_key).and_then(|d| {
+        Some(d_node) => cx.duration(d_node, dur_key).and_then(|d| {
+            if cx.unknown(d_node) {
+                cx.run_unknown = true;
+            }
             if d.is_zero() {
                 cx.err(&n.span, "a stage lasts 0s", Some("above 0, e.g. \"30s\""));
                 return None;
@@ -137,8 +141,19 @@ fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<f64>) -> Option<Stage> {
     })
 }
 
-/// A rate as a string ("4x", "800/s") or a plain number of requests per second.
+/// A rate as a string ("4x", "800/s") or a plain number of requests per second, or
+/// `${env:…}` giving one.
 fn rate(cx: &mut Ctx<'_>, n: &Node, peak: Option<f64>) -> Option<(f64, String)> {
+    let written = match &n.v {
+        V::Str(s) => s.trim().to_string(),
+        _ => String::new(),
+    };
+    let n = match cx.numeric(n, "rate") {
+        Got::Node(n) => n,
+        Got::Unknown => return Some((1.0, written)),
+        Got::Failed => return None,
+    };
+    let n = n.as_ref();
     let r = match &n.v {
         V::Str(s) => values::rate(s, peak).map(|v| (v, s.trim().to_string())),
         V::Int(_) | V::Float(_) => {
@@ -254,8 +269,10 @@ fn retry(cx: &mut Ctx<'_>, n: &Node) -> Option<RetryPolicy> {
         Some(n) => cx.duration_in(n, "max_backoff", Duration::ZERO, max),
         None => Some(d.max_backoff.max(backoff.unwrap_or_default())),
     };
+    let known = |cx: &Ctx<'_>, k: &str| t.get(k).is_none_or(|n| !cx.unknown(n));
+    let both_known = known(cx, "backoff") && known(cx, "max_backoff");
     if let (Some(b), Some(m), Some(n)) = (backoff, max_backoff, t.get("max_backoff")) {
-        if m < b {
+        if m < b && both_known {
             cx.err(
                 &n.span,
                 &format!(
@@ -307,6 +324,12 @@ fn retry(cx: &mut Ctx<'_>, n: &Node) -> Option<RetryPolicy> {
 
 fn budget(cx: &mut Ctx<'_>, n: &Node) -> Option<f64> {
     let help = "retries allowed per request over the budget window, as a percentage: \"20%\"";
+    let n = match cx.numeric(n, "budget") {
+        Got::Node(n) => n,
+        Got::Unknown => return Some(0.2),
+        Got::Failed => return None,
+    };
+    let n = n.as_ref();
     let s = match &n.v {
         V::Str(s) => s,
         _ => {

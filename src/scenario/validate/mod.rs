@@ -7,6 +7,7 @@
 //! which the JSON Schema (`chaos schema`) is tested against, so the two cannot drift.
 
 mod abort;
+mod env;
 mod faults;
 pub mod keys;
 mod load;
@@ -14,6 +15,7 @@ mod request;
 mod sandbox;
 mod slo;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +23,9 @@ use std::time::Duration;
 use super::diag::Diagnostic;
 use super::model::Scenario;
 use super::node::{Entry, LineIndex, Node, V};
+use super::params::{Applied, EnvMode, Flags, Unknown, Zones};
 use super::values::{self, Bad};
+use env::Got;
 
 /// More diagnostics than this from one file are summarised (binary garbage gives thousands).
 const MAX_DIAGNOSTICS: usize = 50;
@@ -30,38 +34,76 @@ const MAX_DIAGNOSTICS: usize = 50;
 pub struct Input<'a> {
     pub file: &'a str,
     pub text: &'a str,
-    /// Resolves `${env:NAME}`.
+    /// The process environment (or a test's), for `${env:NAME}` that `--env` does not give.
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Relative paths in the scenario (ca_cert) are relative to this directory.
     pub base_dir: Option<&'a Path>,
+    /// Whether a `${env:NAME}` nobody gives a value is an error or a warning.
+    pub mode: EnvMode,
+    /// The zones of the target faults run on (`None`: not checked).
+    pub zones: Option<&'a Zones>,
+    /// `--set` / `--env`: their texts in span space past `text`, their values, their errors.
+    pub flags: &'a Flags,
 }
 
 pub(super) struct Ctx<'a> {
     input: &'a Input<'a>,
     ix: LineIndex<'a>,
     errs: Vec<Diagnostic>,
+    warns: Vec<Diagnostic>,
+    /// Substituted values: (the string's span, its references' span, where the value came
+    /// from). A diagnostic at either span points at the references and says where from.
+    notes: Vec<(Range<usize>, Range<usize>, String)>,
+    /// Numeric fields whose `${env:…}` has no value: placeholders in the model, range checks
+    /// that combine them with other values are skipped.
+    unknown_spans: Vec<Range<usize>>,
+    unknown: Vec<Unknown>,
+    /// A stage's duration is unknown, so the run's length is.
+    run_unknown: bool,
+    /// `${env:NAME}` of numeric fields and the values they took (recorded in the scenario).
+    numeric_env: BTreeMap<String, String>,
+    /// Every `${env:NAME}` referenced: name, whether as a secret (header, body), where.
+    used_env: Vec<(String, bool, Range<usize>)>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(input: &'a Input<'a>) -> Self {
+        Ctx {
+            input,
+            ix: LineIndex::new(input.text),
+            errs: Vec::new(),
+            warns: Vec::new(),
+            notes: Vec::new(),
+            unknown_spans: Vec::new(),
+            unknown: Vec::new(),
+            run_unknown: false,
+            numeric_env: BTreeMap::new(),
+            used_env: Vec::new(),
+        }
+    }
 }
 
 pub fn validate(input: &Input<'_>, root: &Node) -> Result<Scenario, Vec<Diagnostic>> {
-    let mut cx = Ctx {
-        input,
-        ix: LineIndex::new(input.text),
-        errs: Vec::new(),
-    };
+    let mut cx = Ctx::new(input);
+    for e in &input.flags.errors {
+        cx.err(&e.span, &e.message, e.help.as_deref());
+    }
     let s = scenario(&mut cx, root);
+    cx.check_env_use();
     match s {
-        Some(s) if cx.errs.is_empty() => Ok(s),
+        Some(mut s) if cx.errs.is_empty() => {
+            s.unknown = std::mem::take(&mut cx.unknown);
+            s.params.env = std::mem::take(&mut cx.numeric_env);
+            s.warnings = cx.finish_warnings();
+            Ok(s)
+        }
         _ => Err(cx.finish()),
     }
 }
 
 /// Turn syntax errors into diagnostics with the same rendering and cap.
 pub fn syntax_diagnostics(input: &Input<'_>, errs: &[super::node::SyntaxError]) -> Vec<Diagnostic> {
-    let mut cx = Ctx {
-        input,
-        ix: LineIndex::new(input.text),
-        errs: Vec::new(),
-    };
+    let mut cx = Ctx::new(input);
     let help = if looks_like_json(input.file, input.text) {
         "the file is read as JSON (RFC 8259: double-quoted keys, no comments, no trailing commas)"
     } else {
@@ -90,6 +132,7 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
     let load = top.required(cx, "load").and_then(|n| load::load(cx, n));
     let run = load
         .as_ref()
+        .filter(|_| !cx.run_unknown)
         .map(|l| l.stages.iter().map(|s| s.duration).sum::<Duration>());
     let faults = match top.get("faults") {
         Some(n) => faults::faults(cx, n, run),
@@ -118,11 +161,28 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         Some(n) => sandbox::sandbox(cx, n),
         None => Default::default(),
     };
+    if slo.objectives.is_empty() {
+        let at = top.get("slo").map_or(0..0, |n| n.span.clone());
+        cx.warn(
+            &at,
+            "the scenario has no SLOs: nothing will be judged",
+            Some("a run without objectives ends NOT JUDGED (exit 0) whatever it measures; add e.g. [slo] whole = [\"p99 < 800ms\", \"errors < 1%\"]"),
+        );
+        if top.get("slo").is_none() {
+            // About the whole file: no line to show.
+            if let Some(w) = cx.warns.last_mut() {
+                w.source_line.clear();
+            }
+        }
+    }
     Some(Scenario {
         name: name?,
         description,
         source: cx.input.file.to_string(),
         text: cx.input.text.to_string(),
+        params: Applied::default(),
+        unknown: Vec::new(),
+        warnings: Vec::new(),
         load: load?,
         faults,
         slo,
@@ -187,16 +247,78 @@ impl<'n> Fields<'n> {
 
 impl Ctx<'_> {
     pub fn err(&mut self, span: &Range<usize>, message: &str, help: Option<&str>) {
-        let (line, column, text, width) = self.ix.locate(span);
-        self.errs.push(Diagnostic {
-            file: self.input.file.to_string(),
+        let d = self.diagnostic(span, message, help);
+        self.errs.push(d);
+    }
+
+    /// A problem that does not make the scenario invalid (`chaos check` prints it).
+    pub fn warn(&mut self, span: &Range<usize>, message: &str, help: Option<&str>) {
+        let d = self.diagnostic(span, message, help);
+        self.warns.push(d);
+    }
+
+    fn diagnostic(&self, span: &Range<usize>, message: &str, help: Option<&str>) -> Diagnostic {
+        let noted = self
+            .notes
+            .iter()
+            .find(|(whole, refs, _)| whole == span || refs == span);
+        let span = noted.map_or(span, |(_, refs, _)| refs);
+        let flag = self
+            .input
+            .flags
+            .extras
+            .iter()
+            .rev()
+            .find(|x| span.start >= x.base);
+        let (file, (line, column, text, width)) = match flag {
+            Some(x) if span.start > self.input.text.len() => (
+                x.text.as_str(),
+                LineIndex::new(&x.text)
+                    .locate(&(span.start - x.base..span.end.saturating_sub(x.base))),
+            ),
+            _ => (self.input.file, self.ix.locate(span)),
+        };
+        let note = noted.map(|(_, _, n)| n.as_str());
+        let help = match (help, note) {
+            (Some(h), Some(n)) => Some(format!("{h}; {n}")),
+            (None, Some(n)) => Some(n.to_string()),
+            (h, None) => h.map(str::to_string),
+        };
+        Diagnostic {
+            file: file.to_string(),
             line,
             column,
             message: message.to_string(),
             source_line: text.chars().take(200).collect(),
             width: width.min(200),
-            help: help.map(str::to_string),
-        });
+            help,
+        }
+    }
+
+    /// The source text of a span (the scenario's, or a flag's).
+    fn slice(&self, span: &Range<usize>) -> &str {
+        let text = self.input.text;
+        if span.start > text.len() {
+            if let Some(x) = self
+                .input
+                .flags
+                .extras
+                .iter()
+                .rev()
+                .find(|x| span.start >= x.base)
+            {
+                return x
+                    .text
+                    .get(span.start - x.base..span.end.saturating_sub(x.base))
+                    .unwrap_or("");
+            }
+        }
+        text.get(span.clone()).unwrap_or("")
+    }
+
+    /// True if this node's value was unknown (a placeholder stands in for it).
+    pub fn unknown(&self, n: &Node) -> bool {
+        self.unknown_spans.contains(&n.span)
     }
 
     pub fn bad(&mut self, n: &Node, b: Bad) {
@@ -214,8 +336,31 @@ impl Ctx<'_> {
         );
     }
 
+    /// File order: the scenario's diagnostics by line and column, then the flags' in order.
+    fn order(&self, d: &Diagnostic) -> (usize, usize, usize) {
+        let flag = if d.file == self.input.file {
+            0
+        } else {
+            let extras = &self.input.flags.extras;
+            extras
+                .iter()
+                .position(|x| x.text == d.file)
+                .map_or(extras.len() + 1, |i| i + 1)
+        };
+        (flag, d.line, d.column)
+    }
+
+    fn finish_warnings(&mut self) -> Vec<Diagnostic> {
+        let mut w = std::mem::take(&mut self.warns);
+        w.sort_by_key(|d| self.order(d));
+        w.dedup();
+        w
+    }
+
     fn finish(mut self) -> Vec<Diagnostic> {
-        self.errs.sort_by_key(|d| (d.line, d.column));
+        let mut errs = std::mem::take(&mut self.errs);
+        errs.sort_by_key(|d| self.order(d));
+        self.errs = errs;
         self.errs.dedup();
         if self.errs.len() > MAX_DIAGNOSTICS {
             let more = self.errs.len() - MAX_DIAGNOSTICS;
@@ -232,10 +377,14 @@ impl Ctx<'_> {
     }
 
     fn expected(&mut self, n: &Node, what: &str, expected: &str) {
+        // A `--set` value: say how it was read.
+        let help = (n.span.start > self.input.text.len()).then_some(
+            "--set reads VALUE as a TOML value when it is one (400, 1.5, true, \"text\", [\"a\"]), else as text (30s, 4x)",
+        );
         self.err(
             &n.span,
             &format!("{what}: expected {expected}, found {}", n.type_name()),
-            None,
+            help,
         );
     }
 
@@ -269,8 +418,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// An integer in `lo..=hi`.
+    /// An integer in `lo..=hi` (or `${env:…}` giving one).
     pub fn int(&mut self, n: &Node, what: &str, lo: i64, hi: i64) -> Option<i64> {
+        let n = match self.numeric(n, what) {
+            Got::Node(n) => n,
+            Got::Unknown => return Some(lo.max(1).min(hi)),
+            Got::Failed => return None,
+        };
+        let n = n.as_ref();
         match n.v {
             V::Int(i) if (lo..=hi).contains(&i) => Some(i),
             V::Int(i) => {
@@ -288,8 +443,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// Any finite number (integer or float).
+    /// Any finite number (integer or float, or `${env:…}` giving one).
     pub fn number(&mut self, n: &Node, what: &str) -> Option<f64> {
+        let n = match self.numeric(n, what) {
+            Got::Node(n) => n,
+            Got::Unknown => return Some(1.0),
+            Got::Failed => return None,
+        };
+        let n = n.as_ref();
         match n.v {
             V::Int(i) => Some(i as f64),
             V::Float(f) if f.is_finite() => Some(f),
@@ -304,7 +465,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// A duration string (or `${env:…}` giving one); 1s stands in for an unknown one.
     pub fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+        let n = match self.numeric(n, what) {
+            Got::Node(n) => n,
+            Got::Unknown => return Some(Duration::from_secs(1)),
+            Got::Failed => return None,
+        };
+        let n = n.as_ref();
         let s = match &n.v {
             V::Str(s) => s,
             V::Int(_) | V::Float(_) => {
@@ -335,6 +503,9 @@ impl Ctx<'_> {
         hi: Duration,
     ) -> Option<Duration> {
         let d = self.duration(n, what)?;
+        if self.unknown(n) {
+            return Some(d.clamp(lo, hi));
+        }
         if d < lo || d > hi {
             self.err(
                 &n.span,

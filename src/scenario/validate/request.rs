@@ -181,9 +181,7 @@ fn template(
     allow_env: bool,
     captures: &[String],
 ) -> Option<Template> {
-    let t = values::template(s, allow_env, cx.input.env)
-        .map_err(|b| cx.bad(n, b))
-        .ok()?;
+    let t = cx.env_template(n, s, allow_env)?;
     let mut ok = true;
     for v in t.vars() {
         if captures.iter().any(|c| c == v) {
