@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Comparison, Finding, Kind, FACTOR_FLOOR, RATE_FLOOR, RECOVERY_INTERVALS};
+use super::rules::{FACTOR_FLOOR, RATE_FLOOR, RECOVERY_INTERVALS};
+use super::{Comparison, Finding, Kind};
 
 /// `0.999` → `99.9%`, `0.99` → `99%`.
 pub(super) fn percent(f: f64) -> String {
