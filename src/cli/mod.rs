@@ -112,16 +112,23 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Compare two runs' report.json: per window and metric, the change; exit 1 on a regression
-    /// beyond the bound (a gate against last night's run).
+    /// Compare two runs of one scenario: per window and metric, the change; exit 1 on a
+    /// regression beyond the bound and the noise (a gate against last night's run).
     Compare {
-        /// The baseline run directory.
+        /// The baseline run: its directory or its report.json.
         baseline: PathBuf,
-        /// The new run directory.
+        /// The new run: its directory or its report.json.
         new: PathBuf,
         /// Largest tolerated worsening, relative ("10%").
         #[arg(long, value_name = "PCT", default_value = "10%")]
         max_regression: String,
+        /// Confidence every noise test is held to ("99.9%"); higher flags less.
+        #[arg(long, value_name = "PCT", default_value = "99.9%")]
+        confidence: String,
+        /// Compare runs of different scenarios (another name or load/faults) instead of
+        /// refusing with exit 2.
+        #[arg(long)]
+        allow_different: bool,
     },
     /// Revert every fault a run's journal shows as still applied (after a crash or kill -9).
     Rollback {
@@ -235,24 +242,41 @@ pub fn dispatch(cmd: Command) -> i32 {
             baseline,
             new,
             max_regression,
+            confidence,
+            allow_different,
         } => {
-            let max = match max_regression
-                .trim()
-                .strip_suffix('%')
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v >= 0.0)
-            {
-                Some(v) => v / 100.0,
-                None => {
+            let pct = |flag: &str, v: &str, ok: &dyn Fn(f64) -> bool, eg: &str| {
+                let p = v
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|x| x.trim().parse::<f64>().ok())
+                    .filter(|x| x.is_finite() && ok(*x));
+                if p.is_none() {
                     err(&format!(
-                        "error: --max-regression {max_regression:?}: give a percentage, e.g. 10%"
+                        "error: {flag} {v:?}: give a percentage, e.g. {eg}"
                     ));
-                    return 2;
                 }
+                p.map(|x| x / 100.0)
             };
-            match crate::report::compare::compare(&baseline, &new, max) {
+            let (Some(max), Some(conf)) = (
+                pct("--max-regression", &max_regression, &|x| x >= 0.0, "10%"),
+                pct(
+                    "--confidence",
+                    &confidence,
+                    &|x| x > 50.0 && x < 100.0,
+                    "99.9% (above 50%, below 100%)",
+                ),
+            ) else {
+                return 2;
+            };
+            let opts = crate::report::compare::Options {
+                max_regression: max,
+                confidence: conf,
+                allow_different,
+            };
+            match crate::report::compare::compare(&baseline, &new, opts) {
                 Ok(c) => {
-                    out(&crate::report::compare::render(&c, max));
+                    out(&crate::report::compare::render(&c));
                     if c.regressions() > 0 {
                         1
                     } else {

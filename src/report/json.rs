@@ -72,6 +72,7 @@ pub fn render(r: &RunReport) -> Value {
         "schema": SCHEMA,
         "chaos_version": env!("CARGO_PKG_VERSION"),
         "scenario": r.scenario,
+        "scenario_digest": super::compare::digest(&r.scenario),
         "target": { "kind": "url", "url": r.target_url },
         "started_at": utc(r.started_at),
         "time_scale": r.time_scale,

@@ -1,0 +1,222 @@
+//! What `chaos compare` is given and which scenario each run ran: a run directory or its
+//! `report.json`, and the scenario's name and content digest.
+//!
+//! The digest is FNV-1a (64 bit) over the canonical JSON (keys sorted) of the *parsed*
+//! scenario's `load` and `faults`, time-scaled as the run ran them: the traffic and the fault
+//! timeline, which is what makes two runs' numbers comparable. A comment, a description, the SLOs
+//! and the `[sandbox]` settings do not count — a worse sandbox under the same scenario is exactly
+//! what `compare` is for. It is computed from the scenario text stored in report.json, parsed
+//! by this build, so two reports written by different chaos versions still agree; the stored
+//! `scenario_digest` is used only when that text is absent or no longer parses, and the stored
+//! `load` and `faults` when both are missing (reports from before either was written).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::CompareError;
+use crate::scenario::Scenario;
+
+/// The digest of a scenario as run (see the module doc), e.g. `fnv1a64:0f3c…`: written into
+/// report.json as `scenario_digest`.
+pub fn digest(s: &Scenario) -> String {
+    let load = serde_json::to_value(&s.load).unwrap_or(Value::Null);
+    let faults = serde_json::to_value(&s.faults).unwrap_or(Value::Null);
+    digest_of(&load, &faults)
+}
+
+fn digest_of(load: &Value, faults: &Value) -> String {
+    let mut text = String::new();
+    canonical(
+        &serde_json::json!({ "load": load, "faults": faults }),
+        &mut text,
+    );
+    // FNV-1a: stable across platforms and versions (std's hasher is neither), and enough to
+    // tell scenarios apart; nobody forges a scenario to pass for another here.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+/// JSON with object keys sorted, whatever order the map kept them in.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// A run directory (holding report.json) or a report.json file itself: the path read and the
+/// report, checked to be a chaos report of the layout this build reads.
+pub(super) fn load(arg: &Path) -> Result<(PathBuf, Value), CompareError> {
+    let path = if arg.is_dir() {
+        arg.join("report.json")
+    } else {
+        arg.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| CompareError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|source| CompareError::NotJson {
+        path: path.clone(),
+        source,
+    })?;
+    if v["schema"] != super::super::SCHEMA {
+        return Err(CompareError::Schema {
+            path,
+            found: v["schema"].to_string(),
+        });
+    }
+    Ok((path, v))
+}
+
+/// Which scenario a report's run ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub name: String,
+    pub digest: String,
+    pub time_scale: f64,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` ({}", self.name, self.digest)?;
+        if self.time_scale != 1.0 {
+            write!(f, ", --time-scale {}", self.time_scale)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The scenario stored in a report, parsed by this build and time-scaled as it ran; `None`
+/// when the report has no text or it no longer parses.
+fn stored_scenario(r: &Value) -> Option<Scenario> {
+    let text = r["scenario"]["text"].as_str()?;
+    let source = r["scenario"]["source"].as_str().unwrap_or_default();
+    // Secrets are `${env:…}` references in the text; their values are never part of it.
+    let masked = |_: &str| Some("***".to_string());
+    let s = crate::scenario::parse_with(source, text, &masked, Path::new(source).parent()).ok()?;
+    let scale = r["time_scale"].as_f64().unwrap_or(1.0);
+    Some(if scale == 1.0 {
+        s
+    } else {
+        s.time_scaled(scale)
+    })
+}
+
+pub(super) fn identity(r: &Value) -> Identity {
+    let digest = match (stored_scenario(r), r["scenario_digest"].as_str()) {
+        (Some(s), _) => digest(&s),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => digest_of(&r["scenario"]["load"], &r["scenario"]["faults"]),
+    };
+    Identity {
+        name: r["scenario"]["name"].as_str().unwrap_or("?").to_string(),
+        digest,
+        time_scale: r["time_scale"].as_f64().unwrap_or(1.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../scenarios/db-failover.toml");
+
+    fn report_of(text: &str, scale: f64) -> Value {
+        let s = crate::scenario::parse_str("scenarios/x.toml", text).unwrap();
+        let s = if scale == 1.0 {
+            s
+        } else {
+            s.time_scaled(scale)
+        };
+        serde_json::json!({
+            "schema": crate::report::SCHEMA,
+            "time_scale": scale,
+            "scenario": s,
+            "scenario_digest": digest(&s),
+        })
+    }
+
+    #[test]
+    fn the_digest_follows_load_and_faults_not_comments_slos_or_the_sandbox() {
+        let base = identity(&report_of(SHIPPED, 0.1));
+        // The digest stored at run time is the one recomputed from the text.
+        assert_eq!(
+            Some(base.digest.as_str()),
+            report_of(SHIPPED, 0.1)["scenario_digest"].as_str()
+        );
+        let same = [
+            format!("# a comment\n{SHIPPED}"),
+            SHIPPED.replace("\"p99 < 1s\"", "\"p99 < 2s\""),
+            format!("{SHIPPED}\n[sandbox]\nfailover_time = \"50s\"\n"),
+        ];
+        for t in &same {
+            assert_eq!(identity(&report_of(t, 0.1)), base, "{t}");
+        }
+        let different = [
+            SHIPPED.replace("peak_rps = 200", "peak_rps = 250"),
+            SHIPPED.replace("at = \"30s\"", "at = \"35s\""),
+        ];
+        for t in &different {
+            let other = identity(&report_of(t, 0.1));
+            assert_eq!(other.name, base.name);
+            assert_ne!(other.digest, base.digest, "{t}");
+        }
+        // Another time scale is another run of the load: a different digest.
+        assert_ne!(identity(&report_of(SHIPPED, 1.0)).digest, base.digest);
+    }
+
+    #[test]
+    fn old_reports_without_text_or_digest_still_get_one() {
+        let full = report_of(SHIPPED, 0.1);
+        let want = identity(&full).digest;
+        // No text: the stored digest.
+        let mut no_text = full.clone();
+        no_text["scenario"]["text"] = Value::Null;
+        assert_eq!(identity(&no_text).digest, want);
+        // No text, no digest: computed from the stored load and faults, the same way.
+        no_text["scenario_digest"] = Value::Null;
+        assert_eq!(identity(&no_text).digest, want);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let mut a = String::new();
+        canonical(
+            &serde_json::json!({"b": [1, {"d": 2, "c": "x"}], "a": null}),
+            &mut a,
+        );
+        assert_eq!(a, r#"{"a":null,"b":[1,{"c":"x","d":2}]}"#);
+    }
+}
