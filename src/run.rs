@@ -731,6 +731,7 @@ mod tests {
                 },
                 attempts: 1,
                 exhausted: false,
+                status: 0,
             });
         }
         s
