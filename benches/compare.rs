@@ -252,6 +252,7 @@ fn bench_load(rps: f64, secs: f64) -> Load {
             body: None,
             capture: vec![],
             durable: None,
+            expect: None,
         }],
     }
 }

@@ -25,6 +25,7 @@ fn bench(c: &mut Criterion) {
                 } else {
                     Outcome::Ok
                 },
+                status: if i % 50 == 0 { 503 } else { 200 },
                 attempts: 1 + (i % 50 == 0) as u8,
                 exhausted: false,
             };

@@ -929,6 +929,7 @@ mod tests {
                 },
                 attempts: 1,
                 exhausted: false,
+                status: 0,
             });
         }
         s

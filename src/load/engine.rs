@@ -7,8 +7,10 @@
 //!   tens of µs. For each due offset it spawns one task onto the runtime and moves on — it never
 //!   waits for responses (that is what makes the model open).
 //! - each *logical request* is a task: wait for a `max_in_flight` slot (the wait is part of its
-//!   latency; past its timeout it is `not_sent`), send, retry per policy and budget, then send
-//!   one [`Sample`] to the recorder.
+//!   latency; past its timeout it is `not_sent`), send, judge the response (its class, or the
+//!   request's `expect`: [`super::expect`]), retry per policy and budget, then send one
+//!   [`Sample`] to the recorder — and, while its request name has fewer than a few, hand a
+//!   failure to [`super::failures`] for the post-mortem.
 //! - the *recorder* is the `run` future itself: it owns the [`Recorder`], drains the sample
 //!   channel in batches, compresses intervals that can no longer change, and ticks the progress
 //!   view. It ends when every sender is gone: the scheduler finished and every request reported.
@@ -20,20 +22,21 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{Method, Request, Uri};
+use http::{HeaderMap, Request};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, Semaphore};
 
-use super::client::{self, ClientError};
+use super::client::ClientError;
+use super::expect::{self, Rejection};
+use super::failures::{Failures, Seen};
+use super::prepared::{prepare, render, Prepared, Rendered};
 use super::retry::{backoff, RetryBudget};
 use super::schedule::{self, Schedule};
-use super::template::{self, Captures, Missing};
+use super::template::{self, Captures};
 use super::transport::{self, Target, Transport};
 use crate::metrics::{Outcome, Recorder, Recording, Sample, Stats};
-use crate::scenario::{Body, Capture, Durable, Header, JsonTemplate, Load, RetryPolicy, Template};
+use crate::scenario::{Load, RetryPolicy};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -101,35 +104,6 @@ impl Progress for NoProgress {
     fn finish(&mut self, _: &ProgressSnapshot) {}
 }
 
-/// A request kind, prepared once per run: everything without per-request parts is built here,
-/// so the hot path only renders templates and clones ready-made values.
-struct Prepared {
-    method: Method,
-    path: Template,
-    /// The request URI (origin form, base path included) when the path has no per-request
-    /// parts.
-    uri: Option<Uri>,
-    /// `Host`, `user-agent`, `accept`, every header without per-request parts, and
-    /// `content-type: application/json` for a JSON body unless a header sets it.
-    headers: HeaderMap,
-    /// Headers with per-request parts, rendered for each logical request.
-    templated: Vec<(HeaderName, Header)>,
-    body: Option<Body>,
-    /// The body, rendered once, when it has no per-request parts.
-    literal_body: Option<Bytes>,
-    captures: Vec<Capture>,
-    durable: Option<Durable>,
-    name: String,
-}
-
-/// A logical request's rendered form, reused by its retries (same bytes on every attempt).
-struct Rendered {
-    uri: Uri,
-    /// `None`: the prepared headers as they are (no templated header).
-    headers: Option<HeaderMap>,
-    body: Bytes,
-}
-
 struct Shared {
     transport: Transport,
     reqs: Vec<Prepared>,
@@ -141,6 +115,7 @@ struct Shared {
     start: Instant,
     durable: Mutex<Vec<DurableWrite>>,
     durable_without_id: AtomicU64,
+    failures: Failures,
     shutdown: Arc<Shutdown>,
 }
 
@@ -217,6 +192,7 @@ pub async fn run_mode(
         start: Instant::now(),
         durable: Mutex::new(Vec::new()),
         durable_without_id: AtomicU64::new(0),
+        failures: Failures::new(load),
         shutdown: shutdown.clone(),
     });
 
@@ -310,8 +286,10 @@ pub async fn run_mode(
     progress.finish(&snapshot(&live, dt, completed, &shared));
     let durable_writes =
         std::mem::take(&mut *shared.durable.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut recording = rec.finish();
+    recording.failures = shared.failures.take();
     Ok(LoadResult {
-        recording: rec.finish(),
+        recording,
         durable_writes,
         durable_without_id: shared.durable_without_id.load(Relaxed),
         scheduled,
@@ -328,91 +306,6 @@ pub fn check_url(url: &str) -> Result<String, EngineError> {
         reason,
     })?;
     Ok(url.trim_end_matches('/').to_string())
-}
-
-fn prepare(load: &Load, target: &Target) -> Result<Vec<Prepared>, EngineError> {
-    let none = Captures::new([]);
-    let mut rng = rand::rng();
-    load.requests
-        .iter()
-        .map(|r| {
-            let method = Method::from_bytes(r.method.as_bytes())
-                .map_err(|_| EngineError::BadMethod(r.method.clone()))?;
-            let mut headers = HeaderMap::new();
-            headers.insert(HOST, target.host_header.clone());
-            headers.insert(
-                USER_AGENT,
-                HeaderValue::from_static(concat!("chaos/", env!("CARGO_PKG_VERSION"))),
-            );
-            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-            let mut templated = Vec::new();
-            for h in client::merge(&load.client.headers, &r.headers) {
-                let name = client::header_name(h)?;
-                if h.value.is_literal() {
-                    let mut v = String::new();
-                    // Literal parts only: rendering cannot fail or vary.
-                    let _ = template::render(&h.value, 0, &mut rng, &none, &mut v);
-                    // Validation checked literal values; one that is still invalid is dropped,
-                    // as a templated one would be.
-                    if let Ok(v) = client::header_value(h, &v) {
-                        headers.insert(name, v);
-                    }
-                } else {
-                    templated.push((name, h.clone()));
-                }
-            }
-            let json = matches!(r.body, Some(Body::Json(_)));
-            if json && templated.iter().all(|(n, _)| n != CONTENT_TYPE) {
-                headers
-                    .entry(CONTENT_TYPE)
-                    .or_insert(HeaderValue::from_static("application/json"));
-            }
-            let uri = if r.path.is_literal() {
-                let mut p = target.base_path.clone();
-                template::render(&r.path, 0, &mut rng, &none, &mut p)
-                    .ok()
-                    .and_then(|_| transport::path_uri(p))
-            } else {
-                None
-            };
-            let literal_body = match &r.body {
-                Some(Body::Text(t)) if t.is_literal() => {
-                    let mut s = String::new();
-                    template::render(t, 0, &mut rng, &none, &mut s)
-                        .ok()
-                        .map(|_| Bytes::from(s))
-                }
-                Some(Body::Json(j)) if json_is_literal(j) => {
-                    template::render_json(j, 0, &mut rng, &none)
-                        .ok()
-                        .map(Bytes::from)
-                }
-                _ => None,
-            };
-            Ok(Prepared {
-                method,
-                path: r.path.clone(),
-                uri,
-                headers,
-                templated,
-                body: r.body.clone(),
-                literal_body,
-                captures: r.capture.clone(),
-                durable: r.durable.clone(),
-                name: r.name.clone(),
-            })
-        })
-        .collect()
-}
-
-/// A JSON body template with no per-request parts.
-fn json_is_literal(j: &JsonTemplate) -> bool {
-    match j {
-        JsonTemplate::String(t) => t.is_literal(),
-        JsonTemplate::Array(a) => a.iter().all(json_is_literal),
-        JsonTemplate::Object(o) => o.iter().all(|(_, v)| json_is_literal(v)),
-        JsonTemplate::Null | JsonTemplate::Bool(_) | JsonTemplate::Number(_) => true,
-    }
 }
 
 /// The scheduler thread: returns (requests issued, stopped early).
@@ -498,8 +391,27 @@ fn micros(d: Duration) -> u64 {
 /// The result of one attempt.
 struct Attempt {
     outcome: Outcome,
+    /// 0 when there was no response.
     status: u16,
+    rejection: Option<Rejection>,
+    /// Kept for a capture, durable write or body check (whole), or for a possible failure
+    /// sample (its head), else `None`.
+    headers: Option<HeaderMap>,
     body: Option<Vec<u8>>,
+    body_len: u64,
+}
+
+impl Attempt {
+    fn failed(outcome: Outcome) -> Attempt {
+        Attempt {
+            outcome,
+            status: 0,
+            rejection: None,
+            headers: None,
+            body: None,
+            body_len: 0,
+        }
+    }
 }
 
 async fn logical_request(
@@ -517,6 +429,7 @@ async fn logical_request(
         service_us: 0,
         lateness_us: 0,
         outcome: Outcome::NotSent,
+        status: 0,
         attempts: 0,
         exhausted: false,
     };
@@ -537,7 +450,7 @@ async fn logical_request(
         return;
     };
     let req = &sh.reqs[r];
-    let Ok(rendered) = render(&sh, req, seq) else {
+    let Ok(rendered) = render(req, seq, &sh.transport.target().base_path, &sh.caps) else {
         let _ = tx.send(sample);
         return;
     };
@@ -548,10 +461,14 @@ async fn logical_request(
     let mut attempts = 0u32;
     let last = loop {
         attempts += 1;
-        let a = attempt(&sh, req, &rendered).await;
+        let a = attempt(&sh, r, req, &rendered).await;
+        // An expected status is a success, never retried; a response `expect` rejects is
+        // retried like any other when its status is in `retry.on`.
         let retryable = match a.outcome {
             Outcome::Ok | Outcome::NotSent => false,
-            Outcome::Http4xx | Outcome::Http5xx => policy.on.statuses.contains(&a.status),
+            Outcome::Http4xx | Outcome::Http5xx | Outcome::Unexpected => {
+                policy.on.statuses.contains(&a.status)
+            }
             Outcome::Timeout => policy.on.timeout,
             Outcome::ConnectError => policy.on.connect,
             Outcome::Reset => policy.on.reset,
@@ -572,88 +489,68 @@ async fn logical_request(
     };
     let end = Instant::now();
     sample.outcome = last.outcome;
+    sample.status = last.status;
     sample.attempts = attempts.min(u32::from(u8::MAX)) as u8;
     sample.latency_us = micros(end.saturating_duration_since(due));
     sample.service_us = micros(end.saturating_duration_since(first_send));
-    if last.outcome == Outcome::Ok {
+    // Captures and durable writes come from successes below 400 only: an expected 404 is `ok`
+    // but acknowledges nothing.
+    let reads = !req.captures.is_empty() || req.durable.is_some();
+    if last.outcome == Outcome::Ok && last.status < 400 && reads {
         if let Some(body) = &last.body {
             after_success(&sh, req, body);
         }
     }
     let _ = tx.send(sample);
+    if last.outcome != Outcome::Ok {
+        let seen = Seen {
+            outcome: last.outcome,
+            status: last.status,
+            rejection: last.rejection,
+            headers: last.headers.as_ref(),
+            body: last.body.as_deref(),
+            body_len: last.body_len,
+        };
+        let at = intended.as_secs_f64();
+        let e = req.expect.as_ref();
+        sh.failures
+            .offer(r, &req.name, at, sample.attempts, e, &seen);
+    }
 }
 
-fn render(sh: &Shared, req: &Prepared, seq: u64) -> Result<Rendered, Missing> {
-    let mut rng = rand::rng();
-    let uri = match &req.uri {
-        Some(u) => u.clone(),
-        None => {
-            let base = &sh.transport.target().base_path;
-            let mut path = String::with_capacity(base.len() + 32);
-            path.push_str(base);
-            template::render(&req.path, seq, &mut rng, &sh.caps, &mut path)?;
-            // A captured value can make a path no URI can hold: not sent, like a missing
-            // capture.
-            transport::path_uri(path.clone()).ok_or(Missing(path))?
-        }
-    };
-    let headers = if req.templated.is_empty() {
-        None
-    } else {
-        let mut headers = req.headers.clone();
-        for (name, h) in &req.templated {
-            let mut v = String::new();
-            template::render(&h.value, seq, &mut rng, &sh.caps, &mut v)?;
-            // Header values were checked by validation; one that renders to invalid bytes (a
-            // captured value with a newline, say) is dropped rather than failing the request.
-            if let Ok(v) = client::header_value(h, &v) {
-                headers.insert(name.clone(), v);
-            }
-        }
-        if matches!(req.body, Some(Body::Json(_))) && !headers.contains_key(CONTENT_TYPE) {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        Some(headers)
-    };
-    let body = match (&req.literal_body, &req.body) {
-        (Some(b), _) => b.clone(),
-        (None, None) => Bytes::new(),
-        (None, Some(Body::Json(j))) => {
-            Bytes::from(template::render_json(j, seq, &mut rng, &sh.caps)?)
-        }
-        (None, Some(Body::Text(t))) => {
-            let mut s = String::new();
-            template::render(t, seq, &mut rng, &sh.caps, &mut s)?;
-            Bytes::from(s)
-        }
-    };
-    Ok(Rendered { uri, headers, body })
-}
-
-/// One attempt: take or open a connection, send, and read the whole response (kept only if a
-/// capture or durable write needs it), all within the client timeout.
-async fn attempt(sh: &Shared, req: &Prepared, r: &Rendered) -> Attempt {
-    let keep = !req.captures.is_empty() || req.durable.is_some();
+/// One attempt of request `ri`: take or open a connection, send, and read the whole response,
+/// all within the client timeout. The body is kept whole when a capture, durable write or
+/// body check reads it; otherwise only the head of a response that fails on its status, and
+/// only while request `ri` still collects failure samples (one comparison on a success).
+async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attempt {
     let mut rq = Request::new(transport::Body::new(r.body.clone()));
     *rq.method_mut() = req.method.clone();
     *rq.uri_mut() = r.uri.clone();
     *rq.headers_mut() = r.headers.as_ref().unwrap_or(&req.headers).clone();
+    let keep = |status: u16| {
+        if req.keep_body {
+            Some(usize::MAX)
+        } else if expect::fails_by_status(req.expect.as_ref(), status) && sh.failures.open(ri) {
+            Some(sh.failures.body_limit())
+        } else {
+            None
+        }
+    };
     match tokio::time::timeout(sh.timeout, sh.transport.send(rq, keep)).await {
-        Err(_) => Attempt {
-            outcome: Outcome::Timeout,
-            status: 0,
-            body: None,
-        },
-        Ok(Err(outcome)) => Attempt {
-            outcome,
-            status: 0,
-            body: None,
-        },
-        Ok(Ok(resp)) => Attempt {
-            outcome: Outcome::from_status(resp.status),
-            status: resp.status,
-            body: resp.body,
-        },
+        Err(_) => Attempt::failed(Outcome::Timeout),
+        Ok(Err(outcome)) => Attempt::failed(outcome),
+        Ok(Ok(resp)) => {
+            let (outcome, rejection) =
+                expect::judge(req.expect.as_ref(), resp.status, resp.body.as_deref());
+            Attempt {
+                outcome,
+                status: resp.status,
+                rejection,
+                headers: resp.headers,
+                body: resp.body,
+                body_len: resp.body_len,
+            }
+        }
     }
 }
 

@@ -148,8 +148,8 @@ fn push_uuid(rng: &mut impl Rng, out: &mut String) {
     }
 }
 
-/// Follow a JSON path; strings are returned bare, other scalars as their JSON text.
-pub fn extract(doc: &serde_json::Value, path: &JsonPath) -> Option<String> {
+/// The value at a JSON path, if there is one.
+pub fn lookup<'a>(doc: &'a serde_json::Value, path: &JsonPath) -> Option<&'a serde_json::Value> {
     let mut v = doc;
     for step in &path.steps {
         v = match step {
@@ -157,7 +157,12 @@ pub fn extract(doc: &serde_json::Value, path: &JsonPath) -> Option<String> {
             PathStep::Index(i) => v.get(*i)?,
         };
     }
-    match v {
+    Some(v)
+}
+
+/// Follow a JSON path; strings are returned bare, other scalars as their JSON text.
+pub fn extract(doc: &serde_json::Value, path: &JsonPath) -> Option<String> {
+    match lookup(doc, path)? {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         serde_json::Value::Bool(b) => Some(b.to_string()),

@@ -197,10 +197,16 @@ pub struct Transport {
     cap: usize,
 }
 
-/// A completed exchange: the status and, when asked for, the body.
+/// A completed exchange: the status and, when asked for, the headers and (the start of) the
+/// body.
 pub struct Response {
     pub status: u16,
+    /// The response headers, when the body was kept.
+    pub headers: Option<http::HeaderMap>,
+    /// The body's first bytes, up to the limit asked for (all of it for `usize::MAX`).
     pub body: Option<Vec<u8>>,
+    /// The whole body's length as received, kept or not.
+    pub body_len: u64,
 }
 
 impl Transport {
@@ -241,9 +247,16 @@ impl Transport {
         self.open.load(Relaxed)
     }
 
-    /// Send `req` (origin-form URI, `Host` header set) and read the whole response; the body
-    /// is kept only if `keep_body`. Not bounded in time: the caller wraps it in its timeout.
-    pub async fn send(&self, mut req: Request<Body>, keep_body: bool) -> Result<Response, Outcome> {
+    /// Send `req` (origin-form URI, `Host` header set) and read the whole response. `keep`
+    /// decides from the status whether to keep the headers and how many bytes of the body
+    /// (`None`: nothing, the body is only drained; `usize::MAX`: all of it): deciding after the
+    /// status is what lets the engine keep failed responses as samples without copying any
+    /// other body. Not bounded in time: the caller wraps it in its timeout.
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+        keep: impl FnOnce(u16) -> Option<usize>,
+    ) -> Result<Response, Outcome> {
         loop {
             let (mut tx, reused) = match self.take().await {
                 Some(tx) => (tx, true),
@@ -261,16 +274,28 @@ impl Transport {
                 },
             };
             let status = resp.status().as_u16();
-            let mut body = resp.into_body();
-            let mut kept = keep_body.then(Vec::new);
+            let limit = keep(status);
+            let (parts, mut body) = resp.into_parts();
+            let headers = limit.map(|_| parts.headers);
+            let mut kept = limit.map(|_| Vec::new());
+            let mut body_len = 0u64;
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|_| Outcome::Reset)?;
-                if let (Some(k), Some(data)) = (&mut kept, frame.data_ref()) {
-                    k.extend_from_slice(data);
+                if let Some(data) = frame.data_ref() {
+                    body_len += data.len() as u64;
+                    if let (Some(k), Some(limit)) = (&mut kept, limit) {
+                        let room = limit.saturating_sub(k.len());
+                        k.extend_from_slice(&data[..data.len().min(room)]);
+                    }
                 }
             }
             self.put(tx);
-            return Ok(Response { status, body: kept });
+            return Ok(Response {
+                status,
+                headers,
+                body: kept,
+                body_len,
+            });
         }
     }
 

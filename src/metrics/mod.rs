@@ -3,9 +3,13 @@
 //! One [`Sample`] per logical request (retries included) flows from the load engine to the
 //! [`recorder::Recorder`], which buckets it by *intended* send time into intervals and by request
 //! name. Nothing here knows about faults: windows are just time ranges handed in by the SLO code.
+//! Besides outcome classes, each interval counts final HTTP statuses one by one
+//! ([`responses::StatusCounts`]), and a recording keeps the first few failed responses of each
+//! request ([`responses::FailedResponse`]).
 
 pub mod hist;
 pub mod recorder;
+pub mod responses;
 
 use std::time::Duration;
 
@@ -13,12 +17,15 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub use recorder::{Recorder, Recording};
+pub use responses::{FailedResponse, StatusCounts};
 
-/// The final outcome of a logical request (after its retries).
+/// The final outcome of a logical request (after its retries). The order is that of the
+/// positional `outcomes` arrays in report.json's histograms: new outcomes go at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// A response with status < 400.
+    /// A response with status < 400, or, for a request with `expect`, a response it accepts
+    /// (an expected 404 is `ok`).
     Ok,
     Http4xx,
     Http5xx,
@@ -31,10 +38,13 @@ pub enum Outcome {
     /// Never sent: it could not start before its timeout (max_in_flight saturated), or it needed
     /// a captured value that no response had provided yet.
     NotSent,
+    /// A response below 400 that the request's `expect` rejects: a status not listed, or a
+    /// body check that failed. (A rejected 4xx/5xx keeps its class.)
+    Unexpected,
 }
 
 impl Outcome {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [Outcome; Outcome::COUNT] = [
         Outcome::Ok,
         Outcome::Http4xx,
@@ -43,6 +53,7 @@ impl Outcome {
         Outcome::ConnectError,
         Outcome::Reset,
         Outcome::NotSent,
+        Outcome::Unexpected,
     ];
 
     pub fn index(self) -> usize {
@@ -58,7 +69,13 @@ impl Outcome {
             Outcome::ConnectError => "connect_error",
             Outcome::Reset => "reset",
             Outcome::NotSent => "not_sent",
+            Outcome::Unexpected => "unexpected",
         }
+    }
+
+    /// The inverse of [`Outcome::name`].
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.name() == name)
     }
 
     pub fn from_status(status: u16) -> Outcome {
@@ -89,6 +106,8 @@ pub struct Sample {
     /// any wait for a `max_in_flight` slot.
     pub lateness_us: u64,
     pub outcome: Outcome,
+    /// The last attempt's HTTP status; 0 when it got no response (and for `NotSent`).
+    pub status: u16,
     /// Attempts made (0 for `NotSent`).
     pub attempts: u8,
     /// Failed after using every attempt the policy allowed (retries exhausted), or after the
@@ -106,6 +125,8 @@ pub struct Stats {
     /// `attempts[k]` = logical requests that made k attempts (0 = not sent).
     pub attempts: [u64; MAX_ATTEMPTS + 1],
     pub exhausted: u64,
+    /// Final responses by HTTP status.
+    pub statuses: StatusCounts,
 }
 
 impl Default for Stats {
@@ -117,6 +138,7 @@ impl Default for Stats {
             outcomes: [0; Outcome::COUNT],
             attempts: [0; MAX_ATTEMPTS + 1],
             exhausted: 0,
+            statuses: StatusCounts::default(),
         }
     }
 }
@@ -128,6 +150,7 @@ impl Stats {
         self.outcomes[s.outcome.index()] += 1;
         self.attempts[(s.attempts as usize).min(MAX_ATTEMPTS)] += 1;
         self.exhausted += u64::from(s.exhausted);
+        self.statuses.add(s.status, 1);
         if s.outcome != Outcome::NotSent {
             hist::record(&mut self.latency, s.latency_us);
             hist::record(&mut self.service, s.service_us);
@@ -146,6 +169,7 @@ impl Stats {
             *a += b;
         }
         self.exhausted += o.exhausted;
+        self.statuses.merge(&o.statuses);
     }
 
     /// Logical requests scheduled (every outcome, `not_sent` included).

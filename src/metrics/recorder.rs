@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::{hist, Outcome, Sample, Stats, MAX_ATTEMPTS};
+use super::{hist, FailedResponse, Outcome, Sample, Stats, StatusCounts, MAX_ATTEMPTS};
 
 /// A histogram either live (being recorded) or compressed (its interval is closed).
 #[derive(Debug, Clone)]
@@ -32,6 +32,7 @@ pub struct Compact {
     pub outcomes: [u64; Outcome::COUNT],
     pub attempts: [u64; MAX_ATTEMPTS + 1],
     pub exhausted: u64,
+    pub statuses: StatusCounts,
 }
 
 impl Compact {
@@ -43,6 +44,7 @@ impl Compact {
             outcomes: s.outcomes,
             attempts: s.attempts,
             exhausted: s.exhausted,
+            statuses: s.statuses.clone(),
         }
     }
 
@@ -57,6 +59,7 @@ impl Compact {
             outcomes: self.outcomes,
             attempts: self.attempts,
             exhausted: self.exhausted,
+            statuses: self.statuses.clone(),
         }
     }
 }
@@ -170,6 +173,7 @@ impl Recorder {
                 .iter()
                 .map(|row| row.iter().map(Slot::compact).collect())
                 .collect(),
+            failures: Vec::new(),
         }
     }
 }
@@ -181,6 +185,9 @@ pub struct Recording {
     pub names: Vec<String>,
     /// `intervals[i][r]`, all compressed.
     pub intervals: Vec<Vec<Compact>>,
+    /// The first few failed responses of each request name (the load engine fills them in; the
+    /// recorder itself never sees a response), ordered by request, then intended time.
+    pub failures: Vec<FailedResponse>,
 }
 
 impl Recording {
@@ -238,6 +245,12 @@ mod tests {
             service_us: lat_us / 2,
             lateness_us: 10,
             outcome,
+            status: match outcome {
+                Outcome::Ok => 200,
+                Outcome::Http4xx => 404,
+                Outcome::Http5xx => 503,
+                _ => 0,
+            },
             attempts,
             exhausted: false,
         }
@@ -262,6 +275,43 @@ mod tests {
         assert_eq!(all.count(Outcome::NotSent), 1);
         assert_eq!(all.latency.len(), 3, "not_sent has no latency");
         assert!((all.throughput() - 0.75).abs() < 1e-9);
+        // Statuses survive compression and merging, each code apart; no response, no status.
+        assert_eq!(
+            all.statuses.iter().collect::<Vec<_>>(),
+            [(200, 2), (503, 1)]
+        );
+    }
+
+    #[test]
+    fn statuses_are_counted_per_interval_and_request_exactly() {
+        let mut r = Recorder::new(vec!["a".into(), "b".into()], Duration::from_secs(1));
+        let mut s = sample(0, 10, 1000, Outcome::Http4xx, 1);
+        for (req, at, status, n) in [
+            (0, 10, 404, 3),
+            (0, 20, 401, 2),
+            (1, 30, 429, 4),
+            (0, 1500, 404, 1),
+        ] {
+            s.request = req;
+            s.intended = Duration::from_millis(at);
+            s.status = status;
+            for _ in 0..n {
+                r.record(&s);
+            }
+        }
+        r.close_before(Duration::from_secs(1));
+        s.request = 0;
+        s.intended = Duration::from_millis(900);
+        r.record(&s); // late, into a compressed interval
+        let rec = r.finish();
+        let first = rec.aggregate(0, 1, Some(0)).statuses;
+        assert_eq!(first.iter().collect::<Vec<_>>(), [(401, 2), (404, 4)]);
+        assert_eq!(rec.aggregate(0, 1, Some(1)).statuses.get(429), 4);
+        let all = rec.aggregate(0, 2, None).statuses;
+        assert_eq!(
+            all.iter().collect::<Vec<_>>(),
+            [(401, 2), (404, 5), (429, 4)]
+        );
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //!
 //! Series are per interval over all requests; histograms are embedded per interval and per
 //! request in the HDR V2 deflate format (base64), so another tool — or `chaos merge` — can
-//! recompute any percentile over any window exactly.
+//! recompute any percentile over any window exactly. Final HTTP statuses are counted one by one
+//! (`status_counts` in the totals, per request and per interval; `statuses` in each histogram
+//! cell, which `chaos report` reads back), and the first failed responses of each request are
+//! kept, masked, in `failures`.
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{utc, RunReport, StatsSummary, SCHEMA};
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, Stats};
 
 pub fn render(r: &RunReport) -> Value {
     let rec = &r.recording;
@@ -28,6 +31,7 @@ pub fn render(r: &RunReport) -> Value {
                 "outcomes": Outcome::ALL.iter().map(|o| (o.name(), s.count(*o))).collect::<std::collections::BTreeMap<_, _>>(),
                 "attempts": s.total_attempts(),
                 "retried": s.retried(),
+                "status_counts": s.statuses.to_map(),
                 "latency_us": {
                     "p50": q(0.5), "p90": q(0.9), "p95": q(0.95), "p99": q(0.99),
                     "max": (!s.latency.is_empty()).then(|| s.latency.max()),
@@ -55,6 +59,7 @@ pub fn render(r: &RunReport) -> Value {
                             "outcomes": c.outcomes,
                             "attempts": c.attempts,
                             "exhausted": c.exhausted,
+                            "statuses": c.statuses.to_map(),
                         }),
                     )
                 })
@@ -66,7 +71,7 @@ pub fn render(r: &RunReport) -> Value {
         .names
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.clone(), json!(StatsSummary::of(&r.totals(Some(i))))))
+        .map(|(i, n)| (n.clone(), summary(&r.totals(Some(i)))))
         .collect();
     json!({
         "schema": SCHEMA,
@@ -109,7 +114,7 @@ pub fn render(r: &RunReport) -> Value {
         "scheduled": r.scheduled,
         "interval_s": iv,
         "requests": rec.names,
-        "totals": StatsSummary::of(&r.totals(None)),
+        "totals": summary(&r.totals(None)),
         "per_request": per_request,
         "slo": r.slo,
         "recovery": r.recoveries,
@@ -120,6 +125,7 @@ pub fn render(r: &RunReport) -> Value {
             "writes": r.durable_writes,
             "read_back": r.verification,
         },
+        "failures": rec.failures,
         "series": series,
         "histograms": {
             "encoding": "hdr-v2-deflate+base64",
@@ -127,4 +133,11 @@ pub fn render(r: &RunReport) -> Value {
             "intervals": histograms,
         },
     })
+}
+
+/// A `Stats` in report form, with its responses counted by status.
+fn summary(s: &Stats) -> Value {
+    let mut v = json!(StatsSummary::of(s));
+    v["status_counts"] = json!(s.statuses.to_map());
+    v
 }

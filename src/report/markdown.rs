@@ -1,4 +1,5 @@
-//! `summary.md`: verdict first, then the SLO table, per-request totals and the timeline —
+//! `summary.md`: verdict first, then the SLO table, per-request totals, responses by status
+//! (with the first failed response of each request) and the timeline —
 //! readable as plain text in a CI log and as a GitHub job summary. Deterministic for a given
 //! report (tests snapshot it with times masked).
 
@@ -78,7 +79,7 @@ pub fn render(r: &RunReport) -> String {
     let _ = writeln!(o, "## Requests\n");
     let _ = writeln!(
         o,
-        "| request | scheduled | ok | 4xx | 5xx | timeout | connect | reset | not sent | p50 | p95 | p99 | max | retried | attempts/req |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| request | scheduled | ok | 4xx | 5xx | unexpected | timeout | connect | reset | not sent | p50 | p95 | p99 | max | retried | attempts/req |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let rows = r
         .recording
@@ -102,11 +103,12 @@ pub fn render(r: &RunReport) -> String {
         };
         let _ = writeln!(
             o,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {max} | {} | {:.2} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {max} | {} | {:.2} |",
             s.requests(),
             s.count(Outcome::Ok),
             s.count(Outcome::Http4xx),
             s.count(Outcome::Http5xx),
+            s.count(Outcome::Unexpected),
             s.count(Outcome::Timeout),
             s.count(Outcome::ConnectError),
             s.count(Outcome::Reset),
@@ -128,6 +130,8 @@ pub fn render(r: &RunReport) -> String {
             show_us(late.max() as f64)
         );
     }
+
+    statuses(&mut o, r);
 
     if !r.faults.is_empty() {
         let _ = writeln!(
@@ -251,4 +255,116 @@ fn durable_writes(o: &mut String, r: &RunReport) {
             }
         }
     }
+}
+
+/// Most statuses shown per request; the rest are summed up (all are in report.json).
+const TOP_STATUSES: usize = 6;
+/// Characters of a failed response's body shown.
+const BODY_SHOWN: usize = 80;
+
+/// Responses by status per request (most frequent first), what each request expects, and the
+/// first failed response of each request.
+fn statuses(o: &mut String, r: &RunReport) {
+    let t = r.totals(None);
+    if t.statuses.is_empty() && r.recording.failures.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n## Responses by status\n\n| request | a success is | statuses, most frequent first |\n|---|---|---|"
+    );
+    let expect = |name: &str| {
+        let e = r
+            .scenario
+            .load
+            .requests
+            .iter()
+            .find(|q| q.name == name)
+            .and_then(|q| q.expect.as_ref());
+        let Some(e) = e else {
+            return "status < 400".to_string();
+        };
+        let mut parts = vec![format!("status {}", e.status_text())];
+        if let Some(b) = &e.body_contains {
+            parts.push(format!("body has {}", code(b)));
+        }
+        if let Some(j) = &e.json {
+            parts.push(match &j.equals {
+                Some(v) => code(&format!("{} == {v}", j.path.text)),
+                None => format!("{} present", code(&j.path.text)),
+            });
+        }
+        parts.join(" · ")
+    };
+    let rows = r
+        .recording
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), expect(n), r.totals(Some(i))))
+        .chain(std::iter::once(("**all**", String::new(), t.clone())));
+    for (name, exp, s) in rows {
+        let by = s.statuses.by_count();
+        let mut shown: Vec<String> = by
+            .iter()
+            .take(TOP_STATUSES)
+            .map(|(code, n)| format!("{code} ×{n}"))
+            .collect();
+        if by.len() > TOP_STATUSES {
+            let rest: u64 = by[TOP_STATUSES..].iter().map(|p| p.1).sum();
+            shown.push(format!("{} more codes ×{rest}", by.len() - TOP_STATUSES));
+        }
+        if shown.is_empty() {
+            shown.push("no response".into());
+        }
+        let _ = writeln!(o, "| {name} | {exp} | {} |", shown.join(" · "));
+    }
+    let firsts: Vec<_> = r
+        .recording
+        .names
+        .iter()
+        .filter_map(|n| r.recording.failures.iter().find(|f| &f.request == n))
+        .collect();
+    if firsts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nFirst failed response of each request (up to {} per request are kept, with headers, in report.json `failures`):\n\n| request | at | result | reason | body |\n|---|---:|---|---|---|",
+        crate::load::failures::KEEP
+    );
+    for f in firsts {
+        let result = match f.status {
+            Some(s) => format!("{s} ({})", f.outcome.name()),
+            None => f.outcome.name().to_string(),
+        };
+        let mut body: String = f.body.chars().take(BODY_SHOWN).collect();
+        if f.body.chars().count() > BODY_SHOWN
+            || f.body_bytes > crate::load::failures::BODY_HEAD as u64
+        {
+            body.push('…');
+        }
+        let _ = writeln!(
+            o,
+            "| {} | {:.2}s | {result} | {} | {} |",
+            f.request,
+            f.at_s,
+            f.reason.as_deref().map(cell).unwrap_or_default(),
+            if body.is_empty() {
+                String::new()
+            } else {
+                code(&body)
+            }
+        );
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Text as an inline code span inside a table cell (backticks cannot be escaped in one).
+fn code(s: &str) -> String {
+    format!("`{}`", cell(&s.replace('`', "'")))
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{FaultRecord, FaultStatus, RunReport, Verdict};
 use crate::load::engine::DurableWrite;
 use crate::metrics::recorder::Compact;
-use crate::metrics::{Outcome, Recording};
+use crate::metrics::{FailedResponse, Outcome, Recording, StatusCounts};
 use crate::slo::{self, Timeline};
 use crate::verify::{LostWrite, Unverified, Verification};
 
@@ -99,14 +99,23 @@ pub(crate) fn recording(r: &Value) -> Result<Recording, String> {
                 outcomes: counts(&c["outcomes"]),
                 attempts: counts(&c["attempts"]),
                 exhausted: c["exhausted"].as_u64().unwrap_or(0),
+                // Absent in reports from before statuses were counted: none.
+                statuses: StatusCounts::from_json(&c["statuses"]),
             });
         }
         intervals.push(cells);
     }
+    let failures = r["failures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(FailedResponse::from_json)
+        .collect();
     Ok(Recording {
         interval,
         names,
         intervals,
+        failures,
     })
 }
 

@@ -15,6 +15,7 @@ stages = [{ hold = "100/s", for = "20s" }]
 [[load.requests]]
 name = "list"
 path = "/notes"
+expect = { status = [200, 404], body_contains = "notes" }
 [[faults]]
 name = "zone-a-down"
 kind = "az-outage"
@@ -60,11 +61,27 @@ fn build(
             service_us: 7_000,
             lateness_us: 100,
             outcome: if bad { Outcome::Http5xx } else { Outcome::Ok },
+            status: if bad { 503 } else { 200 },
             attempts: if bad { 2 } else { 1 },
             exhausted: bad,
         });
     }
-    let recording = r.finish();
+    let mut recording = r.finish();
+    // The first failed responses, as the engine keeps them (masked, the body's head).
+    recording.failures = [9.0, 9.03]
+        .iter()
+        .map(|&at_s| crate::metrics::FailedResponse {
+            request: "list".into(),
+            at_s,
+            attempts: 2,
+            outcome: Outcome::Http5xx,
+            status: Some(503),
+            reason: Some("status 503 is not expected (expect.status: 200, 404)".into()),
+            headers: [("content-type".to_string(), "text/plain".to_string())].into(),
+            body: "no healthy upstream | zone a".into(),
+            body_bytes: 28,
+        })
+        .collect();
     let timeline = crate::slo::Timeline::of(&s);
     // Judged the way `chaos run` and `chaos report` judge (`slo::judge_run`, the verdict from
     // `Verdict::of_slos`), on the faults as this run applied them.

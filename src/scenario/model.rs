@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod expect;
+pub use expect::{Expect, JsonCheck};
+
 /// A fully validated scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scenario {
@@ -180,6 +183,8 @@ pub struct RequestSpec {
     /// `{{name}}`.
     pub capture: Vec<Capture>,
     pub durable: Option<Durable>,
+    /// What counts as a success; `None` = any status below 400.
+    pub expect: Option<Expect>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -282,6 +282,38 @@ fn requests() -> Value {
                         "id": { "type": "string", "pattern": "^\\$" },
                         "read": { "type": "string", "description": "\"GET /notes/{id}\"" }
                     }
+                },
+                "expect": expect()
+            }
+        }
+    })
+}
+
+/// `expect`: what counts as a success for one request (default: any status below 400).
+fn expect() -> Value {
+    let status = json!({ "oneOf": [
+        { "type": "integer", "minimum": 100, "maximum": 599 },
+        { "type": "string", "pattern": "^\\s*([1-5][0-9][0-9]|[1-5]xx)\\s*$" }
+    ]});
+    json!({
+        "type": "object",
+        "description": "what counts as a success (default: any status below 400); a response it rejects is an error: `unexpected` below 400, its class (4xx/5xx) otherwise",
+        "minProperties": 1,
+        "additionalProperties": false,
+        "properties": {
+            "status": {
+                "description": "statuses that count as success, e.g. [200, 201, 404] or [\"2xx\", 404]",
+                "oneOf": [status.clone(), { "type": "array", "minItems": 1, "items": status }]
+            },
+            "body_contains": { "type": "string", "minLength": 1, "description": "text the body must contain (reads the whole body)" },
+            "json": {
+                "type": "object",
+                "description": "the value at `path` exists, or equals `equals` (reads the whole body as JSON)",
+                "required": ["path"],
+                "additionalProperties": false,
+                "properties": {
+                    "path": { "type": "string", "pattern": "^\\$" },
+                    "equals": { "description": "any JSON value; numbers compare by value" }
                 }
             }
         }
@@ -312,4 +344,32 @@ fn sandbox() -> Value {
             "cache_replication_lag": d("how far the cache replica trails (default 200ms)")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v["properties"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    }
+
+    fn sorted(k: &[&str]) -> Vec<String> {
+        let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn expect_lists_exactly_the_keys_the_validator_accepts() {
+        let s = json_schema();
+        let e = &s["properties"]["load"]["properties"]["requests"]["items"]["properties"]["expect"];
+        assert_eq!(props(e), sorted(keys::EXPECT));
+        assert_eq!(props(&e["properties"]["json"]), sorted(keys::EXPECT_JSON));
+    }
 }

@@ -236,6 +236,7 @@ mod tests {
                 outcome,
                 attempts: 1,
                 exhausted: false,
+                status: 0,
             });
         }
         r.finish()

@@ -29,6 +29,7 @@ fn recording() -> Recording {
             outcome: if bad { Outcome::Timeout } else { Outcome::Ok },
             attempts: if bad { 3 } else { 1 },
             exhausted: bad,
+            status: 0,
         });
     }
     r.finish()
@@ -110,6 +111,7 @@ fn warm_up_recording() -> Recording {
             outcome: Outcome::Ok,
             attempts: 1,
             exhausted: false,
+            status: 0,
         });
     }
     r.finish()
@@ -216,6 +218,7 @@ fn fifty_fast_requests() -> (Recording, Timeline) {
             outcome: Outcome::Ok,
             attempts: 1,
             exhausted: false,
+            status: 0,
         });
     }
     let tl = Timeline {
@@ -353,6 +356,7 @@ fn two_requests() -> Recording {
             outcome: Outcome::Ok,
             attempts: 1,
             exhausted: false,
+            status: 0,
         });
     }
     for i in 0..100u64 {
@@ -375,6 +379,7 @@ fn two_requests() -> Recording {
             outcome,
             attempts,
             exhausted,
+            status: 0,
         });
     }
     r.finish()
@@ -452,6 +457,7 @@ fn recovery_per_request_name() {
             outcome: if bad { Outcome::Timeout } else { Outcome::Ok },
             attempts: 1,
             exhausted: false,
+            status: 0,
         });
     }
     let rec = r.finish();

@@ -52,9 +52,11 @@ pub const RETRY: &[&str] = &[
     "budget_window",
 ];
 pub const REQUEST: &[&str] = &[
-    "name", "weight", "method", "path", "headers", "json", "body", "capture", "durable",
+    "name", "weight", "method", "path", "headers", "json", "body", "capture", "durable", "expect",
 ];
 pub const DURABLE: &[&str] = &["id", "read"];
+pub const EXPECT: &[&str] = &["status", "body_contains", "json"];
+pub const EXPECT_JSON: &[&str] = &["path", "equals"];
 pub const FAULT: &[&str] = &["name", "kind", "at", "for"];
 
 /// Fault kinds and the keys each takes besides [`FAULT`]'s.

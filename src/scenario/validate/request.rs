@@ -1,9 +1,10 @@
-//! `[[load.requests]]`: the request mix, templates, headers, bodies, captures, durable writes.
+//! `[[load.requests]]`: the request mix, templates, headers, bodies, captures, durable writes,
+//! and `expect` (what counts as a success).
 
 use super::keys;
 use super::Ctx;
 use crate::scenario::model::{
-    Body, Capture, Durable, Header, JsonTemplate, Part, RequestSpec, Template,
+    Body, Capture, Durable, Expect, Header, JsonCheck, JsonTemplate, Part, RequestSpec, Template,
 };
 use crate::scenario::node::{Node, V};
 use crate::scenario::values;
@@ -147,6 +148,10 @@ fn request(
         Some(d) => durable(cx, d).map(Some),
         None => Some(None),
     };
+    let expect = match t.get("expect") {
+        Some(e) => expect(cx, e).map(Some),
+        None => Some(None),
+    };
     Some(RequestSpec {
         name: name?,
         weight: weight?,
@@ -156,6 +161,7 @@ fn request(
         body: body?,
         capture: capture?,
         durable: durable?,
+        expect: expect?,
     })
 }
 
@@ -349,5 +355,153 @@ fn durable(cx: &mut Ctx<'_>, n: &Node) -> Option<Durable> {
         id: id?,
         read_method,
         read_path,
+    })
+}
+
+const EXPECT_HELP: &str = "what counts as a success, e.g. `expect = { status = [200, 404], body_contains = \"ok\", json = { path = \"$.ok\", equals = true } }`";
+const STATUS_HELP: &str =
+    "HTTP statuses 100 to 599 (404 or \"404\") or classes (\"2xx\"), e.g. `status = [200, 201, 404]`";
+
+fn expect(cx: &mut Ctx<'_>, n: &Node) -> Option<Expect> {
+    let t = cx.table(n, "expect")?;
+    t.check_keys(cx, keys::EXPECT, "in expect");
+    if t.entries.is_empty() {
+        cx.err(
+            &n.span,
+            "expect is empty: it would accept what the default accepts",
+            Some(EXPECT_HELP),
+        );
+        return None;
+    }
+    let status = match t.get("status") {
+        Some(s) => statuses(cx, s),
+        None => Some(Vec::new()),
+    };
+    let body_contains = match t.get("body_contains") {
+        Some(b) => cx.string(b, "body_contains").and_then(|s| {
+            if s.is_empty() {
+                cx.err(
+                    &b.span,
+                    "body_contains is empty: every body contains it",
+                    Some("the text a good response's body holds, e.g. \"\\\"ok\\\":true\""),
+                );
+                return None;
+            }
+            Some(Some(s))
+        }),
+        None => Some(None),
+    };
+    let json = match t.get("json") {
+        Some(j) => json_check(cx, j).map(Some),
+        None => Some(None),
+    };
+    Some(Expect {
+        status: status?,
+        body_contains: body_contains?,
+        json: json?,
+    })
+}
+
+/// `status = 404`, `status = [200, "201", "3xx"]`: sorted, deduplicated.
+fn statuses(cx: &mut Ctx<'_>, n: &Node) -> Option<Vec<u16>> {
+    let items: Vec<&Node> = match &n.v {
+        V::Array(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    if items.is_empty() {
+        cx.err(
+            &n.span,
+            "expect.status is empty: no response would ever be a success",
+            Some(STATUS_HELP),
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let one = |v: i64| (100..=599).contains(&v).then_some(v as u16);
+        let parsed: Option<Vec<u16>> = match &item.v {
+            V::Int(i) => one(*i).map(|s| vec![s]),
+            V::Str(s) => match s.trim() {
+                c if c.len() == 3 && c.ends_with("xx") => match c[..1].parse::<u16>() {
+                    Ok(k @ 1..=5) => Some((k * 100..k * 100 + 100).collect()),
+                    _ => None,
+                },
+                c => c.parse::<i64>().ok().and_then(one).map(|s| vec![s]),
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(v) => out.extend(v),
+            None => {
+                ok = false;
+                let shown = match &item.v {
+                    V::Str(s) => format!("\"{s}\""),
+                    V::Int(i) => i.to_string(),
+                    _ => item.type_name().to_string(),
+                };
+                cx.err(
+                    &item.span,
+                    &format!("{shown} is not an HTTP status"),
+                    Some(STATUS_HELP),
+                );
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    ok.then_some(out)
+}
+
+fn json_check(cx: &mut Ctx<'_>, n: &Node) -> Option<JsonCheck> {
+    let t = cx.table(n, "expect.json")?;
+    t.check_keys(cx, keys::EXPECT_JSON, "in expect.json");
+    let path = t.required(cx, "path").and_then(|p| {
+        let s = cx.string(p, "expect.json path")?;
+        values::json_path(&s).map_err(|b| cx.bad(p, b)).ok()
+    });
+    let equals = match t.get("equals") {
+        Some(e) => plain_json(cx, e).map(Some),
+        None => Some(None),
+    };
+    Some(JsonCheck {
+        path: path?,
+        equals: equals?,
+    })
+}
+
+/// A plain JSON value (no templates) from a scenario value.
+fn plain_json(cx: &mut Ctx<'_>, n: &Node) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    Some(match &n.v {
+        V::Str(s) => Value::String(s.clone()),
+        V::Int(i) => Value::from(*i),
+        V::Float(f) => match serde_json::Number::from_f64(*f) {
+            Some(num) => Value::Number(num),
+            None => {
+                cx.err(&n.span, "JSON has no NaN or infinity", None);
+                return None;
+            }
+        },
+        V::Bool(b) => Value::Bool(*b),
+        V::Datetime => {
+            cx.err(
+                &n.span,
+                "a date-time in expect.json equals",
+                Some("JSON has no date type: write it as a string"),
+            );
+            return None;
+        }
+        V::Array(items) => {
+            let v: Vec<_> = items.iter().map(|i| plain_json(cx, i)).collect();
+            Value::Array(v.into_iter().collect::<Option<_>>()?)
+        }
+        V::Table(entries) => {
+            let v: Vec<_> = entries
+                .iter()
+                .map(|e| plain_json(cx, &e.node).map(|j| (e.key.clone(), j)))
+                .collect();
+            Value::Object(v.into_iter().collect::<Option<_>>()?)
+        }
     })
 }
