@@ -116,6 +116,7 @@ pub(super) fn recording(sp: &Spec) -> Recording {
                 outcomes,
                 attempts,
                 exhausted: 0,
+                statuses: Default::default(),
             }]
         })
         .collect();
@@ -123,6 +124,7 @@ pub(super) fn recording(sp: &Spec) -> Recording {
         interval: Duration::from_secs(1),
         names: vec!["r".into()],
         intervals,
+        failures: Vec::new(),
     }
 }
 
