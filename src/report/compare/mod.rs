@@ -383,6 +383,13 @@ fn slo_rows(c: &mut Comparison, a: &Run, b: &Run) {
             continue;
         };
         let (Some(old), Some(new)) = (sa["value"].as_f64(), sb["value"].as_f64()) else {
+            if sa["status"] == "not_judged" {
+                c.notes.push(format!(
+                    "not judged in the baseline run, so not compared: {} {}",
+                    window_name(oa),
+                    oa["text"].as_str().unwrap_or("")
+                ));
+            }
             if sa["value"].is_f64() && sb["status"] != "pass" {
                 c.unmeasured.push(format!(
                     "{} {}{}: {} in the baseline run, {} in the new run ({})",
@@ -483,10 +490,36 @@ impl<'a> Figures<'a> {
 /// p50, p99 and error rate over the whole run and every phase window both runs have.
 fn window_rows(c: &mut Comparison, a: &Run, b: &Run) {
     let mut windows = vec![Window::Whole, Window::Baseline];
+    // Only the windows of faults that took effect in both runs: a skipped or unreached fault's
+    // "during" is a stretch of ordinary traffic, not the fault.
+    let took_effect = |run: &Run, name: &str| {
+        run.r["timeline"]["faults"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| {
+                f["name"] == name
+                    && f["injected_at_s"].as_f64().is_some()
+                    && f["status"] != "unconfirmed"
+            })
+    };
     for f in &a.timeline.faults {
-        if b.timeline.faults.iter().any(|g| g.name == f.name) {
+        if !b.timeline.faults.iter().any(|g| g.name == f.name) {
+            continue;
+        }
+        if took_effect(a, &f.name) && took_effect(b, &f.name) {
             windows.push(Window::During(f.name.clone()));
             windows.push(Window::After(f.name.clone()));
+        } else {
+            c.notes.push(format!(
+                "fault `{}` did not take effect in {}: its windows are not compared",
+                f.name,
+                if took_effect(a, &f.name) {
+                    "the new run"
+                } else {
+                    "the baseline run"
+                }
+            ));
         }
     }
     for w in windows {

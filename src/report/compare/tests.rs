@@ -503,3 +503,45 @@ fn without_a_recording_sample_counts_still_bound_latency() {
         Vec::<String>::new()
     );
 }
+
+/// A fault that did not take effect in one run (skipped, not reached, unconfirmed): its
+/// windows are ordinary traffic there, never compared with the other run's fault; an SLO the
+/// baseline run did not judge is said not to be compared.
+#[test]
+fn windows_of_a_fault_that_did_not_take_effect_are_not_compared() {
+    let a = run("skip-a", &Spec::default());
+    let b = run(
+        "skip-b",
+        &Spec {
+            seed: 2,
+            errors_during: 1600,
+            ..Spec::default()
+        },
+    );
+    // With the fault applied in both, its window is compared (and 10% errors is a regression).
+    let c = compare(&a, &b, opts()).unwrap();
+    assert!(row(&c, "during:f", "error rate").is_regression());
+    edit(&a, |v| {
+        v["timeline"]["faults"][0]["injected_at_s"] = Value::Null;
+        v["timeline"]["faults"][0]["status"] = json!("skipped");
+        let s = slo(v, "errors < 5%");
+        s["status"] = json!("not_judged");
+        s["value"] = Value::Null;
+    });
+    let c = compare(&a, &b, opts()).unwrap();
+    let text = render(&c);
+    assert!(
+        !c.rows
+            .iter()
+            .any(|r| r.window.starts_with("during:f") && r.what == "error rate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fault `f` did not take effect in the baseline run"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not judged in the baseline run, so not compared: during:f errors < 5%"),
+        "{text}"
+    );
+}
