@@ -88,3 +88,56 @@ async fn every_fault_kind_is_confirmed_only_once_it_shows() {
     }
     sb.stop();
 }
+
+/// Another fault's record never confirms this one: a failover from before the inject (the
+/// undo data's `events_before`), a latency change made by another holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earlier_and_other_faults_records_do_not_confirm_this_one() {
+    let mut cfg = SandboxConfig::default();
+    cfg.db.failover_time = Duration::from_millis(200);
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let d = SandboxDriver::new(&sb.control_url);
+    // A failover, over before this fault is injected.
+    let earlier = d.plan(&fault("kind = \"db-failover\"")).await.unwrap();
+    let u = d.inject(&earlier).await.unwrap();
+    assert!(shows(&d, &earlier, &u).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let p = d.plan(&fault("kind = \"db-failover\"")).await.unwrap();
+    let mut undo = d.undo_for(&p);
+    let n = d
+        .call("GET", "/events")
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    undo["events_before"] = serde_json::json!(n);
+    assert!(
+        matches!(
+            d.confirm(&p, &undo).await,
+            Err(DriverError::Retryable { .. })
+        ),
+        "the earlier failover confirmed this one"
+    );
+    // Link latency set by another fault (its holder is not this fault).
+    let text = "name = \"c\"\n[load]\nstages = [{ hold = \"1/s\", for = \"60s\" }]\n\
+                [[load.requests]]\nname = \"r\"\npath = \"/\"\n\
+                [[faults]]\nname = \"other\"\nat = \"1s\"\nfor = \"10s\"\nkind = \"latency\"\nlink = \"app-db\"\ndelay = \"5ms\"\n\
+                [[faults]]\nname = \"mine\"\nat = \"20s\"\nfor = \"10s\"\nkind = \"latency\"\nlink = \"app-db\"\ndelay = \"5ms\"\n";
+    let s = chaos::scenario::parse_str("confirm.toml", text).unwrap_or_else(|d| panic!("{d}"));
+    let other = d.plan(&s.faults[0]).await.unwrap();
+    let mine = d.plan(&s.faults[1]).await.unwrap();
+    let mut from_start = d.undo_for(&mine);
+    from_start["events_before"] = serde_json::json!(0);
+    let u = d.inject(&other).await.unwrap();
+    assert!(shows(&d, &other, &u).await);
+    assert!(
+        matches!(
+            d.confirm(&mine, &from_start).await,
+            Err(DriverError::Retryable { .. })
+        ),
+        "another holder's latency confirmed this fault"
+    );
+    d.revert(&u).await.unwrap();
+    sb.stop();
+}

@@ -181,7 +181,7 @@ async fn statuses_expect_and_failure_samples_in_the_reports() {
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let r = read(&out);
-    common::assert_matches_report_schema(&r);
+    common::schema::assert_matches_schema(&r);
     let hits = hits.lock().unwrap().clone();
     let req = |name: &str| &r["per_request"][name];
     let n = |name: &str| req(name)["requests"].as_u64().unwrap();
@@ -333,7 +333,7 @@ async fn statuses_expect_and_failure_samples_in_the_reports() {
     let o = chaos(vec!["report".into(), out.display().to_string()]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let again = read(&out);
-    common::assert_matches_report_schema(&again);
+    common::schema::assert_matches_schema(&again);
     assert_eq!(again["failures"], before["failures"]);
     assert_eq!(
         again["totals"]["status_counts"],

@@ -31,7 +31,7 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     // The journal: intent, applied, reverted — in that order.
     let j = lines(&out.join("journal.jsonl"));
     let steps: Vec<&str> = j.iter().map(|r| r["step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
     // The sandbox's ground truth: the zone really went down and came back, its two nodes with it,
     // the load balancer noticed both ways, and the sandbox was stopped.
     let ev = lines(&out.join("sandbox-events.jsonl"));
@@ -60,7 +60,7 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
         .iter()
         .map(|j| j["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<h2>Fault journal</h2>"));
     assert!(html.contains("POST /zones/a/down?by=fault:zone-a-down"));
@@ -208,7 +208,7 @@ fn signal_mid_fault(sig: &str) {
         .iter()
         .map(|r| r["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
     let ev = lines(&out.join("sandbox-events.jsonl"));
     assert_eq!(count(&ev, "zone_up"), 1, "the zone is back");
     assert_eq!(count(&ev, "sandbox_down"), 1, "the sandbox was stopped");
@@ -472,7 +472,7 @@ fn a_failed_revert_exits_4_and_says_how_to_undo() {
         .iter()
         .map(|r| r["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(steps, ["intent", "applied", "failed"]);
+    assert_eq!(steps, ["intent", "applied", "confirmed", "failed"]);
     assert_eq!(report(&out)["verdict"], "fault_error");
     // `chaos rollback` while the target is still unreachable: still applied, exit 4, and the
     // journal says so again (a later rollback will retry it).
@@ -487,7 +487,10 @@ fn a_failed_revert_exits_4_and_says_how_to_undo() {
         .iter()
         .map(|r| r["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(steps, ["intent", "applied", "failed", "failed"]);
+    assert_eq!(
+        steps,
+        ["intent", "applied", "confirmed", "failed", "failed"]
+    );
 }
 
 /// `[abort]`: every node killed, errors above 50% for 1 s stop the run early; the fault is
@@ -541,7 +544,7 @@ whole = ["errors < 90%"]
         .iter()
         .map(|r| r["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(steps, ["intent", "applied", "reverted"]);
+    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
     let ev = lines(&out.join("sandbox-events.jsonl"));
     assert_eq!(count(&ev, "node_down"), 6);
     assert_eq!(count(&ev, "node_up"), 6, "every node started again");
@@ -575,7 +578,11 @@ fn a_panic_mid_fault_still_reverts_it() {
             .iter()
             .map(|r| r["step"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(steps, ["intent", "applied", "reverted"], "{place}");
+        assert_eq!(
+            steps,
+            ["intent", "applied", "confirmed", "reverted"],
+            "{place}"
+        );
         let ev = lines(&out.join("sandbox-events.jsonl"));
         assert_eq!(count(&ev, "zone_up"), 1, "{place}: zone a is back");
     }

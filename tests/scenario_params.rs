@@ -620,3 +620,29 @@ async fn report_rejudges_a_run_with_the_values_it_ran_with() {
         20.0
     );
 }
+
+/// `--set` cannot get round the secret check by setting a parent table whole, and its message
+/// never prints the value; `expect.json` is a check, not a body.
+#[test]
+fn a_secret_set_inside_a_table_is_refused_too() {
+    for set in [
+        "load.client={ headers = { Authorization = \"Bearer hunter2\" } }",
+        "load.requests.0={ name = \"r\", path = \"/\", body = \"hunter2\" }",
+    ] {
+        let text = errors(PARAM, &[], &params(EnvMode::Require, &[set], &[]));
+        assert!(text.contains("not even inside a table"), "{set}: {text}");
+    }
+    let text = errors(
+        PARAM,
+        &[],
+        &params(
+            EnvMode::Require,
+            &["load.requests.0.expect.json.equals=1"],
+            &[],
+        ),
+    );
+    assert!(
+        !text.contains("cannot set") && !text.contains("cannot change"),
+        "{text}"
+    );
+}

@@ -19,6 +19,8 @@ use super::{FaultPlan, Undo};
 pub enum Step {
     Intent,
     Applied,
+    /// The driver's read calls showed the fault's effect (after `applied`).
+    Confirmed,
     Reverted,
     Failed,
 }
@@ -126,6 +128,8 @@ pub fn open_faults(records: &[Record]) -> Vec<Record> {
                 open.push(r);
             }
             Step::Reverted => open.retain(|o| o.fault != r.fault),
+            // Still applied, and now known to be.
+            Step::Confirmed => {}
             // A failed inject may have half-applied; a failed revert left it applied: both stay.
             Step::Failed => {}
         }

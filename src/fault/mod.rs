@@ -178,10 +178,23 @@ pub async fn run_timeline(
         if !inject_one(driver, journal, f, plan, &mut o, start).await {
             return o;
         }
+        // A failed inject may have half-applied: undone at once, never left to its schedule.
+        if o.status == Status::InjectFailed {
+            revert_one(driver, journal, f, &mut o, start).await;
+            return o;
+        }
         // A fault whose effect never shows is reverted at once: the run measured something
-        // else than the scenario asked for.
-        if o.status != Status::InjectFailed {
-            if let Err(e) = confirm_one(driver, plan, &o).await {
+        // else than the scenario asked for. A shutdown meanwhile skips the wait: revert now.
+        let confirmed = tokio::select! {
+            c = confirm_one(driver, plan, &o) => Some(c),
+            _ = shutdown.wait() => None,
+        };
+        match confirmed {
+            Some(Ok(())) => {
+                let r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Confirmed);
+                let _ = journal_write(journal, &r);
+            }
+            Some(Err(e)) => {
                 let mut r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Failed);
                 r.error = Some(format!("confirm: {e}"));
                 let _ = journal_write(journal, &r);
@@ -192,6 +205,7 @@ pub async fn run_timeline(
                 }
                 return o;
             }
+            None => {}
         }
         let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
         tokio::select! {
@@ -262,12 +276,14 @@ async fn confirm_one(driver: &dyn Driver, plan: &FaultPlan, o: &Outcome) -> Resu
     };
     let deadline = Instant::now() + driver.confirm_deadline();
     let mut pause = Duration::from_millis(20);
+    let mut polls = 0;
     loop {
+        polls += 1;
         match driver.confirm(plan, undo).await {
             Ok(()) => return Ok(()),
             Err(DriverError::Retryable { message, after }) => {
                 let wait = after.unwrap_or(pause);
-                if Instant::now() + wait > deadline {
+                if polls >= MIN_ATTEMPTS && Instant::now() + wait > deadline {
                     return Err(format!(
                         "{message} (still so {:.0?} after the inject)",
                         driver.confirm_deadline()
@@ -284,6 +300,9 @@ async fn confirm_one(driver: &dyn Driver, plan: &FaultPlan, o: &Outcome) -> Resu
 /// Backoff between revert attempts: 0.2 s doubling to 5 s, or what the target asked for.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+/// Tries a revert (or polls a confirm) gets whatever the deadline: one hung call must not be
+/// the only one.
+const MIN_ATTEMPTS: u32 = 3;
 
 /// Revert until it succeeds, the error is permanent, or the driver's deadline passes.
 async fn revert_with_retries(driver: &dyn Driver, undo: &Undo) -> Result<u32, (u32, String)> {
@@ -296,7 +315,9 @@ async fn revert_with_retries(driver: &dyn Driver, undo: &Undo) -> Result<u32, (u
             Ok(()) | Err(DriverError::AlreadyReverted) => return Ok(attempts),
             Err(DriverError::Retryable { message, after }) => {
                 let wait = after.unwrap_or(pause);
-                if Instant::now() + wait > deadline {
+                // At least MIN_ATTEMPTS, however long one call took (a call may time out after
+                // longer than the whole deadline).
+                if attempts >= MIN_ATTEMPTS && Instant::now() + wait > deadline {
                     return Err((
                         attempts,
                         format!(
@@ -341,10 +362,15 @@ async fn revert_one(
             r.error = Some(format!("revert: {last}"));
             let _ = journal_write(journal, &r);
             o.status = Status::RevertFailed;
-            o.error = Some(format!(
+            // After what went before (an inject failure, an unconfirmed effect), not over it.
+            let failed = format!(
                 "revert failed after {attempts} attempt{}: {last}",
                 if attempts == 1 { "" } else { "s" }
-            ));
+            );
+            o.error = Some(match o.error.take() {
+                Some(before) => format!("{before}; {failed}"),
+                None => failed,
+            });
         }
     }
 }
@@ -556,6 +582,7 @@ mod tests {
             [
                 ("f".into(), Step::Intent),
                 ("f".into(), Step::Applied),
+                ("f".into(), Step::Confirmed),
                 ("f".into(), Step::Reverted)
             ]
         );
@@ -737,5 +764,35 @@ mod tests {
             never,
             [Step::Intent, Step::Applied, Step::Failed, Step::Reverted]
         );
+    }
+
+    /// Ctrl-C while a fault's effect is still awaited: reverted at once, not after the confirm
+    /// deadline, and the run is interrupted — not "unconfirmed" (exit 130, not 4).
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_confirm_reverts_at_once() {
+        let d = Arc::new(Flaky::default());
+        d.shows_after
+            .lock()
+            .unwrap()
+            .insert("slow-to-show".into(), Duration::from_secs(3600));
+        let p = tmp("confirm-shutdown");
+        let j = Journal::create(&p).unwrap();
+        let stop = Arc::new(Shutdown::new());
+        let s2 = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            s2.trigger();
+        });
+        let out = run_for(
+            &d,
+            &[fault("slow-to-show", 1_000, 30_000)],
+            &j,
+            60_000,
+            &stop,
+        )
+        .await;
+        assert_eq!(out[0].status, Status::Reverted, "{:?}", out[0]);
+        let rev = out[0].reverted_at_s.unwrap();
+        assert!((2.0..2.01).contains(&rev), "{rev}");
     }
 }

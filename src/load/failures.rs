@@ -127,9 +127,12 @@ impl Failures {
             attempts,
             outcome: seen.outcome,
             status: (seen.status != 0).then_some(seen.status),
-            reason: seen
-                .rejection
-                .map(|why| why.describe(expect, seen.status, seen.body)),
+            // The reason may quote the response (a JSON value that differed): masked like the
+            // body, so an echoed secret never reaches the report.
+            reason: seen.rejection.map(|why| {
+                let text = why.describe(expect, seen.status, seen.body);
+                self.mask(text.as_bytes(), text.len())
+            }),
             headers: seen.headers.map(|h| self.headers(h)).unwrap_or_default(),
             body: seen.body.map(|b| self.body(b)).unwrap_or_default(),
             body_bytes: seen.body_len,

@@ -349,16 +349,41 @@ fn shift(n: &mut Node, to: usize, from: usize) {
 /// Keys `--set` refuses: what they hold may be a secret, and overrides are written to reports.
 const SECRET_KEYS: &[&str] = &["headers", "json", "body"];
 
+/// The first key of `SECRET_KEYS` anywhere inside a value (`--set 'load.client={headers=…}'`
+/// must not get round the check on the path), but not `expect.json` (a check, not a body).
+fn secret_key_inside(n: &Node, parent: &str) -> Option<String> {
+    match &n.v {
+        V::Table(es) => es.iter().find_map(|e| {
+            if SECRET_KEYS.contains(&e.key.as_str()) && !(e.key == "json" && parent == "expect") {
+                Some(e.key.clone())
+            } else {
+                secret_key_inside(&e.node, &e.key)
+            }
+        }),
+        V::Array(items) => items.iter().find_map(|i| secret_key_inside(i, parent)),
+        _ => None,
+    }
+}
+
 fn apply_one(root: &mut Node, set: &Set) -> Result<(), Raw> {
+    let last_key = set.path.last().map_or("", |s| s.key.as_str());
+    if let Some(key) = secret_key_inside(&set.value, last_key) {
+        return Err(raw(
+            set.value.span.clone(),
+            format!("--set cannot set `{key}`, not even inside a table"),
+            "header values and bodies may hold secrets, and overrides are written to reports: write ${env:NAME} in the file and export NAME",
+        ));
+    }
     let mut cur = root;
     let mut walked: Vec<&str> = Vec::new();
     for (i, seg) in set.path.iter().enumerate() {
         let last = i + 1 == set.path.len();
-        if SECRET_KEYS.contains(&seg.key.as_str()) {
+        let in_expect = i > 0 && set.path[i - 1].key == "expect";
+        if SECRET_KEYS.contains(&seg.key.as_str()) && !(seg.key == "json" && in_expect) {
             return Err(raw(
                 seg.span.clone(),
                 format!("--set cannot change `{}`", seg.key),
-                "header values and bodies may hold secrets, and overrides are written to reports: write ${env:NAME} in the file and pass --env NAME=value",
+                "header values and bodies may hold secrets, and overrides are written to reports: write ${env:NAME} in the file and export NAME (an --env value shows in the process list)",
             ));
         }
         let here = if walked.is_empty() {

@@ -143,10 +143,11 @@ pub fn sandbox_up() -> (std::process::Child, String) {
     (sb, urls["control_url"].as_str().unwrap().to_string())
 }
 
-/// Wait (at most 20 s) until the journal records an applied fault.
+/// Wait (at most 20 s) until the journal records an applied and confirmed fault.
 pub fn wait_applied(journal: &Path) {
     let t = std::time::Instant::now();
-    while !std::fs::read_to_string(journal).is_ok_and(|j| j.contains("\"applied\"")) {
+    // Applied and confirmed: the driver has seen the effect (after `applied` it still checks).
+    while !std::fs::read_to_string(journal).is_ok_and(|j| j.contains("\"confirmed\"")) {
         assert!(t.elapsed() < Duration::from_secs(20), "fault never applied");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -123,9 +123,15 @@ impl std::fmt::Display for Identity {
 fn stored_scenario(r: &Value) -> Option<Scenario> {
     let text = r["scenario"]["text"].as_str()?;
     let source = r["scenario"]["source"].as_str().unwrap_or_default();
-    // Secrets are `${env:…}` references in the text; their values are never part of it.
-    let masked = |_: &str| Some("***".to_string());
-    let s = crate::scenario::parse_with(source, text, &masked, Path::new(source).parent()).ok()?;
+    // With the run's own `--set` overrides and numeric `${env:…}` values (as `chaos report`
+    // re-reads it): `--set load.peak_rps=400` is another load than 100. Secrets are
+    // `${env:…}` references in the text; their values are never part of it.
+    let applied: crate::scenario::Applied =
+        serde_json::from_value(r["scenario"]["params"].clone()).unwrap_or_default();
+    let params = crate::scenario::Params::recorded(&applied);
+    let no_env = |_: &str| None;
+    let s = crate::scenario::parse_full(source, text, &no_env, Path::new(source).parent(), &params)
+        .ok()?;
     let scale = r["time_scale"].as_f64().unwrap_or(1.0);
     Some(if scale == 1.0 {
         s
@@ -195,6 +201,20 @@ mod tests {
         }
         // Another time scale is another run of the load: a different digest.
         assert_ne!(identity(&report_of(SHIPPED, 1.0)).digest, base.digest);
+    }
+
+    /// A run's recorded `--set` overrides are part of what it ran: `--set load.peak_rps=400`
+    /// is another load than the file's 200 (one equal to the file's value is not).
+    #[test]
+    fn recorded_overrides_count_in_the_digest() {
+        let base = identity(&report_of(SHIPPED, 0.1));
+        let with = |set: &str| {
+            let mut r = report_of(SHIPPED, 0.1);
+            r["scenario"]["params"] = serde_json::json!({ "set": [set] });
+            identity(&r)
+        };
+        assert_ne!(with("load.peak_rps=400").digest, base.digest);
+        assert_eq!(with("load.peak_rps=200").digest, base.digest);
     }
 
     #[test]
