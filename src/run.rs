@@ -180,10 +180,7 @@ pub async fn run(
                  Pass --skip-faults to run the load alone (the faults are reported as skipped), \
                  or leave --target-url out to run on the embedded sandbox",
                 scenario.name,
-                match list.len() {
-                    1 => "1 fault".to_string(),
-                    n => format!("{n} faults"),
-                },
+                report::plural(list.len(), "fault"),
                 list.join(", ")
             )));
         }

@@ -8,23 +8,19 @@
 use std::fmt::Write as _;
 
 use crate::load::schedule;
+use crate::report::plural;
 use crate::scenario::{Body, Scenario, StageKind};
 use crate::slo::Timeline;
-
-/// `1 fault`, `2 faults`.
-pub fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
 
 /// `2 stages, 1 request, 1 fault, 3 SLOs` (`chaos check`'s line).
 pub fn counts(s: &Scenario) -> String {
     let mut c = format!(
         "{}: {}, {}, {}, {}",
         s.name,
-        plural(s.load.stages.len(), "stage", "stages"),
-        plural(s.load.requests.len(), "request", "requests"),
-        plural(s.faults.len(), "fault", "faults"),
-        plural(s.slo.objectives.len(), "SLO", "SLOs")
+        plural(s.load.stages.len(), "stage"),
+        plural(s.load.requests.len(), "request"),
+        plural(s.faults.len(), "fault"),
+        plural(s.slo.objectives.len(), "SLO")
     );
     if !s.unknown.is_empty() {
         let _ = write!(c, "; not set: {}", unknown_names(s).join(", "));
@@ -104,7 +100,7 @@ pub fn render(s: &Scenario) -> String {
     let _ = writeln!(
         o,
         "  retry: {}, backoff {:?} (max {:?}, jitter {:?}) on [{}], budget {}",
-        plural(r.attempts as usize, "attempt", "attempts"),
+        plural(r.attempts as usize, "attempt"),
         r.backoff,
         r.max_backoff,
         r.jitter,
