@@ -1,0 +1,371 @@
+//! The timeline and rollback against a test driver whose injects, confirms and reverts are
+//! slow or fail on demand, in paused time (the sandbox driver is tested against a real sandbox
+//! in tests/confirm.rs and end to end in tests/run_sandbox.rs).
+
+use super::*;
+use crate::scenario::FaultKind;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Fails the first `fail_reverts` reverts (retryably); its injects take `inject_takes`;
+/// records when each inject started and every call.
+#[derive(Default)]
+struct Flaky {
+    fail_reverts: AtomicU32,
+    permanent: std::sync::atomic::AtomicBool,
+    injects: AtomicU32,
+    reverts: AtomicU32,
+    inject_takes: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+    inject_started: std::sync::Mutex<Vec<(String, Duration)>>,
+    epoch: std::sync::Mutex<Option<Instant>>,
+    /// When (from the epoch) each listed fault's effect shows to `confirm`; an unlisted
+    /// fault's shows at once.
+    shows_after: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+}
+
+impl Driver for Arc<Flaky> {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>> {
+        Box::pin(async move {
+            Ok(FaultPlan {
+                fault: f.name.clone(),
+                kind: f.kind.name().into(),
+                targets: vec!["thing".into()],
+                inject: vec![],
+                revert: vec![],
+                check: serde_json::Value::Null,
+            })
+        })
+    }
+    fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
+        Box::pin(async move {
+            self.injects.fetch_add(1, Ordering::SeqCst);
+            let epoch = self.epoch.lock().unwrap().unwrap_or_else(Instant::now);
+            self.inject_started
+                .lock()
+                .unwrap()
+                .push((p.fault.clone(), epoch.elapsed()));
+            let takes = self.inject_takes.lock().unwrap().get(&p.fault).copied();
+            if let Some(d) = takes {
+                tokio::time::sleep(d).await;
+            }
+            Ok(serde_json::json!({ "driver": "test" }))
+        })
+    }
+    fn revert<'a>(&'a self, _: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.reverts.fetch_add(1, Ordering::SeqCst);
+            let left = self.fail_reverts.load(Ordering::SeqCst);
+            if left > 0 {
+                self.fail_reverts.store(left - 1, Ordering::SeqCst);
+                if self.permanent.load(Ordering::SeqCst) {
+                    return Err(DriverError::Permanent("target refused".into()));
+                }
+                return Err(DriverError::retryable("target said no"));
+            }
+            Ok(())
+        })
+    }
+    fn undo_for(&self, _: &FaultPlan) -> Undo {
+        serde_json::json!({ "driver": "test" })
+    }
+    fn confirm<'a>(&'a self, p: &'a FaultPlan, _: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let shows_after = self.shows_after.lock().unwrap().get(&p.fault).copied();
+            let epoch = self.epoch.lock().unwrap().unwrap_or_else(Instant::now);
+            match shows_after {
+                Some(t) if epoch.elapsed() < t => {
+                    Err(DriverError::retryable(format!("{} not down yet", p.fault)))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+fn fault(name: &str, at_ms: u64, for_ms: u64) -> Fault {
+    Fault {
+        name: name.into(),
+        kind: FaultKind::DbFailover {},
+        at: Duration::from_millis(at_ms),
+        duration: Some(Duration::from_millis(for_ms)),
+    }
+}
+
+/// The timeline of `faults` over a run of `end_ms`, from now (paused time in the tests).
+async fn run_for(
+    d: &Arc<Flaky>,
+    faults: &[Fault],
+    journal: &Journal,
+    end_ms: u64,
+    shutdown: &Shutdown,
+) -> Vec<Outcome> {
+    let mut plans = Vec::new();
+    for f in faults {
+        plans.push(d.plan(f).await.unwrap());
+    }
+    let start = Instant::now();
+    *d.epoch.lock().unwrap() = Some(start);
+    run_timeline(
+        faults,
+        &plans,
+        d,
+        journal,
+        start,
+        Duration::from_millis(end_ms),
+        shutdown,
+    )
+    .await
+}
+
+async fn run(d: &Arc<Flaky>, faults: &[Fault], journal: &Journal) -> Vec<Outcome> {
+    run_for(d, faults, journal, 300, &Shutdown::new()).await
+}
+
+fn steps(path: &std::path::Path) -> Vec<(String, Step)> {
+    journal::read(path)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.fault, r.step))
+        .collect()
+}
+
+fn tmp(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("chaos-fault-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d.join("journal.jsonl")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revert_that_fails_twice_is_retried_until_it_succeeds() {
+    let d = Arc::new(Flaky::default());
+    d.fail_reverts.store(2, Ordering::SeqCst);
+    let p = tmp("retry");
+    let j = Journal::create(&p).unwrap();
+    let out = run(&d, &[fault("f", 10, 50)], &j).await;
+    assert_eq!(out[0].status, Status::Reverted);
+    assert_eq!(d.reverts.load(Ordering::SeqCst), 3);
+    // Reverted after two backoffs (0.2 s, then 0.4 s) from its scheduled 60 ms.
+    let at = out[0].reverted_at_s.unwrap();
+    assert!((0.66..0.67).contains(&at), "{at}");
+    assert_eq!(
+        steps(&p),
+        [
+            ("f".into(), Step::Intent),
+            ("f".into(), Step::Applied),
+            ("f".into(), Step::Confirmed),
+            ("f".into(), Step::Reverted)
+        ]
+    );
+}
+
+/// The timeline injects on time whatever another inject costs: a 20 s inject (a cloud
+/// API) at 1 s does not delay a fault scheduled at 5 s. Paused time: deterministic.
+#[tokio::test(start_paused = true)]
+async fn a_slow_inject_does_not_delay_the_next_fault() {
+    let d = Arc::new(Flaky::default());
+    d.inject_takes
+        .lock()
+        .unwrap()
+        .insert("slow".into(), Duration::from_secs(20));
+    let p = tmp("slow");
+    let j = Journal::create(&p).unwrap();
+    let faults = [fault("slow", 1_000, 30_000), fault("next", 5_000, 2_000)];
+    let out = run_for(&d, &faults, &j, 60_000, &Shutdown::new()).await;
+    let started = d.inject_started.lock().unwrap().clone();
+    assert_eq!(
+        started,
+        [
+            ("slow".to_string(), Duration::from_secs(1)),
+            ("next".to_string(), Duration::from_secs(5))
+        ]
+    );
+    let next = &out[1];
+    assert_eq!(next.status, Status::Reverted);
+    assert!(
+        (5.0..5.01).contains(&next.injected_at_s.unwrap()),
+        "{next:?}"
+    );
+    assert!(
+        (7.0..7.01).contains(&next.reverted_at_s.unwrap()),
+        "{next:?}"
+    );
+    // The slow one took effect when its call returned, at 21 s, and is reverted on time.
+    let slow = &out[0];
+    assert!(
+        (21.0..21.01).contains(&slow.injected_at_s.unwrap()),
+        "{slow:?}"
+    );
+    assert!(
+        (31.0..31.01).contains(&slow.reverted_at_s.unwrap()),
+        "{slow:?}"
+    );
+}
+
+/// Shutdown reverts what is applied at once, lets an inject in flight finish (then reverts
+/// it), and leaves faults not yet due untouched.
+#[tokio::test(start_paused = true)]
+async fn shutdown_reverts_at_once_and_never_cuts_an_inject_short() {
+    let d = Arc::new(Flaky::default());
+    d.inject_takes
+        .lock()
+        .unwrap()
+        .insert("in-flight".into(), Duration::from_secs(10));
+    let p = tmp("shutdown");
+    let j = Journal::create(&p).unwrap();
+    let faults = [
+        fault("applied", 1_000, 50_000),
+        fault("in-flight", 2_000, 50_000),
+        fault("later", 20_000, 1_000),
+    ];
+    let stop = Arc::new(Shutdown::new());
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        s2.trigger();
+    });
+    let out = run_for(&d, &faults, &j, 60_000, &stop).await;
+    assert_eq!(out[0].status, Status::Reverted);
+    assert!(
+        (4.0..4.01).contains(&out[0].reverted_at_s.unwrap()),
+        "{:?}",
+        out[0]
+    );
+    assert_eq!(out[1].status, Status::Reverted);
+    assert!(
+        (12.0..12.01).contains(&out[1].injected_at_s.unwrap()),
+        "{:?}",
+        out[1]
+    );
+    assert!(
+        (12.0..12.01).contains(&out[1].reverted_at_s.unwrap()),
+        "{:?}",
+        out[1]
+    );
+    assert_eq!(out[2].status, Status::NotReached);
+    assert_eq!(d.injects.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revert_that_keeps_failing_is_reported_and_rollback_finishes_it() {
+    let d = Arc::new(Flaky::default());
+    let p = tmp("fail");
+    let j = Journal::create(&p).unwrap();
+    // Two faults: the first reverts fine before the driver turns bad at 60 ms.
+    let faults = [fault("ok", 0, 20), fault("stuck", 100, 50)];
+    let d2 = d.clone();
+    let breaker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        d2.fail_reverts.store(100, Ordering::SeqCst);
+    });
+    let out = run(&d, &faults, &j).await;
+    breaker.await.unwrap();
+    assert_eq!(out[0].status, Status::Reverted);
+    assert_eq!(out[1].status, Status::RevertFailed);
+    // Retried with backoff 0.2, 0.4, 0.8, 1.6 s within the 5 s deadline (3.0 s), the next
+    // pause (3.2 s) would pass it: 5 attempts, then reported.
+    let err = out[1].error.as_deref().unwrap();
+    assert!(
+        err.contains("after 5 attempts") && err.contains("deadline"),
+        "{err}"
+    );
+    assert_eq!(
+        d.reverts.load(Ordering::SeqCst),
+        1 + 5,
+        "5 attempts for the stuck one"
+    );
+    let open = journal::open_faults(&journal::read(&p).unwrap());
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].fault, "stuck");
+    // `chaos rollback` later, the target answering again: the journal closes.
+    d.fail_reverts.store(0, Ordering::SeqCst);
+    let d3 = d.clone();
+    let driver_for = move |_: &Undo| Some(Box::new(d3.clone()) as Box<dyn Driver>);
+    let done = rollback(&p, &driver_for).await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(done[0].result.is_ok());
+    assert!(journal::open_faults(&journal::read(&p).unwrap()).is_empty());
+    // A second rollback has nothing to do.
+    assert!(rollback(&p, &driver_for).await.unwrap().is_empty());
+}
+
+/// A permanent error is not retried: reported at once.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_revert_error_is_not_retried() {
+    let d = Arc::new(Flaky::default());
+    d.fail_reverts.store(100, Ordering::SeqCst);
+    d.permanent.store(true, Ordering::SeqCst);
+    let p = tmp("permanent");
+    let j = Journal::create(&p).unwrap();
+    let out = run(&d, &[fault("f", 10, 50)], &j).await;
+    assert_eq!(out[0].status, Status::RevertFailed);
+    assert_eq!(d.reverts.load(Ordering::SeqCst), 1);
+    let err = out[0].error.as_deref().unwrap();
+    assert!(err.contains("after 1 attempt: target refused"), "{err}");
+}
+
+/// A fault whose effect never shows is unconfirmed: reverted at once, reported; one that
+/// shows a little late is confirmed.
+#[tokio::test(start_paused = true)]
+async fn an_injected_fault_that_never_shows_is_unconfirmed_and_reverted_at_once() {
+    let d = Arc::new(Flaky::default());
+    {
+        let mut s = d.shows_after.lock().unwrap();
+        s.insert("never".into(), Duration::from_secs(3600));
+        s.insert("late".into(), Duration::from_millis(1_500));
+    }
+    let p = tmp("confirm");
+    let j = Journal::create(&p).unwrap();
+    let faults = [fault("never", 1_000, 30_000), fault("late", 1_000, 30_000)];
+    let out = run_for(&d, &faults, &j, 60_000, &Shutdown::new()).await;
+    assert_eq!(out[0].status, Status::Unconfirmed, "{:?}", out[0]);
+    let err = out[0].error.as_deref().unwrap();
+    assert!(err.contains("not confirmed: never not down yet"), "{err}");
+    // Reverted right after the 5 s confirm deadline, not at its scheduled 31 s.
+    let rev = out[0].reverted_at_s.unwrap();
+    assert!((5.5..6.6).contains(&rev), "{rev}");
+    assert_eq!(out[1].status, Status::Reverted);
+    assert!((31.0..31.01).contains(&out[1].reverted_at_s.unwrap()));
+    let never: Vec<Step> = steps(&p)
+        .into_iter()
+        .filter(|(f, _)| f == "never")
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(
+        never,
+        [Step::Intent, Step::Applied, Step::Failed, Step::Reverted]
+    );
+}
+
+/// Ctrl-C while a fault's effect is still awaited: reverted at once, not after the confirm
+/// deadline, and the run is interrupted — not "unconfirmed" (exit 130, not 4).
+#[tokio::test(start_paused = true)]
+async fn shutdown_during_confirm_reverts_at_once() {
+    let d = Arc::new(Flaky::default());
+    d.shows_after
+        .lock()
+        .unwrap()
+        .insert("slow-to-show".into(), Duration::from_secs(3600));
+    let p = tmp("confirm-shutdown");
+    let j = Journal::create(&p).unwrap();
+    let stop = Arc::new(Shutdown::new());
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        s2.trigger();
+    });
+    let out = run_for(
+        &d,
+        &[fault("slow-to-show", 1_000, 30_000)],
+        &j,
+        60_000,
+        &stop,
+    )
+    .await;
+    assert_eq!(out[0].status, Status::Reverted, "{:?}", out[0]);
+    let rev = out[0].reverted_at_s.unwrap();
+    assert!((2.0..2.01).contains(&rev), "{rev}");
+}
