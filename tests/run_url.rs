@@ -22,16 +22,7 @@ async fn run_passes_with_exit_0_and_writes_the_reports() {
         "\"p99 < 1s\", \"errors < 1%\", \"throughput > 95%\"",
     );
     let out = dir.join("run");
-    let o = chaos_async(vec![
-        "run".into(),
-        s,
-        "--target-url".into(),
-        srv.url(),
-        "--out".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ])
-    .await;
+    let o = run_url(&s, &srv.url(), &out, &["--quiet"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let r = report(&out);
     assert_matches_schema(&r);
@@ -54,16 +45,7 @@ async fn a_breached_slo_exits_1_and_names_it() {
     let dir = tmpdir("fail");
     let s = scenario(&dir, 200, 1.0, "\"p99 < 10ms\", \"errors < 1%\"");
     let out = dir.join("run");
-    let o = chaos_async(vec![
-        "run".into(),
-        s,
-        "--target-url".into(),
-        srv.url(),
-        "--out".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ])
-    .await;
+    let o = run_url(&s, &srv.url(), &out, &["--quiet"]).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("p99 < 10ms"),

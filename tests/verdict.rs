@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::cli::{chaos, chaos_async, report, scenario_file, text, tmpdir};
+use common::cli::{chaos, chaos_async, report, run_url, scenario_file, text, tmpdir};
 use common::{serve, Behavior};
 
 fn statuses(r: &serde_json::Value) -> Vec<(String, String)> {
@@ -174,16 +174,7 @@ async fn a_scenario_without_slos_is_not_a_pass() {
     let dir = tmpdir("noslo");
     let s = scenario_file(&dir, "s.toml", 20, 0.5, "");
     let out = dir.join("run");
-    let o = chaos_async(vec![
-        "run".into(),
-        s,
-        "--target-url".into(),
-        srv.url(),
-        "--quiet".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let o = run_url(&s, &srv.url(), &out, &["--quiet"]).await;
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
@@ -209,15 +200,7 @@ async fn insufficient_data_is_not_judged_and_still_fails() {
         "[slo]\nwhole = [\"p99 < 500ms\", \"errors < 50%\"]",
     );
     let out = dir.join("run");
-    let o = chaos_async(vec![
-        "run".into(),
-        s,
-        "--target-url".into(),
-        srv.url(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let o = run_url(&s, &srv.url(), &out, &[]).await;
     let err = text(&o.stderr);
     let stdout = text(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -406,16 +389,7 @@ async fn rejudging_never_overwrites_the_run() {
     let slo = "[slo]\nwhole = [\"errors < 50%\"]";
     let s = scenario_file(&dir, "s.toml", 20, 0.5, slo);
     let out = dir.join("run");
-    let o = chaos_async(vec![
-        "run".into(),
-        s,
-        "--target-url".into(),
-        srv.url(),
-        "--quiet".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let o = run_url(&s, &srv.url(), &out, &["--quiet"]).await;
     assert_eq!(o.status.code(), Some(0));
     let original = std::fs::read_to_string(out.join("report.json")).unwrap();
     let run = out.to_str().unwrap();

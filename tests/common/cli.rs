@@ -24,6 +24,20 @@ pub async fn chaos_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
+/// `chaos run <scenario> --target-url <url> --out <out> [extra…]`, to its end.
+pub async fn run_url(scenario: &str, url: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        scenario.into(),
+        "--target-url".into(),
+        url.into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    a.extend(extra.iter().map(|x| x.to_string()));
+    chaos_async(a).await
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
