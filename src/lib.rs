@@ -15,4 +15,5 @@ pub mod sandbox;
 pub mod scenario;
 pub mod shutdown;
 pub mod slo;
+pub mod target;
 pub mod verify;

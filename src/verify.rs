@@ -87,6 +87,23 @@ impl Verification {
     }
 }
 
+impl Verification {
+    /// A read-back that could not start at all: every write unverified, for `reason`.
+    pub fn none_read(writes: &[DurableWrite], reason: &str) -> Verification {
+        let mut v = Verification::default();
+        for w in writes {
+            v.checked += 1;
+            v.per_request.entry(w.request.clone()).or_default();
+            v.unverified.push(Unverified {
+                request: w.request.clone(),
+                id: w.id.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        v
+    }
+}
+
 enum Answer {
     Found,
     Lost,

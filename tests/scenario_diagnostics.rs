@@ -82,7 +82,7 @@ fn the_base_and_the_shipped_scenarios_are_valid() {
 #[test]
 fn every_scenario_file_in_the_repository_is_valid() {
     let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")];
-    let mut seen = 0;
+    let (mut seen, mut targets) = (0, 0);
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
@@ -90,14 +90,25 @@ fn every_scenario_file_in_the_repository_is_valid() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|x| x == "toml" || x == "json") {
                 let arg = p.display().to_string();
-                if let Err(e) = scenario::load(&arg) {
-                    panic!("{e}");
+                // scenarios/targets/ holds target files, checked as targets.
+                if p.parent().is_some_and(|d| d.ends_with("targets")) {
+                    if let Err(e) = chaos::target::load(&arg) {
+                        panic!("{e}");
+                    }
+                    targets += 1;
+                    continue;
+                }
+                match scenario::load(&arg) {
+                    Err(e) => panic!("{e}"),
+                    // A shipped scenario runs unchanged on every target: no [sandbox] table.
+                    Ok(s) => assert!(s.warnings.is_empty(), "{arg}: {:?}", s.warnings),
                 }
                 seen += 1;
             }
         }
     }
     assert!(seen >= 3, "found {seen} scenario files");
+    assert!(targets >= 3, "found {targets} target files");
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub enum Command {
     /// Run a scenario: drive its load, judge its SLOs, write report.json and summary.md.
     #[command(after_help = "Examples:
   chaos run az-outage                                   the shipped scenario on the embedded sandbox
+  chaos run scenarios/examples/db-failover-async.toml --target sandbox-async
+                                                        on a sandbox with async replication
   chaos run az-outage --time-scale 0.1                  the same shape in a tenth of the time
   chaos run my.toml --target-url https://staging.example.com --skip-faults
                                                         load and SLOs only, against a URL
@@ -42,11 +44,16 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
     Run {
         /// A scenario file (TOML or JSON), or the name of a shipped scenario (see `chaos list`).
         scenario: String,
-        /// Base URL of the system under test, e.g. http://127.0.0.1:8080. Without it (and
-        /// without --sandbox-url) the embedded sandbox is started and the faults run on it.
-        #[arg(long, value_name = "URL")]
+        /// The system under test: a target file, or a shipped target (sandbox, sandbox-async,
+        /// url-example). Default: the embedded sandbox, started and stopped by the run.
+        #[arg(long, value_name = "FILE|NAME", conflicts_with_all = ["target_url", "sandbox_url"])]
+        target: Option<String>,
+        /// Shorthand for a `url` target: load only, e.g. http://127.0.0.1:8080 (faults need
+        /// --skip-faults).
+        #[arg(long, value_name = "URL", conflicts_with = "sandbox_url")]
         target_url: Option<String>,
-        /// Control URL of a sandbox already running (`chaos sandbox up` prints it).
+        /// Shorthand for a `sandbox` target already running (`chaos sandbox up` prints its
+        /// control URL).
         #[arg(long, value_name = "URL")]
         sandbox_url: Option<String>,
         /// Run directory (default: a new reports/<scenario>-<UTC time>/). One that already
@@ -75,12 +82,16 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         #[command(flatten)]
         params: ParamArgs,
     },
-    /// Validate scenario files (or shipped names); change nothing. Checks every file given and
-    /// prints every error in each; exit 2 if any is invalid. `${env:…}` values are not needed
-    /// (an unset one is a warning: `run` will need it).
+    /// Validate scenario and target files (or shipped names); change nothing. Checks every
+    /// file given and prints every error in each; exit 2 if any is invalid. `${env:…}` values
+    /// are not needed (an unset one is a warning: `run` will need it). A file with a top-level
+    /// `kind` and no `[load]` is read as a target file.
     Check {
         #[arg(required = true)]
         scenarios: Vec<String>,
+        /// Check the scenarios against this target (its zones), and the target file itself.
+        #[arg(long, value_name = "FILE|NAME")]
+        target: Option<String>,
         #[command(flatten)]
         params: ParamArgs,
     },
@@ -89,6 +100,16 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
     Plan {
         #[arg(required = true)]
         scenarios: Vec<String>,
+        /// The target to resolve the faults on (as `chaos run --target`); a sandbox to start
+        /// is started in this process, throwaway, and stopped.
+        #[arg(long, value_name = "FILE|NAME", conflicts_with = "target_url")]
+        target: Option<String>,
+        /// Shorthand for a `url` target (no fault driver).
+        #[arg(long, value_name = "URL")]
+        target_url: Option<String>,
+        /// Plan as `chaos run --skip-faults` would run: no fault planned.
+        #[arg(long)]
+        skip_faults: bool,
         #[arg(long, value_name = "F", default_value_t = 1.0)]
         time_scale: f64,
         #[command(flatten)]
@@ -97,7 +118,11 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
     /// List the shipped scenarios.
     List,
     /// Print the JSON Schema of the scenario format (for editors and linters).
-    Schema,
+    Schema {
+        /// The schema of target files instead.
+        #[arg(long)]
+        target: bool,
+    },
     /// Write a run's reports again from its report.json — with edited SLOs if --scenario is
     /// given (re-judged on the recorded histograms; nothing is re-run).
     Report {
@@ -187,8 +212,11 @@ pub enum SandboxCmd {
         #[arg(long, value_name = "F", default_value_t = 1.0)]
         time_scale: f64,
         /// Settings as a scenario's `[sandbox]` table, in JSON (how `chaos run` passes them).
-        #[arg(long, value_name = "JSON")]
+        #[arg(long, value_name = "JSON", conflicts_with = "target")]
         config: Option<String>,
+        /// Settings from a sandbox target file (or a shipped one: sandbox-async).
+        #[arg(long, value_name = "FILE|NAME")]
+        target: Option<String>,
     },
 }
 
@@ -223,8 +251,9 @@ pub fn dispatch(cmd: Command) -> i32 {
                     exit_on_stdin_eof,
                     time_scale,
                     config,
+                    target,
                 },
-        } => sandbox_up(events, exit_on_stdin_eof, time_scale, config),
+        } => sandbox_up(events, exit_on_stdin_eof, time_scale, config, target),
         Command::Rollback { run_dir } => rollback(&run_dir),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -289,8 +318,12 @@ pub fn dispatch(cmd: Command) -> i32 {
                 }
             }
         }
-        Command::Schema => {
-            let schema = scenario::schema::json_schema();
+        Command::Schema { target } => {
+            let schema = if target {
+                crate::target::schema::json_schema()
+            } else {
+                scenario::schema::json_schema()
+            };
             match serde_json::to_string_pretty(&schema) {
                 Ok(text) => {
                     out(&text);
@@ -302,33 +335,45 @@ pub fn dispatch(cmd: Command) -> i32 {
                 }
             }
         }
-        Command::Check { scenarios, params } => {
-            let p = scenario::Params::names_only(&params.set, &params.env);
-            let mut code = 0;
-            for arg in &scenarios {
-                match scenario::load_with(arg, &p) {
-                    Ok(s) => {
-                        warn_all(&s);
-                        out(&format!("ok: {arg} ({})", plan::counts(&s)));
-                    }
-                    Err(e) => {
-                        error(&e);
-                        code = 2;
-                    }
-                }
-            }
-            code
-        }
+        Command::Check {
+            scenarios,
+            target,
+            params,
+        } => check(&scenarios, target.as_deref(), &params),
         Command::Plan {
             scenarios,
+            target,
+            target_url,
+            skip_faults,
             time_scale,
             params,
         } => {
-            let p = scenario::Params::names_only(&params.set, &params.env);
+            let t = match run::target_of(target.as_deref(), target_url.as_deref(), None) {
+                Ok(t) => t,
+                Err(e) => {
+                    error(&e);
+                    return e.exit_code();
+                }
+            };
+            warn_target(&t);
+            let p = scenario::Params {
+                zones: t.zones(),
+                ..scenario::Params::names_only(&params.set, &params.env)
+            };
+            let Some(rt) = runtime(false) else {
+                return 2;
+            };
             let mut code = 0;
             let mut printed = false;
             for arg in &scenarios {
-                let (c, shown) = plan_one(arg, time_scale, &p, printed);
+                let (c, shown) = rt.block_on(plan::plan_one(
+                    arg,
+                    &t,
+                    time_scale,
+                    skip_faults,
+                    &p,
+                    printed,
+                ));
                 code = code.max(c);
                 printed |= shown;
             }
@@ -336,6 +381,7 @@ pub fn dispatch(cmd: Command) -> i32 {
         }
         Command::Run {
             scenario,
+            target,
             target_url,
             sandbox_url,
             out: out_dir,
@@ -348,6 +394,7 @@ pub fn dispatch(cmd: Command) -> i32 {
         } => {
             let opts = RunOptions {
                 scenario,
+                target,
                 target_url,
                 sandbox_url,
                 out: out_dir,
@@ -370,40 +417,65 @@ fn warn_all(s: &scenario::Scenario) {
     }
 }
 
-/// `chaos plan` of one scenario: the timeline, then the sandbox's blast radius (after a blank
-/// line if an earlier plan was printed). Returns the exit code and whether a plan was printed.
-fn plan_one(arg: &str, time_scale: f64, p: &scenario::Params, after: bool) -> (i32, bool) {
-    let s = match run::prepare_with(arg, time_scale, p) {
-        Ok(s) => s,
-        Err(e) => {
-            error(&e);
-            return (e.exit_code(), false);
+/// A target's warnings, on stderr.
+fn warn_target(t: &crate::target::TargetFile) {
+    for w in &t.warnings {
+        err(&scenario::Warning(w).to_string());
+    }
+}
+
+/// `chaos check`: each argument is a scenario or a target file (by its content, or a shipped
+/// name of either); scenarios are checked against `--target`'s zones when one is named.
+fn check(args: &[String], target: Option<&str>, params: &ParamArgs) -> i32 {
+    let mut code = 0;
+    let mut zones = Some(scenario::Zones::sandbox());
+    if let Some(t) = target {
+        match crate::target::load(t) {
+            Ok(t) => {
+                warn_target(&t);
+                zones = t.zones();
+            }
+            Err(e) => {
+                error(&e);
+                return 2;
+            }
         }
+    }
+    let p = scenario::Params {
+        zones,
+        ..scenario::Params::names_only(&params.set, &params.env)
     };
-    warn_all(&s);
-    if after {
-        out("");
-    }
-    out(&plan::render(&s));
-    if !s.unknown.is_empty() {
-        // The blast radius may depend on the unknown values (a count, a zone's faults' times).
-        return (0, true);
-    }
-    let faults = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(plan::sandbox_fault_plans(&s)));
-    match faults {
-        Ok(text) => {
-            out(&text);
-            (0, true)
+    for arg in args {
+        let is_target = if scenario::is_path(arg) {
+            std::fs::read_to_string(arg).is_ok_and(|t| crate::target::looks_like_target(&t))
+        } else {
+            scenario::builtin::get(arg).is_none() && crate::target::builtin::get(arg).is_some()
+        };
+        if is_target {
+            match crate::target::load(arg) {
+                Ok(t) => {
+                    warn_target(&t);
+                    out(&format!("ok: {arg} (target, kind {})", t.kind_name()));
+                }
+                Err(e) => {
+                    error(&e);
+                    code = 2;
+                }
+            }
+            continue;
         }
-        Err(e) => {
-            error(&e);
-            (2, true)
+        match scenario::load_with(arg, &p) {
+            Ok(s) => {
+                warn_all(&s);
+                out(&format!("ok: {arg} ({})", plan::counts(&s)));
+            }
+            Err(e) => {
+                error(&e);
+                code = 2;
+            }
         }
     }
+    code
 }
 
 /// `chaos report`: the run's reports again (re-judged with `--scenario`), into a directory of
@@ -432,7 +504,7 @@ fn report(run_dir: &std::path::Path, scenario: Option<&str>, out_dir: Option<Pat
     }
     let written = run::OutDir::check_path(&dir, false, run::OutFor::Report)
         .and_then(run::OutDir::make)
-        .and_then(|dir| run::write_reports(&dir, &rep));
+        .and_then(|dir| Ok(crate::report::write::write_reports(&dir, &rep)?));
     match written {
         Ok(summary) => {
             out(&summary);
@@ -470,14 +542,10 @@ fn rollback(run_dir: &std::path::Path) -> i32 {
     let Some(rt) = runtime(false) else {
         return 2;
     };
-    let driver_for = |u: &crate::fault::Undo| -> Option<Box<dyn crate::fault::Driver>> {
-        match u["driver"].as_str() {
-            Some("sandbox") => crate::drivers::sandbox::SandboxDriver::from_undo(u)
-                .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
-            _ => None,
-        }
-    };
-    match rt.block_on(crate::fault::rollback(&journal, &driver_for)) {
+    match rt.block_on(crate::fault::rollback(
+        &journal,
+        &crate::target::driver_for_undo,
+    )) {
         Err(e) => {
             error(&e);
             2
@@ -507,13 +575,33 @@ fn sandbox_up(
     exit_on_stdin_eof: bool,
     time_scale: f64,
     config: Option<String>,
+    target: Option<String>,
 ) -> i32 {
     if let Err(e) = run::check_time_scale(time_scale) {
         error(&e);
         return 2;
     }
+    let from_target = match target.as_deref().map(crate::target::load) {
+        None => None,
+        Some(Err(e)) => {
+            error(&e);
+            return 2;
+        }
+        Some(Ok(t)) => match t.sandbox_settings() {
+            Some(s) => Some(s.clone()),
+            None => {
+                err(&format!(
+                    "error: --target {}: a `sandbox up` needs a target of kind \"sandbox\" \
+                     without control_url (its settings), not {}",
+                    t.source,
+                    t.shown()
+                ));
+                return 2;
+            }
+        },
+    };
     let spec: crate::scenario::SandboxSpec = match config.as_deref().map(serde_json::from_str) {
-        None => Default::default(),
+        None => from_target.unwrap_or_default(),
         Some(Ok(s)) => s,
         Some(Err(e)) => {
             err(&format!(

@@ -214,48 +214,65 @@ fn render_unknown(o: &mut String, s: &Scenario) {
     }
 }
 
-/// The blast radius on the sandbox: every fault resolved by the sandbox driver against a
-/// throwaway in-process sandbox built from the scenario's `[sandbox]` settings — the exact
-/// targets and control calls a run would make. Nothing outside this process is touched.
-pub async fn sandbox_fault_plans(s: &Scenario) -> Result<String, String> {
-    use crate::fault::Driver as _;
-    let mut o = String::new();
-    if s.faults.is_empty() {
-        return Ok(o);
+/// `chaos plan` of one scenario on target `t`: the timeline, then the run plan — every fault
+/// resolved through the target's driver, exactly as `chaos run` builds it (after a blank line if
+/// an earlier plan was printed). Returns the exit code and whether a plan was printed.
+pub async fn plan_one(
+    arg: &str,
+    t: &crate::target::TargetFile,
+    time_scale: f64,
+    skip_faults: bool,
+    p: &crate::scenario::Params,
+    after: bool,
+) -> (i32, bool) {
+    use crate::cli::output::{error, out};
+    let s = match crate::run::prepare_with(arg, time_scale, p) {
+        Ok(s) => s,
+        Err(e) => {
+            error(&e);
+            return (e.exit_code(), false);
+        }
+    };
+    for w in &s.warnings {
+        crate::cli::output::err(&crate::scenario::Warning(w).to_string());
     }
-    let cfg = crate::sandbox::SandboxConfig::default().with_spec(&s.sandbox);
-    let sb = crate::sandbox::Sandbox::start(cfg, None)
-        .await
-        .map_err(|e| format!("cannot start a sandbox to resolve the faults: {e}"))?;
-    let d = crate::drivers::sandbox::SandboxDriver::new(&sb.control_url);
-    let _ = writeln!(o, "\nfault plan on the embedded sandbox (driver: sandbox)");
-    let mut res = Ok(());
-    for f in &s.faults {
-        match d.plan(f).await {
-            Ok(p) => {
-                let _ = writeln!(
-                    o,
-                    "  {} ({}) hits {}",
-                    f.name,
-                    f.kind.name(),
-                    p.targets.join(", ")
-                );
-                for c in &p.inject {
-                    let _ = writeln!(o, "      inject  {c}");
-                }
-                for c in &p.revert {
-                    let _ = writeln!(o, "      revert  {c}");
-                }
-                if p.revert.is_empty() {
-                    let _ = writeln!(o, "      revert  (nothing: it stays done)");
-                }
-            }
-            Err(e) => {
-                res = Err(e.to_string());
-                break;
-            }
+    if after {
+        out("");
+    }
+    out(&render(&s));
+    if !s.unknown.is_empty() {
+        // The blast radius may depend on the unknown values (a count, a zone's faults' times).
+        return (0, true);
+    }
+    let settings = match crate::target::connect::settings_for(t, &s.sandbox) {
+        Ok(x) => x,
+        Err(e) => {
+            error(&e);
+            return (2, true);
+        }
+    };
+    if s.faults.is_empty() {
+        return (0, true);
+    }
+    let c = match crate::target::connect(t, &settings, &crate::target::Mode::Plan).await {
+        Ok(c) => c,
+        Err(e) => {
+            let e = crate::run::RunError::from(e);
+            error(&e);
+            return (e.exit_code(), true);
+        }
+    };
+    let built = crate::run::build(&s, &c, skip_faults).await;
+    c.close(None).await;
+    match built {
+        Ok(plan) => {
+            out(plan.render().trim_end_matches('\n'));
+            (0, true)
+        }
+        Err(e) => {
+            let e = crate::run::RunError::from(e);
+            error(&e);
+            (e.exit_code(), true)
         }
     }
-    sb.stop();
-    res.map(|()| o)
 }

@@ -61,6 +61,13 @@ pub struct FaultPlan {
     pub check: serde_json::Value,
 }
 
+/// A scenario's fault with its plan on the target: what the timeline runs.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub fault: Fault,
+    pub plan: FaultPlan,
+}
+
 /// Why a driver step failed, and so what the timeline does next.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -152,15 +159,14 @@ pub struct Outcome {
 /// `shutdown`, and always revert whatever is still applied before returning. Each fault is its
 /// own future; they run concurrently on this task.
 pub async fn run_timeline(
-    faults: &[Fault],
-    plans: &[FaultPlan],
+    planned: &[Planned],
     driver: &dyn Driver,
     journal: &Journal,
     start: Instant,
     end: Duration,
     shutdown: &Shutdown,
 ) -> Vec<Outcome> {
-    let each = faults.iter().zip(plans).map(|(f, plan)| async move {
+    let each = planned.iter().map(|Planned { fault: f, plan }| async move {
         let mut o = Outcome {
             name: f.name.clone(),
             kind: f.kind.name().to_string(),
@@ -386,7 +392,7 @@ pub struct Rollback {
 /// `reverted` (or `failed`) records to it. `driver_for` builds the driver from undo data.
 pub async fn rollback(
     path: &std::path::Path,
-    driver_for: &dyn Fn(&Undo) -> Option<Box<dyn Driver>>,
+    driver_for: &(dyn Fn(&Undo) -> Option<Box<dyn Driver>> + Sync),
 ) -> Result<Vec<Rollback>, String> {
     let records = journal::read(path)?;
     let open = journal::open_faults(&records);

@@ -102,15 +102,17 @@ async fn run_for(
     end_ms: u64,
     shutdown: &Shutdown,
 ) -> Vec<Outcome> {
-    let mut plans = Vec::new();
+    let mut planned = Vec::new();
     for f in faults {
-        plans.push(d.plan(f).await.unwrap());
+        planned.push(Planned {
+            fault: f.clone(),
+            plan: d.plan(f).await.unwrap(),
+        });
     }
     let start = Instant::now();
     *d.epoch.lock().unwrap() = Some(start);
     run_timeline(
-        faults,
-        &plans,
+        &planned,
         d,
         journal,
         start,

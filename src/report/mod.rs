@@ -9,6 +9,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod reread;
+pub mod write;
 
 use std::time::{Duration, SystemTime};
 

@@ -10,7 +10,7 @@ pub mod builtin;
 pub mod diag;
 mod json;
 pub mod model;
-mod node;
+pub(crate) mod node;
 pub mod params;
 pub mod schema;
 pub mod validate;
@@ -158,6 +158,37 @@ fn text_of<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, Diagnostics> {
                 help: Some("a scenario is a UTF-8 TOML (or JSON) text file".to_string()),
             }]))
         }
+    }
+}
+
+/// Parse another kind of document (a target file: TOML, or JSON) from raw bytes and validate it
+/// with `f`, with a scenario's diagnostics (file:line:col, the line, what would be accepted).
+/// No `${env:…}`, no `--set`: the document is taken as written.
+pub(crate) fn parse_doc<T>(
+    file: &str,
+    bytes: &[u8],
+    f: impl FnOnce(&mut validate::Ctx<'_>, &node::Node) -> Option<T>,
+) -> Result<(T, Vec<Diagnostic>), Diagnostics> {
+    let text = text_of(file, bytes)?;
+    let flags = params::Flags::parse(&Params::default(), text.len());
+    let no_env = |_: &str| None;
+    let input = validate::Input {
+        file,
+        text,
+        env: &no_env,
+        base_dir: None,
+        mode: EnvMode::Require,
+        zones: None,
+        flags: &flags,
+    };
+    let tree = if validate::looks_like_json(file, text) {
+        json::parse(text)
+    } else {
+        node::from_toml(text)
+    };
+    match tree {
+        Ok(root) => validate::validate_doc(&input, &root, f).map_err(Diagnostics),
+        Err(errs) => Err(Diagnostics(validate::syntax_diagnostics(&input, &errs))),
     }
 }
 

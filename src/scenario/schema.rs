@@ -320,7 +320,7 @@ fn expect() -> Value {
     })
 }
 
-fn sandbox() -> Value {
+pub(crate) fn sandbox() -> Value {
     let d = |desc: &str| duration(desc);
     json!({
         "type": "object",

@@ -517,6 +517,7 @@ pub fn outcome_counts(s: &Stats) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
+pub mod abort;
 pub mod recovery;
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod faults;
 pub mod keys;
 mod load;
 mod request;
-mod sandbox;
+pub(crate) mod sandbox;
 mod slo;
 
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ pub struct Input<'a> {
     pub flags: &'a Flags,
 }
 
-pub(super) struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     input: &'a Input<'a>,
     ix: LineIndex<'a>,
     errs: Vec<Diagnostic>,
@@ -101,6 +101,24 @@ pub fn validate(input: &Input<'_>, root: &Node) -> Result<Scenario, Vec<Diagnost
     }
 }
 
+/// Validate another kind of document (a target file) with the same diagnostics as a scenario:
+/// `f` reads the tree through the context; every error it reports fails the document, its
+/// warnings come back with the value.
+pub(crate) fn validate_doc<T>(
+    input: &Input<'_>,
+    root: &Node,
+    f: impl FnOnce(&mut Ctx<'_>, &Node) -> Option<T>,
+) -> Result<(T, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut cx = Ctx::new(input);
+    match f(&mut cx, root) {
+        Some(v) if cx.errs.is_empty() => {
+            let w = cx.finish_warnings();
+            Ok((v, w))
+        }
+        _ => Err(cx.finish()),
+    }
+}
+
 /// Turn syntax errors into diagnostics with the same rendering and cap.
 pub fn syntax_diagnostics(input: &Input<'_>, errs: &[super::node::SyntaxError]) -> Vec<Diagnostic> {
     let mut cx = Ctx::new(input);
@@ -134,6 +152,18 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         .as_ref()
         .filter(|_| !cx.run_unknown)
         .map(|l| l.stages.iter().map(|s| s.duration).sum::<Duration>());
+    if let Some(n) = top.get("sandbox") {
+        // Still read (for the default target only), but a scenario should run unchanged on
+        // every target: the sandbox's settings belong in a target file.
+        cx.warn(
+            &n.span,
+            "[sandbox] in a scenario is deprecated: it applies only when no --target is named",
+            Some(
+                "move these keys into a sandbox target file (see scenarios/targets/sandbox.toml) \
+                 and run with --target FILE",
+            ),
+        );
+    }
     let faults = match top.get("faults") {
         Some(n) => faults::faults(cx, n, run),
         None => Vec::new(),
@@ -212,7 +242,7 @@ fn names_written(array: Option<&Node>) -> Vec<String> {
 }
 
 /// A table's entries, with the node for error positions.
-pub(super) struct Fields<'n> {
+pub(crate) struct Fields<'n> {
     pub node: &'n Node,
     pub entries: &'n [Entry],
 }

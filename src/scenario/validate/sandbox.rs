@@ -4,16 +4,22 @@
 use std::time::Duration;
 
 use super::keys;
-use super::Ctx;
+use super::{Ctx, Fields};
 use crate::scenario::model::SandboxSpec;
 use crate::scenario::node::Node;
 
 pub(super) fn sandbox(cx: &mut Ctx<'_>, n: &Node) -> SandboxSpec {
-    let mut s = SandboxSpec::default();
     let Some(t) = cx.table(n, "[sandbox]") else {
-        return s;
+        return SandboxSpec::default();
     };
     t.check_keys(cx, keys::SANDBOX, "in [sandbox]");
+    settings(cx, &t)
+}
+
+/// The sandbox's settings among the keys of `t` (a scenario's `[sandbox]`, a sandbox target
+/// file's top level); other keys are the caller's to check.
+pub(crate) fn settings(cx: &mut Ctx<'_>, t: &Fields<'_>) -> SandboxSpec {
+    let mut s = SandboxSpec::default();
     let secs = |cx: &mut Ctx<'_>, key: &str, lo: Duration, hi: Duration| {
         t.get(key)
             .and_then(|v| cx.duration_in(v, key, lo, hi))

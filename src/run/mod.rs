@@ -1,0 +1,517 @@
+//! The orchestration of one run, in DESIGN.md's order: load the target and the scenario,
+//! connect to the target ([`crate::target`]), build the run plan ([`plan::build`]), drive the
+//! load and the fault timeline together, read back durable writes, judge the SLOs, write the
+//! reports ([`crate::report::write`]). The parts live in their own modules; this file only
+//! sequences them and owns what must hold across them: every applied fault is reverted (at its
+//! time, at the end, on Ctrl-C/SIGTERM, on an abort, on a panic) before the run returns.
+//!
+//! Targets: with no `--target`, the embedded sandbox is started as a child process and stopped
+//! at the end. A `url` target has no fault driver: a scenario with faults runs there only with
+//! `--skip-faults`, and every skipped fault is written into the reports as skipped — never
+//! silently dropped. Tests bring their own system and driver through [`run_connected`].
+
+mod outdir;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use outdir::{new_dir, OutDir, OutFor};
+pub use plan::{build, BuildError, RunPlan, Skipped};
+
+use crate::fault::{self, journal::Journal};
+use crate::load::{self, engine::EngineError, Progress};
+use crate::report::{self, FaultRecord, FaultStatus, RunReport, Verdict};
+use crate::scenario::{self, LoadError, Scenario};
+use crate::shutdown::Shutdown;
+use crate::slo::{self, abort::AbortWatch, Timeline};
+use crate::target::{self, Connected, TargetError, TargetFile};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// A scenario path or the name of a shipped scenario.
+    pub scenario: String,
+    /// `--target FILE|NAME`: a target file or the name of a shipped target.
+    pub target: Option<String>,
+    /// `--target-url URL`: shorthand for a `url` target.
+    pub target_url: Option<String>,
+    /// The run directory; default `<reports_dir>/<scenario>-<UTC time>/`.
+    pub out: Option<PathBuf>,
+    pub reports_dir: PathBuf,
+    pub time_scale: f64,
+    pub skip_faults: bool,
+    /// `--force`: empty an `--out` directory that holds an earlier run's files.
+    pub force: bool,
+    /// `--sandbox-url URL`: shorthand for a `sandbox` target already running.
+    pub sandbox_url: Option<String>,
+    /// The program started as the sandbox child (`<exe> sandbox up`); default: this program.
+    pub sandbox_exe: Option<PathBuf>,
+    /// How often the progress view updates.
+    pub progress_every: std::time::Duration,
+    /// `--set key.path=value` overrides and `--env NAME=value` values for the scenario.
+    pub set: Vec<String>,
+    pub env: Vec<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            scenario: String::new(),
+            target: None,
+            target_url: None,
+            out: None,
+            reports_dir: PathBuf::from("reports"),
+            time_scale: 1.0,
+            skip_faults: false,
+            force: false,
+            sandbox_url: None,
+            sandbox_exe: None,
+            progress_every: std::time::Duration::from_secs(1),
+            set: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Why a run did not happen or could not finish. Each variant knows its exit code
+/// (DESIGN.md): bad input is 2; `main` maps once, through [`RunError::exit_code`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] LoadError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// Bad flags or a scenario/target combination that cannot run.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The target could not be started or reached.
+    #[error(transparent)]
+    Connect(#[from] target::ConnectError),
+    /// The faults could not be planned on the target.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot write the run directory {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Report(#[from] report::write::WriteError),
+}
+
+impl RunError {
+    /// DESIGN.md's exit codes. Everything that stops a run before it starts is bad input or
+    /// a target that cannot be used as given: 2. (A run that started always ends in a report
+    /// and its verdict's code, 0/1/3/4/130, never here.)
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Scenario(_)
+            | RunError::Target(_)
+            | RunError::Usage(_)
+            | RunError::Engine(_)
+            | RunError::Connect(_)
+            | RunError::Build(_)
+            | RunError::Write { .. }
+            | RunError::Report(_) => 2,
+        }
+    }
+}
+
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub report: RunReport,
+    pub summary: String,
+}
+
+/// Check flags that do not depend on the scenario.
+pub fn check_time_scale(f: f64) -> Result<(), RunError> {
+    if f.is_finite() && f > 0.0 && f <= 100.0 {
+        Ok(())
+    } else {
+        Err(RunError::Usage(format!(
+            "--time-scale {f} is out of range: give a factor in (0, 100], e.g. 0.1 to run ten times faster"
+        )))
+    }
+}
+
+/// Load and time-scale the scenario (what `check`, `plan` and `run` share).
+pub fn prepare(arg: &str, time_scale: f64) -> Result<Scenario, RunError> {
+    prepare_with(arg, time_scale, &scenario::Params::default())
+}
+
+/// [`prepare`] with overrides, an environment mode and the target's zones.
+pub fn prepare_with(
+    arg: &str,
+    time_scale: f64,
+    params: &scenario::Params,
+) -> Result<Scenario, RunError> {
+    check_time_scale(time_scale)?;
+    let s = scenario::load_with(arg, params)?;
+    Ok(if time_scale == 1.0 {
+        s
+    } else {
+        s.time_scaled(time_scale)
+    })
+}
+
+/// The target the flags name: `--target`, or a shorthand, or the embedded sandbox. At most one.
+pub fn target_of(
+    target: Option<&str>,
+    target_url: Option<&str>,
+    sandbox_url: Option<&str>,
+) -> Result<TargetFile, RunError> {
+    match (target, target_url, sandbox_url) {
+        (None, None, None) => Ok(TargetFile::default_sandbox()),
+        (Some(t), None, None) => Ok(target::load(t)?),
+        (None, Some(u), None) => {
+            load::engine::check_url(u)?;
+            Ok(TargetFile::from_url(u))
+        }
+        (None, None, Some(u)) => {
+            load::engine::check_url(u)?;
+            Ok(TargetFile::from_sandbox_url(u))
+        }
+        _ => Err(RunError::Usage(
+            "--target, --target-url and --sandbox-url exclude each other: name one target".into(),
+        )),
+    }
+}
+
+pub async fn run(
+    opts: &RunOptions,
+    shutdown: Arc<Shutdown>,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let t = target_of(
+        opts.target.as_deref(),
+        opts.target_url.as_deref(),
+        opts.sandbox_url.as_deref(),
+    )?;
+    let params = scenario::Params {
+        zones: t.zones(),
+        ..scenario::Params::run(&opts.set, &opts.env, false)
+    };
+    let scenario = prepare_with(&opts.scenario, opts.time_scale, &params)?;
+    let settings = target::connect::settings_for(&t, &scenario.sandbox).map_err(RunError::Usage)?;
+    // The run directory is checked first (an --out holding another run is refused before
+    // anything happens), emptied (--force) only once a sandbox named by control_url answers,
+    // and created before any traffic: an unwritable --out fails fast. A sandbox this run
+    // starts writes its events into it, so it is made first then.
+    let out = OutDir::check(opts, &scenario)?;
+    let mode = |dir: &Path| target::Mode::Run {
+        exe: opts.sandbox_exe.clone(),
+        events: dir.join("sandbox-events.jsonl"),
+        time_scale: opts.time_scale,
+    };
+    let (dir, connected) = if t.sandbox_settings().is_some() {
+        let dir = out.make()?;
+        let c = target::connect(&t, &settings, &mode(&dir)).await?;
+        (dir, c)
+    } else {
+        let c = target::connect(&t, &settings, &mode(&out.path)).await?;
+        match out.make() {
+            Ok(dir) => (dir, c),
+            Err(e) => {
+                c.close(None).await;
+                return Err(e);
+            }
+        }
+    };
+    run_connected(opts, scenario, connected, &dir, shutdown, progress).await
+}
+
+/// A run on a target already connected — what [`run`] does once it has one, and how tests run
+/// the harness on a system and driver of their own (a driver that fails, stalls or panics).
+/// `dir` must exist. The connection is closed before this returns.
+pub async fn run_connected(
+    opts: &RunOptions,
+    scenario: Scenario,
+    connected: Connected,
+    dir: &Path,
+    shutdown: Arc<Shutdown>,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let plan = match build(&scenario, &connected, opts.skip_faults).await {
+        Ok(p) => p,
+        Err(e) => {
+            connected.close(Some(dir)).await;
+            return Err(e.into());
+        }
+    };
+    let r = execute(opts, scenario, &connected, plan, dir, shutdown, progress).await;
+    connected.close(Some(dir)).await;
+    let rep = r?;
+    let summary = report::write::write_reports(dir, &rep)?;
+    Ok(RunOutcome {
+        dir: dir.to_path_buf(),
+        report: rep,
+        summary,
+    })
+}
+
+/// The run proper on a built plan: drive load and faults together, read back, judge.
+async fn execute(
+    opts: &RunOptions,
+    scenario: Scenario,
+    connected: &Connected,
+    plan: RunPlan,
+    dir: &Path,
+    shutdown: Arc<Shutdown>,
+    progress: &mut dyn Progress,
+) -> Result<RunReport, RunError> {
+    let url = connected.base_url.clone();
+    let driver = connected
+        .driver
+        .as_deref()
+        .filter(|_| !plan.faults.is_empty());
+    let journal = if driver.is_some() && !scenario.faults.is_empty() {
+        let path = dir.join("journal.jsonl");
+        Some(Journal::create(&path).map_err(|e| RunError::Write {
+            path: path.display().to_string(),
+            source: e,
+        })?)
+    } else {
+        None
+    };
+
+    let timeline = Timeline::of(&scenario);
+    let segments = load::schedule::segments(&scenario.load.stages);
+    let start = tokio::time::Instant::now();
+    let mut watch = AbortWatch::new(&scenario.abort, progress, shutdown.clone());
+    // Abort conditions are judged per tick: tick at least once per recorder interval.
+    let tick = opts.progress_every.min(scenario.load.interval);
+    let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
+    // A panic in the load path must not skip the reverts: it is caught here, the run is shut
+    // down, the fault timeline reverts everything, and only then is the panic resumed.
+    let sd = shutdown.clone();
+    let load_fut = async move {
+        let r = CatchUnwind(Box::pin(load_fut)).await;
+        // A panic, or the load ending before its time for any reason (its scheduler died):
+        // stop the fault timeline too, so no fault is injected into a run without traffic.
+        if !matches!(&r, Ok(Ok(res)) if !res.interrupted) {
+            sd.trigger();
+        }
+        r
+    };
+    // A panic in the fault timeline (or a driver) is caught too: the run is shut down and
+    // whatever the journal shows applied is reverted from it, as `chaos rollback` would.
+    let faults_fut = async {
+        let (Some(d), Some(j)) = (driver, &journal) else {
+            return None;
+        };
+        let t = fault::run_timeline(&plan.faults, d, j, start, timeline.total, &shutdown);
+        let r = CatchUnwind(Box::pin(t)).await;
+        if r.is_err() {
+            shutdown.trigger();
+        }
+        Some(r)
+    };
+    let (result, outcomes) = tokio::join!(load_fut, faults_fut);
+    let outcomes = match outcomes {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(panic)) => {
+            let still: Vec<String> = match &journal {
+                None => Vec::new(),
+                Some(j) => match fault::rollback(j.path(), &target::driver_for_undo).await {
+                    Ok(done) => done
+                        .into_iter()
+                        .filter(|r| r.result.is_err())
+                        .map(|r| r.fault)
+                        .collect(),
+                    Err(e) => vec![format!("(journal unreadable: {e})")],
+                },
+            };
+            crate::cli::output::err(&panic_notice(&still, dir));
+            std::panic::resume_unwind(panic);
+        }
+    };
+    let result = match result {
+        Ok(r) => r?,
+        Err(panic) => {
+            let still: Vec<String> = outcomes
+                .iter()
+                .flatten()
+                .filter(|o| o.status == fault::Status::RevertFailed)
+                .map(|o| o.name.clone())
+                .collect();
+            crate::cli::output::err(&panic_notice(&still, dir));
+            std::panic::resume_unwind(panic);
+        }
+    };
+    let aborted = watch.fired.take();
+
+    // Stopped by Ctrl-C/SIGTERM (an abort condition also stops the load early, but the run ran
+    // its course as the scenario asked: its acknowledged writes are still read back).
+    let interrupted = aborted.is_none() && (result.interrupted || shutdown.is_triggered());
+    // The data check, once the faults are reverted (run_timeline returns only then).
+    let verification = if !interrupted && !result.durable_writes.is_empty() {
+        // A read-back that cannot even start (a CA file gone since validation) is not bad
+        // input and loses no evidence: every write is reported unverified, with the reason,
+        // and the reports are written.
+        match crate::verify::read_back(&url, &scenario.load.client, &result.durable_writes).await {
+            Ok(v) => Some(v),
+            Err(e) => Some(crate::verify::Verification::none_read(
+                &result.durable_writes,
+                &format!("cannot read back durable writes: {e}"),
+            )),
+        }
+    } else {
+        None
+    };
+    let faults: Vec<FaultRecord> = match outcomes {
+        Some(outcomes) => outcomes
+            .into_iter()
+            .zip(plan.faults.iter().map(|f| &f.plan))
+            .map(|(o, p)| FaultRecord {
+                status: match o.status {
+                    fault::Status::Reverted => FaultStatus::Reverted,
+                    fault::Status::NotReached => FaultStatus::NotReached,
+                    fault::Status::InjectFailed => FaultStatus::InjectFailed,
+                    fault::Status::Unconfirmed => FaultStatus::Unconfirmed,
+                    fault::Status::RevertFailed => FaultStatus::RevertFailed,
+                },
+                note: match &o.error {
+                    Some(e) if o.status == fault::Status::RevertFailed => format!(
+                        "{e}; still applied on {}: undo with `chaos rollback {}`",
+                        p.targets.join(", "),
+                        dir.display()
+                    ),
+                    Some(e) => e.clone(),
+                    None if p.revert.is_empty() => {
+                        format!(
+                            "on {} (nothing to revert: it stays done)",
+                            p.targets.join(", ")
+                        )
+                    }
+                    None => format!("on {}", p.targets.join(", ")),
+                },
+                name: o.name,
+                kind: o.kind,
+                injected_at_s: o.injected_at_s,
+                reverted_at_s: o.reverted_at_s,
+            })
+            .collect(),
+        None => scenario
+            .faults
+            .iter()
+            .map(|f| FaultRecord {
+                name: f.name.clone(),
+                kind: f.kind.name().to_string(),
+                status: FaultStatus::Skipped,
+                note: match plan.skipped {
+                    Some(Skipped::NoDriver) => format!(
+                        "not injected: {} has no fault driver (--skip-faults)",
+                        connected.shown
+                    ),
+                    _ => "not injected: --skip-faults".into(),
+                },
+                injected_at_s: None,
+                reverted_at_s: None,
+            })
+            .collect(),
+    };
+    // SLOs and recovery are judged on the faults as they really were applied: from each
+    // injection to its revert (a slow inject call moves "during" with it), the scheduled times
+    // for a fault that never ran.
+    let (slo, recoveries) = slo::judge_run(
+        &scenario,
+        &result.recording,
+        &timeline,
+        faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
+        &report::unapplied(&faults),
+        crate::verify::data_check(
+            verification.as_ref(),
+            !interrupted,
+            result.durable_without_id,
+        )
+        .as_ref(),
+        opts.time_scale,
+    );
+    let verdict = Verdict::of_run(&faults, aborted.is_some(), interrupted, &slo);
+    // The journal as written (fsynced records); what rollback would read.
+    let journal = journal
+        .as_ref()
+        .and_then(|j| fault::journal::read(j.path()).ok())
+        .unwrap_or_default();
+    Ok(RunReport {
+        journal,
+        scenario,
+        target_url: url,
+        time_scale: opts.time_scale,
+        started_at: result.started_at,
+        wall: result.wall,
+        interrupted,
+        scheduled: result.scheduled,
+        timeline,
+        segments,
+        recording: result.recording,
+        slo,
+        faults,
+        durable_writes: result.durable_writes,
+        durable_without_id: result.durable_without_id,
+        aborted,
+        verification,
+        recoveries,
+        verdict,
+    })
+}
+
+/// What a run says after a caught panic, with the faults reverted as far as possible.
+fn panic_notice(still: &[String], dir: &Path) -> String {
+    format!(
+        "internal error: the run panicked; {}",
+        if still.is_empty() {
+            "every applied fault was reverted".to_string()
+        } else {
+            format!(
+                "STILL APPLIED: {} — undo with `chaos rollback {}`",
+                still.join(", "),
+                dir.display()
+            )
+        }
+    )
+}
+
+/// Runs a future, turning a panic inside it into an `Err` (so cleanup can still run).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(p) => std::task::Poll::Ready(Err(p)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_notice_says_what_is_left_and_how_to_undo_it() {
+        let dir = Path::new("reports/x");
+        assert_eq!(
+            panic_notice(&[], dir),
+            "internal error: the run panicked; every applied fault was reverted"
+        );
+        assert_eq!(
+            panic_notice(&["zone-a-down".into(), "kill".into()], dir),
+            "internal error: the run panicked; STILL APPLIED: zone-a-down, kill — undo with \
+             `chaos rollback reports/x`"
+        );
+    }
+}

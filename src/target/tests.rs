@@ -1,0 +1,191 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn errors(file: &str, text: &str) -> String {
+    match parse_str(file, text) {
+        Ok(t) => panic!("expected errors, got {t:?}"),
+        Err(d) => d.to_string(),
+    }
+}
+
+#[test]
+fn every_shipped_target_is_valid_and_named() {
+    for name in builtin::names() {
+        let t = load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(t.name, name);
+        assert_eq!(t.source, format!("builtin:{name}"));
+        assert!(!t.description.is_empty(), "{name}");
+        assert!(t.warnings.is_empty(), "{name}: {:?}", t.warnings);
+    }
+    // The shipped sandbox file spells out the defaults: the same sandbox as no target at all.
+    let s = load("sandbox").unwrap();
+    let cfg = |spec: &SandboxSpec| {
+        format!(
+            "{:?}",
+            crate::sandbox::SandboxConfig::default().with_spec(spec)
+        )
+    };
+    assert_eq!(
+        cfg(s.sandbox_settings().unwrap()),
+        cfg(&SandboxSpec::default()),
+        "scenarios/targets/sandbox.toml must hold the sandbox's defaults"
+    );
+    let a = load("sandbox-async").unwrap();
+    assert_eq!(
+        a.sandbox_settings().unwrap().replication.as_deref(),
+        Some("async")
+    );
+    assert_eq!(
+        load("url-example").unwrap().kind,
+        Kind::Url {
+            base_url: "http://127.0.0.1:8080".into()
+        }
+    );
+}
+
+#[test]
+fn a_target_file_gets_a_scenarios_diagnostics() {
+    let e = errors("t.toml", "kind = \"sandbx\"\n");
+    assert!(e.contains("t.toml:1:8"), "{e}");
+    assert!(e.contains("did you mean \"sandbox\"?"), "{e}");
+    assert!(e.contains("accepted: sandbox, url"), "{e}");
+
+    let e = errors("t.toml", "kind = \"sandbox\"\nfailovr_time = \"3s\"\n");
+    assert!(e.contains("t.toml:2:1"), "{e}");
+    assert!(e.contains("did you mean `failover_time`?"), "{e}");
+
+    // A key of the other kind says whose it is.
+    let e = errors(
+        "t.toml",
+        "kind = \"url\"\nbase_url = \"http://127.0.0.1:1\"\nfailover_time = \"3s\"\n",
+    );
+    assert!(
+        e.contains("`failover_time` is a setting of kind \"sandbox\", not \"url\""),
+        "{e}"
+    );
+    let e = errors("t.toml", "kind = \"url\"\n");
+    assert!(e.contains("missing required key `base_url`"), "{e}");
+    let e = errors("t.toml", "kind = \"url\"\nbase_url = \"ftp://x\"\n");
+    assert!(e.contains("t.toml:2:12"), "{e}");
+    assert!(e.contains("base_url"), "{e}");
+    let e = errors("t.toml", "description = \"x\"\n");
+    assert!(e.contains("missing required key `kind`"), "{e}");
+    // Values are checked as in a scenario's [sandbox].
+    let e = errors("t.toml", "kind = \"sandbox\"\nreplication = \"eventual\"\n");
+    assert!(e.contains("accepted: sync, async"), "{e}");
+    // Every problem at once.
+    let e = errors("t.toml", "kind = \"sandbox\"\nnodes = 2\nreplication = 3\n");
+    assert!(e.contains("t.toml:2:1") && e.contains("t.toml:3:15"), "{e}");
+    // JSON too, and broken syntax.
+    let e = errors("t.json", "{\"kind\": \"url\"}");
+    assert!(e.contains("missing required key `base_url`"), "{e}");
+    let e = errors("t.toml", "kind = \n");
+    assert!(e.contains("syntax error"), "{e}");
+}
+
+#[test]
+fn a_running_sandbox_refuses_settings_that_would_not_apply() {
+    let e = errors(
+        "t.toml",
+        "kind = \"sandbox\"\ncontrol_url = \"http://127.0.0.1:7070\"\nfailover_time = \"3s\"\n",
+    );
+    assert!(e.contains("would not apply: failover_time"), "{e}");
+    let t = parse_str(
+        "t.toml",
+        "kind = \"sandbox\"\ncontrol_url = \"http://127.0.0.1:7070/\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        t.kind,
+        Kind::Sandbox {
+            control_url: Some("http://127.0.0.1:7070".into()),
+            settings: Box::default()
+        }
+    );
+    assert!(t.sandbox_settings().is_none(), "nothing to start");
+}
+
+#[test]
+fn names_and_paths_resolve_like_scenarios() {
+    let e = load("sandbox-asyn").unwrap_err().to_string();
+    assert!(
+        e.contains("no shipped target `sandbox-asyn`; did you mean `sandbox-async`?"),
+        "{e}"
+    );
+    assert!(
+        e.contains("shipped: sandbox, sandbox-async, url-example"),
+        "{e}"
+    );
+    let e = load("no/such/sandbox.toml").unwrap_err().to_string();
+    assert!(e.contains("no such target file"), "{e}");
+    assert!(
+        e.contains("did you mean the shipped target `sandbox`"),
+        "{e}"
+    );
+    let t = load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/targets/sandbox-async.toml"
+    ))
+    .unwrap();
+    assert_eq!(t.name, "sandbox-async");
+    assert_eq!(t.kind, load("sandbox-async").unwrap().kind);
+}
+
+#[test]
+fn the_scenarios_sandbox_table_applies_only_without_a_target_file() {
+    let old = SandboxSpec {
+        failover_time_s: Some(50.0),
+        ..SandboxSpec::default()
+    };
+    let dflt = TargetFile::default_sandbox();
+    assert_eq!(connect::settings_for(&dflt, &old).unwrap(), old);
+    let file = load("sandbox-async").unwrap();
+    let e = connect::settings_for(&file, &old).unwrap_err();
+    assert!(
+        e.contains("both the scenario's [sandbox] table and the target builtin:sandbox-async"),
+        "{e}"
+    );
+    assert_eq!(
+        connect::settings_for(&file, &SandboxSpec::default()).unwrap(),
+        file.sandbox_settings().unwrap().clone()
+    );
+    // Nothing is started for a URL: no settings at all.
+    assert_eq!(
+        connect::settings_for(&TargetFile::from_url("http://127.0.0.1:1"), &old).unwrap(),
+        SandboxSpec::default()
+    );
+}
+
+#[test]
+fn the_schema_lists_exactly_the_keys_the_validator_accepts() {
+    let s = schema::json_schema();
+    for (i, kind) in file::KINDS.iter().enumerate() {
+        let mut props: Vec<String> = s["oneOf"][i]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        props.sort();
+        let mut keys: Vec<String> = file::keys_of(kind).iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        assert_eq!(props, keys, "{kind}");
+        assert_eq!(s["oneOf"][i]["properties"]["kind"]["const"], *kind);
+    }
+}
+
+#[test]
+fn check_tells_targets_from_scenarios() {
+    for (_, text) in builtin::TARGETS {
+        assert!(looks_like_target(text));
+    }
+    for (_, text) in crate::scenario::builtin::SCENARIOS {
+        assert!(!looks_like_target(text));
+    }
+    assert!(looks_like_target("{\"kind\": \"url\"}"));
+    assert!(
+        looks_like_target("kind = \n"),
+        "broken TOML still reads as a target"
+    );
+}

@@ -1,0 +1,219 @@
+//! Target files end to end: `--target FILE|NAME` on run, plan and check; `chaos schema
+//! --target`; the plan `chaos plan` prints is the one `chaos run` executes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::cli::*;
+use common::{serve, Behavior};
+
+const TARGETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/targets");
+
+#[test]
+fn check_accepts_target_files_and_shows_their_errors() {
+    let o = chaos(&[
+        "check",
+        &format!("{TARGETS}/sandbox.toml"),
+        &format!("{TARGETS}/sandbox-async.toml"),
+        "url-example",
+        "az-outage",
+    ]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(out.contains("sandbox.toml (target, kind sandbox)"), "{out}");
+    assert!(out.contains("ok: url-example (target, kind url)"), "{out}");
+    assert!(out.contains("ok: az-outage (az-outage:"), "{out}");
+
+    let dir = tmpdir("target-check");
+    let bad = dir.join("staging.toml");
+    std::fs::write(
+        &bad,
+        "kind = \"url\"\nbase_url = \"http://127.0.0.1:8080\"\nreplication = \"async\"\n",
+    )
+    .unwrap();
+    let o = chaos(&["check", bad.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("staging.toml:3:1"), "{err}");
+    assert!(
+        err.contains("`replication` is a setting of kind \"sandbox\", not \"url\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_target_stops_a_run_before_anything_happens() {
+    let dir = tmpdir("target-bad");
+    let bad = dir.join("t.toml");
+    std::fs::write(&bad, "kind = \"sandbx\"\n").unwrap();
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--target",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("t.toml:1:8"), "{err}");
+    assert!(err.contains("did you mean \"sandbox\"?"), "{err}");
+    assert!(!out.exists(), "nothing is written for bad input");
+    // A misspelt shipped name.
+    let o = chaos(&["run", "az-outage", "--target", "sandbox-asyn"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("did you mean `sandbox-async`?"), "{err}");
+    // --target and a shorthand at once.
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--target",
+        "sandbox",
+        "--target-url",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // The sandbox's settings in both the scenario and the target file: one would not apply.
+    let s = dir.join("s.toml");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/db-failover.toml"
+    ))
+    .unwrap();
+    std::fs::write(&s, shipped + "\n[sandbox]\nfailover_time = \"50s\"\n").unwrap();
+    let o = chaos(&["run", s.to_str().unwrap(), "--target", "sandbox-async"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("both the scenario's [sandbox] table and the target"),
+        "{err}"
+    );
+    // On its own the old [sandbox] table is still read, with a warning.
+    let o = chaos(&["check", s.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("[sandbox] in a scenario is deprecated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_target_schema_is_printed() {
+    let o = chaos(&["schema", "--target"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["title"], "chaos target file");
+    assert_eq!(v["oneOf"].as_array().unwrap().len(), 2);
+    assert!(v["oneOf"][0]["properties"]["failover_time"].is_object());
+}
+
+/// A `url` target file: the load goes to its base_url; a scenario with faults runs only with
+/// --skip-faults, each fault reported as skipped because the target has no driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_target_file_runs_the_load_alone() {
+    let srv = serve(Behavior::Delay(Duration::from_millis(2))).await;
+    let dir = tmpdir("target-url");
+    let t = dir.join("staging.toml");
+    std::fs::write(
+        &t,
+        format!(
+            "kind = \"url\"\ndescription = \"a test server\"\nbase_url = \"{}\"\n",
+            srv.url()
+        ),
+    )
+    .unwrap();
+    let s = scenario_file(
+        &dir,
+        "s.toml",
+        100,
+        1.0,
+        "[[faults]]\nname = \"kill\"\nkind = \"kill-nodes\"\nat = \"0.5s\"\n[slo]\nwhole = [\"errors < 1%\"]",
+    );
+    let out = dir.join("run");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = ["run", &s, "--target", t.to_str().unwrap(), "--quiet"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let o = chaos_async(args(&["--out", out.to_str().unwrap()])).await;
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("has no fault driver"), "{err}");
+    assert!(err.contains("--skip-faults"), "{err}");
+    let o = chaos_async(args(&["--skip-faults", "--out", out.to_str().unwrap()])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let r = report(&out);
+    assert_eq!(r["timeline"]["faults"][0]["status"], "skipped");
+    let note = r["timeline"]["faults"][0]["note"].as_str().unwrap();
+    assert!(note.contains("has no fault driver"), "{note}");
+    assert_eq!(srv.seen.count.load(std::sync::atomic::Ordering::SeqCst), 100);
+}
+
+/// `chaos plan --target` prints exactly the plan `chaos run --target` executes: the same
+/// targets and calls for every fault, as the run's journal records them.
+#[test]
+fn plan_prints_the_plan_the_run_executes() {
+    let _turn = heavy();
+    let target = format!("{TARGETS}/sandbox.toml");
+    let o = chaos(&[
+        "plan",
+        "az-outage",
+        "--target",
+        &target,
+        "--time-scale",
+        "0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let plan = text(&o.stdout);
+    assert!(
+        plan.contains("fault plan on the embedded sandbox (driver: sandbox)"),
+        "{plan}"
+    );
+    let dir = tmpdir("target-plan");
+    let out = dir.join("run");
+    let o = run_cmd("az-outage", &["--target", &target], &out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let intents: Vec<serde_json::Value> = lines(&out.join("journal.jsonl"))
+        .into_iter()
+        .filter(|r| r["step"] == "intent")
+        .collect();
+    assert_eq!(intents.len(), 1);
+    for i in &intents {
+        let p = &i["plan"];
+        let hits = format!(
+            "  {} ({}) hits {}",
+            p["fault"].as_str().unwrap(),
+            p["kind"].as_str().unwrap(),
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(plan.contains(&hits), "{hits} not in\n{plan}");
+        for (what, calls) in [("inject", &p["inject"]), ("revert", &p["revert"])] {
+            for c in calls.as_array().unwrap() {
+                let line = format!(
+                    "      {what}  {} {}",
+                    c["method"].as_str().unwrap(),
+                    c["path"].as_str().unwrap()
+                );
+                assert!(plan.contains(&line), "{line} not in\n{plan}");
+            }
+        }
+    }
+    let r = report(&out);
+    assert_eq!(r["verdict"], "pass");
+}
