@@ -268,8 +268,12 @@ fn no_slos_is_a_warning() {
     let (head, _) = PARAM.split_once("[[faults]]").unwrap();
     let s = load(head, &[], &Params::default()).unwrap();
     insta::assert_snapshot!(warnings(&s));
+    // With SLOs: no such warning (PARAM's only one is about its deprecated [sandbox] table).
     let s = load(PARAM, &[], &Params::default()).unwrap();
-    assert!(s.warnings.is_empty(), "{}", warnings(&s));
+    let w = warnings(&s);
+    assert!(!w.contains("SLO"), "{w}");
+    assert_eq!(s.warnings.len(), 1, "{w}");
+    assert!(w.contains("[sandbox] in a scenario is deprecated"), "{w}");
 }
 
 // ---- the binary ----------------------------------------------------------------------------

@@ -154,7 +154,10 @@ async fn a_url_target_file_runs_the_load_alone() {
     assert_eq!(r["timeline"]["faults"][0]["status"], "skipped");
     let note = r["timeline"]["faults"][0]["note"].as_str().unwrap();
     assert!(note.contains("has no fault driver"), "{note}");
-    assert_eq!(srv.seen.count.load(std::sync::atomic::Ordering::SeqCst), 100);
+    assert_eq!(
+        srv.seen.count.load(std::sync::atomic::Ordering::SeqCst),
+        100
+    );
 }
 
 /// `chaos plan --target` prints exactly the plan `chaos run --target` executes: the same

@@ -24,6 +24,32 @@ pub struct SandboxDriver {
     picked: std::sync::Mutex<Vec<Picked>>,
 }
 
+/// The sandbox driver's undo data, as the journal keeps it: self-contained, so `chaos rollback`
+/// in another process reverts with it alone.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SandboxUndo {
+    /// Always `"sandbox"`: which driver reads this back (see `target::driver_for_undo`).
+    pub driver: String,
+    pub control_url: String,
+    /// The plan's idempotent revert calls.
+    pub calls: Vec<Call>,
+    /// How long the sandbox's event log was before the inject: `confirm` looks only after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_before: Option<u64>,
+}
+
+impl SandboxUndo {
+    fn of(undo: &Undo) -> Result<SandboxUndo, DriverError> {
+        serde_json::from_value(undo.clone()).map_err(|e| {
+            DriverError::Permanent(format!("bad undo data for the sandbox driver: {e}"))
+        })
+    }
+
+    fn to_value(&self) -> Undo {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
 /// (at, end, node ids) of one planned kill-nodes fault.
 type Picked = (Duration, Option<Duration>, Vec<String>);
 
@@ -53,7 +79,10 @@ impl SandboxDriver {
 
     /// The driver that can revert `undo` (written by [`Driver::inject`] or `undo_for`).
     pub fn from_undo(undo: &Undo) -> Option<SandboxDriver> {
-        undo["control_url"].as_str().map(SandboxDriver::new)
+        SandboxUndo::of(undo)
+            .ok()
+            .filter(|u| u.driver == "sandbox")
+            .map(|u| SandboxDriver::new(&u.control_url))
     }
 
     /// One control call; the JSON answer, or an error naming the call.
@@ -103,10 +132,7 @@ impl SandboxDriver {
             .as_array()
             .map(|z| z.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let post = |path: String| Call {
-            method: "POST".into(),
-            path,
-        };
+        let post = |path: String| Call::http("sandbox", "POST", path);
         let unsupported = |why: &str| {
             Err(DriverError::Unsupported(format!(
                 "fault `{}` ({}): {why}",
@@ -253,18 +279,16 @@ impl SandboxDriver {
                 };
                 (
                     vec![format!("link {l}")],
-                    vec![Call {
-                        method: "PUT".into(),
-                        path: format!(
+                    vec![Call::http(
+                        "sandbox",
+                        "PUT",
+                        format!(
                             "/links/{l}?delay_ms={}&jitter_ms={}",
                             delay.as_secs_f64() * 1e3,
                             jitter.as_secs_f64() * 1e3
                         ),
-                    }],
-                    vec![Call {
-                        method: "DELETE".into(),
-                        path: format!("/links/{l}"),
-                    }],
+                    )],
+                    vec![Call::http("sandbox", "DELETE", format!("/links/{l}"))],
                 )
             }
         };
@@ -290,8 +314,8 @@ impl SandboxDriver {
             calls
                 .into_iter()
                 .map(|mut c| {
-                    let sep = if c.path.contains('?') { '&' } else { '?' };
-                    c.path = format!("{}{sep}by=fault:{}", c.path, f.name);
+                    let sep = if c.resource.contains('?') { '&' } else { '?' };
+                    c.resource = format!("{}{sep}by=fault:{}", c.resource, f.name);
                     c
                 })
                 .collect()
@@ -308,6 +332,7 @@ impl SandboxDriver {
 
     /// Whether `p`'s effect shows in the sandbox (see the `check` built by `plan_fault`).
     async fn confirm_fault(&self, p: &FaultPlan, undo: &Undo) -> Result<(), DriverError> {
+        let events_before = SandboxUndo::of(undo)?.events_before.unwrap_or(0);
         let not_yet = |why: String| Err(DriverError::retryable(why));
         let c = &p.check;
         if let Some(name) = c["event"].as_str() {
@@ -318,10 +343,7 @@ impl SandboxDriver {
             let mine = |e: &Value| e.get("by").is_none_or(|b| b.is_null() || *b == holder);
             let seen = events
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .skip(undo["events_before"].as_u64().unwrap_or(0) as usize)
-                })
+                .map(|a| a.iter().skip(events_before as usize))
                 .into_iter()
                 .flatten()
                 .any(|e| e["event"] == name && mine(e));
@@ -403,9 +425,19 @@ impl SandboxDriver {
         Ok(())
     }
 
+    /// The undo data of plan `p` (its revert calls, on this sandbox).
+    fn undo(&self, p: &FaultPlan) -> SandboxUndo {
+        SandboxUndo {
+            driver: "sandbox".into(),
+            control_url: self.control_url.clone(),
+            calls: p.revert.clone(),
+            events_before: None,
+        }
+    }
+
     async fn run_calls(&self, calls: &[Call]) -> Result<(), DriverError> {
         for c in calls {
-            self.call(&c.method, &c.path).await?;
+            self.call(&c.operation, &c.resource).await?;
         }
         Ok(())
     }
@@ -444,9 +476,11 @@ impl Driver for SandboxDriver {
                 0
             };
             self.run_calls(&p.inject).await?;
-            let mut undo = self.undo_for(p);
-            undo["events_before"] = json!(before);
-            Ok(undo)
+            Ok(SandboxUndo {
+                events_before: Some(before as u64),
+                ..self.undo(p)
+            }
+            .to_value())
         })
     }
 
@@ -459,14 +493,45 @@ impl Driver for SandboxDriver {
     }
 
     fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            let calls: Vec<Call> = serde_json::from_value(undo["calls"].clone())
-                .map_err(|e| DriverError::Permanent(format!("bad undo data: {e}")))?;
-            self.run_calls(&calls).await
-        })
+        Box::pin(async move { self.run_calls(&SandboxUndo::of(undo)?.calls).await })
     }
 
     fn undo_for(&self, p: &FaultPlan) -> Undo {
-        json!({ "driver": "sandbox", "control_url": self.control_url, "calls": p.revert })
+        self.undo(p).to_value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Undo data as the journal keeps it, old and new: `chaos rollback` of a journal written
+    /// before calls and undo data were typed still finds its driver and calls.
+    #[test]
+    fn undo_data_is_typed_and_reads_old_journals() {
+        let old = json!({
+            "driver": "sandbox",
+            "control_url": "http://127.0.0.1:9",
+            "calls": [{ "method": "POST", "path": "/zones/a/up?by=fault:z" }],
+            "events_before": 3
+        });
+        let u = SandboxUndo::of(&old).unwrap();
+        assert_eq!(
+            u.calls,
+            [Call::http("sandbox", "POST", "/zones/a/up?by=fault:z")]
+        );
+        assert_eq!(u.events_before, Some(3));
+        assert!(SandboxDriver::from_undo(&old).is_some());
+        assert!(crate::target::driver_for_undo(&old).is_some());
+        // Another driver's undo data is not the sandbox's.
+        let other = json!({ "driver": "aws", "control_url": "x", "calls": [] });
+        assert!(SandboxDriver::from_undo(&other).is_none());
+        assert!(crate::target::driver_for_undo(&other).is_none());
+        // Broken undo data is a permanent error, never a panic.
+        assert!(matches!(
+            SandboxUndo::of(&json!({ "driver": "sandbox" })),
+            Err(DriverError::Permanent(_))
+        ));
     }
 }

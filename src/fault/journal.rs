@@ -85,10 +85,37 @@ impl Journal {
     }
 }
 
+/// A journal that cannot be read or written, with its place.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {source}")]
+    BadRecord {
+        path: String,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write the journal {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Read a journal. A torn last line (the process died mid-write) is ignored; any other bad line
 /// is an error naming its line number.
-pub fn read(path: &Path) -> Result<Vec<Record>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
@@ -98,7 +125,13 @@ pub fn read(path: &Path) -> Result<Vec<Record>, String> {
         match serde_json::from_str::<Record>(l) {
             Ok(r) => out.push(r),
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
-            Err(e) => return Err(format!("{}:{}: {e}", path.display(), i + 1)),
+            Err(source) => {
+                return Err(JournalError::BadRecord {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    source,
+                })
+            }
         }
     }
     Ok(out)

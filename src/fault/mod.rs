@@ -32,16 +32,58 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Undo data: what `revert` needs, self-contained (a rollback in another process uses it).
 pub type Undo = serde_json::Value;
 
-/// One call a driver makes: shown by plans, kept in the journal.
+/// One call a driver makes, driver-neutral: shown by plans, kept in the journal. An HTTP
+/// control API's call (the sandbox, the proxy) prints as `POST /zones/a/down`; a cloud API's
+/// as `ec2:StopInstances i-0abc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
-    pub method: String,
-    pub path: String,
+    /// The API called: `sandbox` (its control API), `ec2`, `rds`, `proxy`, …
+    /// (Journals written before this field held sandbox calls only.)
+    #[serde(default = "sandbox_service")]
+    pub service: String,
+    /// An HTTP method for an HTTP control API, the API's action otherwise (`StopInstances`).
+    #[serde(alias = "method")]
+    pub operation: String,
+    /// What it acts on: the path (and query) for an HTTP API, a resource id otherwise.
+    #[serde(alias = "path")]
+    pub resource: String,
+    /// Further arguments, shown as `key=value`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub args: std::collections::BTreeMap<String, String>,
+}
+
+fn sandbox_service() -> String {
+    "sandbox".into()
+}
+
+impl Call {
+    /// A call to an HTTP control API: `operation` is the method, `resource` the path.
+    pub fn http(service: &str, method: &str, path: impl Into<String>) -> Call {
+        Call {
+            service: service.into(),
+            operation: method.into(),
+            resource: path.into(),
+            args: Default::default(),
+        }
+    }
+
+    /// Whether this is an HTTP call (its resource is a path).
+    pub fn is_http(&self) -> bool {
+        self.resource.starts_with('/')
+    }
 }
 
 impl std::fmt::Display for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.method, self.path)
+        if self.is_http() {
+            write!(f, "{} {}", self.operation, self.resource)?;
+        } else {
+            write!(f, "{}:{} {}", self.service, self.operation, self.resource)?;
+        }
+        for (k, v) in &self.args {
+            write!(f, " {k}={v}")?;
+        }
+        Ok(())
     }
 }
 
@@ -224,10 +266,13 @@ pub async fn run_timeline(
     futures_util::future::join_all(each).await
 }
 
-fn journal_write(journal: &Journal, r: &Record) -> Result<(), String> {
+fn journal_write(journal: &Journal, r: &Record) -> Result<(), journal::JournalError> {
     journal
         .write(r)
-        .map_err(|e| format!("cannot write the journal {}: {e}", journal.path().display()))
+        .map_err(|source| journal::JournalError::Write {
+            path: journal.path().display().to_string(),
+            source,
+        })
 }
 
 async fn inject_one(
@@ -247,7 +292,7 @@ async fn inject_one(
     // No journal, no inject: a fault we could not undo after a crash is never applied.
     if let Err(e) = journal_write(journal, &intent) {
         o.status = Status::InjectFailed;
-        o.error = Some(e);
+        o.error = Some(e.to_string());
         return false;
     }
     match driver.inject(plan).await {
@@ -258,7 +303,7 @@ async fn inject_one(
             o.undo = Some(undo);
             o.status = Status::RevertFailed; // until reverted
             if let Err(e) = journal_write(journal, &r) {
-                o.error = Some(e);
+                o.error = Some(e.to_string());
             }
             true
         }
@@ -385,7 +430,17 @@ async fn revert_one(
 pub struct Rollback {
     pub fault: String,
     pub kind: String,
-    pub result: Result<(), String>,
+    pub result: Result<(), RollbackError>,
+}
+
+/// Why one open fault could not be rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("no undo data for driver `{0}` in the journal: revert it by hand")]
+    NoDriver(String),
+    /// The revert failed after its retries (the driver's last error).
+    #[error("{0}")]
+    Revert(String),
 }
 
 /// Revert every fault the journal at `path` shows as possibly applied, newest first, appending
@@ -393,21 +448,21 @@ pub struct Rollback {
 pub async fn rollback(
     path: &std::path::Path,
     driver_for: &(dyn Fn(&Undo) -> Option<Box<dyn Driver>> + Sync),
-) -> Result<Vec<Rollback>, String> {
+) -> Result<Vec<Rollback>, journal::JournalError> {
     let records = journal::read(path)?;
     let open = journal::open_faults(&records);
-    let j = Journal::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let j = Journal::create(path).map_err(|source| journal::JournalError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
     let mut out = Vec::new();
     for r in open.into_iter().rev() {
         let result = match r.undo.as_ref().and_then(|u| driver_for(u).map(|d| (d, u))) {
-            None => Err(format!(
-                "no undo data for driver `{}` in the journal: revert it by hand",
-                r.driver
-            )),
+            None => Err(RollbackError::NoDriver(r.driver.clone())),
             Some((d, undo)) => revert_with_retries(d.as_ref(), undo)
                 .await
                 .map(|_| ())
-                .map_err(|(_, e)| e),
+                .map_err(|(_, e)| RollbackError::Revert(e)),
         };
         let step = if result.is_ok() {
             Step::Reverted

@@ -371,3 +371,26 @@ async fn shutdown_during_confirm_reverts_at_once() {
     let rev = out[0].reverted_at_s.unwrap();
     assert!((2.0..2.01).contains(&rev), "{rev}");
 }
+
+#[test]
+fn calls_are_driver_neutral_and_read_old_journals() {
+    let c = Call::http("sandbox", "POST", "/zones/a/down?by=fault:z");
+    assert_eq!(c.to_string(), "POST /zones/a/down?by=fault:z");
+    let mut ec2 = Call {
+        service: "ec2".into(),
+        operation: "StopInstances".into(),
+        resource: "i-0abc".into(),
+        args: Default::default(),
+    };
+    assert_eq!(ec2.to_string(), "ec2:StopInstances i-0abc");
+    ec2.args.insert("Force".into(), "true".into());
+    assert_eq!(ec2.to_string(), "ec2:StopInstances i-0abc Force=true");
+    // A journal written before calls were typed: `{method, path}`, sandbox calls only.
+    let old: Call =
+        serde_json::from_str(r#"{"method": "POST", "path": "/zones/a/up?by=fault:z"}"#).unwrap();
+    assert_eq!(old, Call::http("sandbox", "POST", "/zones/a/up?by=fault:z"));
+    // Round trip of the new form; no empty args written.
+    let text = serde_json::to_string(&c).unwrap();
+    assert!(!text.contains("args"), "{text}");
+    assert_eq!(serde_json::from_str::<Call>(&text).unwrap(), c);
+}

@@ -195,7 +195,7 @@ pub async fn run(
         ..scenario::Params::run(&opts.set, &opts.env, false)
     };
     let scenario = prepare_with(&opts.scenario, opts.time_scale, &params)?;
-    let settings = target::connect::settings_for(&t, &scenario.sandbox).map_err(RunError::Usage)?;
+    let settings = target::connect::settings_for(&t, &scenario.sandbox)?;
     // The run directory is checked first (an --out holding another run is refused before
     // anything happens), emptied (--force) only once a sandbox named by control_url answers,
     // and created before any traffic: an unwritable --out fails fast. A sandbox this run

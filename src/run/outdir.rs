@@ -184,7 +184,8 @@ fn still_applied(dir: &Path) -> Result<Vec<String>, RunError> {
     };
     let journal = dir.join("journal.jsonl");
     if journal.exists() {
-        let records = fault::journal::read(&journal).map_err(|e| unreadable(&journal, e))?;
+        let records =
+            fault::journal::read(&journal).map_err(|e| unreadable(&journal, e.to_string()))?;
         return Ok(fault::journal::open_faults(&records)
             .into_iter()
             .map(|r| r.fault)

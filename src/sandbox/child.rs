@@ -10,6 +10,21 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Why the sandbox child did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("cannot start the sandbox ({exe}): {source}")]
+    Spawn {
+        exe: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the sandbox did not start within 20 s")]
+    Timeout,
+    #[error("the sandbox failed to start (it said: {0:?})")]
+    BadStart(String),
+}
+
 pub struct SandboxChild {
     child: Child,
     pub lb_url: String,
@@ -23,7 +38,7 @@ impl SandboxChild {
         events: &Path,
         time_scale: f64,
         spec: &crate::scenario::SandboxSpec,
-    ) -> Result<SandboxChild, String> {
+    ) -> Result<SandboxChild, ChildError> {
         let mut cmd = Command::new(exe);
         cmd.args(["sandbox", "up", "--exit-on-stdin-eof", "--time-scale"])
             .arg(time_scale.to_string())
@@ -40,7 +55,10 @@ impl SandboxChild {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start the sandbox ({}): {e}", exe.display()))?;
+            .map_err(|source| ChildError::Spawn {
+                exe: exe.display().to_string(),
+                source,
+            })?;
         let stdout = child.stdout.take();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -55,7 +73,7 @@ impl SandboxChild {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err("the sandbox did not start within 20 s".into());
+                return Err(ChildError::Timeout);
             }
         };
         let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_default();
@@ -68,10 +86,7 @@ impl SandboxChild {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(format!(
-                    "the sandbox failed to start (it said: {:?})",
-                    line.trim()
-                ))
+                Err(ChildError::BadStart(line.trim().to_string()))
             }
         }
     }

@@ -57,6 +57,14 @@ pub enum ConnectError {
     Exe(#[source] std::io::Error),
     #[error("cannot start the sandbox: {0}")]
     Start(String),
+    #[error(transparent)]
+    Child(#[from] crate::sandbox::child::ChildError),
+    /// A scenario's `[sandbox]` table and a target file both set the sandbox's settings.
+    #[error(
+        "both the scenario's [sandbox] table and the target {target} set the sandbox's settings: \
+         keep them in the target file (move the scenario's [sandbox] keys there)"
+    )]
+    SettingsTwice { target: String },
     #[error("the sandbox started but is not healthy: {0}")]
     NotHealthy(String),
     #[error("{flag} {url}: no sandbox answers there ({source})")]
@@ -180,8 +188,7 @@ pub async fn connect(
                     SandboxChild::start(&exe, &events, ts, &spec)
                 })
                 .await
-                .map_err(|e| ConnectError::Start(e.to_string()))?
-                .map_err(ConnectError::Start)?;
+                .map_err(|e| ConnectError::Start(e.to_string()))??;
                 if let Err(e) = wait_healthy(&child.control_url).await {
                     let _ = tokio::task::spawn_blocking(move || child.stop()).await;
                     return Err(ConnectError::NotHealthy(e));
@@ -200,7 +207,7 @@ pub async fn connect(
 /// The settings a sandbox started for `t` runs with: the target file's; or, for the default
 /// target only, a scenario's `[sandbox]` table (the form before target files, still read).
 /// Both at once is refused: one of them would silently not apply.
-pub fn settings_for(t: &TargetFile, scenario: &SandboxSpec) -> Result<SandboxSpec, String> {
+pub fn settings_for(t: &TargetFile, scenario: &SandboxSpec) -> Result<SandboxSpec, ConnectError> {
     let Some(own) = t.sandbox_settings() else {
         return Ok(SandboxSpec::default());
     };
@@ -211,11 +218,9 @@ pub fn settings_for(t: &TargetFile, scenario: &SandboxSpec) -> Result<SandboxSpe
     if t.source == "default" {
         return Ok(scenario.clone());
     }
-    Err(format!(
-        "both the scenario's [sandbox] table and the target {} set the sandbox's settings: \
-         keep them in the target file (move the scenario's [sandbox] keys there)",
-        t.source
-    ))
+    Err(ConnectError::SettingsTwice {
+        target: t.source.clone(),
+    })
 }
 
 /// Wait (at most 10 s) until the sandbox's load balancer holds every app node healthy: the

@@ -141,7 +141,7 @@ fn the_scenarios_sandbox_table_applies_only_without_a_target_file() {
     let dflt = TargetFile::default_sandbox();
     assert_eq!(connect::settings_for(&dflt, &old).unwrap(), old);
     let file = load("sandbox-async").unwrap();
-    let e = connect::settings_for(&file, &old).unwrap_err();
+    let e = connect::settings_for(&file, &old).unwrap_err().to_string();
     assert!(
         e.contains("both the scenario's [sandbox] table and the target builtin:sandbox-async"),
         "{e}"
