@@ -5,6 +5,10 @@
 //! `report.json` as they were measured. Only SLOs can be judged again: a scenario whose load,
 //! faults, abort conditions or sandbox differ from what ran is refused. The CLI writes the result
 //! into a directory of its own (`RUN/rejudged-<time>/`), never over the run's files.
+//!
+//! The file is read through [`super::record`] (typed: a malformed report is refused with its
+//! path, line and column, never read as zeros) into a [`RunRecord`], which is judged here by
+//! the same `slo::judge_run` and `Verdict::of_run` as `chaos run`.
 
 use std::path::{Path, PathBuf};
 
