@@ -50,7 +50,7 @@ pub enum EngineError {
 }
 
 /// One acknowledged durable write, to be read back after the run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DurableWrite {
     pub request: String,
     pub id: String,

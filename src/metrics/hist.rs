@@ -38,11 +38,25 @@ pub fn encode(h: &Histogram<u64>) -> Vec<u8> {
     out
 }
 
+/// Bytes that are not an HDR histogram in the V2 (deflate or plain) form.
+#[derive(Debug, thiserror::Error)]
+#[error("not an HDR V2 histogram ({len} bytes): {source}")]
+pub struct DecodeError {
+    /// The bytes' length (a truncated one shows here).
+    pub len: usize,
+    #[source]
+    pub source: hdrhistogram::serialization::DeserializeError,
+}
+
 /// Decode a V2 (deflate or plain) histogram.
-pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, String> {
-    let mut h: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut &bytes[..])
-        .map_err(|e| format!("bad HDR histogram: {e:?}"))?;
+pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, DecodeError> {
+    let mut h: Histogram<u64> =
+        Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|source| DecodeError {
+                len: bytes.len(),
+                source,
+            })?;
     h.auto(true);
     Ok(h)
 }
@@ -72,6 +86,21 @@ mod tests {
             "clamped to 1 h, got {}",
             back.max()
         );
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error_not_a_histogram() {
+        let e = decode(b"not a histogram").unwrap_err();
+        assert_eq!(e.len, 15);
+        assert!(
+            e.to_string()
+                .starts_with("not an HDR V2 histogram (15 bytes): "),
+            "{e}"
+        );
+        let mut h = new_hist();
+        record(&mut h, 1_234);
+        let whole = encode(&h);
+        assert!(decode(&whole[..whole.len() / 2]).is_err(), "truncated");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Outcome;
 
@@ -78,41 +78,58 @@ impl StatusCounts {
             .map(|&(s, n)| (s.to_string(), n))
             .collect()
     }
+}
 
-    /// The inverse of [`Self::to_map`]; keys that are not a status 1..=999 and counts that are
-    /// not integers are skipped.
-    pub fn from_json(v: &serde_json::Value) -> StatusCounts {
+/// The report.json form, `{"200": 9120, "404": 12}` (keys in status order).
+impl Serialize for StatusCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_map().serialize(s)
+    }
+}
+
+/// The inverse of its `Serialize`: every key a status 1..=999, every count an integer.
+impl<'de> Deserialize<'de> for StatusCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StatusCounts, D::Error> {
         let mut out = StatusCounts::default();
-        for (k, n) in v.as_object().into_iter().flatten() {
-            if let (Ok(s @ 1..=999), Some(n)) = (k.parse::<u16>(), n.as_u64()) {
-                out.add(s, n);
+        for (k, n) in BTreeMap::<String, u64>::deserialize(d)? {
+            match k.parse::<u16>() {
+                Ok(s @ 1..=999) => out.add(s, n),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "`{k}` is not an HTTP status (1 to 999)"
+                    )))
+                }
             }
         }
-        out
+        Ok(out)
     }
 }
 
 /// One failed logical request, as its last attempt saw it: kept (up to a few per request name)
 /// in report.json's `failures` for the post-mortem. Header values and the body are masked
 /// (secret-looking header names and the scenario's `${env:…}` values are `***`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedResponse {
     /// The request's name.
     pub request: String,
     /// Intended send time, seconds from the start of the run.
     pub at_s: f64,
+    #[serde(default)]
     pub attempts: u8,
-    #[serde(serialize_with = "outcome_name")]
+    #[serde(serialize_with = "outcome_name", deserialize_with = "outcome_by_name")]
     pub outcome: Outcome,
     /// The HTTP status; `None` when there was no response (timeout, connect error, reset).
     pub status: Option<u16>,
     /// Why `expect` rejected the response, if it did.
     pub reason: Option<String>,
     /// A few response headers (lowercase names), masked.
+    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The body's first bytes (lossy UTF-8), masked; empty when there was no response.
+    #[serde(default)]
     pub body: String,
     /// The whole body's length in bytes, as received.
+    #[serde(default)]
     pub body_bytes: u64,
 }
 
@@ -120,29 +137,16 @@ fn outcome_name<S: serde::Serializer>(o: &Outcome, s: S) -> Result<S::Ok, S::Err
     s.serialize_str(o.name())
 }
 
-impl FailedResponse {
-    /// Read one back from its report.json form; `None` if it is not one.
-    pub fn from_json(v: &serde_json::Value) -> Option<FailedResponse> {
-        let outcome = Outcome::from_name(v["outcome"].as_str()?)?;
-        Some(FailedResponse {
-            request: v["request"].as_str()?.to_string(),
-            at_s: v["at_s"].as_f64()?,
-            attempts: v["attempts"]
-                .as_u64()
-                .map_or(0, |a| a.min(u64::from(u8::MAX)) as u8),
-            outcome,
-            status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
-            reason: v["reason"].as_str().map(str::to_string),
-            headers: v["headers"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
-                .collect(),
-            body: v["body"].as_str().unwrap_or_default().to_string(),
-            body_bytes: v["body_bytes"].as_u64().unwrap_or(0),
-        })
-    }
+/// The inverse of [`outcome_name`]: report.json read back.
+fn outcome_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
+    let name = String::deserialize(d)?;
+    Outcome::from_name(&name).ok_or_else(|| {
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+        serde::de::Error::custom(format!(
+            "unknown outcome `{name}` (one of: {})",
+            names.join(", ")
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -167,8 +171,15 @@ mod tests {
         assert_eq!((a.get(404), a.get(201), a.get(418)), (6, 2, 0));
         assert_eq!(a.by_count()[0], (404, 6));
         assert_eq!(a.by_count()[1], (200, 3));
-        let back = StatusCounts::from_json(&serde_json::json!(a.to_map()));
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v, serde_json::json!(a.to_map()));
+        let back: StatusCounts = serde_json::from_value(v).unwrap();
         assert_eq!(back, a);
+        let bad = serde_json::from_value::<StatusCounts>(serde_json::json!({"2xx": 1}));
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("`2xx` is not an HTTP status"));
     }
 
     #[test]
@@ -186,14 +197,16 @@ mod tests {
         };
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(v["outcome"], "unexpected");
-        assert_eq!(FailedResponse::from_json(&v), Some(f));
+        let back: FailedResponse = serde_json::from_value(v).unwrap();
+        assert_eq!(back, f);
         let timeout = serde_json::json!({"request": "a", "at_s": 0.5, "outcome": "timeout",
             "status": null, "headers": {}, "body": "", "body_bytes": 0});
-        let t = FailedResponse::from_json(&timeout).unwrap();
+        let t: FailedResponse = serde_json::from_value(timeout).unwrap();
         assert_eq!((t.status, t.outcome), (None, Outcome::Timeout));
-        assert_eq!(
-            FailedResponse::from_json(&serde_json::json!({"request": "a"})),
-            None
-        );
+        let not_one = serde_json::from_value::<FailedResponse>(serde_json::json!({"request": "a"}));
+        assert!(not_one.is_err());
+        let bad = serde_json::json!({"request": "a", "at_s": 0.5, "outcome": "http4xx"});
+        let e = serde_json::from_value::<FailedResponse>(bad).unwrap_err();
+        assert!(e.to_string().contains("unknown outcome `http4xx`"), "{e}");
     }
 }

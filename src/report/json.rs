@@ -1,143 +1,180 @@
 //! `report.json`: the run as data, layout [`super::SCHEMA`] (published as
-//! `reports/schema/report.v1.json`).
+//! `reports/schema/report.v1.json`), built here as a [`ReportFile`] — the types of
+//! [`super::record`], which `chaos report` and `chaos compare` read back.
 //!
 //! Series are per interval over all requests; histograms are embedded per interval and per
 //! request in the HDR V2 deflate format (base64), so another tool — or `chaos merge` — can
 //! recompute any percentile over any window exactly. Final HTTP statuses are counted one by one
 //! (`status_counts` in the totals, per request and per interval; `statuses` in each histogram
 //! cell, which `chaos report` reads back), and the first failed responses of each request are
-//! kept, masked, in `failures`.
+//! kept, masked, in `failures`. Nothing here judges: the SLO results, recovery and verdict are
+//! the report's, written as they are.
 
-use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{utc, RunReport, StatsSummary, SCHEMA};
-use crate::metrics::{Outcome, Stats};
+use super::record::{
+    Aborted, Cell, Durable, FaultInfo, Histograms, IntervalCells, ReportFile, ScenarioInfo,
+    SeriesLatency, SeriesPoint, StageInfo, StatsSummary, TargetInfo, TimelineInfo, ENCODING,
+};
+use super::{utc, RunReport, SCHEMA};
+use crate::metrics::Outcome;
 
+/// report.json as JSON (what `chaos run` writes).
 pub fn render(r: &RunReport) -> Value {
+    // Every map of these types has string keys (a non-finite number becomes null): serializing
+    // into a `Value` cannot fail, so a failure is a broken invariant, not an input error.
+    serde_json::to_value(record(r)).expect("report.json's types serialize to JSON")
+}
+
+/// report.json as its types.
+pub fn record(r: &RunReport) -> ReportFile {
     let rec = &r.recording;
     let iv = rec.interval.as_secs_f64();
-    let series: Vec<Value> = (0..rec.intervals.len())
+    let series = (0..rec.intervals.len())
         .map(|i| {
             let s = rec.aggregate(i, i + 1, None);
             let q = |p: f64| (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(p));
-            json!({
-                "t": i as f64 * iv,
-                "scheduled_rps": crate::load::schedule::rate_at(&r.segments, rec.interval * i as u32),
-                "requests": s.requests(),
-                "sent": s.sent(),
-                "ok": s.count(Outcome::Ok),
-                "errors": s.errors(),
-                "outcomes": Outcome::ALL.iter().map(|o| (o.name(), s.count(*o))).collect::<std::collections::BTreeMap<_, _>>(),
-                "attempts": s.total_attempts(),
-                "retried": s.retried(),
-                "status_counts": s.statuses.to_map(),
-                "latency_us": {
-                    "p50": q(0.5), "p90": q(0.9), "p95": q(0.95), "p99": q(0.99),
-                    "max": (!s.latency.is_empty()).then(|| s.latency.max()),
+            SeriesPoint {
+                t: i as f64 * iv,
+                scheduled_rps: crate::load::schedule::rate_at(&r.segments, rec.interval * i as u32),
+                requests: s.requests(),
+                sent: s.sent(),
+                ok: s.count(Outcome::Ok),
+                errors: s.errors(),
+                outcomes: Outcome::ALL
+                    .iter()
+                    .map(|o| (o.name().to_string(), s.count(*o)))
+                    .collect(),
+                attempts: s.total_attempts(),
+                retried: s.retried(),
+                status_counts: s.statuses.clone(),
+                latency_us: SeriesLatency {
+                    p50: q(0.5),
+                    p90: q(0.9),
+                    p95: q(0.95),
+                    p99: q(0.99),
+                    max: (!s.latency.is_empty()).then(|| s.latency.max()),
                 },
-                "lateness_p99_us": (!s.lateness.is_empty()).then(|| s.lateness.value_at_quantile(0.99)),
-            })
+                lateness_p99_us: (!s.lateness.is_empty())
+                    .then(|| s.lateness.value_at_quantile(0.99)),
+            }
         })
         .collect();
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let histograms: Vec<Value> = rec
+    let intervals = rec
         .intervals
         .iter()
         .enumerate()
-        .map(|(i, row)| {
-            let per: serde_json::Map<String, Value> = row
+        .map(|(i, row)| IntervalCells {
+            t: i as f64 * iv,
+            requests: row
                 .iter()
                 .zip(&rec.names)
-                .map(|(c, n)| {
-                    (
-                        n.clone(),
-                        json!({
-                            "latency": b64(&c.latency),
-                            "service": b64(&c.service),
-                            "lateness": b64(&c.lateness),
-                            "outcomes": c.outcomes,
-                            "attempts": c.attempts,
-                            "exhausted": c.exhausted,
-                            "statuses": c.statuses.to_map(),
-                        }),
-                    )
-                })
-                .collect();
-            json!({ "t": i as f64 * iv, "requests": per })
+                .map(|(c, n)| (n.clone(), Cell::of(c)))
+                .collect(),
         })
         .collect();
-    let per_request: serde_json::Map<String, Value> = rec
+    let per_request = rec
         .names
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.clone(), summary(&r.totals(Some(i)))))
+        .map(|(i, n)| (n.clone(), StatsSummary::of(&r.totals(Some(i)))))
         .collect();
-    json!({
-        "schema": SCHEMA,
-        "chaos_version": env!("CARGO_PKG_VERSION"),
-        "scenario": r.scenario,
-        "scenario_digest": super::compare::digest(&r.scenario),
-        "target": { "kind": "url", "url": r.target_url },
-        "started_at": utc(r.started_at),
-        "time_scale": r.time_scale,
-        "wall_s": r.wall.as_secs_f64(),
-        "interrupted": r.interrupted,
-        "verdict": r.verdict,
-        "exit_code": r.verdict.exit_code(),
-        "reason": r.reason(),
-        "aborted": r.aborted.as_ref().map(|(why, at)| json!({ "condition": why, "at_s": at })),
-        "timeline": {
-            "total_s": r.timeline.total.as_secs_f64(),
-            "stages": r.segments.iter().zip(&r.scenario.load.stages).map(|(s, st)| json!({
-                "kind": st.kind,
-                "rate": st.rate_text,
-                "start_s": s.start.as_secs_f64(),
-                "end_s": (s.start + s.duration).as_secs_f64(),
-                "from_rps": s.from_rps,
-                "to_rps": s.to_rps,
-            })).collect::<Vec<_>>(),
-            "faults": r.timeline.faults.iter().map(|f| {
-                let rec = r.faults.iter().find(|x| x.name == f.name);
-                json!({
-                    "name": f.name,
-                    "kind": f.kind,
-                    "start_s": f.start.as_secs_f64(),
-                    "end_s": f.end.as_secs_f64(),
-                    "status": rec.map(|x| x.status),
-                    "note": rec.map(|x| x.note.clone()),
-                    "injected_at_s": rec.and_then(|x| x.injected_at_s),
-                    "reverted_at_s": rec.and_then(|x| x.reverted_at_s),
-                })
-            }).collect::<Vec<_>>(),
+    let stages = r
+        .segments
+        .iter()
+        .zip(&r.scenario.load.stages)
+        .map(|(s, st)| StageInfo {
+            kind: st.kind,
+            rate: st.rate_text.clone(),
+            start_s: s.start.as_secs_f64(),
+            end_s: (s.start + s.duration).as_secs_f64(),
+            from_rps: s.from_rps,
+            to_rps: s.to_rps,
+        })
+        .collect();
+    let faults = r
+        .timeline
+        .faults
+        .iter()
+        .map(|f| {
+            let rec = r.faults.iter().find(|x| x.name == f.name);
+            FaultInfo {
+                name: f.name.clone(),
+                kind: f.kind.clone(),
+                start_s: f.start.as_secs_f64(),
+                end_s: f.end.as_secs_f64(),
+                status: rec.map(|x| x.status),
+                note: rec.map(|x| x.note.clone()),
+                injected_at_s: rec.and_then(|x| x.injected_at_s),
+                reverted_at_s: rec.and_then(|x| x.reverted_at_s),
+            }
+        })
+        .collect();
+    ReportFile {
+        schema: SCHEMA.to_string(),
+        chaos_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: scenario_info(&r.scenario),
+        target: TargetInfo {
+            kind: "url".into(),
+            url: r.target_url.clone(),
         },
-        "scheduled": r.scheduled,
-        "interval_s": iv,
-        "requests": rec.names,
-        "totals": summary(&r.totals(None)),
-        "per_request": per_request,
-        "slo": r.slo,
-        "recovery": r.recoveries,
-        "journal": r.journal,
-        "durable": {
-            "acknowledged": r.durable_writes.len(),
-            "acknowledged_without_id": r.durable_without_id,
-            "writes": r.durable_writes,
-            "read_back": r.verification,
+        started_at: utc(r.started_at),
+        time_scale: r.time_scale,
+        wall_s: r.wall.as_secs_f64(),
+        interrupted: r.interrupted,
+        aborted: r.aborted.as_ref().map(|(why, at)| Aborted {
+            condition: why.clone(),
+            at_s: *at,
+        }),
+        timeline: TimelineInfo {
+            total_s: r.timeline.total.as_secs_f64(),
+            stages,
+            faults,
         },
-        "failures": rec.failures,
-        "series": series,
-        "histograms": {
-            "encoding": "hdr-v2-deflate+base64",
-            "unit": "us",
-            "intervals": histograms,
+        scheduled: r.scheduled,
+        interval_s: Some(iv),
+        requests: rec.names.clone(),
+        histograms: Histograms {
+            encoding: ENCODING.into(),
+            unit: "us".into(),
+            intervals,
         },
-    })
+        failures: rec.failures.clone(),
+        journal: r.journal.clone(),
+        durable: Durable {
+            acknowledged: r.durable_writes.len() as u64,
+            acknowledged_without_id: r.durable_without_id,
+            writes: r.durable_writes.clone(),
+            read_back: r.verification.clone(),
+        },
+        scenario_digest: Some(super::compare::digest(&r.scenario)),
+        totals: StatsSummary::of(&r.totals(None)),
+        per_request,
+        series,
+        verdict: r.verdict,
+        exit_code: r.verdict.exit_code(),
+        reason: r.reason(),
+        slo: r.slo.clone(),
+        recovery: r.recoveries.clone(),
+    }
 }
 
-/// A `Stats` in report form, with its responses counted by status.
-fn summary(s: &Stats) -> Value {
-    let mut v = json!(StatsSummary::of(s));
-    v["status_counts"] = json!(s.statuses.to_map());
-    v
+/// The scenario's own fields, and the rest of its serialized model as it is.
+fn scenario_info(s: &crate::scenario::Scenario) -> ScenarioInfo {
+    let mut model = match serde_json::to_value(s) {
+        Ok(Value::Object(m)) => m,
+        // A struct serializes to an object with string keys: not reached.
+        _ => serde_json::Map::new(),
+    };
+    for k in ["name", "description", "source", "text", "params"] {
+        model.remove(k);
+    }
+    ScenarioInfo {
+        name: s.name.clone(),
+        description: s.description.clone(),
+        source: s.source.clone(),
+        text: Some(s.text.clone()),
+        params: s.params.clone(),
+        model,
+    }
 }

@@ -8,23 +8,26 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod record;
 pub mod reread;
 pub mod write;
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::engine::DurableWrite;
 use crate::load::schedule::Segment;
-use crate::metrics::{Outcome, Recording, Stats};
+use crate::metrics::{Recording, Stats};
+
 use crate::scenario::Scenario;
 use crate::slo::{SloResult, Timeline};
+pub use record::{LatencySummary, StatsSummary};
 
 /// The version of `report.json`'s layout. Bump on any incompatible change.
 pub const SCHEMA: &str = "chaos.report/v1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -113,7 +116,7 @@ pub struct FaultRecord {
     pub reverted_at_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultStatus {
     /// Not executed: `--skip-faults` was given (needed on a plain URL, which has no fault
@@ -339,76 +342,6 @@ pub fn plural(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
-    }
-}
-
-/// Latency summary of a histogram, µs.
-#[derive(Debug, Clone, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub mean: f64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p95: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-}
-
-impl LatencySummary {
-    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Option<LatencySummary> {
-        (!h.is_empty()).then(|| LatencySummary {
-            count: h.len(),
-            mean: h.mean(),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p95: h.value_at_quantile(0.95),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-        })
-    }
-}
-
-/// A `Stats` in report form.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatsSummary {
-    pub requests: u64,
-    pub sent: u64,
-    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
-    pub error_rate: f64,
-    pub throughput: f64,
-    pub attempts: u64,
-    pub retried: u64,
-    pub retries_exhausted: u64,
-    pub amplification: f64,
-    /// `by_attempts[k]` = logical requests that made k attempts.
-    pub by_attempts: Vec<u64>,
-    pub latency_us: Option<LatencySummary>,
-    pub service_us: Option<LatencySummary>,
-    pub lateness_us: Option<LatencySummary>,
-}
-
-impl StatsSummary {
-    pub fn of(s: &Stats) -> StatsSummary {
-        StatsSummary {
-            requests: s.requests(),
-            sent: s.sent(),
-            outcomes: Outcome::ALL
-                .iter()
-                .map(|o| (o.name(), s.count(*o)))
-                .collect(),
-            error_rate: s.error_rate(),
-            throughput: s.throughput(),
-            attempts: s.total_attempts(),
-            retried: s.retried(),
-            retries_exhausted: s.exhausted,
-            amplification: s.amplification(),
-            by_attempts: s.attempts.to_vec(),
-            latency_us: LatencySummary::of(&s.latency),
-            service_us: LatencySummary::of(&s.service),
-            lateness_us: LatencySummary::of(&s.lateness),
-        }
     }
 }
 

@@ -5,177 +5,133 @@
 //! `report.json` as they were measured. Only SLOs can be judged again: a scenario whose load,
 //! faults, abort conditions or sandbox differ from what ran is refused. The CLI writes the result
 //! into a directory of its own (`RUN/rejudged-<time>/`), never over the run's files.
+//!
+//! The file is read through [`super::record`] (typed: a malformed report is refused with its
+//! path, line and column, never read as zeros) into a [`RunRecord`], which is judged here by
+//! the same `slo::judge_run` and `Verdict::of_run` as `chaos run`.
 
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{FaultRecord, FaultStatus, RunReport, Verdict};
-use crate::load::engine::DurableWrite;
-use crate::metrics::recorder::Compact;
-use crate::metrics::{FailedResponse, Outcome, Recording, StatusCounts};
+use super::record::{self, ReadError, RecordError, RunRecord, ScenarioInfo};
+use super::{RunReport, Verdict};
 use crate::slo::{self, Timeline};
-use crate::verify::{LostWrite, Unverified, Verification};
 
-fn num(v: &Value, what: &str) -> Result<f64, String> {
-    v.as_f64()
-        .ok_or_else(|| format!("report.json: `{what}` is missing or not a number"))
-}
-
-/// A duration in seconds: a finite, non-negative number of sane size.
-fn secs(v: &Value, what: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(num(v, what)?)
-        .map_err(|_| format!("report.json: `{what}` is not a duration in seconds"))
-}
-
-fn string(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-/// "2026-11-23T06:58:58Z" → SystemTime (the inverse of [`super::utc`]).
-fn parse_utc(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-}
-
-fn b64(v: &Value) -> Result<Vec<u8>, String> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_str().unwrap_or_default())
-        .map_err(|e| format!("report.json: bad histogram encoding: {e}"))
-}
-
-fn counts<const N: usize>(v: &Value) -> [u64; N] {
-    let mut out = [0u64; N];
-    for (o, x) in out.iter_mut().zip(v.as_array().into_iter().flatten()) {
-        *o = x.as_u64().unwrap_or(0);
-    }
-    out
-}
-
-/// The recording (per-interval histograms and counters) stored in a report.json.
-pub(crate) fn recording(r: &Value) -> Result<Recording, String> {
-    let interval = secs(&r["interval_s"], "interval_s")?;
-    if interval.is_zero() {
-        return Err("report.json: `interval_s` is 0".into());
-    }
-    let names: Vec<String> = r["requests"]
-        .as_array()
-        .ok_or("report.json: `requests` is missing")?
-        .iter()
-        .map(string)
-        .collect();
-    let mut intervals = Vec::new();
-    for row in r["histograms"]["intervals"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let mut cells = Vec::new();
-        for n in &names {
-            let c = &row["requests"][n];
-            cells.push(Compact {
-                latency: b64(&c["latency"])?,
-                service: b64(&c["service"])?,
-                lateness: b64(&c["lateness"])?,
-                outcomes: counts(&c["outcomes"]),
-                attempts: counts(&c["attempts"]),
-                exhausted: c["exhausted"].as_u64().unwrap_or(0),
-                // Absent in reports from before statuses were counted: none.
-                statuses: StatusCounts::from_json(&c["statuses"]),
-            });
-        }
-        intervals.push(cells);
-    }
-    let failures = r["failures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(FailedResponse::from_json)
-        .collect();
-    Ok(Recording {
-        interval,
-        names,
-        intervals,
-        failures,
-    })
-}
-
-fn fault_status(s: &str) -> FaultStatus {
-    match s {
-        "reverted" => FaultStatus::Reverted,
-        "not_reached" => FaultStatus::NotReached,
-        "inject_failed" => FaultStatus::InjectFailed,
-        "unconfirmed" => FaultStatus::Unconfirmed,
-        "revert_failed" => FaultStatus::RevertFailed,
-        _ => FaultStatus::Skipped,
-    }
+/// Why a run could not be reported again; each names the file or the scenario at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RereadError {
+    #[error(transparent)]
+    Report(#[from] ReadError),
+    #[error("{}: {source}", path.display())]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: RecordError,
+    },
+    #[error("{}: the scenario stored in it no longer parses:\n{diagnostics}", path.display())]
+    StoredScenario {
+        path: PathBuf,
+        diagnostics: crate::scenario::Diagnostics,
+    },
+    /// The scenario given (or, for a report without the scenario's text, the one it names).
+    #[error("{source}{}", hint.as_deref().unwrap_or(""))]
+    Scenario {
+        #[source]
+        source: Box<crate::run::RunError>,
+        /// What to do about it, e.g. pass --scenario when the file moved.
+        hint: Option<String>,
+    },
+    #[error("{arg}: `{name}` ({field}, at {place}) is not set and the run recorded no value for it: pass it in the environment")]
+    UnknownValue {
+        arg: String,
+        name: String,
+        field: String,
+        place: String,
+    },
+    #[error("{arg}: report.json does not record the scenario's load, so an edited scenario cannot be checked against what ran; run `chaos report` without --scenario")]
+    NoRecordedLoad { arg: String },
+    #[error("{arg}: cannot compare it with the run's scenario: {source}")]
+    Compare {
+        arg: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{arg}: its {} differ from what this run ran: only SLOs can be judged again on a recording (run the edited scenario to measure the rest)", differ.join(", "))]
+    Differs {
+        arg: String,
+        differ: Vec<&'static str>,
+    },
+    #[error("the scenario's requests differ from the recorded ones: SLOs could not be judged on this recording")]
+    Requests,
 }
 
 /// Rebuild the report of `dir`, judged against `scenario_arg` (a path or shipped name) or the
 /// scenario the run used.
-pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, String> {
+pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, RereadError> {
     let p = dir.join("report.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let r: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-    if r["schema"] != super::SCHEMA {
-        return Err(format!("{}: not a {} report", p.display(), super::SCHEMA));
-    }
-    let time_scale = num(&r["time_scale"], "time_scale")?;
-    let source = string(&r["scenario"]["source"]);
+    let run = record::load(&p)?
+        .into_run_record()
+        .map_err(|source| RereadError::Record {
+            path: p.clone(),
+            source,
+        })?;
+    let scenario = scenario_of(&p, &run, scenario_arg)?;
+    judge(scenario, run)
+}
+
+/// The scenario to judge the run on: `scenario_arg` checked against what ran, else the one
+/// stored in the report (or, in a report without its text, the file it names).
+fn scenario_of(
+    p: &Path,
+    run: &RunRecord,
+    scenario_arg: Option<&str>,
+) -> Result<crate::scenario::Scenario, RereadError> {
+    let time_scale = run.time_scale;
+    let source = &run.scenario.source;
     // The run's `--set` overrides and numeric `${env:…}` values: re-judging uses what ran.
-    let applied: crate::scenario::Applied =
-        serde_json::from_value(r["scenario"]["params"].clone()).unwrap_or_default();
-    let params = crate::scenario::Params::recorded(&applied);
-    // The scenario as the run read it, from report.json: no file needed. Secrets are
-    // `${env:…}` references in it, not needed (re-judging sends nothing).
-    let stored = |text: &str| {
-        let base = std::path::Path::new(&source).parent();
-        let no_env = |_: &str| None;
-        let s = crate::scenario::parse_full(&source, text, &no_env, base, &params)
-            .map_err(|d| format!("the scenario stored in report.json no longer parses:\n{d}"))?;
-        Ok::<_, String>(if time_scale == 1.0 {
-            s
-        } else {
-            s.time_scaled(time_scale)
-        })
+    let params = crate::scenario::Params::recorded(&run.scenario.params);
+    let scenario_err = |e: crate::run::RunError, hint: Option<String>| RereadError::Scenario {
+        source: Box::new(e),
+        hint,
     };
-    let scenario = match (scenario_arg, r["scenario"]["text"].as_str()) {
+    match (scenario_arg, run.scenario.text.as_deref()) {
         (Some(a), _) => {
             // An edited file: the run's values first, today's environment for any new name.
             let p = crate::scenario::Params {
                 process_env: true,
                 ..params.clone()
             };
-            let edited = crate::run::prepare_with(a, time_scale, &p).map_err(|e| e.to_string())?;
+            let edited =
+                crate::run::prepare_with(a, time_scale, &p).map_err(|e| scenario_err(e, None))?;
             if let Some(u) = edited.unknown.first() {
-                return Err(format!(
-                    "{a}: `{}` ({}, at {}) is not set and the run recorded no value for it: pass it in the environment",
-                    u.name, u.field, u.place
-                ));
+                return Err(RereadError::UnknownValue {
+                    arg: a.to_string(),
+                    name: u.name.clone(),
+                    field: u.field.to_string(),
+                    place: u.place.to_string(),
+                });
             }
-            same_run(&r["scenario"], &edited, a)?;
-            edited
+            same_run(&run.scenario, &edited, a)?;
+            Ok(edited)
         }
-        (None, Some(text)) => stored(text)?,
+        // The scenario as the run read it, from report.json: no file needed. Secrets are
+        // `${env:…}` references in it, not needed (re-judging sends nothing).
+        (None, Some(text)) => {
+            let base = Path::new(source).parent();
+            let no_env = |_: &str| None;
+            let s = crate::scenario::parse_full(source, text, &no_env, base, &params).map_err(
+                |diagnostics| RereadError::StoredScenario {
+                    path: p.to_path_buf(),
+                    diagnostics,
+                },
+            )?;
+            Ok(if time_scale == 1.0 {
+                s
+            } else {
+                s.time_scaled(time_scale)
+            })
+        }
         // A report from before the scenario's text was stored: read it from where it was.
         (None, None) => {
             let arg = source
@@ -183,143 +139,66 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
                 .map_or(source.clone(), str::to_string);
             let p = crate::scenario::Params::names_only(&[], &[]);
             crate::run::prepare_with(&arg, time_scale, &p).map_err(|e| {
-                format!("{e}\n(the run used scenario `{source}`; pass --scenario FILE if it moved)")
-            })?
+                scenario_err(
+                    e,
+                    Some(format!(
+                        "\n(the run used scenario `{source}`; pass --scenario FILE if it moved)"
+                    )),
+                )
+            })
         }
-    };
-    let recording = recording(&r)?;
-    if recording.names
-        != scenario
-            .load
-            .requests
-            .iter()
-            .map(|q| q.name.clone())
-            .collect::<Vec<_>>()
-    {
-        return Err("the scenario's requests differ from the recorded ones: SLOs could not be judged on this recording".into());
+    }
+}
+
+/// Judge the recorded run on `scenario` — by the same rule as `chaos run`. What happened
+/// during the run (its faults' fate, an abort, an interrupt) stands; only the SLOs are judged
+/// again.
+fn judge(scenario: crate::scenario::Scenario, run: RunRecord) -> Result<RunReport, RereadError> {
+    let names: Vec<&str> = scenario
+        .load
+        .requests
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect();
+    if run.recording.names != names {
+        return Err(RereadError::Requests);
     }
     let timeline = Timeline::of(&scenario);
-    let faults: Vec<FaultRecord> = r["timeline"]["faults"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| FaultRecord {
-            name: string(&f["name"]),
-            kind: string(&f["kind"]),
-            status: fault_status(f["status"].as_str().unwrap_or("")),
-            note: string(&f["note"]),
-            injected_at_s: f["injected_at_s"].as_f64(),
-            reverted_at_s: f["reverted_at_s"].as_f64(),
-        })
-        .collect();
-    let durable_writes: Vec<DurableWrite> = r["durable"]["writes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|w| DurableWrite {
-            request: string(&w["request"]),
-            id: string(&w["id"]),
-            read_method: string(&w["read_method"]),
-            read_path: string(&w["read_path"]),
-        })
-        .collect();
-    let verification = r["durable"]["read_back"].as_object().map(|rb| {
-        let list = |k: &str| {
-            rb.get(k)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
-        let lost: Vec<LostWrite> = list("lost")
-            .iter()
-            .map(|l| LostWrite {
-                request: string(&l["request"]),
-                id: string(&l["id"]),
-            })
-            .collect();
-        let unverified: Vec<Unverified> = list("unverified")
-            .iter()
-            .map(|u| Unverified {
-                request: string(&u["request"]),
-                id: string(&u["id"]),
-                reason: string(&u["reason"]),
-            })
-            .collect();
-        let mut v = Verification {
-            checked: rb.get("checked").and_then(Value::as_u64).unwrap_or(0),
-            found: rb.get("found").and_then(Value::as_u64).unwrap_or(0),
-            lost,
-            unverified,
-            per_request: Default::default(),
-        };
-        for w in &durable_writes {
-            if v.unverified
-                .iter()
-                .any(|u| u.id == w.id && u.request == w.request)
-            {
-                continue;
-            }
-            let e = v.per_request.entry(w.request.clone()).or_default();
-            e.0 += 1;
-            if v.lost
-                .iter()
-                .any(|l| l.id == w.id && l.request == w.request)
-            {
-                e.1 += 1;
-            }
-        }
-        v
-    });
-    let interrupted = r["interrupted"].as_bool().unwrap_or(false);
     let (slo, recoveries) = slo::judge_run(
         &scenario,
-        &recording,
+        &run.recording,
         &timeline,
-        faults
+        run.faults
             .iter()
             .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
-        &super::unapplied(&faults),
+        &super::unapplied(&run.faults),
         crate::verify::data_check(
-            verification.as_ref(),
-            !interrupted,
-            r["durable"]["acknowledged_without_id"]
-                .as_u64()
-                .unwrap_or(0),
+            run.verification.as_ref(),
+            !run.interrupted,
+            run.durable_without_id,
         )
         .as_ref(),
-        time_scale,
+        run.time_scale,
     );
-    let aborted = r["aborted"].as_object().map(|a| {
-        (
-            a.get("condition").map(string).unwrap_or_default(),
-            a.get("at_s").and_then(Value::as_f64).unwrap_or(0.0),
-        )
-    });
-    // What happened during the run (its faults' fate, an abort, an interrupt) stands; only the
-    // SLOs are judged again — by the same rule as `chaos run`.
-    let verdict = Verdict::of_run(&faults, aborted.is_some(), interrupted, &slo);
-    let _ = Outcome::ALL; // the outcome order of the arrays above is Outcome::ALL's
+    let verdict = Verdict::of_run(&run.faults, run.aborted.is_some(), run.interrupted, &slo);
     Ok(RunReport {
-        journal: serde_json::from_value(r["journal"].clone()).unwrap_or_default(),
+        journal: run.journal,
         segments: crate::load::schedule::segments(&scenario.load.stages),
-        target_url: string(&r["target"]["url"]),
-        time_scale,
-        started_at: parse_utc(r["started_at"].as_str().unwrap_or(""))
-            .ok_or("report.json: bad `started_at`")?,
-        wall: secs(&r["wall_s"], "wall_s")?,
-        interrupted,
-        scheduled: r["scheduled"].as_u64().unwrap_or(0),
+        target_url: run.target_url,
+        time_scale: run.time_scale,
+        started_at: run.started_at,
+        wall: run.wall,
+        interrupted: run.interrupted,
+        scheduled: run.scheduled,
         timeline,
-        recording,
+        recording: run.recording,
         slo,
-        faults,
-        durable_without_id: r["durable"]["acknowledged_without_id"]
-            .as_u64()
-            .unwrap_or(0),
-        durable_writes,
+        faults: run.faults,
+        durable_without_id: run.durable_without_id,
+        durable_writes: run.durable_writes,
         recoveries,
-        aborted,
-        verification,
+        aborted: run.aborted,
+        verification: run.verification,
         verdict,
         scenario,
     })
@@ -328,13 +207,19 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
 /// Only the SLOs of a recording can be judged again: an edited scenario whose load, faults,
 /// abort conditions or sandbox differ from what ran (as report.json recorded it) describes
 /// another run.
-fn same_run(ran: &Value, edited: &crate::scenario::Scenario, arg: &str) -> Result<(), String> {
-    let edited = serde_json::to_value(edited)
-        .map_err(|e| format!("{arg}: cannot compare it with the run's scenario: {e}"))?;
+fn same_run(
+    ran: &ScenarioInfo,
+    edited: &crate::scenario::Scenario,
+    arg: &str,
+) -> Result<(), RereadError> {
+    let edited = serde_json::to_value(edited).map_err(|source| RereadError::Compare {
+        arg: arg.to_string(),
+        source,
+    })?;
     // What a scenario's place or display changes, not what ran: where its CA file lies, and
     // the abort conditions' text (the bound, metric and stretch are compared).
-    let part = |s: &Value, key: &str| {
-        let mut v = s.get(key).cloned().unwrap_or(Value::Null);
+    let part = |v: Option<&Value>, key: &str| {
+        let mut v = v.cloned().unwrap_or(Value::Null);
         if let Some(c) = v.get_mut("client").and_then(Value::as_object_mut) {
             c.remove("ca_cert");
         }
@@ -345,33 +230,33 @@ fn same_run(ran: &Value, edited: &crate::scenario::Scenario, arg: &str) -> Resul
         }
         v
     };
-    if ran.get("load").is_none() {
-        return Err(format!(
-            "{arg}: report.json does not record the scenario's load, so an edited scenario \
-             cannot be checked against what ran; run `chaos report` without --scenario"
-        ));
+    if !ran.model.contains_key("load") {
+        return Err(RereadError::NoRecordedLoad {
+            arg: arg.to_string(),
+        });
     }
-    let differ: Vec<&str> = ["load", "faults", "abort", "sandbox"]
+    let differ: Vec<&'static str> = ["load", "faults", "abort", "sandbox"]
         .into_iter()
-        .filter(|k| part(ran, k) != part(&edited, k))
+        .filter(|k| part(ran.model.get(*k), k) != part(edited.get(*k), k))
         .collect();
     if differ.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{arg}: its {} differ from what this run ran: only SLOs can be judged again on a \
-             recording (run the edited scenario to measure the rest)",
-            differ.join(", ")
-        ))
+        Err(RereadError::Differs {
+            arg: arg.to_string(),
+            differ,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn utc_round_trips() {
+        use super::super::record::parse_utc;
         for secs in [0u64, 951_782_400, 1_795_403_539, 4_102_444_799] {
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
             assert_eq!(parse_utc(&super::super::utc(t)), Some(t));

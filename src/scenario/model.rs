@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod expect;
 pub use expect::{Expect, JsonCheck};
@@ -107,7 +107,7 @@ pub struct Stage {
     pub duration: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StageKind {
     /// Linear ramp from the previous stage's rate (0 for the first stage) to `rps`.
@@ -355,7 +355,7 @@ pub struct SloSpec {
 }
 
 /// One SLO: `metric op bound` over a window, optionally for one request name.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     /// As written, e.g. `"p99 < 800ms"`.
     pub text: String,
@@ -383,7 +383,7 @@ impl Objective {
 /// empty (the window's own), a duration from the window's start (`10s`) or one back from its
 /// end (`-5s`). `baseline[10s..]` skips a 10 s warm-up; `during:f[..-5s]` leaves out the last
 /// 5 s; `after:f[-30s..]` is the last 30 s.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trim {
     /// As written between the brackets, e.g. `"10s.."`.
     pub text: String,
@@ -392,11 +392,11 @@ pub struct Trim {
 }
 
 /// One end of a [`Trim`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Offset {
     /// Counted back from the window's end (written with a leading `-`).
     pub from_end: bool,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub by: Duration,
 }
 
@@ -419,7 +419,7 @@ impl Trim {
 
 /// Time windows of a run. `baseline` is before the first fault; `during`/`after` follow one
 /// fault (after = from its revert to the next fault's start or the end of the run).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "type", content = "fault")]
 pub enum Window {
     Whole,
@@ -443,7 +443,7 @@ impl std::fmt::Display for Window {
 }
 
 /// Metrics an SLO can bound. Latencies are in microseconds, ratios in 0..=1, counts as counts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "metric", content = "q")]
 pub enum Metric {
     /// Latency quantile (0.5, 0.9, 0.95, 0.99, 0.999) from the intended send time, in µs.
@@ -469,7 +469,7 @@ pub enum Metric {
     Recovery,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmpOp {
     #[serde(rename = "<")]
     Lt,
@@ -627,6 +627,13 @@ impl Serialize for Template {
 
 pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+/// The inverse of [`ser_duration`] (report.json read back): seconds, finite and not negative.
+pub fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let secs = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| serde::de::Error::custom(format!("{secs} is not a duration in seconds")))
 }
 
 pub fn ser_opt_duration<S: serde::Serializer>(

@@ -30,7 +30,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{FaultSpan, Timeline};
 use crate::metrics::Recording;
@@ -39,7 +39,7 @@ use crate::scenario::{Metric, Objective, Window};
 /// Default length of the healthy stretch that counts as recovered.
 pub const SUSTAIN: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recovery {
     pub fault: String,
     /// Thresholds used: error ratio and p99 (µs).

@@ -1,69 +1,56 @@
-//! A check of report.json against the published schema, reports/schema/report.v1.json.
+//! A check of report.json against the published schema, reports/schema/report.v1.json, by a
+//! maintained JSON Schema (draft 2020-12) validator: the `jsonschema` crate, every keyword the
+//! schema uses and the ones it may use later.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
-/// The subset of JSON Schema `reports/schema/report.v1.json` uses: type (one or several),
-/// enum, required, properties, items, additionalProperties (as a schema), $ref to #/$defs.
+/// Every way `v` breaks the schema `s`, one line each: `$.timeline.faults[0].status: "x" is
+/// not one of [...]`, `$: missing `timeline``. `root` is the schema `s` is part of (its
+/// `$defs` resolve `$ref`s in `s`); `at` names `v`'s place in the lines.
 pub fn schema_errors(
     v: &serde_json::Value,
     s: &serde_json::Value,
     root: &serde_json::Value,
     at: &str,
 ) -> Vec<String> {
-    use serde_json::Value;
-    let mut errs = Vec::new();
-    if let Some(r) = s["$ref"].as_str() {
-        let name = r.trim_start_matches("#/$defs/");
-        return schema_errors(v, &root["$defs"][name], root, at);
-    }
-    let type_ok = |t: &str| match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "number" => v.is_number(),
-        "integer" => v.is_u64() || v.is_i64(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        _ => false,
-    };
-    match &s["type"] {
-        Value::String(t) if !type_ok(t) => errs.push(format!("{at}: expected {t}, found {v}")),
-        Value::Array(ts) if !ts.iter().any(|t| type_ok(t.as_str().unwrap_or(""))) => {
-            errs.push(format!("{at}: expected one of {ts:?}, found {v}"))
-        }
-        _ => {}
-    }
-    if let Some(e) = s["enum"].as_array() {
-        if !e.contains(v) {
-            errs.push(format!("{at}: {v} not in {e:?}"));
+    let mut schema = s.clone();
+    if s != root {
+        if let (Some(o), Some(defs)) = (schema.as_object_mut(), root.get("$defs")) {
+            o.entry("$defs").or_insert_with(|| defs.clone());
         }
     }
-    if let Some(obj) = v.as_object() {
-        for r in s["required"].as_array().into_iter().flatten() {
-            let k = r.as_str().unwrap();
-            if !obj.contains_key(k) {
-                errs.push(format!("{at}: missing `{k}`"));
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("the schema itself is not valid JSON Schema: {e}"));
+    validator
+        .iter_errors(v)
+        .map(|e| {
+            let place = format!("{at}{}", pointer_to_path(&e.instance_path().to_string()));
+            match e.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => format!(
+                    "{place}: missing `{}`",
+                    property
+                        .as_str()
+                        .map_or(property.to_string(), str::to_string)
+                ),
+                _ => format!("{place}: {e}"),
             }
-        }
-        for (k, val) in obj {
-            let sub = &s["properties"][k];
-            if !sub.is_null() {
-                errs.extend(schema_errors(val, sub, root, &format!("{at}.{k}")));
-            } else if s["additionalProperties"].is_object() {
-                errs.extend(schema_errors(
-                    val,
-                    &s["additionalProperties"],
-                    root,
-                    &format!("{at}.{k}"),
-                ));
+        })
+        .collect()
+}
+
+/// `/timeline/faults/0/status` → `.timeline.faults[0].status`.
+fn pointer_to_path(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|seg| {
+            let seg = seg.replace("~1", "/").replace("~0", "~");
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                format!("[{seg}]")
+            } else {
+                format!(".{seg}")
             }
-        }
-    }
-    if let (Some(items), true) = (v.as_array(), s["items"].is_object()) {
-        for (i, it) in items.iter().enumerate() {
-            errs.extend(schema_errors(it, &s["items"], root, &format!("{at}[{i}]")));
-        }
-    }
-    errs
+        })
+        .collect()
 }
 
 pub fn assert_matches_schema(report: &serde_json::Value) {

@@ -1,11 +1,11 @@
 //! Synthetic reports for compare's tests: real recordings (per-interval HDR histograms) made
 //! from chosen latencies, error counts, retries and unsent requests, SLOs judged on them by the
-//! SLO code itself, written as the report.json fields compare reads.
+//! SLO code itself, written as report.json by `report::json`, as `chaos run` writes it.
 
 use super::*;
 use crate::metrics::recorder::Compact;
 use crate::metrics::{hist, Outcome, MAX_ATTEMPTS};
-use serde_json::json;
+use std::path::PathBuf;
 
 /// A 26-interval run at 1 s intervals, the fault `f` from 10 s to the end.
 const INTERVALS: usize = 26;
@@ -128,7 +128,7 @@ pub(super) fn recording(sp: &Spec) -> Recording {
     }
 }
 
-/// Write the run's report.json (as much of it as compare reads) into a fresh directory.
+/// Write the run's report.json, through the writer `chaos run` uses, into a fresh directory.
 pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
     let d = std::env::temp_dir().join(format!("chaos-compare-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -137,38 +137,37 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
     let rec = recording(sp);
     let tl = crate::slo::Timeline::of(&s);
     let slo = crate::slo::evaluate(&s.slo.objectives, &rec, &tl);
-    let b64 = |b: &[u8]| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(b)
+    let faults = vec![crate::report::FaultRecord {
+        name: "f".into(),
+        kind: "db-failover".into(),
+        status: crate::report::FaultStatus::Reverted,
+        note: String::new(),
+        injected_at_s: Some(FAULT_AT as f64),
+        reverted_at_s: Some(INTERVALS as f64),
+    }];
+    let r = crate::report::RunReport {
+        segments: crate::load::schedule::segments(&s.load.stages),
+        target_url: "http://127.0.0.1:1".into(),
+        time_scale: 1.0,
+        started_at: std::time::SystemTime::UNIX_EPOCH,
+        wall: Duration::from_secs(INTERVALS as u64),
+        interrupted: false,
+        scheduled: (sp.per * INTERVALS) as u64,
+        timeline: tl,
+        recording: rec,
+        verdict: crate::report::Verdict::of_run(&faults, false, false, &slo),
+        slo,
+        faults,
+        durable_writes: Vec::new(),
+        durable_without_id: 0,
+        recoveries: Vec::new(),
+        aborted: None,
+        verification: None,
+        journal: Vec::new(),
+        scenario: s,
     };
-    let histograms: Vec<Value> = rec
-        .intervals
-        .iter()
-        .map(|row| {
-            let c = &row[0];
-            json!({ "requests": { "r": {
-                "latency": b64(&c.latency), "service": b64(&c.service),
-                "lateness": b64(&c.lateness), "outcomes": c.outcomes,
-                "attempts": c.attempts, "exhausted": c.exhausted,
-            }}})
-        })
-        .collect();
-    let totals = crate::report::StatsSummary::of(&rec.aggregate(0, INTERVALS, None));
-    let r = json!({
-        "schema": crate::report::SCHEMA,
-        "time_scale": 1.0,
-        "scenario": s,
-        "interval_s": 1.0,
-        "requests": ["r"],
-        "timeline": { "total_s": INTERVALS, "faults": [{
-            "name": "f", "kind": "db-failover", "start_s": FAULT_AT, "end_s": INTERVALS,
-            "injected_at_s": FAULT_AT, "reverted_at_s": INTERVALS,
-        }]},
-        "histograms": { "intervals": histograms },
-        "slo": slo,
-        "totals": totals,
-    });
-    std::fs::write(d.join("report.json"), r.to_string()).unwrap();
+    let v = crate::report::json::render(&r);
+    std::fs::write(d.join("report.json"), v.to_string()).unwrap();
     d
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::CompareError;
+use crate::report::record::{self, ReportFile, ScenarioInfo};
 use crate::scenario::Scenario;
 
 /// The digest of a scenario as run (see the module doc), e.g. `fnv1a64:0f3c…`: written into
@@ -77,27 +78,14 @@ fn canonical(v: &Value, out: &mut String) {
 
 /// A run directory (holding report.json) or a report.json file itself: the path read and the
 /// report, checked to be a chaos report of the layout this build reads.
-pub(super) fn load(arg: &Path) -> Result<(PathBuf, Value), CompareError> {
+pub(super) fn load(arg: &Path) -> Result<(PathBuf, ReportFile), CompareError> {
     let path = if arg.is_dir() {
         arg.join("report.json")
     } else {
         arg.to_path_buf()
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| CompareError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let v: Value = serde_json::from_str(&text).map_err(|source| CompareError::NotJson {
-        path: path.clone(),
-        source,
-    })?;
-    if v["schema"] != super::super::SCHEMA {
-        return Err(CompareError::Schema {
-            path,
-            found: v["schema"].to_string(),
-        });
-    }
-    Ok((path, v))
+    let r = record::load(&path)?;
+    Ok((path, r))
 }
 
 /// Which scenario a report's run ran.
@@ -120,36 +108,43 @@ impl std::fmt::Display for Identity {
 
 /// The scenario stored in a report, parsed by this build and time-scaled as it ran; `None`
 /// when the report has no text or it no longer parses.
-fn stored_scenario(r: &Value) -> Option<Scenario> {
-    let text = r["scenario"]["text"].as_str()?;
-    let source = r["scenario"]["source"].as_str().unwrap_or_default();
+fn stored_scenario(s: &ScenarioInfo, scale: f64) -> Option<Scenario> {
+    let text = s.text.as_deref()?;
     // With the run's own `--set` overrides and numeric `${env:…}` values (as `chaos report`
     // re-reads it): `--set load.peak_rps=400` is another load than 100. Secrets are
     // `${env:…}` references in the text; their values are never part of it.
-    let applied: crate::scenario::Applied =
-        serde_json::from_value(r["scenario"]["params"].clone()).unwrap_or_default();
-    let params = crate::scenario::Params::recorded(&applied);
+    let params = crate::scenario::Params::recorded(&s.params);
     let no_env = |_: &str| None;
-    let s = crate::scenario::parse_full(source, text, &no_env, Path::new(source).parent(), &params)
-        .ok()?;
-    let scale = r["time_scale"].as_f64().unwrap_or(1.0);
+    let source = s.source.as_str();
+    let parsed =
+        crate::scenario::parse_full(source, text, &no_env, Path::new(source).parent(), &params)
+            .ok()?;
     Some(if scale == 1.0 {
-        s
+        parsed
     } else {
-        s.time_scaled(scale)
+        parsed.time_scaled(scale)
     })
 }
 
-pub(super) fn identity(r: &Value) -> Identity {
-    let digest = match (stored_scenario(r), r["scenario_digest"].as_str()) {
-        (Some(s), _) => digest(&s),
+pub(super) fn identity(r: &ReportFile) -> Identity {
+    of(&r.scenario, r.scenario_digest.as_deref(), r.time_scale)
+}
+
+/// [`identity`] from its parts: the stored scenario, the stored digest, the time scale.
+fn of(s: &ScenarioInfo, stored_digest: Option<&str>, time_scale: f64) -> Identity {
+    let null = Value::Null;
+    let digest = match (stored_scenario(s, time_scale), stored_digest) {
+        (Some(parsed), _) => digest(&parsed),
         (None, Some(d)) => d.to_string(),
-        (None, None) => digest_of(&r["scenario"]["load"], &r["scenario"]["faults"]),
+        (None, None) => digest_of(
+            s.model.get("load").unwrap_or(&null),
+            s.model.get("faults").unwrap_or(&null),
+        ),
     };
     Identity {
-        name: r["scenario"]["name"].as_str().unwrap_or("?").to_string(),
+        name: s.name.clone(),
         digest,
-        time_scale: r["time_scale"].as_f64().unwrap_or(1.0),
+        time_scale,
     }
 }
 
@@ -158,6 +153,17 @@ mod tests {
     use super::*;
 
     const SHIPPED: &str = include_str!("../../../scenarios/db-failover.toml");
+
+    /// The identity of a report's fields (only those it is made of: the test reports are
+    /// partial).
+    fn identity(r: &Value) -> Identity {
+        let s: ScenarioInfo = serde_json::from_value(r["scenario"].clone()).unwrap();
+        of(
+            &s,
+            r["scenario_digest"].as_str(),
+            r["time_scale"].as_f64().unwrap(),
+        )
+    }
 
     fn report_of(text: &str, scale: f64) -> Value {
         let s = crate::scenario::parse_str("scenarios/x.toml", text).unwrap();

@@ -49,34 +49,28 @@ mod render;
 mod rules;
 mod stats;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-use serde_json::Value;
 
 pub use identity::{digest, Identity};
 pub use render::render;
 
+use super::record::{ReadError, ReportFile, StatsSummary};
+use super::FaultStatus;
 use crate::metrics::{Recording, Stats};
-use crate::scenario::{Offset, Trim, Window};
+use crate::scenario::{CmpOp, Metric, Objective, Window};
+use crate::slo::{SloResult, Status};
 use rules::{judge, Rule, Side, RECOVERY_INTERVALS};
+// The tests edit report.json as JSON.
+#[cfg(test)]
+use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: not a JSON report: {source}", path.display())]
-    NotJson {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{}: schema {found} is not {}: not a chaos run's report.json, or from another chaos version", path.display(), super::SCHEMA)]
-    Schema { path: PathBuf, found: String },
+    /// Unreadable, not JSON, another schema, or fields of the wrong type: the message names
+    /// the file (and serde_json's line and column).
+    #[error(transparent)]
+    Report(#[from] ReadError),
     #[error("the runs are of different scenarios: baseline {base}, new {new}. Compare two runs of one scenario, or pass --allow-different to compare them anyway")]
     Different { base: Identity, new: Identity },
 }
@@ -180,14 +174,14 @@ impl Comparison {
 /// One run as compare reads it: the report, its fault timeline as applied, and its recording
 /// decoded once (every window merges from the same cells).
 struct Run<'a> {
-    r: &'a Value,
+    r: &'a ReportFile,
     timeline: crate::slo::Timeline,
     recorded: Option<(Recording, Vec<Vec<Stats>>)>,
 }
 
 impl<'a> Run<'a> {
-    fn new(r: &'a Value) -> Result<Run<'a>, String> {
-        let rec = super::reread::recording(r)?;
+    fn new(r: &'a ReportFile) -> Result<Run<'a>, super::record::RecordError> {
+        let rec = r.recording()?;
         let cells = rec
             .intervals
             .iter()
@@ -200,7 +194,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn without_recording(r: &'a Value) -> Run<'a> {
+    fn without_recording(r: &'a ReportFile) -> Run<'a> {
         Run {
             r,
             timeline: timeline(r),
@@ -228,95 +222,76 @@ impl<'a> Run<'a> {
     }
 
     fn interval_us(&self) -> f64 {
-        self.r["interval_s"].as_f64().unwrap_or(1.0) * 1e6
+        self.r.interval_s.unwrap_or(1.0) * 1e6
+    }
+
+    /// Whether the fault of this name took effect (injected, and not found unconfirmed).
+    fn took_effect(&self, name: &str) -> bool {
+        self.r.timeline.faults.iter().any(|f| {
+            f.name == name
+                && f.injected_at_s.is_some()
+                && f.status != Some(FaultStatus::Unconfirmed)
+        })
     }
 }
 
 /// A report's fault timeline as the faults were applied (injection to revert), for windows:
 /// the schedule moved to the recorded times the way the run's own judge moved it.
-fn timeline(r: &Value) -> crate::slo::Timeline {
-    let secs = |v: &Value| v.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok());
-    let total = secs(&r["timeline"]["total_s"]).unwrap_or_default();
-    let faults = || r["timeline"]["faults"].as_array().into_iter().flatten();
+fn timeline(r: &ReportFile) -> crate::slo::Timeline {
+    let secs = |s: f64| Duration::try_from_secs_f64(s).ok();
+    let total = secs(r.timeline.total_s).unwrap_or_default();
     let scheduled = crate::slo::Timeline {
         total,
-        faults: faults()
+        faults: r
+            .timeline
+            .faults
+            .iter()
             .map(|f| crate::slo::FaultSpan {
-                name: f["name"].as_str().unwrap_or_default().to_string(),
-                kind: f["kind"].as_str().unwrap_or_default().to_string(),
-                start: secs(&f["start_s"]).unwrap_or_default(),
-                end: secs(&f["end_s"]).unwrap_or(total),
+                name: f.name.clone(),
+                kind: f.kind.clone(),
+                start: secs(f.start_s).unwrap_or_default(),
+                end: secs(f.end_s).unwrap_or(total),
             })
             .collect(),
     };
-    scheduled.as_applied(faults().map(|f| {
-        (
-            f["name"].as_str().unwrap_or_default(),
-            f["injected_at_s"].as_f64(),
-            f["reverted_at_s"].as_f64(),
-        )
-    }))
+    scheduled.as_applied(
+        r.timeline
+            .faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
+    )
 }
 
-/// An objective's window as written: `during:f`, `baseline[10s..]`.
-fn window_name(o: &Value) -> String {
-    let w = &o["window"];
-    let base = match (w["type"].as_str(), w["fault"].as_str()) {
-        (Some(t), Some(f)) => format!("{t}:{f}"),
-        (Some(t), None) => t.to_string(),
-        _ => "?".into(),
-    };
-    match o["trim"]["text"].as_str() {
-        Some(t) => format!("{base}[{t}]"),
-        None => base,
+/// An objective's time range in a run, from its stored window and trim; `None` for the
+/// after-the-run `data` window, which has no time range.
+fn objective_span(o: &Objective, t: &crate::slo::Timeline) -> Option<(Duration, Duration)> {
+    (o.window != Window::Data).then(|| t.span_of(o))
+}
+
+/// The kind and rule of an SLO's metric.
+fn rule_of(metric: &Metric) -> (Kind, Rule) {
+    match metric {
+        Metric::Latency(q) => (Kind::LatencyUs, Rule::Quantile(*q)),
+        Metric::MaxLatency => (Kind::LatencyUs, Rule::Max),
+        Metric::Recovery => (Kind::LatencyUs, Rule::Recovery),
+        Metric::LostWrites => (Kind::Count, Rule::Count),
+        Metric::Amplification => (Kind::Factor, Rule::Rate),
+        Metric::Errors
+        | Metric::Throughput
+        | Metric::NotSent
+        | Metric::RetryRate
+        | Metric::RetriesExhausted => (Kind::Ratio, Rule::Proportion),
     }
 }
 
-/// An objective's time range in a run, from its stored window and trim (as report.json keeps
-/// them: `{"type": "during", "fault": "f"}`, trim ends in seconds).
-fn objective_span(o: &Value, t: &crate::slo::Timeline) -> Option<(Duration, Duration)> {
-    let fault = || o["window"]["fault"].as_str().map(str::to_string);
-    let w = match o["window"]["type"].as_str()? {
-        "whole" => Window::Whole,
-        "baseline" => Window::Baseline,
-        "during" => Window::During(fault()?),
-        "after" => Window::After(fault()?),
-        _ => return None,
-    };
-    let offset = |v: &Value| -> Option<Option<Offset>> {
-        if v.is_null() {
-            return Some(None);
-        }
-        Some(Some(Offset {
-            from_end: v["from_end"].as_bool()?,
-            by: Duration::try_from_secs_f64(v["by"].as_f64()?).ok()?,
-        }))
-    };
-    let span = t.span(&w);
-    let tr = &o["trim"];
-    if tr.is_null() {
-        return Some(span);
-    }
-    let trim = Trim {
-        text: tr["text"].as_str().unwrap_or_default().to_string(),
-        from: offset(&tr["from"])?,
-        to: offset(&tr["to"])?,
-    };
-    Some(trim.apply(span))
-}
-
-/// The kind and rule of an SLO's metric (`{"metric": "latency", "q": 0.99}`).
-fn rule_of(metric: &Value) -> (Kind, Rule) {
-    match metric["metric"].as_str() {
-        Some("latency") => (
-            Kind::LatencyUs,
-            Rule::Quantile(metric["q"].as_f64().unwrap_or(0.5)),
-        ),
-        Some("max_latency") => (Kind::LatencyUs, Rule::Max),
-        Some("recovery") => (Kind::LatencyUs, Rule::Recovery),
-        Some("lost_writes") => (Kind::Count, Rule::Count),
-        Some("amplification") => (Kind::Factor, Rule::Rate),
-        _ => (Kind::Ratio, Rule::Proportion),
+/// The snake_case name report.json gives a status (`insufficient_data`).
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::InsufficientData => "insufficient_data",
+        Status::InsufficientAllowed => "insufficient_allowed",
+        Status::NotJudged => "not_judged",
     }
 }
 
@@ -363,63 +338,61 @@ pub fn compare(baseline: &Path, new: &Path, opts: Options) -> Result<Comparison,
 
 /// Every SLO both runs have.
 fn slo_rows(c: &mut Comparison, a: &Run, b: &Run) {
-    let empty = Vec::new();
-    let slos_b = b.r["slo"].as_array().unwrap_or(&empty);
-    for sa in a.r["slo"].as_array().unwrap_or(&empty) {
-        let oa = &sa["objective"];
-        let request = oa["request"].as_str();
-        let Some(sb) = slos_b.iter().find(|sb| {
-            let ob = &sb["objective"];
-            ob["text"] == oa["text"]
-                && ob["window"] == oa["window"]
-                && ob["trim"]["text"] == oa["trim"]["text"]
-                && ob["request"] == oa["request"]
-        }) else {
+    let same = |x: &Objective, y: &Objective| {
+        x.text == y.text
+            && x.window == y.window
+            && x.trim.as_ref().map(|t| &t.text) == y.trim.as_ref().map(|t| &t.text)
+            && x.request == y.request
+    };
+    for sa in &a.r.slo {
+        let oa = &sa.objective;
+        let request = oa.request.as_deref();
+        let Some(sb) = b.r.slo.iter().find(|sb| same(&sb.objective, oa)) else {
             c.notes.push(format!(
                 "only in the baseline run: {} {}",
-                window_name(oa),
-                oa["text"].as_str().unwrap_or("")
+                oa.window_label(),
+                oa.text
             ));
             continue;
         };
-        let (Some(old), Some(new)) = (sa["value"].as_f64(), sb["value"].as_f64()) else {
-            if sa["status"] == "not_judged" {
+        let (Some(old), Some(new)) = (sa.value, sb.value) else {
+            if sa.status == Status::NotJudged {
                 c.notes.push(format!(
                     "not judged in the baseline run, so not compared: {} {}",
-                    window_name(oa),
-                    oa["text"].as_str().unwrap_or("")
+                    oa.window_label(),
+                    oa.text
                 ));
             }
-            if sa["value"].is_f64() && sb["status"] != "pass" {
+            if sa.value.is_some() && sb.status != Status::Pass {
                 c.unmeasured.push(format!(
                     "{} {}{}: {} in the baseline run, {} in the new run ({})",
-                    window_name(oa),
-                    oa["text"].as_str().unwrap_or(""),
+                    oa.window_label(),
+                    oa.text,
                     request.map(|r| format!(" [{r}]")).unwrap_or_default(),
-                    sa["shown_value"].as_str().unwrap_or("?"),
-                    sb["shown_value"].as_str().unwrap_or("no value"),
-                    sb["status"].as_str().unwrap_or("?"),
+                    sa.shown_value,
+                    sb.shown_value,
+                    status_name(sb.status),
                 ));
             }
             continue;
         };
-        let (kind, rule) = rule_of(&oa["metric"]);
-        let side = |run: &Run, s: &Value, value: f64| {
+        let (kind, rule) = rule_of(&oa.metric);
+        let side = |run: &Run, s: &SloResult, value: f64| {
             let stats = matches!(rule, Rule::Quantile(_) | Rule::Max)
-                .then(|| objective_span(&s["objective"], &run.timeline))
+                .then(|| objective_span(&s.objective, &run.timeline))
                 .flatten()
                 .and_then(|span| run.stats(span, request));
             Side {
                 value,
-                samples: s["samples"].as_u64(),
+                samples: Some(s.samples),
                 stats,
             }
         };
         let (side_a, side_b) = (side(a, sa, old), side(b, sb, new));
         let label = (
-            window_name(oa),
+            oa.window_label(),
             request.unwrap_or("all").to_string(),
-            oa["text"].as_str().unwrap_or("").to_string(),
+            oa.text.clone(),
         );
         if let Rule::Quantile(q) = rule {
             for (which, s) in [("baseline", &side_a), ("new", &side_b)] {
@@ -434,7 +407,7 @@ fn slo_rows(c: &mut Comparison, a: &Run, b: &Run) {
                 }
             }
         }
-        let up_is_worse = !matches!(oa["op"].as_str(), Some(">" | ">="));
+        let up_is_worse = !matches!(oa.op, CmpOp::Gt | CmpOp::Ge);
         let r = judge(c, label, kind, rule, up_is_worse, &side_a, &side_b);
         c.rows.push(r);
     }
@@ -444,14 +417,14 @@ fn slo_rows(c: &mut Comparison, a: &Run, b: &Run) {
 /// run only — the stored totals.
 enum Figures<'a> {
     Recorded(Box<Stats>),
-    Totals(&'a Value),
+    Totals(&'a StatsSummary),
 }
 
 impl<'a> Figures<'a> {
     fn of(run: &Run<'a>, w: &Window) -> Option<Figures<'a>> {
         match run.stats(run.timeline.span(w), None) {
             Some(s) => Some(Figures::Recorded(Box::new(s))),
-            None if *w == Window::Whole => Some(Figures::Totals(&run.r["totals"])),
+            None if *w == Window::Whole => Some(Figures::Totals(&run.r.totals)),
             None => None,
         }
     }
@@ -463,9 +436,9 @@ impl<'a> Figures<'a> {
                 samples: Some(s.latency.len()),
                 stats: Some((**s).clone()),
             }),
-            Figures::Totals(t) => Some(Side {
-                value: t["latency_us"][if q == 0.5 { "p50" } else { "p99" }].as_f64()?,
-                samples: t["latency_us"]["count"].as_u64(),
+            Figures::Totals(t) => t.latency_us.as_ref().map(|l| Side {
+                value: (if q == 0.5 { l.p50 } else { l.p99 }) as f64,
+                samples: Some(l.count),
                 stats: None,
             }),
         }
@@ -479,8 +452,8 @@ impl<'a> Figures<'a> {
                 stats: None,
             }),
             Figures::Totals(t) => Some(Side {
-                value: t["error_rate"].as_f64()?,
-                samples: t["requests"].as_u64(),
+                value: t.error_rate,
+                samples: Some(t.requests),
                 stats: None,
             }),
         }
@@ -492,17 +465,7 @@ fn window_rows(c: &mut Comparison, a: &Run, b: &Run) {
     let mut windows = vec![Window::Whole, Window::Baseline];
     // Only the windows of faults that took effect in both runs: a skipped or unreached fault's
     // "during" is a stretch of ordinary traffic, not the fault.
-    let took_effect = |run: &Run, name: &str| {
-        run.r["timeline"]["faults"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|f| {
-                f["name"] == name
-                    && f["injected_at_s"].as_f64().is_some()
-                    && f["status"] != "unconfirmed"
-            })
-    };
+    let took_effect = |run: &Run, name: &str| run.took_effect(name);
     for f in &a.timeline.faults {
         if !b.timeline.faults.iter().any(|g| g.name == f.name) {
             continue;
