@@ -12,9 +12,32 @@ fn old() -> ReportFile {
     parse(Path::new("old/report.json"), OLD).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The one documented migration inside v1: a journal plan's calls were `{method, path}` (sandbox
+/// calls only) and are written driver-neutral now, `{service, operation, resource}`; both read.
+fn typed_calls(mut v: Value) -> Value {
+    for r in v["journal"].as_array_mut().into_iter().flatten() {
+        let Some(plan) = r.get_mut("plan") else {
+            continue;
+        };
+        for list in ["inject", "revert"] {
+            for c in plan[list].as_array_mut().into_iter().flatten() {
+                let (m, p) = (c["method"].clone(), c["path"].clone());
+                *c = serde_json::json!({ "service": "sandbox", "operation": m, "resource": p });
+            }
+        }
+    }
+    v
+}
+
 #[test]
 fn a_report_written_by_the_old_writer_reads_and_writes_back_unchanged() {
-    let want: Value = serde_json::from_str(OLD).unwrap();
+    let want: Value = typed_calls(serde_json::from_str(OLD).unwrap());
+    let written: Value = serde_json::from_str(OLD).unwrap();
+    assert!(
+        written["journal"][0]["plan"]["inject"][0]["method"].is_string()
+            && want["journal"][0]["plan"]["inject"][0]["operation"].is_string(),
+        "the fixture holds old-style calls, migrated here"
+    );
     let back = serde_json::to_value(old()).unwrap();
     if back != want {
         // Name the first key that differs rather than dumping 200 kB.
