@@ -221,6 +221,8 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Strin
             id: string(&w["id"]),
             read_method: string(&w["read_method"]),
             read_path: string(&w["read_path"]),
+            // Never in report.json: a re-judged run does not read back again.
+            headers: Default::default(),
         })
         .collect();
     let verification = r["durable"]["read_back"].as_object().map(|rb| {
