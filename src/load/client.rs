@@ -206,8 +206,10 @@ pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError>
 /// login say, is read back with the value that write used, not a fresh one). Values holding a
 /// secret stay marked sensitive; `Debug` shows names only, and the type has no `Serialize`: it
 /// never reaches report.json, the journal or a log.
+///
+/// Shared (`Arc`): the writes of a request kind without templated headers all hold one map.
 #[derive(Clone, Default)]
-pub struct ReadBackHeaders(HeaderMap);
+pub struct ReadBackHeaders(Arc<HeaderMap>);
 
 impl ReadBackHeaders {
     /// The headers named in `names` out of `sent` (what went on the wire).
@@ -218,7 +220,7 @@ impl ReadBackHeaders {
                 m.insert(n.clone(), v.clone());
             }
         }
-        ReadBackHeaders(m)
+        ReadBackHeaders(Arc::new(m))
     }
 
     pub fn map(&self) -> &HeaderMap {

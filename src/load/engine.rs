@@ -506,8 +506,7 @@ async fn logical_request(
     let reads = !req.captures.is_empty() || req.durable.is_some();
     if last.outcome == Outcome::Ok && last.status < 400 && reads {
         if let Some(body) = &last.body {
-            let sent = rendered.headers.as_ref().unwrap_or(&req.headers);
-            after_success(&sh, req, body, sent);
+            after_success(&sh, req, body, rendered.headers.as_ref());
         }
     }
     let _ = tx.send(sample);
@@ -563,9 +562,9 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
     }
 }
 
-/// Captures and durable-write ids from a successful response; `sent` is the headers the
-/// request went with.
-fn after_success(sh: &Shared, req: &Prepared, body: &[u8], sent: &HeaderMap) {
+/// Captures and durable-write ids from a successful response; `rendered` is the headers the
+/// request went with when some were templated (`None`: the prepared ones).
+fn after_success(sh: &Shared, req: &Prepared, body: &[u8], rendered: Option<&HeaderMap>) {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
         if req.durable.is_some() {
             sh.durable_without_id.fetch_add(1, Relaxed);
@@ -585,7 +584,10 @@ fn after_success(sh: &Shared, req: &Prepared, body: &[u8], sent: &HeaderMap) {
                     read_path: d.read_path.replace("{id}", &id),
                     read_method: d.read_method.clone(),
                     id,
-                    headers: ReadBackHeaders::pick(sent, &req.read_back),
+                    headers: match rendered {
+                        Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
+                        None => req.read_back_fixed.clone(),
+                    },
                 };
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
             }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{Method, Uri};
 
-use super::client::{self, ClientConfig};
+use super::client::{self, ClientConfig, ReadBackHeaders};
 use super::engine::EngineError;
 use super::template::{self, Captures, Missing};
 use super::transport::{self, Target};
@@ -32,6 +32,8 @@ pub(super) struct Prepared {
     /// For a durable write: the headers its read-back sends again, taken from what the
     /// acknowledged write was sent with (see [`client::ReadBackHeaders`]).
     pub(super) read_back: Vec<HeaderName>,
+    /// Those headers as sent when no header is templated (then every write shares them).
+    pub(super) read_back_fixed: ReadBackHeaders,
     pub(super) expect: Option<Expect>,
     /// Keep every response's whole body: a capture, a durable write or a body check reads it.
     pub(super) keep_body: bool,
@@ -98,6 +100,14 @@ pub(super) fn prepare(
                 }
                 _ => None,
             };
+            let read_back = if r.durable.is_some() {
+                split.read_back
+            } else {
+                Vec::new()
+            };
+            // Without templated headers every write of this kind is sent the same headers: one
+            // read-back set, shared by all of them.
+            let read_back_fixed = ReadBackHeaders::pick(&headers, &read_back);
             Ok(Prepared {
                 method,
                 path: r.path.clone(),
@@ -108,11 +118,8 @@ pub(super) fn prepare(
                 literal_body,
                 captures: r.capture.clone(),
                 durable: r.durable.clone(),
-                read_back: if r.durable.is_some() {
-                    split.read_back
-                } else {
-                    Vec::new()
-                },
+                read_back,
+                read_back_fixed,
                 expect: r.expect.clone(),
                 keep_body: !r.capture.is_empty()
                     || r.durable.is_some()
