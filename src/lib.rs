@@ -8,6 +8,7 @@ pub mod cli;
 pub mod drivers;
 pub mod fault;
 pub mod load;
+pub mod logging;
 pub mod metrics;
 pub mod report;
 pub mod run;

@@ -3,8 +3,12 @@
 //! system no longer has are **lost** and listed by id in the report; `lost_writes` SLOs judge
 //! them.
 //!
-//! The read-back is not part of the measured load: its own client, bounded concurrency, not
-//! recorded. A 404 is only believed after it repeats (a replica catching up is not a loss);
+//! The read-back is not part of the measured load: its own client (reqwest, built from the
+//! same [`ClientConfig`] as the load's transport: CA, timeout), bounded concurrency, not
+//! recorded. Each write is read back with the headers it was acknowledged with — the client's
+//! and its request's, a templated one with the value rendered for that write — and nothing
+//! else: a write whose token has expired by then is unverified (a 401 is not a 404), never
+//! lost. Those headers are never written anywhere (report, journal, logs). A 404 is only believed after it repeats (a replica catching up is not a loss);
 //! transient failures (connect, timeout, 5xx) are retried with backoff, and a write that still
 //! cannot be read is reported as **unverified** — never silently counted as found or lost.
 
@@ -17,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::load::client::{ClientConfig, ClientError};
 use crate::load::engine::DurableWrite;
-use crate::scenario::{Client, Part};
+use crate::scenario::Client;
 use crate::slo::DataCheck;
 
 /// At most this many read-backs in flight.
@@ -110,64 +115,45 @@ enum Answer {
     Unverified(String),
 }
 
-/// Read back every write against `base_url` with the scenario's client settings (its static
-/// headers, its CA, its timeout).
+/// Why the read-back could not even start (a write that cannot be read is data, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot build the read-back client for {url}: {reason}")]
+    Client { url: String, reason: ClientError },
+}
+
+/// Read back every write against `base_url` with the scenario's client configuration (its CA
+/// and timeout: [`ClientConfig`], the same the load's transport is built from). Each read-back
+/// sends the headers its write was acknowledged with ([`DurableWrite::headers`]: the client's
+/// and the request's, with the values rendered for that write), so a token set only on the
+/// write request, or templated per request, reads back as it wrote.
 pub async fn read_back(
     base_url: &str,
     client_cfg: &Client,
     writes: &[DurableWrite],
-) -> Result<Verification, String> {
-    let mut b = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(client_cfg.timeout);
-    if let Some(path) = &client_cfg.ca_cert {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cert =
-            reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-        b = b.add_root_certificate(cert);
-    }
-    let client = b.build().map_err(|e| e.to_string())?;
-    // Client-wide headers with no per-request parts (auth tokens, typically).
-    let headers: Vec<(String, String)> = client_cfg
-        .headers
-        .iter()
-        .filter(|h| h.value.is_literal())
-        .map(|h| {
-            let v: String = h
-                .value
-                .parts
-                .iter()
-                .map(|p| match p {
-                    Part::Lit(s) | Part::Secret(s) => s.as_str(),
-                    _ => "",
-                })
-                .collect();
-            (h.name.clone(), v)
-        })
-        .collect();
+) -> Result<Verification, VerifyError> {
+    let started = std::time::Instant::now();
+    let failed = |reason| VerifyError::Client {
+        url: base_url.to_string(),
+        reason,
+    };
+    let cfg = ClientConfig::new(client_cfg).map_err(failed)?;
+    let client = cfg.reqwest(base_url).map_err(failed)?;
     let base = Arc::new(base_url.trim_end_matches('/').to_string());
-    let headers = Arc::new(headers);
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     // A dead target would cost every write its full retry schedule: after this many
     // unverified in a row with none found, the rest are reported unverified at once.
     let dead = Arc::new(AtomicU64::new(0));
     let mut set = JoinSet::new();
     for w in writes.iter().cloned() {
-        let (client, base, headers, sem, dead) = (
-            client.clone(),
-            base.clone(),
-            headers.clone(),
-            sem.clone(),
-            dead.clone(),
-        );
+        let (client, base, sem, dead) = (client.clone(), base.clone(), sem.clone(), dead.clone());
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             if dead.load(Ordering::Relaxed) >= GIVE_UP_AFTER {
                 let why = "skipped: the target stopped answering".to_string();
                 return (w, Answer::Unverified(why));
             }
-            let a = one(&client, &base, &headers, &w).await;
+            let a = one(&client, &base, &w).await;
             match a {
                 Answer::Unverified(_) => {
                     dead.fetch_add(1, Ordering::Relaxed);
@@ -195,14 +181,25 @@ pub async fn read_back(
                     id: w.id,
                 });
             }
-            Answer::Unverified(reason) => v.unverified.push(Unverified {
-                request: w.request,
-                id: w.id,
-                reason,
-            }),
+            Answer::Unverified(reason) => {
+                tracing::debug!(request = %w.request, id = %w.id, %reason, "write unverified");
+                v.unverified.push(Unverified {
+                    request: w.request,
+                    id: w.id,
+                    reason,
+                })
+            }
         }
     }
     v.lost.sort_by_key(|l| natural(&l.id));
+    tracing::info!(
+        checked = v.checked,
+        found = v.found,
+        lost = v.lost.len(),
+        unverified = v.unverified.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "read-back of durable writes"
+    );
     Ok(v)
 }
 
@@ -211,12 +208,7 @@ fn natural(id: &str) -> (u64, String) {
     (id.parse().unwrap_or(u64::MAX), id.to_string())
 }
 
-async fn one(
-    client: &reqwest::Client,
-    base: &str,
-    headers: &[(String, String)],
-    w: &DurableWrite,
-) -> Answer {
+async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
     let Ok(method) = reqwest::Method::from_bytes(w.read_method.as_bytes()) else {
         return Answer::Unverified(format!("bad method {}", w.read_method));
     };
@@ -225,10 +217,9 @@ async fn one(
     let mut last = String::new();
     for pause_ms in [0, 200, 500, 1000, 2000] {
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        let mut req = client.request(method.clone(), &url);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
+        let req = client
+            .request(method.clone(), &url)
+            .headers(w.headers.map().clone());
         match req.send().await {
             Ok(r) if r.status().is_success() => return Answer::Found,
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {

@@ -2,22 +2,24 @@
 //! through the AWS API. Plans resolve roles and zones to node ids from `GET /resources`; every
 //! inject and revert is a list of idempotent control calls, and the undo data holds the control
 //! URL so `chaos rollback` in another process can finish the job.
+//!
+//! Control calls go through the general client of control APIs (reqwest, built by
+//! `load::client::ClientConfig`, 10 s per call), never the load engine's transport; each is
+//! logged (method, path, duration, status) for `-v`.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use crate::fault::{BoxFut, Call, Driver, DriverError, FaultPlan, Undo};
+use crate::load::client::ClientConfig;
 use crate::scenario::{Count, Fault, FaultKind, KillMode, Link, Role};
 
 pub struct SandboxDriver {
     control_url: String,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    /// The general client of control APIs (reqwest); why it could not be built, if it could
+    /// not, is what every call then fails with.
+    client: Result<reqwest::Client, String>,
     /// Nodes already picked by planned kill-nodes faults, with when they are held
     /// ([at, end), end `None` = the end of the run): an overlapping kill-nodes fault picks
     /// other nodes while there are any, so two "kill 1 node" faults at once take 2 down.
@@ -50,6 +52,24 @@ impl SandboxUndo {
     }
 }
 
+/// How long one control call may take, the answer's body included.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong, from an error's causes: reqwest's own message only names the URL, which
+/// the call's error already shows ("connection refused" is in the causes).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut cause = e.source();
+    if cause.is_none() {
+        return e.to_string();
+    }
+    let mut parts = Vec::new();
+    while let Some(c) = cause {
+        parts.push(c.to_string());
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
 /// (at, end, node ids) of one planned kill-nodes fault.
 type Picked = (Duration, Option<Duration>, Vec<String>);
 
@@ -57,7 +77,9 @@ impl SandboxDriver {
     pub fn new(control_url: &str) -> SandboxDriver {
         SandboxDriver {
             control_url: control_url.trim_end_matches('/').to_string(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: ClientConfig::plain(CONTROL_TIMEOUT)
+                .reqwest(control_url)
+                .map_err(|e| e.to_string()),
             picked: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -85,33 +107,56 @@ impl SandboxDriver {
             .map(|u| SandboxDriver::new(&u.control_url))
     }
 
-    /// One control call; the JSON answer, or an error naming the call.
+    /// One control call; the JSON answer, or an error naming the call. Logged (method, path,
+    /// duration, status or error): `info` for calls that change something, `debug` for reads.
     pub async fn call(&self, method: &str, path: &str) -> Result<Value, DriverError> {
+        let started = std::time::Instant::now();
+        let r = self.exchange(method, path).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let changes = method != "GET";
+        match (&r, changes) {
+            (Ok((status, _)), true) => tracing::info!(method, path, ms, status, "control call"),
+            (Ok((status, _)), false) => tracing::debug!(method, path, ms, status, "control call"),
+            (Err(e), true) => tracing::info!(method, path, ms, error = %e, "control call failed"),
+            (Err(e), false) => tracing::debug!(method, path, ms, error = %e, "control call failed"),
+        }
+        r.map(|(_, v)| v)
+    }
+
+    /// [`SandboxDriver::call`] without the log: the status and the JSON answer.
+    async fn exchange(&self, method: &str, path: &str) -> Result<(u16, Value), DriverError> {
         let shown = format!("{method} {}{path}", self.control_url);
         // The sandbox briefly unreachable or slow is worth another try; a request it refuses
         // (4xx) or one we cannot even form is not.
         let fail = |why: String| DriverError::retryable(format!("{shown}: {why}"));
         let refused = |why: String| DriverError::Permanent(format!("{shown}: {why}"));
-        let uri: Uri = format!("{}{path}", self.control_url)
-            .parse()
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| refused(format!("no HTTP client: {e}")))?;
+        let url = reqwest::Url::parse(&format!("{}{path}", self.control_url))
             .map_err(|e| refused(format!("bad URL: {e}")))?;
-        let m = Method::from_bytes(method.as_bytes()).map_err(|e| refused(e.to_string()))?;
-        let req = Request::builder()
-            .method(m)
-            .uri(uri)
-            .body(Empty::new())
-            .map_err(|e| refused(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
-            .await
-            .map_err(|_| fail("no answer within 10 s".into()))?
-            .map_err(|e| fail(format!("sandbox unreachable ({e})")))?;
+        let m =
+            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| refused(e.to_string()))?;
+        // The client's timeout (CONTROL_TIMEOUT) bounds the whole exchange, body included.
+        let timed_out = || fail(format!("no answer within {} s", CONTROL_TIMEOUT.as_secs()));
+        let resp = client.request(m, url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                timed_out()
+            } else if e.is_builder() {
+                refused(chain(&e))
+            } else {
+                fail(format!("sandbox unreachable ({})", chain(&e)))
+            }
+        })?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .to_bytes();
+        let body = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                timed_out()
+            } else {
+                fail(chain(&e))
+            }
+        })?;
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
             let why = format!("{status}: {}", v["error"].as_str().unwrap_or(""));
@@ -121,7 +166,7 @@ impl SandboxDriver {
                 fail(why)
             });
         }
-        Ok(v)
+        Ok((status.as_u16(), v))
     }
 
     async fn plan_fault(&self, f: &Fault) -> Result<FaultPlan, DriverError> {

@@ -27,7 +27,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, Semaphore};
 
-use super::client::ClientError;
+use super::client::{ClientConfig, ClientError, ReadBackHeaders};
 use super::expect::{self, Rejection};
 use super::failures::{Failures, Seen};
 use super::prepared::{prepare, render, Prepared, Rendered};
@@ -42,7 +42,10 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("target URL `{url}` is not usable: {reason}")]
-    BadUrl { url: String, reason: String },
+    BadUrl {
+        url: String,
+        reason: transport::UrlError,
+    },
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("invalid HTTP method `{0}`")]
@@ -56,6 +59,10 @@ pub struct DurableWrite {
     pub id: String,
     pub read_method: String,
     pub read_path: String,
+    /// The headers the write was sent with that its read-back sends again (its auth, say):
+    /// never serialized (report.json, the journal), values hidden from `Debug`.
+    #[serde(skip)]
+    pub headers: ReadBackHeaders,
 }
 
 /// What the engine hands back.
@@ -163,8 +170,9 @@ pub async fn run_mode(
         url: base_url.to_string(),
         reason,
     })?;
-    let reqs = prepare(load, &target)?;
-    let transport = Transport::new(target, load.client.ca_cert.as_deref(), load.max_in_flight)?;
+    let cfg = ClientConfig::new(&load.client)?;
+    let reqs = prepare(load, &cfg, &target)?;
+    let transport = Transport::new(target, &cfg, load.max_in_flight)?;
     let cap_names: Vec<&str> = load
         .requests
         .iter()
@@ -498,7 +506,7 @@ async fn logical_request(
     let reads = !req.captures.is_empty() || req.durable.is_some();
     if last.outcome == Outcome::Ok && last.status < 400 && reads {
         if let Some(body) = &last.body {
-            after_success(&sh, req, body);
+            after_success(&sh, req, body, rendered.headers.as_ref());
         }
     }
     let _ = tx.send(sample);
@@ -554,8 +562,9 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
     }
 }
 
-/// Captures and durable-write ids from a successful response.
-fn after_success(sh: &Shared, req: &Prepared, body: &[u8]) {
+/// Captures and durable-write ids from a successful response; `rendered` is the headers the
+/// request went with when some were templated (`None`: the prepared ones).
+fn after_success(sh: &Shared, req: &Prepared, body: &[u8], rendered: Option<&HeaderMap>) {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
         if req.durable.is_some() {
             sh.durable_without_id.fetch_add(1, Relaxed);
@@ -575,6 +584,10 @@ fn after_success(sh: &Shared, req: &Prepared, body: &[u8]) {
                     read_path: d.read_path.replace("{id}", &id),
                     read_method: d.read_method.clone(),
                     id,
+                    headers: match rendered {
+                        Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
+                        None => req.read_back_fixed.clone(),
+                    },
                 };
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
             }

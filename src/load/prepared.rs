@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{Method, Uri};
 
-use super::client;
+use super::client::{self, ClientConfig, ReadBackHeaders};
 use super::engine::EngineError;
 use super::template::{self, Captures, Missing};
 use super::transport::{self, Target};
@@ -29,6 +29,11 @@ pub(super) struct Prepared {
     pub(super) literal_body: Option<Bytes>,
     pub(super) captures: Vec<Capture>,
     pub(super) durable: Option<Durable>,
+    /// For a durable write: the headers its read-back sends again, taken from what the
+    /// acknowledged write was sent with (see [`client::ReadBackHeaders`]).
+    pub(super) read_back: Vec<HeaderName>,
+    /// Those headers as sent when no header is templated (then every write shares them).
+    pub(super) read_back_fixed: ReadBackHeaders,
     pub(super) expect: Option<Expect>,
     /// Keep every response's whole body: a capture, a durable write or a body check reads it.
     pub(super) keep_body: bool,
@@ -43,7 +48,11 @@ pub(super) struct Rendered {
     pub(super) body: Bytes,
 }
 
-pub(super) fn prepare(load: &Load, target: &Target) -> Result<Vec<Prepared>, EngineError> {
+pub(super) fn prepare(
+    load: &Load,
+    cfg: &ClientConfig,
+    target: &Target,
+) -> Result<Vec<Prepared>, EngineError> {
     let none = Captures::new([]);
     let mut rng = rand::rng();
     load.requests
@@ -58,22 +67,11 @@ pub(super) fn prepare(load: &Load, target: &Target) -> Result<Vec<Prepared>, Eng
                 HeaderValue::from_static(concat!("chaos/", env!("CARGO_PKG_VERSION"))),
             );
             headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-            let mut templated = Vec::new();
-            for h in client::merge(&load.client.headers, &r.headers) {
-                let name = client::header_name(h)?;
-                if h.value.is_literal() {
-                    let mut v = String::new();
-                    // Literal parts only: rendering cannot fail or vary.
-                    let _ = template::render(&h.value, 0, &mut rng, &none, &mut v);
-                    // Validation checked literal values; one that is still invalid is dropped,
-                    // as a templated one would be.
-                    if let Ok(v) = client::header_value(h, &v) {
-                        headers.insert(name, v);
-                    }
-                } else {
-                    templated.push((name, h.clone()));
-                }
+            let split = cfg.request_headers(&r.headers)?;
+            for (name, v) in split.fixed {
+                headers.insert(name, v);
             }
+            let templated = split.templated;
             let json = matches!(r.body, Some(Body::Json(_)));
             if json && templated.iter().all(|(n, _)| n != CONTENT_TYPE) {
                 headers
@@ -102,6 +100,14 @@ pub(super) fn prepare(load: &Load, target: &Target) -> Result<Vec<Prepared>, Eng
                 }
                 _ => None,
             };
+            let read_back = if r.durable.is_some() {
+                split.read_back
+            } else {
+                Vec::new()
+            };
+            // Without templated headers every write of this kind is sent the same headers: one
+            // read-back set, shared by all of them.
+            let read_back_fixed = ReadBackHeaders::pick(&headers, &read_back);
             Ok(Prepared {
                 method,
                 path: r.path.clone(),
@@ -112,6 +118,8 @@ pub(super) fn prepare(load: &Load, target: &Target) -> Result<Vec<Prepared>, Eng
                 literal_body,
                 captures: r.capture.clone(),
                 durable: r.durable.clone(),
+                read_back,
+                read_back_fixed,
                 expect: r.expect.clone(),
                 keep_body: !r.capture.is_empty()
                     || r.durable.is_some()

@@ -22,9 +22,11 @@
 //! (TCP, TLS or HTTP handshake) = `connect_error`; a connection that fails after the request
 //! was handed to it (closed before or during the response) = `reset`. The attempt's timeout is
 //! the caller's and covers connecting, sending and reading the whole body.
+//!
+//! What it trusts (TLS roots) comes from [`super::client::ClientConfig`], the one place that
+//! builds the target's client configuration; the read-back of durable writes builds from it too.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,13 +38,12 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::client::ClientError;
+use super::client::{ClientConfig, ClientError};
 use crate::metrics::Outcome;
 
 /// The request body type on the wire.
@@ -64,31 +65,46 @@ pub struct Target {
     pub base_path: String,
 }
 
+/// Why a base URL is not usable (the caller names the URL: [`super::EngineError::BadUrl`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("a base URL takes no query or fragment; put them in request paths")]
+    QueryOrFragment,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("only http:// and https:// URLs are supported")]
+    Scheme,
+    #[error("it has no host")]
+    NoHost,
+    #[error("user info in the URL is not supported; send credentials in headers")]
+    UserInfo,
+    #[error("its host is not a valid Host header: {0}")]
+    BadHost(String),
+}
+
 impl Target {
     /// A usable base URL: http or https, a host, no user info, query or fragment.
-    pub fn parse(url: &str) -> Result<Target, String> {
+    pub fn parse(url: &str) -> Result<Target, UrlError> {
         if url.contains('#') || url.contains('?') {
-            return Err("a base URL takes no query or fragment; put them in request paths".into());
+            return Err(UrlError::QueryOrFragment);
         }
         let uri: Uri = url
             .parse()
-            .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+            .map_err(|e: http::uri::InvalidUri| UrlError::Invalid(e.to_string()))?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => return Err("only http:// and https:// URLs are supported".into()),
+            _ => return Err(UrlError::Scheme),
         };
         let Some(auth) = uri.authority() else {
-            return Err("it has no host".into());
+            return Err(UrlError::NoHost);
         };
         if auth.as_str().contains('@') {
-            return Err(
-                "user info in the URL is not supported; send credentials in headers".into(),
-            );
+            return Err(UrlError::UserInfo);
         }
         let host = auth.host();
         if host.is_empty() {
-            return Err("it has no host".into());
+            return Err(UrlError::NoHost);
         }
         let default_port = if https { 443 } else { 80 };
         let port = auth.port_u16().unwrap_or(default_port);
@@ -97,7 +113,8 @@ impl Target {
         } else {
             format!("{host}:{port}")
         };
-        let host_header = HeaderValue::from_str(&host_header).map_err(|e| e.to_string())?;
+        let host_header =
+            HeaderValue::from_str(&host_header).map_err(|e| UrlError::BadHost(e.to_string()))?;
         Ok(Target {
             https,
             host: host
@@ -138,46 +155,6 @@ pub fn path_uri(path: String) -> Option<Uri> {
     Uri::from_maybe_shared(Bytes::from(path)).ok()
 }
 
-/// Read a PEM file of one or more CA certificates.
-pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    let shown = path.display().to_string();
-    let pem = std::fs::read(path).map_err(|source| ClientError::CaRead {
-        path: shown.clone(),
-        source,
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ClientError::CaParse {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(ClientError::CaParse {
-            path: shown,
-            reason: "no CERTIFICATE block found".into(),
-        });
-    }
-    Ok(certs)
-}
-
-/// TLS for https targets: the platform's roots (as `rustls-platform-verifier` finds them)
-/// plus the scenario's extra CA certificates; ALPN offers HTTP/1.1 only.
-fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<TlsConnector, ClientError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let build = |e: rustls::Error| ClientError::Build(e.to_string());
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-            .map_err(build)?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(build)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(cfg)))
-}
-
 /// An idle keep-alive connection.
 struct Idle {
     tx: SendRequest<Body>,
@@ -210,15 +187,14 @@ pub struct Response {
 }
 
 impl Transport {
-    /// `cap`: the most connections kept open (the run's `max_in_flight`).
-    pub fn new(target: Target, ca_cert: Option<&Path>, cap: usize) -> Result<Self, ClientError> {
-        // The CA file is checked even for http targets: a broken file is an input error.
-        let extra = ca_cert.map(read_ca).transpose()?.unwrap_or_default();
+    /// `cap`: the most connections kept open (the run's `max_in_flight`). TLS (for https
+    /// targets) is `cfg`'s, the same the read-back trusts.
+    pub fn new(target: Target, cfg: &ClientConfig, cap: usize) -> Result<Self, ClientError> {
         let tls = if target.https {
             let name = ServerName::try_from(target.host.clone()).map_err(|e| {
                 ClientError::Build(format!("`{}` is not a TLS server name: {e}", target.host))
             })?;
-            Some((tls_connector(extra)?, name))
+            Some((TlsConnector::from(Arc::new(cfg.tls()?)), name))
         } else {
             None
         };
@@ -398,16 +374,20 @@ mod tests {
         let t = Target::parse("http://[::1]:9000").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
         assert_eq!(t.host_header, "[::1]:9000");
-        for bad in [
-            "ftp://127.0.0.1:1",
-            "127.0.0.1:8080",
-            "http://h/?q=1",
-            "http://h/#f",
-            "http://u:p@h/",
-            "not a url",
-            "",
+        for (bad, why) in [
+            ("ftp://127.0.0.1:1", UrlError::Scheme),
+            ("127.0.0.1:8080", UrlError::Scheme),
+            ("http://h/?q=1", UrlError::QueryOrFragment),
+            ("http://h/#f", UrlError::QueryOrFragment),
+            ("http://u:p@h/", UrlError::UserInfo),
         ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+            assert_eq!(Target::parse(bad).err(), Some(why), "{bad}");
+        }
+        for bad in ["not a url", ""] {
+            assert!(
+                matches!(Target::parse(bad), Err(UrlError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 

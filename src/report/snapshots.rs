@@ -136,6 +136,7 @@ fn build(
                     id: (1050 + i).to_string(),
                     read_method: "GET".into(),
                     read_path: format!("/notes/{}", 1050 + i),
+                    headers: Default::default(),
                 })
                 .collect()
         } else {
