@@ -293,11 +293,20 @@ async fn run_on(
 
     let timeline = Timeline::of(&scenario);
     let segments = load::schedule::segments(&scenario.load.stages);
-    let start = tokio::time::Instant::now();
+    // The run's one clock: the schedule's offsets, the fault timeline and the report's
+    // started_at all count from this epoch.
+    let clock = crate::clock::Clock::start();
     let mut watch = AbortWatch::new(&scenario.abort, progress, shutdown.clone());
     // Abort conditions are judged per tick: tick at least once per recorder interval.
     let tick = opts.progress_every.min(scenario.load.interval);
-    let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
+    let load_fut = load::run(
+        &scenario.load,
+        &url,
+        clock,
+        shutdown.clone(),
+        &mut watch,
+        tick,
+    );
     // Self-test hook for the panic path (tests only): panic after N seconds in the load path,
     // or with CHAOS_SELFTEST_PANIC_IN=faults in the fault timeline. Debug builds only: a
     // release binary never reads these variables.
@@ -339,7 +348,7 @@ async fn run_on(
                 &plans,
                 d,
                 j,
-                start,
+                clock.epoch(),
                 timeline.total,
                 &shutdown,
             );
