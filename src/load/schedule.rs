@@ -209,7 +209,10 @@ mod tests {
         let v: Vec<_> = Schedule::new(&[stage(StageKind::Ramp, 100.0, 10.0)]).collect();
         for (n, secs) in [(0, 0.0), (5, 1.0), (20, 2.0), (125, 5.0), (320, 8.0)] {
             let got = v[n].as_secs_f64();
-            assert!((got - secs).abs() < 1e-9, "arrival {n} at {got}s, want {secs}s");
+            assert!(
+                (got - secs).abs() < 1e-9,
+                "arrival {n} at {got}s, want {secs}s"
+            );
         }
         // A hold after the ramp starts on its stage's start and is evenly spaced from there.
         let stages = [
