@@ -13,6 +13,7 @@ use crate::metrics::Stats;
 /// A moment of the run, for the live view.
 #[derive(Debug, Clone, Default)]
 pub struct ProgressSnapshot {
+    /// When the tick was taken, as an offset from the run clock's epoch.
     pub elapsed: Duration,
     pub total: Duration,
     /// Scheduled rate now (req/s).
