@@ -275,6 +275,7 @@ fn run_chaos_max(url: &str, d: u64) -> f64 {
             &l,
             url,
             Mode::Max { connections: 64 },
+            chaos::clock::Clock::start(),
             Arc::new(Shutdown::new()),
             &mut NoProgress,
             Duration::from_secs(1),
@@ -300,6 +301,7 @@ fn run_chaos_constant(url: &str, rps: f64, d: u64) -> (f64, u64, u64, u64) {
         load::run(
             &l,
             url,
+            chaos::clock::Clock::start(),
             Arc::new(Shutdown::new()),
             &mut NoProgress,
             Duration::from_secs(1),
@@ -366,6 +368,7 @@ fn memory_child(url: &str) {
         load::run(
             &l,
             url,
+            chaos::clock::Clock::start(),
             Arc::new(Shutdown::new()),
             &mut p,
             Duration::from_millis(250),

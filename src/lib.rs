@@ -5,6 +5,7 @@
 //! `main.rs` is thin: everything here is testable without spawning the binary.
 
 pub mod cli;
+pub mod clock;
 pub mod drivers;
 pub mod fault;
 pub mod load;

@@ -42,6 +42,14 @@ fn filter(verbosity: u8, rust_log: Option<&str>) -> Result<Option<EnvFilter>, Lo
     Ok(Some(EnvFilter::new(format!("chaos={level}"))))
 }
 
+/// Whether [`init`] installed a subscriber (the live view then prints lines, not a bar that
+/// log lines would tear).
+static ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn enabled() -> bool {
+    ON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Set up logging for this process: see the module doc. Call once, before the run starts; a
 /// second call is [`LogError::AlreadySet`] (harmless: the first setup stays).
 pub fn init(verbosity: u8) -> Result<(), LogError> {
@@ -54,7 +62,9 @@ pub fn init(verbosity: u8) -> Result<(), LogError> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init()
-        .map_err(|_| LogError::AlreadySet)
+        .map_err(|_| LogError::AlreadySet)?;
+    ON.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 #[cfg(test)]

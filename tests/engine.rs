@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chaos::clock::Clock;
 use chaos::load::{self, engine::NoProgress};
 use chaos::metrics::Outcome;
 use chaos::scenario::*;
@@ -238,6 +239,7 @@ async fn shutdown_stops_the_schedule_early_and_accounts_for_every_request() {
     let r = load::run(
         &l,
         &srv.url(),
+        Clock::start(),
         sd,
         &mut NoProgress,
         Duration::from_millis(100),
@@ -259,6 +261,7 @@ async fn max_mode_is_a_closed_loop_over_a_fixed_number_of_connections() {
         &l,
         &srv.url(),
         load::Mode::Max { connections: 3 },
+        Clock::start(),
         Arc::new(Shutdown::new()),
         &mut NoProgress,
         Duration::from_millis(100),
@@ -271,4 +274,96 @@ async fn max_mode_is_a_closed_loop_over_a_fixed_number_of_connections() {
     assert!(all.requests() > 30, "{}", all.requests());
     assert_eq!(all.count(Outcome::Ok), all.requests());
     assert_eq!(srv.seen.count.load(Ordering::SeqCst), r.scheduled);
+}
+
+/// Every snapshot the engine hands to `progress`.
+#[derive(Default)]
+struct Collect {
+    updates: Vec<load::ProgressSnapshot>,
+    finish: Option<load::ProgressSnapshot>,
+}
+
+impl load::Progress for Collect {
+    fn update(&mut self, s: &load::ProgressSnapshot) {
+        self.updates.push(s.clone());
+    }
+    fn finish(&mut self, s: &load::ProgressSnapshot) {
+        self.finish = Some(s.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_comes_from_the_recorders_ticks_and_accounts_for_every_request() {
+    let srv = serve(Behavior::Delay(Duration::from_millis(5))).await;
+    let l = hold_load(100.0, 1.5, vec![get("a", "/")]);
+    let mut p = Collect::default();
+    let r = load::run(
+        &l,
+        &srv.url(),
+        Clock::start(),
+        Arc::new(Shutdown::new()),
+        &mut p,
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.scheduled, 150);
+    assert!(p.updates.len() >= 5, "{} updates", p.updates.len());
+    let fin = p.finish.expect("finish is called once, with the last tick");
+    // The ticks partition the run: together (the final remainder included) they hold every
+    // request once, and their counts are the recorder's.
+    let live: u64 = p
+        .updates
+        .iter()
+        .chain([&fin])
+        .map(|s| s.live.requests())
+        .sum();
+    assert_eq!(live, 150);
+    assert_eq!(fin.completed, 150);
+    assert!(p
+        .updates
+        .windows(2)
+        .all(|w| w[0].elapsed <= w[1].elapsed && w[0].completed <= w[1].completed));
+    assert!(p
+        .updates
+        .iter()
+        .all(|s| s.total == Duration::from_millis(1500)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_counts_from_the_clock_it_is_given() {
+    let srv = serve(Behavior::Delay(Duration::ZERO)).await;
+    let l = hold_load(100.0, 1.0, vec![get("a", "/")]);
+    // The run's clock started 300 ms before the engine: the schedule is already 300 ms in, so
+    // the first 30 requests leave at once, late by up to 300 ms, and are measured so.
+    let clock = Clock::start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p = Collect::default();
+    let r = load::run(
+        &l,
+        &srv.url(),
+        clock,
+        Arc::new(Shutdown::new()),
+        &mut p,
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    let all = r.recording.aggregate(0, usize::MAX, None);
+    assert_eq!(all.count(Outcome::Ok), 100);
+    assert!(
+        all.lateness.max() >= 250_000,
+        "lateness {}",
+        all.lateness.max()
+    );
+    assert!(
+        all.latency.max() >= 250_000,
+        "latency {}",
+        all.latency.max()
+    );
+    assert_eq!(r.started_at, clock.started_at());
+    // Wall time is from the epoch too: the last request was due at 990 ms.
+    assert!(r.wall >= Duration::from_millis(990), "wall {:?}", r.wall);
+    // Progress counts from the same epoch.
+    assert!(p.updates[0].elapsed >= Duration::from_millis(300));
 }

@@ -410,3 +410,33 @@ fn schema_lists_exactly_the_keys_the_validator_accepts() {
         assert_eq!(props(v), sorted(&want), "{kind}");
     }
 }
+
+/// A generated scenario with one 200,000-character line and an error in its middle: the
+/// diagnostic shows a window of that line, not all of it, and the caret is on the error.
+#[test]
+fn a_huge_line_is_shown_as_a_window_around_the_error() {
+    let many = r#"{ hold = "1x", for = "1s" }, "#.repeat(3_300);
+    let bad = r#"{ hold = "1x", for = "2 parsecs" }, "#;
+    let line = format!("stages = [{many}{bad}{many}]");
+    assert!(line.len() > 190_000);
+    let t = with(
+        "stages = [\n  { ramp = \"1x\", over = \"10s\" },\n  { hold = \"2x\", for = \"50s\" },\n]",
+        &line,
+    );
+    let e = errors(&t);
+    assert!(e.len() < 1_000, "{} bytes:\n{e}", e.len());
+    assert!(e.contains("unknown duration unit `parsecs`"), "{e}");
+    // The caret is under the bad value: the same column in the shown line and the caret line.
+    let lines: Vec<&str> = e.lines().collect();
+    let src = lines
+        .iter()
+        .position(|l| l.contains("…"))
+        .expect("a cut line");
+    let (shown, caret) = (lines[src], lines[src + 1]);
+    let at = caret.chars().position(|c| c == '^').unwrap();
+    let rest: String = shown.chars().skip(at).collect();
+    assert!(rest.starts_with("\"2 parsecs\""), "{shown}\n{caret}");
+    assert_eq!(caret.matches('^').count(), "\"2 parsecs\"".len());
+    let col = t.lines().nth(5).unwrap().find("\"2 parsecs\"").unwrap() + 1;
+    assert!(e.contains(&format!("demo.toml:6:{col}")), "{e}");
+}

@@ -220,3 +220,34 @@ fn plan_prints_the_plan_the_run_executes() {
     let r = report(&out);
     assert_eq!(r["verdict"], "pass");
 }
+
+/// `-v`/`-vv` turn on structured logs of every driver call on stderr; without them the output
+/// is as it was. (`plan` resolves faults through the sandbox driver: its reads are `debug`.)
+#[test]
+fn verbose_logs_the_driver_calls() {
+    let quiet = chaos(&["plan", "node-kill"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet.stderr));
+    assert!(!text(&quiet.stderr).contains("control call"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["-vv", "plan", "node-kill"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("control call"), "{err}");
+    assert!(err.contains("path=\"/resources\""), "{err}");
+    assert_eq!(
+        text(&o.stdout),
+        text(&quiet.stdout),
+        "logs never go to stdout"
+    );
+    // A bad RUST_LOG is bad input.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["plan", "node-kill"])
+        .env("RUST_LOG", "chaos=[")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("RUST_LOG"), "{}", text(&o.stderr));
+}

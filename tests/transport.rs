@@ -70,6 +70,7 @@ async fn keep_alive_connections_are_reused() {
         &hold_load(1.0, 0.5, vec![get("a", "/")]),
         &srv.url(),
         load::Mode::Max { connections: 3 },
+        chaos::clock::Clock::start(),
         Arc::new(Shutdown::new()),
         &mut NoProgress,
         Duration::from_millis(100),
@@ -186,6 +187,7 @@ async fn https_works_with_an_extra_ca_and_fails_to_connect_without_it() {
     let e = load::run(
         &l,
         &url,
+        chaos::clock::Clock::start(),
         Arc::new(Shutdown::new()),
         &mut NoProgress,
         Duration::from_millis(200),

@@ -23,6 +23,10 @@ use output::{err, error, out};
     about = "Chaos and load testing: traffic up to 4x peak, faults, SLO verdicts that gate CI"
 )]
 pub struct Cli {
+    /// Structured logs on stderr: -v every driver call and the read-back's summary, -vv more
+    /// detail. RUST_LOG (e.g. `chaos=debug`) overrides. Off by default.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -230,6 +234,12 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Err(e) = crate::logging::init(cli.verbose) {
+        if !matches!(e, crate::logging::LogError::AlreadySet) {
+            error(&e);
+            return 2;
+        }
+    }
     dispatch(cli.command)
 }
 

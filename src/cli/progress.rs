@@ -27,7 +27,7 @@ fn line(s: &ProgressSnapshot) -> String {
 pub fn for_stderr(quiet: bool) -> Box<dyn Progress> {
     if quiet {
         Box::new(crate::load::engine::NoProgress)
-    } else if std::io::stderr().is_terminal() {
+    } else if std::io::stderr().is_terminal() && !crate::logging::enabled() {
         Box::new(Bar::new())
     } else {
         Box::new(Lines {

@@ -1,19 +1,24 @@
 //! The open-model engine: sends each request at its scheduled time whether or not earlier ones
 //! have returned, and measures latency from that intended time.
 //!
+//! Time: every offset is from the run's [`Clock`] epoch, the same one the fault timeline and
+//! the recorder use. Preparing an [`Engine`] reads no clock; running it does.
+//!
 //! Threads and tasks:
 //! - the *scheduler* runs on a blocking-pool OS thread, because tokio's timer has 1 ms
 //!   granularity and would make every send up to 1 ms late; `std::thread::sleep` wakes within
-//!   tens of µs. For each due offset it spawns one task onto the runtime and moves on — it never
-//!   waits for responses (that is what makes the model open).
+//!   tens of µs. It sleeps against [`Clock::std_epoch`] (the clock's epoch as a std `Instant`).
+//!   For each due offset it spawns one task onto the runtime and moves on — it never waits for
+//!   responses (that is what makes the model open).
 //! - each *logical request* is a task: wait for a `max_in_flight` slot (the wait is part of its
 //!   latency; past its timeout it is `not_sent`), send, judge the response (its class, or the
 //!   request's `expect`: [`super::expect`]), retry per policy and budget, then send one
-//!   [`Sample`] to the recorder — and, while its request name has fewer than a few, hand a
-//!   failure to [`super::failures`] for the post-mortem.
-//! - the *recorder* is the `run` future itself: it owns the [`Recorder`], drains the sample
-//!   channel in batches, compresses intervals that can no longer change, and ticks the progress
-//!   view. It ends when every sender is gone: the scheduler finished and every request reported.
+//!   [`Sample`] into the recorder's [`SampleSink`] — and, while its request name has fewer than
+//!   a few, hand a failure to [`super::failures`] for the post-mortem.
+//! - the *recorder* is its own task (`metrics::recorder::spawn`); the engine only holds sink
+//!   clones (the scheduler and every request task), so the recording ends when the last request
+//!   reports. The `run` future reads the recorder's ticks and turns them into progress
+//!   snapshots: the live view and abort conditions see what the recorder recorded.
 //!
 //! Shutdown (Ctrl-C, abort) stops the scheduler and further retries; requests already in
 //! flight finish (each is bounded by its timeout), so every scheduled request is accounted for.
@@ -25,17 +30,20 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{HeaderMap, Request};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::client::{ClientConfig, ClientError, ReadBackHeaders};
 use super::expect::{self, Rejection};
 use super::failures::{Failures, Seen};
 use super::prepared::{prepare, render, Prepared, Rendered};
+pub use super::progress::{NoProgress, Progress, ProgressSnapshot};
 use super::retry::{backoff, RetryBudget};
 use super::schedule::{self, Schedule};
 use super::template::{self, Captures};
 use super::transport::{self, Target, Transport};
-use crate::metrics::{Outcome, Recorder, Recording, Sample, Stats};
+use crate::clock::Clock;
+use crate::metrics::recorder::{self, Options, SampleSink, Tick};
+use crate::metrics::{Outcome, Recording, Sample};
 use crate::scenario::{Load, RetryPolicy};
 use crate::shutdown::Shutdown;
 
@@ -75,40 +83,10 @@ pub struct LoadResult {
     pub scheduled: u64,
     /// The scheduler stopped early (shutdown).
     pub interrupted: bool,
+    /// The wall-clock time of the run clock's epoch (offset 0 of the schedule).
     pub started_at: SystemTime,
-    /// Wall time from the first scheduled send to the last response.
+    /// From the clock's epoch to the last response.
     pub wall: Duration,
-}
-
-/// A moment of the run, for the live view.
-#[derive(Debug, Clone, Default)]
-pub struct ProgressSnapshot {
-    pub elapsed: Duration,
-    pub total: Duration,
-    /// Scheduled rate now (req/s).
-    pub target_rps: f64,
-    /// Responses per second over the last tick.
-    pub achieved_rps: f64,
-    /// p99 latency of the responses in the last tick (µs).
-    pub p99_us: Option<u64>,
-    pub error_rate: f64,
-    pub in_flight: u64,
-    pub completed: u64,
-    /// Everything measured over the last tick (responses that completed in it): what abort
-    /// conditions judge, over a sliding window of ticks.
-    pub live: Stats,
-}
-
-pub trait Progress: Send {
-    fn update(&mut self, s: &ProgressSnapshot);
-    fn finish(&mut self, s: &ProgressSnapshot);
-}
-
-/// A progress sink that shows nothing (`--quiet`, tests).
-pub struct NoProgress;
-impl Progress for NoProgress {
-    fn update(&mut self, _: &ProgressSnapshot) {}
-    fn finish(&mut self, _: &ProgressSnapshot) {}
 }
 
 struct Shared {
@@ -119,6 +97,9 @@ struct Shared {
     budget: RetryBudget,
     caps: Captures,
     sem: Arc<Semaphore>,
+    clock: Clock,
+    /// The clock's epoch as a std `Instant`: the scheduler thread sleeps against it, and the
+    /// per-request timestamps are taken with `std::time::Instant::now()` (see `crate::clock`).
     start: Instant,
     durable: Mutex<Vec<DurableWrite>>,
     durable_without_id: AtomicU64,
@@ -139,15 +120,17 @@ pub enum Mode {
 }
 
 /// Run the load described by `load` against `base_url` until its schedule ends or `shutdown`
-/// triggers; `tick` is how often `progress` is updated.
+/// triggers. The schedule's offsets are from `clock`'s epoch; `progress` is updated from the
+/// recorder's ticks, every `tick`.
 pub async fn run(
     load: &Load,
     base_url: &str,
+    clock: Clock,
     shutdown: Arc<Shutdown>,
     progress: &mut dyn Progress,
     tick: Duration,
 ) -> Result<LoadResult, EngineError> {
-    run_mode(load, base_url, Mode::Open, shutdown, progress, tick).await
+    run_mode(load, base_url, Mode::Open, clock, shutdown, progress, tick).await
 }
 
 /// [`run`] with an explicit [`Mode`].
@@ -155,156 +138,177 @@ pub async fn run_mode(
     load: &Load,
     base_url: &str,
     mode: Mode,
+    clock: Clock,
     shutdown: Arc<Shutdown>,
     progress: &mut dyn Progress,
     tick: Duration,
 ) -> Result<LoadResult, EngineError> {
-    let load = &match mode {
-        Mode::Open => load.clone(),
-        Mode::Max { connections } => Load {
-            max_in_flight: connections.max(1),
-            ..load.clone()
-        },
-    };
-    let target = Target::parse(base_url).map_err(|reason| EngineError::BadUrl {
-        url: base_url.to_string(),
-        reason,
-    })?;
-    let cfg = ClientConfig::new(&load.client)?;
-    let reqs = prepare(load, &cfg, &target)?;
-    let transport = Transport::new(target, &cfg, load.max_in_flight)?;
-    let cap_names: Vec<&str> = load
-        .requests
-        .iter()
-        .flat_map(|r| r.capture.iter().map(|c| c.name.as_str()))
-        .collect();
-    let segs = schedule::segments(&load.stages);
-    let total: Duration = load.stages.iter().map(|s| s.duration).sum();
-    let policy = load.client.retry.clone();
-    // The longest a logical request can live after its intended time: a slot wait (bounded by
-    // the timeout), every attempt's timeout and every backoff. Intervals older than this are
-    // final and get compressed.
-    let lifetime = load.client.timeout * (policy.attempts + 1)
-        + policy.max_backoff * policy.attempts.saturating_sub(1)
-        + load.interval;
+    let engine = Engine::new(load, base_url, mode)?;
+    Ok(engine.run(clock, shutdown, progress, tick).await)
+}
 
-    let started_at = SystemTime::now();
-    let shared = Arc::new(Shared {
-        transport,
-        reqs,
-        timeout: load.client.timeout,
-        budget: RetryBudget::new(policy.budget, policy.budget_window),
-        policy,
-        caps: Captures::new(cap_names),
-        sem: Arc::new(Semaphore::new(load.max_in_flight)),
-        start: Instant::now(),
-        durable: Mutex::new(Vec::new()),
-        durable_without_id: AtomicU64::new(0),
-        failures: Failures::new(load),
-        shutdown: shutdown.clone(),
-    });
+/// A load ready to run: URL checked, requests prepared, transport built. Building it reads no
+/// clock, so a caller can prepare first and start the run's [`Clock`] after (the first sends
+/// are then not late by the preparation).
+pub struct Engine {
+    load: Load,
+    mode: Mode,
+    reqs: Vec<Prepared>,
+    transport: Transport,
+}
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
-    let weights: Vec<u64> = load.requests.iter().map(|r| u64::from(r.weight)).collect();
-    let scheduler = match mode {
-        Mode::Open => {
-            let shared = shared.clone();
-            let stages = load.stages.clone();
-            let handle = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || scheduler(shared, &stages, &weights, tx, handle))
-        }
-        Mode::Max { connections } => tokio::spawn(closed_loop(
-            shared.clone(),
-            connections.max(1),
-            total,
-            weights,
-            tx,
-        )),
-    };
-
-    let names = load.requests.iter().map(|r| r.name.clone()).collect();
-    let mut rec = Recorder::new(names, load.interval);
-    let mut buf = Vec::with_capacity(4096);
-    let mut last_tick = Instant::now();
-    let mut completed = 0u64;
-    let snapshot = |live: &Stats, dt: f64, completed: u64, sh: &Shared| {
-        let elapsed = sh.start.elapsed();
-        ProgressSnapshot {
-            elapsed,
-            total,
-            target_rps: schedule::rate_at(&segs, elapsed),
-            achieved_rps: if dt > 0.0 {
-                live.requests() as f64 / dt
-            } else {
-                0.0
+impl Engine {
+    pub fn new(load: &Load, base_url: &str, mode: Mode) -> Result<Engine, EngineError> {
+        let load = match mode {
+            Mode::Open => load.clone(),
+            Mode::Max { connections } => Load {
+                max_in_flight: connections.max(1),
+                ..load.clone()
             },
-            p99_us: (!live.latency.is_empty()).then(|| live.latency.value_at_quantile(0.99)),
-            error_rate: live.error_rate(),
-            in_flight: (load.max_in_flight - sh.sem.available_permits()) as u64,
-            completed,
-            live: live.clone(),
-        }
-    };
-    // The recorder drains the channel on its own clock instead of being woken per sample: at
-    // tens of thousands of requests per second, a wake-up per send (a futex call across
-    // threads) costs more than the recording itself. Samples wait at most `DRAIN` here; their
-    // times were taken when they happened, so nothing measured changes.
-    const DRAIN: Duration = Duration::from_millis(5);
-    let mut next_tick = Instant::now() + tick;
-    'record: loop {
-        tokio::time::sleep(DRAIN).await;
-        loop {
-            match rx.try_recv() {
-                Ok(s) => buf.push(s),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                // Every sender is gone: all requests are accounted for.
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    completed += buf.len() as u64;
-                    for s in buf.drain(..) {
-                        rec.record(&s);
-                    }
-                    break 'record;
-                }
+        };
+        let target = Target::parse(base_url).map_err(|reason| EngineError::BadUrl {
+            url: base_url.to_string(),
+            reason,
+        })?;
+        let cfg = ClientConfig::new(&load.client)?;
+        let reqs = prepare(&load, &cfg, &target)?;
+        let transport = Transport::new(target, &cfg, load.max_in_flight)?;
+        Ok(Engine {
+            load,
+            mode,
+            reqs,
+            transport,
+        })
+    }
+
+    /// Run to the end of the schedule (or `shutdown`): the recorder task gets the samples, and
+    /// its ticks drive `progress` (the live view, abort conditions).
+    pub async fn run(
+        self,
+        clock: Clock,
+        shutdown: Arc<Shutdown>,
+        progress: &mut dyn Progress,
+        tick: Duration,
+    ) -> LoadResult {
+        let load = &self.load;
+        let policy = &load.client.retry;
+        // The longest a logical request can live after its intended time: a slot wait (bounded
+        // by the timeout), every attempt's timeout and every backoff. Intervals older than this
+        // are final and get compressed.
+        let settle = load.client.timeout * (policy.attempts + 1)
+            + policy.max_backoff * policy.attempts.saturating_sub(1)
+            + load.interval;
+        let names = load.requests.iter().map(|r| r.name.clone()).collect();
+        let (sink, mut recorder) =
+            recorder::spawn(names, load.interval, clock, Options { tick, settle });
+        let segs = schedule::segments(&load.stages);
+        let total: Duration = load.stages.iter().map(|s| s.duration).sum();
+        let max_in_flight = load.max_in_flight;
+        let running = self.start(clock, sink, shutdown);
+        let snapshot = |t: &Tick, sh: &Shared| {
+            let dt = t.at.saturating_sub(t.since).as_secs_f64();
+            ProgressSnapshot {
+                elapsed: t.at,
+                total,
+                target_rps: schedule::rate_at(&segs, t.at),
+                achieved_rps: if dt > 0.0 {
+                    t.live.requests() as f64 / dt
+                } else {
+                    0.0
+                },
+                p99_us: (!t.live.latency.is_empty())
+                    .then(|| t.live.latency.value_at_quantile(0.99)),
+                error_rate: t.live.error_rate(),
+                in_flight: (max_in_flight - sh.sem.available_permits()) as u64,
+                completed: t.recorded,
+                live: t.live.clone(),
             }
-            if buf.len() >= 4096 {
-                completed += buf.len() as u64;
-                for s in buf.drain(..) {
-                    rec.record(&s);
-                }
+        };
+        // The ticks end when every sink is gone: the scheduler finished and every request
+        // reported.
+        let mut completed = 0;
+        while let Some(t) = recorder.tick().await {
+            completed = t.recorded;
+            let s = snapshot(&t, &running.shared);
+            if t.last {
+                progress.finish(&s);
+            } else {
+                progress.update(&s);
             }
         }
-        completed += buf.len() as u64;
-        for s in buf.drain(..) {
-            rec.record(&s);
-        }
-        let now = Instant::now();
-        if now >= next_tick {
-            next_tick = now + tick;
-            let dt = now.duration_since(last_tick).as_secs_f64();
-            last_tick = now;
-            let live = rec.take_live();
-            progress.update(&snapshot(&live, dt, completed, &shared));
-            rec.close_before(shared.start.elapsed().saturating_sub(lifetime));
+        let mut recording = recorder.finish().await;
+        let (scheduled, interrupted) = running.scheduler.await.unwrap_or((completed, true));
+        let wall = clock.elapsed();
+        let sh = running.shared;
+        let durable_writes =
+            std::mem::take(&mut *sh.durable.lock().unwrap_or_else(|p| p.into_inner()));
+        recording.failures = sh.failures.take();
+        LoadResult {
+            recording,
+            durable_writes,
+            durable_without_id: sh.durable_without_id.load(Relaxed),
+            scheduled,
+            interrupted,
+            started_at: clock.started_at(),
+            wall,
         }
     }
-    let (scheduled, interrupted) = scheduler.await.unwrap_or((completed, true));
-    let wall = shared.start.elapsed();
-    let live = rec.take_live();
-    let dt = last_tick.elapsed().as_secs_f64();
-    progress.finish(&snapshot(&live, dt, completed, &shared));
-    let durable_writes =
-        std::mem::take(&mut *shared.durable.lock().unwrap_or_else(|p| p.into_inner()));
-    let mut recording = rec.finish();
-    recording.failures = shared.failures.take();
-    Ok(LoadResult {
-        recording,
-        durable_writes,
-        durable_without_id: shared.durable_without_id.load(Relaxed),
-        scheduled,
-        interrupted,
-        started_at,
-        wall,
-    })
+
+    /// Start issuing requests (scheduler thread or closed-loop workers); every sample goes to
+    /// `sink`, whose clones live exactly as long as some request can still report.
+    fn start(self, clock: Clock, sink: SampleSink, shutdown: Arc<Shutdown>) -> Running {
+        let load = self.load;
+        let policy = load.client.retry.clone();
+        let cap_names: Vec<&str> = load
+            .requests
+            .iter()
+            .flat_map(|r| r.capture.iter().map(|c| c.name.as_str()))
+            .collect();
+        let shared = Arc::new(Shared {
+            transport: self.transport,
+            reqs: self.reqs,
+            timeout: load.client.timeout,
+            budget: RetryBudget::new(policy.budget, policy.budget_window),
+            policy,
+            caps: Captures::new(cap_names),
+            sem: Arc::new(Semaphore::new(load.max_in_flight)),
+            clock,
+            start: clock.std_epoch(),
+            durable: Mutex::new(Vec::new()),
+            durable_without_id: AtomicU64::new(0),
+            failures: Failures::new(&load),
+            shutdown,
+        });
+        let weights: Vec<u64> = load.requests.iter().map(|r| u64::from(r.weight)).collect();
+        let scheduler = match self.mode {
+            Mode::Open => {
+                let shared = shared.clone();
+                let stages = load.stages.clone();
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    scheduler(shared, &stages, &weights, sink, handle)
+                })
+            }
+            Mode::Max { connections } => {
+                let total: Duration = load.stages.iter().map(|s| s.duration).sum();
+                tokio::spawn(closed_loop(
+                    shared.clone(),
+                    connections.max(1),
+                    total,
+                    weights,
+                    sink,
+                ))
+            }
+        };
+        Running { shared, scheduler }
+    }
+}
+
+/// A started engine: its shared state (for the in-flight gauge) and what issues requests.
+struct Running {
+    shared: Arc<Shared>,
+    /// (requests issued, stopped early).
+    scheduler: tokio::task::JoinHandle<(u64, bool)>,
 }
 
 /// A usable base URL (http or https, a host, no query), normalised without a trailing `/`.
@@ -321,7 +325,7 @@ fn scheduler(
     sh: Arc<Shared>,
     stages: &[crate::scenario::Stage],
     weights: &[u64],
-    tx: mpsc::UnboundedSender<Sample>,
+    tx: SampleSink,
     handle: tokio::runtime::Handle,
 ) -> (u64, bool) {
     let cumulative: Vec<u64> = weights
@@ -361,7 +365,7 @@ async fn closed_loop(
     connections: usize,
     total: Duration,
     weights: Vec<u64>,
-    tx: mpsc::UnboundedSender<Sample>,
+    tx: SampleSink,
 ) -> (u64, bool) {
     let seq = Arc::new(AtomicU64::new(0));
     let total_weight: u64 = weights.iter().sum::<u64>().max(1);
@@ -422,13 +426,7 @@ impl Attempt {
     }
 }
 
-async fn logical_request(
-    sh: Arc<Shared>,
-    seq: u64,
-    intended: Duration,
-    r: usize,
-    tx: mpsc::UnboundedSender<Sample>,
-) {
+async fn logical_request(sh: Arc<Shared>, seq: u64, intended: Duration, r: usize, tx: SampleSink) {
     let due = sh.start + intended;
     let mut sample = Sample {
         request: r as u16,
@@ -446,7 +444,7 @@ async fn logical_request(
     let permit = match sh.sem.clone().try_acquire_owned() {
         Ok(p) => Some(p),
         Err(_) => {
-            let deadline = tokio::time::Instant::from_std(due + sh.timeout);
+            let deadline = sh.clock.at(intended + sh.timeout);
             tokio::select! {
                 p = sh.sem.clone().acquire_owned() => p.ok(),
                 _ = tokio::time::sleep_until(deadline) => None,
@@ -454,12 +452,12 @@ async fn logical_request(
         }
     };
     let Some(_permit) = permit else {
-        let _ = tx.send(sample);
+        tx.send(sample);
         return;
     };
     let req = &sh.reqs[r];
     let Ok(rendered) = render(req, seq, &sh.transport.target().base_path, &sh.caps) else {
-        let _ = tx.send(sample);
+        tx.send(sample);
         return;
     };
     sh.budget.deposit(intended);
@@ -509,7 +507,7 @@ async fn logical_request(
             after_success(&sh, req, body, rendered.headers.as_ref());
         }
     }
-    let _ = tx.send(sample);
+    tx.send(sample);
     if last.outcome != Outcome::Ok {
         let seen = Seen {
             outcome: last.outcome,

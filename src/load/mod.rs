@@ -10,9 +10,11 @@ pub mod engine;
 pub mod expect;
 pub mod failures;
 mod prepared;
+pub mod progress;
 pub mod retry;
 pub mod schedule;
 pub mod template;
 pub mod transport;
 
-pub use engine::{run, run_mode, EngineError, LoadResult, Mode, Progress, ProgressSnapshot};
+pub use engine::{run, run_mode, Engine, EngineError, LoadResult, Mode};
+pub use progress::{NoProgress, Progress, ProgressSnapshot};

@@ -202,4 +202,27 @@ mod tests {
         assert_eq!(v.len(), 50 + 50);
         assert!(v.last().is_some_and(|t| *t < Duration::from_secs(3)));
     }
+
+    #[test]
+    fn ramp_offsets_solve_the_cumulative_count_exactly() {
+        // 0 -> 100 rps over 10 s: N(t) = 5t², so the n-th arrival is at √(n/5) s.
+        let v: Vec<_> = Schedule::new(&[stage(StageKind::Ramp, 100.0, 10.0)]).collect();
+        for (n, secs) in [(0, 0.0), (5, 1.0), (20, 2.0), (125, 5.0), (320, 8.0)] {
+            let got = v[n].as_secs_f64();
+            assert!(
+                (got - secs).abs() < 1e-9,
+                "arrival {n} at {got}s, want {secs}s"
+            );
+        }
+        // A hold after the ramp starts on its stage's start and is evenly spaced from there.
+        let stages = [
+            stage(StageKind::Ramp, 100.0, 10.0),
+            stage(StageKind::Hold, 50.0, 1.0),
+        ];
+        let v: Vec<_> = Schedule::new(&stages).collect();
+        assert_eq!(v.len(), 550);
+        assert_eq!(v[500], Duration::from_secs(10));
+        assert_eq!(v[501], Duration::from_millis(10_020));
+        assert_eq!(v[549], Duration::from_millis(10_980));
+    }
 }

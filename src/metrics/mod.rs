@@ -1,8 +1,8 @@
 //! The recorder's data: outcomes, samples, per-interval statistics and their aggregation.
 //!
-//! One [`Sample`] per logical request (retries included) flows from the load engine to the
-//! [`recorder::Recorder`], which buckets it by *intended* send time into intervals and by request
-//! name. Nothing here knows about faults: windows are just time ranges handed in by the SLO code.
+//! One [`Sample`] per logical request (retries included) flows from the load engine through a
+//! [`SampleSink`] to the recorder task ([`recorder::spawn`]), whose [`Recorder`] buckets it by
+//! *intended* send time into intervals and by request name. Nothing here knows about faults: windows are just time ranges handed in by the SLO code.
 //! Besides outcome classes, each interval counts final HTTP statuses one by one
 //! ([`responses::StatusCounts`]), and a recording keeps the first few failed responses of each
 //! request ([`responses::FailedResponse`]).
@@ -10,13 +10,15 @@
 pub mod hist;
 pub mod recorder;
 pub mod responses;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-pub use recorder::{Recorder, Recording};
+pub use recorder::{Recorder, RecorderHandle, Recording, SampleSink, Tick};
 pub use responses::{FailedResponse, StatusCounts};
 
 /// The final outcome of a logical request (after its retries). The order is that of the

@@ -1,9 +1,18 @@
-//! The recorder: per interval and per request name, HDR histograms and outcome counters.
+//! The recorder: per interval and per request name, HDR histograms and outcome counters, and
+//! the task that owns them.
 //!
-//! Ownership is the concurrency story: one recorder task owns a [`Recorder`] and is fed
-//! [`Sample`]s through an mpsc channel, so the hot path (`record`) takes no lock at all and
-//! requests never contend with each other on shared state. Intervals are keyed by *intended*
-//! send time, so a request belongs to the moment the schedule wanted it, however late it ended.
+//! Ownership is the concurrency story: one recorder task ([`spawn`]) owns a [`Recorder`] and is
+//! fed [`Sample`]s through a [`SampleSink`] (a cloneable handle on an mpsc channel), so the hot
+//! path (`record`) takes no lock at all and requests never contend with each other on shared
+//! state. Whatever produces samples — the open-model engine today; goose journeys, child
+//! processes and shards later — holds a sink clone. Intervals are keyed by *intended* send
+//! time, so a request belongs to the moment the schedule wanted it, however late it ended.
+//!
+//! The task drains the channel on its own timer instead of being woken per sample, ticks (a
+//! [`Tick`]: what completed since the previous one, for the live view and abort conditions: they
+//! read the recorder, never the engine), and ends with the finished [`Recording`] once every sink
+//! is dropped. It takes time only from the run's [`Clock`], so it runs in paused time in tests.
+//! It never blocks on whoever reads its ticks: a reader that falls behind gets them merged.
 //!
 //! Memory stays flat over long runs: an interval that can no longer receive samples (older than
 //! the longest a logical request can live) is compressed to the HDR V2 deflate form. A sample
@@ -13,8 +22,10 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
 
 use super::{hist, FailedResponse, Outcome, Sample, Stats, StatusCounts, MAX_ATTEMPTS};
+use crate::clock::Clock;
 
 /// A histogram either live (being recorded) or compressed (its interval is closed).
 #[derive(Debug, Clone)]
@@ -231,6 +242,214 @@ impl Recording {
     pub fn interval_latency(&self, i: usize) -> Histogram<u64> {
         self.aggregate(i, i + 1, None).latency
     }
+}
+
+/// Where samples go: a cloneable handle on the recorder task. The recording finishes when the
+/// last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct SampleSink {
+    tx: mpsc::UnboundedSender<Sample>,
+}
+
+impl SampleSink {
+    /// Hand one sample to the recorder. Never blocks and never wakes the recorder (it drains on
+    /// its own timer). A sample sent after the recorder has gone (only possible if it panicked)
+    /// is dropped: the run is failing anyway, and a request must not unwind for it.
+    #[inline]
+    pub fn send(&self, s: Sample) {
+        let _ = self.tx.send(s);
+    }
+}
+
+/// How the recorder task ticks and when it compresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How often a [`Tick`] is produced (the live view's refresh, abort conditions' step).
+    pub tick: Duration,
+    /// The longest a sample can arrive after its intended time: intervals older than this
+    /// behind the clock are compressed. Too short costs only speed (a late sample reopens its
+    /// interval), never a count.
+    pub settle: Duration,
+}
+
+/// What completed between two ticks: the recorder's live view.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    /// Clock offsets of the previous tick (of the recorder's start for the first) and of this
+    /// one: `live` holds the samples recorded in between.
+    pub since: Duration,
+    pub at: Duration,
+    /// Everything recorded in `(since, at]`, by arrival (completion), all request names.
+    pub live: Stats,
+    /// Samples recorded since the start.
+    pub recorded: u64,
+    /// The last tick: every sink was dropped, the recording is complete.
+    pub last: bool,
+}
+
+impl Tick {
+    /// Fold a later tick into this one (when the reader fell behind).
+    fn absorb(&mut self, later: Tick) {
+        self.at = later.at;
+        self.live.add(&later.live);
+        self.recorded = later.recorded;
+        self.last |= later.last;
+    }
+}
+
+/// The other end of [`spawn`]: ticks while the recording runs, then the [`Recording`].
+pub struct RecorderHandle {
+    ticks: mpsc::Receiver<Tick>,
+    task: tokio::task::JoinHandle<Recording>,
+}
+
+impl RecorderHandle {
+    /// The next tick; `None` once the recording is complete (after the tick marked `last`).
+    pub async fn tick(&mut self) -> Option<Tick> {
+        self.ticks.recv().await
+    }
+
+    /// The finished recording, once every sink is dropped. Ticks not read yet are discarded.
+    /// A panic in the recorder task (a broken invariant) is resumed here, in the caller, so the
+    /// run's panic handling (rollback first) sees it.
+    pub async fn finish(self) -> Recording {
+        // Closing the tick channel first: the task never waits on a reader that has stopped.
+        drop(self.ticks);
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only a runtime shutting down does that, and then nobody is waiting.
+            Err(e) => panic!("recorder task cancelled: {e}"),
+        }
+    }
+}
+
+/// Ticks buffered for a slow reader before they are merged instead.
+pub(crate) const TICKS_BUFFERED: usize = 64;
+/// The recorder drains the channel on its own clock instead of being woken per sample: at tens
+/// of thousands of requests per second, a wake-up per send (a futex call across threads) costs
+/// more than the recording itself. Samples wait at most this long in the channel; their times
+/// were taken when they happened, so nothing measured changes.
+pub(crate) const DRAIN: Duration = Duration::from_millis(5);
+/// Samples taken off the channel before they are recorded, in one go.
+const BATCH: usize = 4096;
+
+/// Start the recorder task on the current runtime: samples sent into the returned sink (and its
+/// clones) are recorded per `interval` of intended time, per request name (`names`, indexed by
+/// [`Sample::request`]); the handle yields a [`Tick`] every `opts.tick` of `clock` time and the
+/// [`Recording`] when every sink is gone.
+pub fn spawn(
+    names: Vec<String>,
+    interval: Duration,
+    clock: Clock,
+    opts: Options,
+) -> (SampleSink, RecorderHandle) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ticks_tx, ticks) = mpsc::channel(TICKS_BUFFERED);
+    let rec = Recorder::new(names, interval);
+    let task = tokio::spawn(record_task(rec, rx, clock, opts, ticks_tx));
+    (SampleSink { tx }, RecorderHandle { ticks, task })
+}
+
+async fn record_task(
+    mut rec: Recorder,
+    mut rx: mpsc::UnboundedReceiver<Sample>,
+    clock: Clock,
+    opts: Options,
+    ticks: mpsc::Sender<Tick>,
+) -> Recording {
+    let tick = opts.tick.max(DRAIN);
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut recorded = 0u64;
+    let mut since = clock.elapsed();
+    // Ticks on a grid from the epoch: a drain that passes a tick late does not push the later
+    // ones back.
+    let mut next = tick * (since.as_nanos() / tick.as_nanos() + 1) as u32;
+    // A tick the reader had no room for: later ones are merged into it.
+    let mut pending: Option<Tick> = None;
+    let offer = |t: Tick, pending: &mut Option<Tick>| {
+        let t = match pending.take() {
+            Some(mut p) => {
+                p.absorb(t);
+                p
+            }
+            None => t,
+        };
+        match ticks.try_send(t) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(t)) => *pending = Some(t),
+            // Nobody reads ticks (any more): fine, the recording goes on.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    };
+    loop {
+        tokio::time::sleep(DRAIN).await;
+        let open = drain(&mut rx, &mut buf, &mut rec, &mut recorded);
+        if !open {
+            break;
+        }
+        let now = clock.elapsed();
+        if now >= next {
+            next += tick;
+            if next <= now {
+                next = now + tick;
+            }
+            let t = Tick {
+                since,
+                at: now,
+                live: rec.take_live(),
+                recorded,
+                last: false,
+            };
+            since = now;
+            offer(t, &mut pending);
+            rec.close_before(now.saturating_sub(opts.settle));
+        }
+    }
+    let mut last = Tick {
+        since,
+        at: clock.elapsed(),
+        live: rec.take_live(),
+        recorded,
+        last: true,
+    };
+    if let Some(mut p) = pending.take() {
+        p.absorb(last);
+        last = p;
+    }
+    // The last tick waits for room: a reader reading until `None` gets it, and `finish` closes
+    // the channel so a reader that stopped never holds the recording up.
+    let _ = ticks.send(last).await;
+    rec.finish()
+}
+
+/// Take everything waiting in the channel and record it, in batches. Returns false once every
+/// sender is gone (and everything they sent is recorded).
+fn drain(
+    rx: &mut mpsc::UnboundedReceiver<Sample>,
+    buf: &mut Vec<Sample>,
+    rec: &mut Recorder,
+    recorded: &mut u64,
+) -> bool {
+    let mut flush = |buf: &mut Vec<Sample>| {
+        *recorded += buf.len() as u64;
+        for s in buf.drain(..) {
+            rec.record(&s);
+        }
+    };
+    let open = loop {
+        match rx.try_recv() {
+            Ok(s) => buf.push(s),
+            Err(mpsc::error::TryRecvError::Empty) => break true,
+            // Every sender is gone: all samples are accounted for.
+            Err(mpsc::error::TryRecvError::Disconnected) => break false,
+        }
+        if buf.len() >= BATCH {
+            flush(buf);
+        }
+    };
+    flush(buf);
+    open
 }
 
 #[cfg(test)]

@@ -279,11 +279,16 @@ async fn execute(
 
     let timeline = Timeline::of(&scenario);
     let segments = load::schedule::segments(&scenario.load.stages);
-    let start = tokio::time::Instant::now();
     let mut watch = AbortWatch::new(&scenario.abort, progress, shutdown.clone());
     // Abort conditions are judged per tick: tick at least once per recorder interval.
     let tick = opts.progress_every.min(scenario.load.interval);
-    let load_fut = load::run(&scenario.load, &url, shutdown.clone(), &mut watch, tick);
+    // The engine is built (requests prepared, TLS set up, a CA file read) before the clock
+    // starts: its setup is not counted as the first sends' lateness.
+    let engine = load::engine::Engine::new(&scenario.load, &url, load::engine::Mode::Open)?;
+    // The run's one clock: the schedule's offsets, the fault timeline, the recorder and the
+    // report's started_at all count from this epoch.
+    let clock = crate::clock::Clock::start();
+    let load_fut = engine.run(clock, shutdown.clone(), &mut watch, tick);
     // A panic in the load path must not skip the reverts: it is caught here, the run is shut
     // down, the fault timeline reverts everything, and only then is the panic resumed.
     let sd = shutdown.clone();
@@ -291,7 +296,7 @@ async fn execute(
         let r = CatchUnwind(Box::pin(load_fut)).await;
         // A panic, or the load ending before its time for any reason (its scheduler died):
         // stop the fault timeline too, so no fault is injected into a run without traffic.
-        if !matches!(&r, Ok(Ok(res)) if !res.interrupted) {
+        if !matches!(&r, Ok(res) if !res.interrupted) {
             sd.trigger();
         }
         r
@@ -302,7 +307,7 @@ async fn execute(
         let (Some(d), Some(j)) = (driver, &journal) else {
             return None;
         };
-        let t = fault::run_timeline(&plan.faults, d, j, start, timeline.total, &shutdown);
+        let t = fault::run_timeline(&plan.faults, d, j, clock.epoch(), timeline.total, &shutdown);
         let r = CatchUnwind(Box::pin(t)).await;
         if r.is_err() {
             shutdown.trigger();
@@ -330,7 +335,7 @@ async fn execute(
         }
     };
     let result = match result {
-        Ok(r) => r?,
+        Ok(r) => r,
         Err(panic) => {
             let still: Vec<String> = outcomes
                 .iter()

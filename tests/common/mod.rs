@@ -332,6 +332,7 @@ pub async fn drive(l: &Load, url: &str) -> chaos::load::LoadResult {
     chaos::load::run(
         l,
         url,
+        chaos::clock::Clock::start(),
         Arc::new(chaos::shutdown::Shutdown::new()),
         &mut chaos::load::engine::NoProgress,
         Duration::from_millis(200),

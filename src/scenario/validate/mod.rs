@@ -319,8 +319,9 @@ impl Ctx<'_> {
             line,
             column,
             message: message.to_string(),
-            source_line: text.chars().take(200).collect(),
-            width: width.min(200),
+            // Whole: the renderer shows a long line as a window around the caret.
+            source_line: text.to_string(),
+            width,
             help,
         }
     }
