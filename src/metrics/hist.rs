@@ -3,7 +3,7 @@
 //! Every latency-like histogram in chaos has the same shape: microseconds, 3 significant
 //! digits, auto-resizing from 1 µs (so memory follows the largest value actually seen instead
 //! of a fixed 5-minute range). The V2 deflate encoding is the interchange form: closed
-//! intervals are kept compressed, reports embed it (base64), and `merge` joins runs exactly.
+//! intervals are kept compressed, reports embed it (base64), so runs can be joined exactly (the sharding issue's `chaos merge`).
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;

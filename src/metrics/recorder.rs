@@ -189,7 +189,7 @@ impl Recorder {
     }
 }
 
-/// A finished recording: what reports, SLO evaluation and `merge` work from.
+/// A finished recording: what reports and SLO evaluation work from (and, with shards, a merge).
 #[derive(Debug, Clone)]
 pub struct Recording {
     pub interval: Duration,

@@ -160,7 +160,7 @@ pub fn record(r: &RunReport) -> ReportFile {
 }
 
 /// The scenario's own fields, and the rest of its serialized model as it is.
-fn scenario_info(s: &crate::scenario::Scenario) -> ScenarioInfo {
+pub(crate) fn scenario_info(s: &crate::scenario::Scenario) -> ScenarioInfo {
     let mut model = match serde_json::to_value(s) {
         Ok(Value::Object(m)) => m,
         // A struct serializes to an object with string keys: not reached.

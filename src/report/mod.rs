@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod html;
 pub mod json;
+pub mod judge;
 pub mod junit;
 pub mod markdown;
 pub mod record;

@@ -8,15 +8,14 @@
 //!
 //! The file is read through [`super::record`] (typed: a malformed report is refused with its
 //! path, line and column, never read as zeros) into a [`RunRecord`], which is judged here by
-//! the same `slo::judge_run` and `Verdict::of_run` as `chaos run`.
+//! [`super::judge::judge`], as `chaos run` is.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::record::{self, ReadError, RecordError, RunRecord, ScenarioInfo};
-use super::{RunReport, Verdict};
-use crate::slo::{self, Timeline};
+use super::RunReport;
 
 /// Why a run could not be reported again; each names the file or the scenario at fault.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +61,8 @@ pub enum RereadError {
         arg: String,
         differ: Vec<&'static str>,
     },
-    #[error("the scenario's requests differ from the recorded ones: SLOs could not be judged on this recording")]
-    Requests,
+    #[error(transparent)]
+    Judge(#[from] super::judge::JudgeError),
 }
 
 /// Rebuild the report of `dir`, judged against `scenario_arg` (a path or shipped name) or the
@@ -77,7 +76,7 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Rerea
             source,
         })?;
     let scenario = scenario_of(&p, &run, scenario_arg)?;
-    judge(scenario, run)
+    Ok(super::judge::judge(scenario, run)?)
 }
 
 /// The scenario to judge the run on: `scenario_arg` checked against what ran, else the one
@@ -148,60 +147,6 @@ fn scenario_of(
             })
         }
     }
-}
-
-/// Judge the recorded run on `scenario` — by the same rule as `chaos run`. What happened
-/// during the run (its faults' fate, an abort, an interrupt) stands; only the SLOs are judged
-/// again.
-fn judge(scenario: crate::scenario::Scenario, run: RunRecord) -> Result<RunReport, RereadError> {
-    let names: Vec<&str> = scenario
-        .load
-        .requests
-        .iter()
-        .map(|q| q.name.as_str())
-        .collect();
-    if run.recording.names != names {
-        return Err(RereadError::Requests);
-    }
-    let timeline = Timeline::of(&scenario);
-    let (slo, recoveries) = slo::judge_run(
-        &scenario,
-        &run.recording,
-        &timeline,
-        run.faults
-            .iter()
-            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
-        &super::unapplied(&run.faults),
-        crate::verify::data_check(
-            run.verification.as_ref(),
-            !run.interrupted,
-            run.durable_without_id,
-        )
-        .as_ref(),
-        run.time_scale,
-    );
-    let verdict = Verdict::of_run(&run.faults, run.aborted.is_some(), run.interrupted, &slo);
-    Ok(RunReport {
-        journal: run.journal,
-        segments: crate::load::schedule::segments(&scenario.load.stages),
-        target_url: run.target_url,
-        time_scale: run.time_scale,
-        started_at: run.started_at,
-        wall: run.wall,
-        interrupted: run.interrupted,
-        scheduled: run.scheduled,
-        timeline,
-        recording: run.recording,
-        slo,
-        faults: run.faults,
-        durable_without_id: run.durable_without_id,
-        durable_writes: run.durable_writes,
-        recoveries,
-        aborted: run.aborted,
-        verification: run.verification,
-        verdict,
-        scenario,
-    })
 }
 
 /// Only the SLOs of a recording can be judged again: an edited scenario whose load, faults,

@@ -21,10 +21,10 @@ pub use plan::{build, BuildError, RunPlan, Skipped};
 
 use crate::fault::{self, journal::Journal};
 use crate::load::{self, engine::EngineError, Progress};
-use crate::report::{self, FaultRecord, FaultStatus, RunReport, Verdict};
+use crate::report::{self, FaultRecord, FaultStatus, RunReport};
 use crate::scenario::{self, LoadError, Scenario};
 use crate::shutdown::Shutdown;
-use crate::slo::{self, abort::AbortWatch, Timeline};
+use crate::slo::{abort::AbortWatch, Timeline};
 use crate::target::{self, Connected, TargetError, TargetFile};
 
 #[derive(Debug, Clone)]
@@ -100,6 +100,9 @@ pub enum RunError {
     },
     #[error(transparent)]
     Report(#[from] report::write::WriteError),
+    /// The recording does not fit the scenario (an invariant of a live run; a bug if seen).
+    #[error(transparent)]
+    Judge(#[from] report::judge::JudgeError),
 }
 
 impl RunError {
@@ -115,7 +118,8 @@ impl RunError {
             | RunError::Connect(_)
             | RunError::Build(_)
             | RunError::Write { .. }
-            | RunError::Report(_) => 2,
+            | RunError::Report(_)
+            | RunError::Judge(_) => 2,
         }
     }
 }
@@ -278,7 +282,6 @@ async fn execute(
     };
 
     let timeline = Timeline::of(&scenario);
-    let segments = load::schedule::segments(&scenario.load.stages);
     let mut watch = AbortWatch::new(&scenario.abort, progress, shutdown.clone());
     // Abort conditions are judged per tick: tick at least once per recorder interval.
     let tick = opts.progress_every.min(scenario.load.interval);
@@ -419,52 +422,31 @@ async fn execute(
             })
             .collect(),
     };
-    // SLOs and recovery are judged on the faults as they really were applied: from each
-    // injection to its revert (a slow inject call moves "during" with it), the scheduled times
-    // for a fault that never ran.
-    let (slo, recoveries) = slo::judge_run(
-        &scenario,
-        &result.recording,
-        &timeline,
-        faults
-            .iter()
-            .map(|f| (f.name.as_str(), f.injected_at_s, f.reverted_at_s)),
-        &report::unapplied(&faults),
-        crate::verify::data_check(
-            verification.as_ref(),
-            !interrupted,
-            result.durable_without_id,
-        )
-        .as_ref(),
-        opts.time_scale,
-    );
-    let verdict = Verdict::of_run(&faults, aborted.is_some(), interrupted, &slo);
     // The journal as written (fsynced records); what rollback would read.
     let journal = journal
         .as_ref()
         .and_then(|j| fault::journal::read(j.path()).ok())
         .unwrap_or_default();
-    Ok(RunReport {
-        journal,
-        scenario,
+    // The run's raw record, judged by the same function as `chaos report`'s: SLOs and recovery
+    // on the faults as they really were applied (from each injection to its revert — a slow
+    // inject call moves "during" with it — the scheduled times for a fault that never ran).
+    let record = report::record::RunRecord {
+        scenario: report::json::scenario_info(&scenario),
         target_url: url,
         time_scale: opts.time_scale,
         started_at: result.started_at,
         wall: result.wall,
         interrupted,
         scheduled: result.scheduled,
-        timeline,
-        segments,
+        aborted,
         recording: result.recording,
-        slo,
         faults,
         durable_writes: result.durable_writes,
         durable_without_id: result.durable_without_id,
-        aborted,
         verification,
-        recoveries,
-        verdict,
-    })
+        journal,
+    };
+    Ok(report::judge::judge(scenario, record)?)
 }
 
 /// What a run says after a caught panic, with the faults reverted as far as possible.
