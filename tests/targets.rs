@@ -210,8 +210,8 @@ fn plan_prints_the_plan_the_run_executes() {
             for c in calls.as_array().unwrap() {
                 let line = format!(
                     "      {what}  {} {}",
-                    c["method"].as_str().unwrap(),
-                    c["path"].as_str().unwrap()
+                    c["operation"].as_str().unwrap(),
+                    c["resource"].as_str().unwrap()
                 );
                 assert!(plan.contains(&line), "{line} not in\n{plan}");
             }

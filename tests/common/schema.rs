@@ -69,3 +69,21 @@ pub fn assert_matches_schema(report: &serde_json::Value) {
         errs.join("\n")
     );
 }
+
+/// The one documented migration inside report v1: a journal plan's calls were `{method, path}`
+/// (sandbox calls only) and are written driver-neutral now, `{service, operation, resource}`;
+/// both read. Applied to an old report before comparing it with one written today.
+pub fn typed_calls(mut v: serde_json::Value) -> serde_json::Value {
+    for r in v["journal"].as_array_mut().into_iter().flatten() {
+        let Some(plan) = r.get_mut("plan") else {
+            continue;
+        };
+        for list in ["inject", "revert"] {
+            for c in plan[list].as_array_mut().into_iter().flatten() {
+                let (m, p) = (c["method"].clone(), c["path"].clone());
+                *c = serde_json::json!({ "service": "sandbox", "operation": m, "resource": p });
+            }
+        }
+    }
+    v
+}

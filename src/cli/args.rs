@@ -1,0 +1,214 @@
+//! The clap definitions of every command and flag: what `--help` shows. No behaviour here:
+//! [`super::dispatch`] turns a parsed [`Command`] into a call of the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chaos",
+    version,
+    about = "Chaos and load testing: traffic up to 4x peak, faults, SLO verdicts that gate CI"
+)]
+pub struct Cli {
+    /// Structured logs on stderr: -v every driver call and the read-back's summary, -vv more
+    /// detail. RUST_LOG (e.g. `chaos=debug`) overrides. Off by default.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario: drive its load, judge its SLOs, write report.json and summary.md.
+    #[command(after_help = "Examples:
+  chaos run az-outage                                   the shipped scenario on the embedded sandbox
+  chaos run scenarios/examples/db-failover-async.toml --target sandbox-async
+                                                        on a sandbox with async replication
+  chaos run az-outage --time-scale 0.1                  the same shape in a tenth of the time
+  chaos run my.toml --target-url https://staging.example.com --skip-faults
+                                                        load and SLOs only, against a URL
+  chaos run db-failover --out run-1 --summary none      a named run directory, nothing on stdout
+
+Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged, 2 bad input,
+3 aborted by an abort condition, 4 a fault could not be injected or reverted, 130 interrupted.")]
+    Run {
+        /// A scenario file (TOML or JSON), or the name of a shipped scenario (see `chaos list`).
+        scenario: String,
+        /// The system under test: a target file, or a shipped target (sandbox, sandbox-async,
+        /// url-example). Default: the embedded sandbox, started and stopped by the run.
+        #[arg(long, value_name = "FILE|NAME", conflicts_with_all = ["target_url", "sandbox_url"])]
+        target: Option<String>,
+        /// Shorthand for a `url` target: load only, e.g. http://127.0.0.1:8080 (faults need
+        /// --skip-faults).
+        #[arg(long, value_name = "URL", conflicts_with = "sandbox_url")]
+        target_url: Option<String>,
+        /// Shorthand for a `sandbox` target already running (`chaos sandbox up` prints its
+        /// control URL).
+        #[arg(long, value_name = "URL")]
+        sandbox_url: Option<String>,
+        /// Run directory (default: a new reports/<scenario>-<UTC time>/). One that already
+        /// holds a run is refused unless --force.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Empty the --out directory first when it holds an earlier run's files (refused if
+        /// it holds other files, or a fault its journal or report shows still applied).
+        #[arg(long, requires = "out")]
+        force: bool,
+        /// Multiply every duration in the scenario by F (rates stay): 0.1 runs 10x faster.
+        #[arg(long, value_name = "F", default_value_t = 1.0)]
+        time_scale: f64,
+        /// No live progress on stderr (the summary is still printed: see --summary; the
+        /// verdict line always goes to stderr).
+        #[arg(long)]
+        quiet: bool,
+        /// What goes to stdout at the end: the Markdown summary, report.json, or nothing.
+        #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Md)]
+        summary: SummaryFormat,
+        /// Run the load alone, on any target: no fault is planned or injected; each is reported
+        /// as skipped and the SLOs of its windows as not judged. Needed with a plain
+        /// --target-url (it has no fault driver).
+        #[arg(long)]
+        skip_faults: bool,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Validate scenario and target files (or shipped names); change nothing. Checks every
+    /// file given and prints every error in each; exit 2 if any is invalid. `${env:…}` values
+    /// are not needed (an unset one is a warning: `run` will need it). A file with a top-level
+    /// `kind` and no `[load]` is read as a target file.
+    Check {
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+        /// Check the scenarios against this target (its zones), and the target file itself.
+        #[arg(long, value_name = "FILE|NAME")]
+        target: Option<String>,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Print the resolved timeline (stages, rates, faults, SLOs) of each scenario and the calls
+    /// its faults would make; change nothing.
+    Plan {
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+        /// The target to resolve the faults on (as `chaos run --target`); a sandbox to start
+        /// is started in this process, throwaway, and stopped.
+        #[arg(long, value_name = "FILE|NAME", conflicts_with = "target_url")]
+        target: Option<String>,
+        /// Shorthand for a `url` target (no fault driver).
+        #[arg(long, value_name = "URL")]
+        target_url: Option<String>,
+        /// Plan as `chaos run --skip-faults` would run: no fault planned.
+        #[arg(long)]
+        skip_faults: bool,
+        #[arg(long, value_name = "F", default_value_t = 1.0)]
+        time_scale: f64,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// List the shipped scenarios.
+    List,
+    /// Print the JSON Schema of the scenario format (for editors and linters).
+    Schema {
+        /// The schema of target files instead.
+        #[arg(long)]
+        target: bool,
+    },
+    /// Write a run's reports again from its report.json — with edited SLOs if --scenario is
+    /// given (re-judged on the recorded histograms; nothing is re-run).
+    Report {
+        /// The run directory (holding report.json).
+        run_dir: PathBuf,
+        /// The scenario to judge against (default: the one the run used). Only its SLOs may
+        /// differ from what ran.
+        #[arg(long, value_name = "SCENARIO")]
+        scenario: Option<String>,
+        /// Where to write the reports (default: a new RUN_DIR/rejudged-<UTC time>/); never
+        /// over the run's own report.json.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Compare two runs of one scenario: per window and metric, the change; exit 1 on a
+    /// regression beyond the bound and the noise (a gate against last night's run).
+    Compare {
+        /// The baseline run: its directory or its report.json.
+        baseline: PathBuf,
+        /// The new run: its directory or its report.json.
+        new: PathBuf,
+        /// Largest tolerated worsening, relative ("10%").
+        #[arg(long, value_name = "PCT", default_value = "10%")]
+        max_regression: String,
+        /// Confidence every noise test is held to ("99.9%"); higher flags less.
+        #[arg(long, value_name = "PCT", default_value = "99.9%")]
+        confidence: String,
+        /// Compare runs of different scenarios (another name or load/faults) instead of
+        /// refusing with exit 2.
+        #[arg(long)]
+        allow_different: bool,
+    },
+    /// Revert every fault a run's journal shows as still applied (after a crash or kill -9).
+    Rollback {
+        /// The run directory (holding journal.jsonl).
+        run_dir: PathBuf,
+    },
+    /// Print a shell completion script: `chaos completions bash > /etc/bash_completion.d/chaos`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The embedded sandbox stack (load balancer, app nodes in zones a/b/c, database, cache).
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxCmd,
+    },
+}
+
+/// `chaos run --summary`: what the run prints on stdout when it ends.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryFormat {
+    /// summary.md
+    Md,
+    /// report.json
+    Json,
+    /// nothing (the files are written all the same)
+    None,
+}
+
+/// Values from the command line, applied to the scenario before it is validated.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParamArgs {
+    /// Override a value of the scenario, validated like the file: `load.peak_rps=400`,
+    /// `faults.zone-a-down.at=30s`, `load.stages.1.for=5m` (array items by index or name).
+    /// Repeatable; recorded in report.json.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Give `${env:NAME}` a value (before the process environment). Repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCmd {
+    /// Run the sandbox in the foreground: prints its URLs (first stdout line, JSON), serves until
+    /// Ctrl-C or SIGTERM.
+    Up {
+        /// Append the sandbox's ground-truth events here (JSON lines).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Also stop when standard input closes (how `chaos run` ties the sandbox to itself).
+        #[arg(long)]
+        exit_on_stdin_eof: bool,
+        /// Scale the sandbox's own clocks (health-check interval, failover times) by F, as
+        /// `chaos run --time-scale F` does to the scenario.
+        #[arg(long, value_name = "F", default_value_t = 1.0)]
+        time_scale: f64,
+        /// Settings as a scenario's `[sandbox]` table, in JSON (how `chaos run` passes them).
+        #[arg(long, value_name = "JSON", conflicts_with = "target")]
+        config: Option<String>,
+        /// Settings from a sandbox target file (or a shipped one: sandbox-async).
+        #[arg(long, value_name = "FILE|NAME")]
+        target: Option<String>,
+    },
+}

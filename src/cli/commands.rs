@@ -1,0 +1,394 @@
+//! The command handlers behind [`super::dispatch`]: each calls the library, prints through
+//! [`super::output`], and returns the command's exit code. Signal handling for `run` and
+//! `sandbox up` lives here too (Ctrl-C reaches the run's shutdown; rollback always runs).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::output::{err, error, out};
+use super::plan;
+use super::progress;
+use super::{ParamArgs, SummaryFormat};
+use crate::run::{self, RunOptions};
+use crate::scenario;
+use crate::shutdown::Shutdown;
+
+/// `chaos compare`: the percentages checked, then the comparison; exit 1 on a regression.
+pub(super) fn compare(
+    baseline: &std::path::Path,
+    new: &std::path::Path,
+    max_regression: &str,
+    confidence: &str,
+    allow_different: bool,
+) -> i32 {
+    let pct = |flag: &str, v: &str, ok: &dyn Fn(f64) -> bool, eg: &str| {
+        let p = v
+            .trim()
+            .strip_suffix('%')
+            .and_then(|x| x.trim().parse::<f64>().ok())
+            .filter(|x| x.is_finite() && ok(*x));
+        if p.is_none() {
+            err(&format!(
+                "error: {flag} {v:?}: give a percentage, e.g. {eg}"
+            ));
+        }
+        p.map(|x| x / 100.0)
+    };
+    let (Some(max), Some(conf)) = (
+        pct("--max-regression", max_regression, &|x| x >= 0.0, "10%"),
+        pct(
+            "--confidence",
+            confidence,
+            &|x| x > 50.0 && x < 100.0,
+            "99.9% (above 50%, below 100%)",
+        ),
+    ) else {
+        return 2;
+    };
+    let opts = crate::report::compare::Options {
+        max_regression: max,
+        confidence: conf,
+        allow_different,
+    };
+    match crate::report::compare::compare(baseline, new, opts) {
+        Ok(c) => {
+            out(&crate::report::compare::render(&c));
+            if c.regressions() > 0 {
+                1
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            error(&e);
+            2
+        }
+    }
+}
+
+/// A scenario's warnings, on stderr.
+pub(super) fn warn_all(s: &scenario::Scenario) {
+    for w in &s.warnings {
+        err(&scenario::Warning(w).to_string());
+    }
+}
+
+/// A target's warnings, on stderr.
+pub(super) fn warn_target(t: &crate::target::TargetFile) {
+    for w in &t.warnings {
+        err(&scenario::Warning(w).to_string());
+    }
+}
+
+/// `chaos check`: each argument is a scenario or a target file (by its content, or a shipped
+/// name of either); scenarios are checked against `--target`'s zones when one is named.
+pub(super) fn check(args: &[String], target: Option<&str>, params: &ParamArgs) -> i32 {
+    let mut code = 0;
+    let mut zones = Some(scenario::Zones::sandbox());
+    if let Some(t) = target {
+        match crate::target::load(t) {
+            Ok(t) => {
+                warn_target(&t);
+                zones = t.zones();
+            }
+            Err(e) => {
+                error(&e);
+                return 2;
+            }
+        }
+    }
+    let p = scenario::Params {
+        zones,
+        ..scenario::Params::names_only(&params.set, &params.env)
+    };
+    for arg in args {
+        let is_target = if scenario::is_path(arg) {
+            std::fs::read_to_string(arg).is_ok_and(|t| crate::target::looks_like_target(&t))
+        } else {
+            scenario::builtin::get(arg).is_none() && crate::target::builtin::get(arg).is_some()
+        };
+        if is_target {
+            match crate::target::load(arg) {
+                Ok(t) => {
+                    warn_target(&t);
+                    out(&format!("ok: {arg} (target, kind {})", t.kind_name()));
+                }
+                Err(e) => {
+                    error(&e);
+                    code = 2;
+                }
+            }
+            continue;
+        }
+        match scenario::load_with(arg, &p) {
+            Ok(s) => {
+                warn_all(&s);
+                out(&format!("ok: {arg} ({})", plan::counts(&s)));
+            }
+            Err(e) => {
+                error(&e);
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+/// `chaos report`: the run's reports again (re-judged with `--scenario`), into a directory of
+/// their own — the run's evidence stays as it was written.
+pub(super) fn report(
+    run_dir: &std::path::Path,
+    scenario: Option<&str>,
+    out_dir: Option<PathBuf>,
+) -> i32 {
+    let rep = match crate::report::reread::reread(run_dir, scenario) {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e);
+            return 2;
+        }
+    };
+    let dir = out_dir.unwrap_or_else(|| run::new_dir(run_dir, "rejudged"));
+    // Never into the run's own directory (however it is spelled: `./run`, `run/`, a link).
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    if same(&dir, run_dir) {
+        error(&format!(
+            "--out {}: that is the run's own directory; its report.json is never overwritten",
+            dir.display()
+        ));
+        return 2;
+    }
+    let written = run::OutDir::check_path(&dir, false, run::OutFor::Report)
+        .and_then(run::OutDir::make)
+        .and_then(|dir| Ok(crate::report::write::write_reports(&dir, &rep)?));
+    match written {
+        Ok(summary) => {
+            out(&summary);
+            verdict_line(&rep, &dir);
+            rep.verdict.exit_code()
+        }
+        Err(e) => {
+            error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// The verdict line, on stderr whatever stdout is: a CI log shows it even when stdout is
+/// redirected or closed.
+fn verdict_line(rep: &crate::report::RunReport, dir: &std::path::Path) {
+    err(&format!(
+        "{}: {} (exit {})\nreports: {}",
+        rep.verdict.badge(),
+        rep.reason(),
+        rep.verdict.exit_code(),
+        dir.display()
+    ));
+}
+
+pub(super) fn rollback(run_dir: &std::path::Path) -> i32 {
+    let journal = run_dir.join("journal.jsonl");
+    if !journal.exists() {
+        err(&format!(
+            "error: {} has no journal.jsonl: no fault was ever applied from it",
+            run_dir.display()
+        ));
+        return 2;
+    }
+    let Some(rt) = runtime(false) else {
+        return 2;
+    };
+    match rt.block_on(crate::fault::rollback(
+        &journal,
+        &crate::target::driver_for_undo,
+    )) {
+        Err(e) => {
+            error(&e);
+            2
+        }
+        Ok(done) if done.is_empty() => {
+            out("nothing to roll back: every fault in the journal was reverted");
+            0
+        }
+        Ok(done) => {
+            let mut code = 0;
+            for r in &done {
+                match &r.result {
+                    Ok(()) => out(&format!("reverted: {} ({})", r.fault, r.kind)),
+                    Err(e) => {
+                        err(&format!("STILL APPLIED: {} ({}): {e}", r.fault, r.kind));
+                        code = 4;
+                    }
+                }
+            }
+            code
+        }
+    }
+}
+
+pub(super) fn sandbox_up(
+    events: Option<PathBuf>,
+    exit_on_stdin_eof: bool,
+    time_scale: f64,
+    config: Option<String>,
+    target: Option<String>,
+) -> i32 {
+    if let Err(e) = run::check_time_scale(time_scale) {
+        error(&e);
+        return 2;
+    }
+    let from_target = match target.as_deref().map(crate::target::load) {
+        None => None,
+        Some(Err(e)) => {
+            error(&e);
+            return 2;
+        }
+        Some(Ok(t)) => match t.sandbox_settings() {
+            Some(s) => Some(s.clone()),
+            None => {
+                err(&format!(
+                    "error: --target {}: a `sandbox up` needs a target of kind \"sandbox\" \
+                     without control_url (its settings), not {}",
+                    t.source,
+                    t.shown()
+                ));
+                return 2;
+            }
+        },
+    };
+    let spec: crate::scenario::SandboxSpec = match config.as_deref().map(serde_json::from_str) {
+        None => from_target.unwrap_or_default(),
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            err(&format!(
+                "error: --config is not a sandbox settings object: {e}"
+            ));
+            return 2;
+        }
+    };
+    let Some(rt) = runtime(true) else {
+        return 2;
+    };
+    rt.block_on(async move {
+        let cfg = crate::sandbox::SandboxConfig::default()
+            .with_spec(&spec)
+            .time_scaled(time_scale);
+        let sb = match crate::sandbox::Sandbox::start(cfg, events.as_deref()).await {
+            Ok(sb) => sb,
+            Err(e) => {
+                err(&format!("error: cannot start the sandbox: {e}"));
+                return 2;
+            }
+        };
+        out(&serde_json::json!({ "lb_url": sb.lb_url, "control_url": sb.control_url }).to_string());
+        err(&format!(
+            "sandbox up: load balancer {}, control API {} (Ctrl-C to stop)",
+            sb.lb_url, sb.control_url
+        ));
+        let stop = Arc::new(Shutdown::new());
+        spawn_quiet_signal_handlers(stop.clone());
+        if exit_on_stdin_eof {
+            let s = stop.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                s.trigger();
+            });
+        }
+        stop.wait().await;
+        sb.stop();
+        err("sandbox down");
+        0
+    })
+}
+
+/// Ctrl-C / SIGTERM just stop the sandbox (it holds no state worth a partial report).
+fn spawn_quiet_signal_handlers(stop: Arc<Shutdown>) {
+    let s = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            s.trigger();
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            if term.recv().await.is_some() {
+                stop.trigger();
+            }
+        }
+    });
+}
+
+/// A tokio runtime (multi-threaded or not), or the error printed and `None`.
+pub(super) fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
+    let mut b = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match b.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            err(&format!("error: cannot start the async runtime: {e}"));
+            None
+        }
+    }
+}
+
+pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat) -> i32 {
+    let Some(rt) = runtime(true) else {
+        return 2;
+    };
+    rt.block_on(async move {
+        let shutdown = Arc::new(Shutdown::new());
+        spawn_signal_handlers(shutdown.clone());
+        let mut progress = progress::for_stderr(quiet);
+        match run::run(&opts, shutdown, progress.as_mut()).await {
+            Ok(o) => {
+                match summary {
+                    SummaryFormat::Md => out(&o.summary),
+                    SummaryFormat::Json => match std::fs::read_to_string(o.dir.join("report.json"))
+                    {
+                        Ok(text) => out(&text),
+                        Err(e) => error(&format!("cannot read the run's report.json: {e}")),
+                    },
+                    SummaryFormat::None => {}
+                }
+                verdict_line(&o.report, &o.dir);
+                o.report.verdict.exit_code()
+            }
+            Err(e) => {
+                error(&e);
+                e.exit_code()
+            }
+        }
+    })
+}
+
+/// Ctrl-C and SIGTERM trigger the run's shutdown: the load stops, in-flight requests finish,
+/// partial reports are written, exit 130. A second Ctrl-C does not kill the process: cleanup
+/// (rollback, once faults exist) must always run.
+fn spawn_signal_handlers(shutdown: Arc<Shutdown>) {
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            err("\ninterrupt: stopping the load and writing partial reports…");
+            s.trigger();
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            while term.recv().await.is_some() {
+                err("\nSIGTERM: stopping the load and writing partial reports…");
+                shutdown.trigger();
+            }
+        }
+    });
+}
