@@ -199,7 +199,10 @@ pub struct Outcome {
 
 /// Run the fault timeline: inject and revert on schedule from `start`, stop early on
 /// `shutdown`, and always revert whatever is still applied before returning. Each fault is its
-/// own future; they run concurrently on this task.
+/// own future; they run concurrently on this task. A panic in one fault's future (a driver bug)
+/// is caught at that fault: the run is shut down, every other fault finishes its call in
+/// flight and is reverted, and only then does the panic go on (the caller rolls the panicked
+/// fault back from the journal).
 pub async fn run_timeline(
     planned: &[Planned],
     driver: &dyn Driver,
@@ -209,61 +212,92 @@ pub async fn run_timeline(
     shutdown: &Shutdown,
 ) -> Vec<Outcome> {
     let each = planned.iter().map(|Planned { fault: f, plan }| async move {
-        let mut o = Outcome {
-            name: f.name.clone(),
-            kind: f.kind.name().to_string(),
-            status: Status::NotReached,
-            injected_at_s: None,
-            reverted_at_s: None,
-            error: None,
-            undo: None,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(start + f.at) => {}
-            _ = shutdown.wait() => return o,
+        let r = crate::shutdown::CatchUnwind(Box::pin(one_fault(
+            f, plan, driver, journal, start, end, shutdown,
+        )))
+        .await;
+        if r.is_err() {
+            shutdown.trigger();
         }
-        // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
-        if !inject_one(driver, journal, f, plan, &mut o, start).await {
-            return o;
-        }
-        // A failed inject may have half-applied: undone at once, never left to its schedule.
-        if o.status == Status::InjectFailed {
-            revert_one(driver, journal, f, &mut o, start).await;
-            return o;
-        }
-        // A fault whose effect never shows is reverted at once: the run measured something
-        // else than the scenario asked for. A shutdown meanwhile skips the wait: revert now.
-        let confirmed = tokio::select! {
-            c = confirm_one(driver, plan, &o) => Some(c),
-            _ = shutdown.wait() => None,
-        };
-        match confirmed {
-            Some(Ok(())) => {
-                let r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Confirmed);
-                let _ = journal_write(journal, &r);
-            }
-            Some(Err(e)) => {
-                let mut r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Failed);
-                r.error = Some(format!("confirm: {e}"));
-                let _ = journal_write(journal, &r);
-                o.error = Some(format!("not confirmed: {e}"));
-                revert_one(driver, journal, f, &mut o, start).await;
-                if o.status == Status::Reverted {
-                    o.status = Status::Unconfirmed;
-                }
-                return o;
-            }
-            None => {}
-        }
-        let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
-        tokio::select! {
-            _ = tokio::time::sleep_until(start + revert_at) => {}
-            _ = shutdown.wait() => {}
-        }
-        revert_one(driver, journal, f, &mut o, start).await;
-        o
+        r
     });
-    futures_util::future::join_all(each).await
+    let mut outcomes = Vec::new();
+    let mut panicked = None;
+    for r in futures_util::future::join_all(each).await {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(p) => panicked = panicked.or(Some(p)),
+        }
+    }
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
+    }
+    outcomes
+}
+
+/// One fault's life on the timeline: wait for its time, inject, confirm, wait, revert.
+async fn one_fault(
+    f: &Fault,
+    plan: &FaultPlan,
+    driver: &dyn Driver,
+    journal: &Journal,
+    start: Instant,
+    end: Duration,
+    shutdown: &Shutdown,
+) -> Outcome {
+    let mut o = Outcome {
+        name: f.name.clone(),
+        kind: f.kind.name().to_string(),
+        status: Status::NotReached,
+        injected_at_s: None,
+        reverted_at_s: None,
+        error: None,
+        undo: None,
+    };
+    tokio::select! {
+        _ = tokio::time::sleep_until(start + f.at) => {}
+        _ = shutdown.wait() => return o,
+    }
+    // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
+    if !inject_one(driver, journal, f, plan, &mut o, start).await {
+        return o;
+    }
+    // A failed inject may have half-applied: undone at once, never left to its schedule.
+    if o.status == Status::InjectFailed {
+        revert_one(driver, journal, f, &mut o, start).await;
+        return o;
+    }
+    // A fault whose effect never shows is reverted at once: the run measured something
+    // else than the scenario asked for. A shutdown meanwhile skips the wait: revert now.
+    let confirmed = tokio::select! {
+        c = confirm_one(driver, plan, &o) => Some(c),
+        _ = shutdown.wait() => None,
+    };
+    match confirmed {
+        Some(Ok(())) => {
+            let r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Confirmed);
+            let _ = journal_write(journal, &r);
+        }
+        Some(Err(e)) => {
+            let mut r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Failed);
+            r.error = Some(format!("confirm: {e}"));
+            let _ = journal_write(journal, &r);
+            o.error = Some(format!("not confirmed: {e}"));
+            revert_one(driver, journal, f, &mut o, start).await;
+            if o.status == Status::Reverted {
+                o.status = Status::Unconfirmed;
+            }
+            return o;
+        }
+        None => {}
+    }
+    let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
+    tokio::select! {
+        _ = tokio::time::sleep_until(start + revert_at) => {}
+        _ = shutdown.wait() => {}
+    }
+    revert_one(driver, journal, f, &mut o, start).await;
+    o
 }
 
 fn journal_write(journal: &Journal, r: &Record) -> Result<(), journal::JournalError> {

@@ -21,6 +21,8 @@ struct Flaky {
     /// When (from the epoch) each listed fault's effect shows to `confirm`; an unlisted
     /// fault's shows at once.
     shows_after: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+    /// A fault whose inject panics (a driver bug).
+    panics_in: std::sync::Mutex<Option<String>>,
 }
 
 impl Driver for Arc<Flaky> {
@@ -50,6 +52,10 @@ impl Driver for Arc<Flaky> {
             let takes = self.inject_takes.lock().unwrap().get(&p.fault).copied();
             if let Some(d) = takes {
                 tokio::time::sleep(d).await;
+            }
+            let panics = self.panics_in.lock().unwrap().as_deref() == Some(p.fault.as_str());
+            if panics {
+                panic!("test driver panics injecting {}", p.fault);
             }
             Ok(serde_json::json!({ "driver": "test" }))
         })
@@ -393,4 +399,56 @@ fn calls_are_driver_neutral_and_read_old_journals() {
     let text = serde_json::to_string(&c).unwrap();
     assert!(!text.contains("args"), "{text}");
     assert_eq!(serde_json::from_str::<Call>(&text).unwrap(), c);
+}
+
+/// A panic in one fault's driver call (a bug) is caught at that fault: the others finish the
+/// call they have in flight and are reverted at once, and only then does the panic go on —
+/// it never drops another fault's inject halfway or leaves it applied.
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_one_fault_still_reverts_the_others() {
+    let d = Arc::new(Flaky::default());
+    *d.panics_in.lock().unwrap() = Some("bug".into());
+    d.inject_takes
+        .lock()
+        .unwrap()
+        .insert("slow".into(), Duration::from_secs(3));
+    let p = tmp("panic-one");
+    let j = Journal::create(&p).unwrap();
+    // `held` is applied when `bug` panics at 2 s; `slow`'s inject (1 s to 4 s) is in flight.
+    let faults = [
+        fault("held", 500, 30_000),
+        fault("bug", 2_000, 1_000),
+        fault("slow", 1_000, 30_000),
+    ];
+    let shutdown = Shutdown::new();
+    let r =
+        crate::shutdown::CatchUnwind(Box::pin(run_for(&d, &faults, &j, 60_000, &shutdown))).await;
+    let Err(panic) = r else {
+        panic!("the timeline's panic goes on");
+    };
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("panics injecting bug"), "{msg}");
+    assert!(shutdown.is_triggered(), "the panic shuts the run down");
+    let steps = steps(&p);
+    let of = |name: &str| -> Vec<Step> {
+        steps
+            .iter()
+            .filter(|(f, _)| f == name)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    assert_eq!(
+        of("held"),
+        [Step::Intent, Step::Applied, Step::Confirmed, Step::Reverted]
+    );
+    // Its inject finished (never cut short), then it was reverted at once (its confirm races
+    // the shutdown: either may win).
+    let slow: Vec<Step> = of("slow")
+        .into_iter()
+        .filter(|s| *s != Step::Confirmed)
+        .collect();
+    assert_eq!(slow, [Step::Intent, Step::Applied, Step::Reverted]);
+    // The panicked one is left open for the caller's rollback from the journal.
+    assert_eq!(of("bug"), [Step::Intent]);
+    assert_eq!(journal::open_faults(&journal::read(&p).unwrap()).len(), 1);
 }

@@ -296,7 +296,7 @@ async fn execute(
     // down, the fault timeline reverts everything, and only then is the panic resumed.
     let sd = shutdown.clone();
     let load_fut = async move {
-        let r = CatchUnwind(Box::pin(load_fut)).await;
+        let r = crate::shutdown::CatchUnwind(Box::pin(load_fut)).await;
         // A panic, or the load ending before its time for any reason (its scheduler died):
         // stop the fault timeline too, so no fault is injected into a run without traffic.
         if !matches!(&r, Ok(res) if !res.interrupted) {
@@ -311,7 +311,7 @@ async fn execute(
             return None;
         };
         let t = fault::run_timeline(&plan.faults, d, j, clock.epoch(), timeline.total, &shutdown);
-        let r = CatchUnwind(Box::pin(t)).await;
+        let r = crate::shutdown::CatchUnwind(Box::pin(t)).await;
         if r.is_err() {
             shutdown.trigger();
         }
@@ -463,25 +463,6 @@ fn panic_notice(still: &[String], dir: &Path) -> String {
             )
         }
     )
-}
-
-/// Runs a future, turning a panic inside it into an `Err` (so cleanup can still run).
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
-
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
-            Err(p) => std::task::Poll::Ready(Err(p)),
-        }
-    }
 }
 
 #[cfg(test)]
