@@ -141,3 +141,30 @@ async fn earlier_and_other_faults_records_do_not_confirm_this_one() {
     d.revert(&u).await.unwrap();
     sb.stop();
 }
+
+/// The event log in pieces: `GET /events/count`, then `GET /events?since=N` returns only what
+/// came after (what `confirm` polls, instead of the whole log each time); a bad `since` is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_log_is_read_from_where_the_inject_left_it() {
+    let sb = Sandbox::start(SandboxConfig::default(), None)
+        .await
+        .unwrap();
+    let d = SandboxDriver::new(&sb.control_url);
+    let all = d.call("GET", "/events").await.unwrap();
+    let n = d.call("GET", "/events/count").await.unwrap()["count"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(n as usize, all.as_array().unwrap().len());
+    d.call("POST", "/zones/c/down?by=fault:t").await.unwrap();
+    let new = d.call("GET", &format!("/events?since={n}")).await.unwrap();
+    let new = new.as_array().unwrap();
+    assert!(!new.is_empty());
+    assert!(new.iter().any(|e| e["event"] == "zone_down"), "{new:?}");
+    let total = d.call("GET", "/events").await.unwrap();
+    assert_eq!(new.len() + n as usize, total.as_array().unwrap().len());
+    assert!(matches!(
+        d.call("GET", "/events?since=x").await,
+        Err(DriverError::Permanent(_))
+    ));
+    sb.stop();
+}

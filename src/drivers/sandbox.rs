@@ -381,14 +381,17 @@ impl SandboxDriver {
         let not_yet = |why: String| Err(DriverError::retryable(why));
         let c = &p.check;
         if let Some(name) = c["event"].as_str() {
-            let events = self.call("GET", "/events").await?;
+            // Only the events since the inject: a confirm polls, and the log grows all run.
+            let events = self
+                .call("GET", &format!("/events?since={events_before}"))
+                .await?;
             // This fault's own record: an event that names a holder must name this fault (a
             // revert of another latency fault logs `link_latency` too).
             let holder = format!("fault:{}", p.fault);
             let mine = |e: &Value| e.get("by").is_none_or(|b| b.is_null() || *b == holder);
             let seen = events
                 .as_array()
-                .map(|a| a.iter().skip(events_before as usize))
+                .map(|a| a.iter())
                 .into_iter()
                 .flatten()
                 .any(|e| e["event"] == name && mine(e));
@@ -513,16 +516,15 @@ impl Driver for SandboxDriver {
         Box::pin(async move {
             // Where the event log stands before the calls: `confirm` looks only after it.
             let before = if p.check["event"].is_string() {
-                self.call("GET", "/events")
-                    .await?
-                    .as_array()
-                    .map_or(0, Vec::len)
+                self.call("GET", "/events/count").await?["count"]
+                    .as_u64()
+                    .unwrap_or(0)
             } else {
                 0
             };
             self.run_calls(&p.inject).await?;
             Ok(SandboxUndo {
-                events_before: Some(before as u64),
+                events_before: Some(before),
                 ..self.undo(p)
             }
             .to_value())

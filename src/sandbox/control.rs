@@ -8,7 +8,8 @@
 //! ```text
 //! GET  /health                      ready
 //! GET  /resources                   zones, nodes (state, LB health), db instances (role), cache
-//! GET  /events                      the ground-truth event log so far
+//! GET  /events[?since=N]             the ground-truth event log so far (from the Nth event on)
+//! GET  /events/count                 how many events there are so far
 //! POST /nodes/{id}/kill|stop|start  a node's port closed at once (kill) or after draining it
 //!                                   from the load balancer (stop) / released (start)
 //! POST /zones/{z}/down|up           every node of the zone, and its db instance
@@ -57,7 +58,17 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
     let resp = match (method, segs.as_slice()) {
         (Method::GET, ["health"]) => done(false),
         (Method::GET, ["resources"]) => http::json(StatusCode::OK, &stack.describe()),
-        (Method::GET, ["events"]) => http::json(StatusCode::OK, &json!(stack.events.all())),
+        (Method::GET, ["events"]) => match q("since").map(|n| n.parse::<usize>()) {
+            None => http::json(StatusCode::OK, &json!(stack.events.all())),
+            Some(Ok(n)) => http::json(StatusCode::OK, &json!(stack.events.since(n))),
+            Some(Err(_)) => http::error(
+                StatusCode::BAD_REQUEST,
+                "since: give the number of events to skip, e.g. ?since=12",
+            ),
+        },
+        (Method::GET, ["events", "count"]) => {
+            http::json(StatusCode::OK, &json!({ "count": stack.events.count() }))
+        }
         (Method::POST, ["nodes", id, action @ ("kill" | "stop" | "start")]) => {
             let Some(n) = stack.node(id).cloned() else {
                 return http::error(StatusCode::NOT_FOUND, &format!("no node {id}"));

@@ -53,6 +53,17 @@ impl Events {
     pub fn all(&self) -> Vec<Value> {
         lock(&self.log).clone()
     }
+
+    /// The events from the `n`th on (0-based): what a driver polling for its fault's record
+    /// needs, without the whole log each time.
+    pub fn since(&self, n: usize) -> Vec<Value> {
+        lock(&self.log).iter().skip(n).cloned().collect()
+    }
+
+    /// How many events there are so far.
+    pub fn count(&self) -> usize {
+        lock(&self.log).len()
+    }
 }
 
 /// Poisoning cannot leave these structures inconsistent (each update is one push or write).
