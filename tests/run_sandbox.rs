@@ -1,12 +1,12 @@
-//! `chaos run` end to end on the embedded sandbox: faults injected, journaled and always reverted
-//! (at their time, on SIGINT/SIGTERM, after SIGKILL through `chaos rollback`, on a panic, on an
-//! abort), every shipped scenario, lost writes, exit codes 3 and 4, measured recovery.
+//! `chaos run` end to end on the embedded sandbox: faults injected at their time, journaled and
+//! reverted, every shipped scenario, lost writes, a gate that goes red for the right reason,
+//! measured recovery. Rollback when a run is cut short (signals, SIGKILL then `chaos rollback`,
+//! a failed revert, an abort) is in tests/run_rollback.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::cli::*;
 use common::schema::*;
@@ -145,129 +145,6 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("p99 < 1ms"), "{}", text(&o.stderr));
-}
-
-#[test]
-fn sigint_mid_fault_reverts_it_and_exits_130() {
-    signal_mid_fault("INT");
-}
-
-#[test]
-fn sigterm_mid_fault_reverts_it_and_exits_130() {
-    signal_mid_fault("TERM");
-}
-
-fn signal_mid_fault(sig: &str) {
-    let _turn = heavy();
-    let dir = tmpdir(&format!("sig{sig}-fault"));
-    let out = dir.join("run");
-    let mut child = az_outage(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The fault is applied from 6 s to 12 s: interrupt at 8 s.
-    let journal = out.join("journal.jsonl");
-    wait_applied(&journal);
-    std::thread::sleep(Duration::from_millis(500));
-    signal(&child, sig);
-    let status = wait_exit(&mut child, &format!("SIG{sig}"));
-    assert_eq!(status.code(), Some(130));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    // The verdict line reads cleanly (no "INTERRUPTED: interrupted"), and the fault's row in
-    // the summary shows when it really was injected and reverted, not the schedule (6 s-12 s).
-    let verdict = stderr
-        .lines()
-        .find(|l| l.starts_with("INTERRUPTED: "))
-        .unwrap();
-    assert!(
-        verdict.contains("stopped at") && verdict.contains("faults rolled back"),
-        "{verdict}"
-    );
-    assert!(
-        !verdict.to_lowercase().contains("interrupted: interrupted"),
-        "{verdict}"
-    );
-    let r = report(&out);
-    let f = &r["timeline"]["faults"][0];
-    let (inj, rev) = (
-        f["injected_at_s"].as_f64().unwrap(),
-        f["reverted_at_s"].as_f64().unwrap(),
-    );
-    assert!(
-        rev < 11.0,
-        "reverted at the signal, before the scheduled 12 s: {rev}"
-    );
-    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(
-        summary.contains(&format!("| {inj:.1}s | {rev:.1}s | fault `zone-a-down`")),
-        "{summary}"
-    );
-    let steps: Vec<String> = lines(&journal)
-        .iter()
-        .map(|r| r["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
-    let ev = lines(&out.join("sandbox-events.jsonl"));
-    assert_eq!(count(&ev, "zone_up"), 1, "the zone is back");
-    assert_eq!(count(&ev, "sandbox_down"), 1, "the sandbox was stopped");
-    assert_eq!(report(&out)["verdict"], "interrupted");
-}
-
-/// `chaos sandbox up` started separately; a run against it killed with SIGKILL mid-fault; then
-/// `chaos rollback` makes the sandbox whole again.
-#[test]
-fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
-    let _turn = heavy();
-    let dir = tmpdir("rollback");
-    let (mut sb, ctl) = sandbox_up();
-
-    let out = dir.join("run");
-    let mut run = run_cmd("az-outage", &["--sandbox-url", &ctl], &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let journal = out.join("journal.jsonl");
-    wait_applied(&journal);
-    run.kill().unwrap(); // SIGKILL: no cleanup at all
-    run.wait().unwrap();
-    assert_eq!(
-        http("GET", &format!("{ctl}/resources"))["zones_down"],
-        serde_json::json!(["a"])
-    );
-
-    let o = chaos(&["rollback", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("reverted: zone-a-down"),
-        "{}",
-        text(&o.stdout)
-    );
-    let res = http("GET", &format!("{ctl}/resources"));
-    assert_eq!(res["zones_down"], serde_json::json!([]));
-    let running = res["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["role"] == "app" && r["state"] == "running")
-        .count();
-    assert_eq!(running, 6, "every node is back: {res}");
-    // A second rollback has nothing left to do.
-    let o = chaos(&["rollback", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(text(&o.stdout).contains("nothing to roll back"));
-
-    drop(sb.stdin.take());
-    let t = std::time::Instant::now();
-    while sb.try_wait().unwrap().is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "sandbox did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Every shipped scenario, on the embedded sandbox at a tenth of its length: runs to completion,
@@ -444,120 +321,6 @@ fn async_failover_lost_writes_are_found_exactly_and_fail_the_run() {
         "report.html lists the lost ids"
     );
 }
-
-/// A revert that cannot happen (the sandbox died under the run): retried, then exit 4 with a
-/// message naming what is still applied and the command that undoes it.
-#[test]
-fn a_failed_revert_exits_4_and_says_how_to_undo() {
-    let _turn = heavy();
-    let dir = tmpdir("revert-fails");
-    let (mut sb, ctl) = sandbox_up();
-    let out = dir.join("run");
-    let run = run_cmd("node-kill", &["--sandbox-url", &ctl], &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let journal = out.join("journal.jsonl");
-    wait_applied(&journal);
-    // The sandbox goes away with the fault applied: the revert cannot reach it.
-    sb.kill().unwrap();
-    sb.wait().unwrap();
-    let o = run.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
-    let err = text(&o.stderr);
-    assert!(err.contains("one-node-down"), "{err}");
-    assert!(
-        err.contains(&format!("chaos rollback {}", out.display())),
-        "{err}"
-    );
-    let steps: Vec<String> = lines(&journal)
-        .iter()
-        .map(|r| r["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(steps, ["intent", "applied", "confirmed", "failed"]);
-    assert_eq!(report(&out)["verdict"], "fault_error");
-    // `chaos rollback` while the target is still unreachable: still applied, exit 4, and the
-    // journal says so again (a later rollback will retry it).
-    let o = chaos(&["rollback", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("STILL APPLIED: one-node-down"),
-        "{}",
-        text(&o.stderr)
-    );
-    let steps: Vec<String> = lines(&journal)
-        .iter()
-        .map(|r| r["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        steps,
-        ["intent", "applied", "confirmed", "failed", "failed"]
-    );
-}
-
-/// `[abort]`: every node killed, errors above 50% for 1 s stop the run early; the fault is
-/// reverted at once and the exit code is 3.
-#[test]
-fn an_abort_condition_stops_the_run_reverts_and_exits_3() {
-    let _turn = heavy();
-    let dir = tmpdir("abort");
-    let s = dir.join("abort.toml");
-    std::fs::write(
-        &s,
-        r#"name = "abort-test"
-[load]
-stages = [{ hold = "100/s", for = "20s" }]
-interval = "200ms"
-[load.client]
-timeout = "1s"
-[[load.requests]]
-name = "list"
-path = "/notes"
-[[faults]]
-name = "everything-down"
-kind = "kill-nodes"
-count = "100%"
-at = "2s"
-for = "15s"
-[abort]
-when = ["errors > 50% for 1s"]
-[slo]
-whole = ["errors < 90%"]
-"#,
-    )
-    .unwrap();
-    let out = dir.join("run");
-    let t = std::time::Instant::now();
-    let o = chaos(&[
-        "run",
-        s.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    assert!(t.elapsed() < Duration::from_secs(15), "stopped early");
-    assert!(
-        text(&o.stderr).contains("errors > 50% for 1s"),
-        "{}",
-        text(&o.stderr)
-    );
-    let steps: Vec<String> = lines(&out.join("journal.jsonl"))
-        .iter()
-        .map(|r| r["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
-    let ev = lines(&out.join("sandbox-events.jsonl"));
-    assert_eq!(count(&ev, "node_down"), 6);
-    assert_eq!(count(&ev, "node_up"), 6, "every node started again");
-    let r = report(&out);
-    assert_eq!(r["verdict"], "aborted");
-    assert_eq!(r["exit_code"], 3);
-}
-
-// The panic test (a panic mid-fault still reverts it) is in tests/run_injected.rs: the
-// panics come from a driver and a progress sink injected through the library.
 
 /// The gate goes red for the right reason: the shipped db-failover scenario on a sandbox made
 /// worse (a failover ten times longer) breaches its during-failover and recovery SLOs, exits 1,

@@ -13,15 +13,20 @@
 //! `chaos sandbox up` runs it in the foreground; `chaos run` with no target starts it as a
 //! child process of the same binary (its own runtime, apart from the load generator's) and stops
 //! it at the end. The scenario's `[sandbox]` table sets its knobs ([`SandboxConfig::with_spec`]).
+//!
+//! This file starts and stops the stack and owns its fault state (who holds which node, zone
+//! and link); the knobs are in [`config`], rolling restarts in [`rolling`].
 
 pub mod cache;
 pub mod child;
+mod config;
 pub mod control;
 pub mod db;
 pub mod events;
 mod http;
 pub mod lb;
 pub mod node;
+mod rolling;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,127 +38,12 @@ use rand::Rng as _;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use cache::{Cache, CacheClient, CacheConfig, CachePolicy};
-use db::{Db, DbClient, DbConfig, Replication};
+use cache::{Cache, CacheClient};
+pub use config::SandboxConfig;
+use db::{Db, DbClient};
 use events::{lock, Events};
-use lb::{Lb, LbConfig};
-use node::{Backends, Node, NodeConfig};
-
-/// Every knob, with defaults that make the shipped scenarios meaningful: at 4x the shipped
-/// peak (800 req/s) six nodes run at about half their capacity, four (a zone lost) at about
-/// 80% — latency rises, service holds.
-#[derive(Debug, Clone)]
-pub struct SandboxConfig {
-    pub zones: Vec<String>,
-    pub nodes_per_zone: usize,
-    pub node: NodeConfig,
-    pub lb: LbConfig,
-    pub db: DbConfig,
-    pub cache: CacheConfig,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig {
-            zones: ["a", "b", "c"].iter().map(|z| z.to_string()).collect(),
-            nodes_per_zone: 2,
-            node: NodeConfig {
-                // 3 at once, 13 ms on average: ~230 req/s a node. The shipped scenarios' 4x
-                // peak (800 req/s) runs six nodes at 58% of capacity and, with a zone lost,
-                // four at 87%: it still holds, and the queueing shows (az-outage: p99 18.0 ms
-                // before the outage, 26.6 ms during it).
-                concurrency: 3,
-                service_time: Duration::from_millis(10),
-                service_jitter: Duration::from_millis(6),
-            },
-            lb: LbConfig {
-                interval: Duration::from_secs(1),
-                unhealthy_after: 2,
-                healthy_after: 2,
-                check_timeout: Duration::from_millis(500),
-                upstream_timeout: Duration::from_secs(30),
-            },
-            db: DbConfig {
-                writer_zone: "b".into(),
-                replication: Replication::Sync,
-                failover_time: Duration::from_secs(5),
-            },
-            cache: CacheConfig {
-                timeout: Duration::from_millis(200),
-                policy: CachePolicy::FailOpen,
-                failover_time: Duration::from_secs(2),
-                ttl: Duration::from_secs(1),
-                replication_lag: Duration::from_millis(200),
-            },
-        }
-    }
-}
-
-impl SandboxConfig {
-    /// The defaults with a scenario's `[sandbox]` settings applied (already validated).
-    pub fn with_spec(mut self, s: &crate::scenario::SandboxSpec) -> SandboxConfig {
-        let d = Duration::from_secs_f64;
-        if let Some(v) = s.nodes_per_zone {
-            self.nodes_per_zone = v;
-        }
-        if let Some(v) = s.node_concurrency {
-            self.node.concurrency = v;
-        }
-        if let Some(v) = s.service_time_s {
-            self.node.service_time = d(v);
-        }
-        if let Some(v) = s.service_jitter_s {
-            self.node.service_jitter = d(v);
-        }
-        if let Some(v) = s.health_interval_s {
-            self.lb.interval = d(v);
-            self.lb.check_timeout = self.lb.check_timeout.min(d(v));
-        }
-        if let Some(v) = s.unhealthy_after {
-            self.lb.unhealthy_after = v;
-        }
-        if let Some(v) = s.healthy_after {
-            self.lb.healthy_after = v;
-        }
-        if let Some(v) = &s.db_writer_zone {
-            self.db.writer_zone = v.clone();
-        }
-        let lag = d(s.replication_lag_s.unwrap_or(0.5));
-        match s.replication.as_deref() {
-            Some("async") => self.db.replication = Replication::Async { lag },
-            Some(_) => self.db.replication = Replication::Sync,
-            None => {}
-        }
-        if let Some(v) = s.failover_time_s {
-            self.db.failover_time = d(v);
-        }
-        if let Some(v) = s.cache_timeout_s {
-            self.cache.timeout = d(v);
-        }
-        match s.cache_policy.as_deref() {
-            Some("fail-closed") => self.cache.policy = CachePolicy::FailClosed,
-            Some(_) => self.cache.policy = CachePolicy::FailOpen,
-            None => {}
-        }
-        if let Some(v) = s.cache_failover_time_s {
-            self.cache.failover_time = d(v);
-        }
-        if let Some(v) = s.cache_replication_lag_s {
-            self.cache.replication_lag = d(v);
-        }
-        self
-    }
-
-    /// `--time-scale`: the sandbox's own clocks (health checks, failovers) shrink with the
-    /// scenario's, so a scaled run keeps the same shape. Timeouts and service times stay.
-    pub fn time_scaled(mut self, f: f64) -> SandboxConfig {
-        let sc = |d: Duration| d.mul_f64(f).max(Duration::from_millis(10));
-        self.lb.interval = sc(self.lb.interval);
-        self.db.failover_time = sc(self.db.failover_time);
-        self.cache.failover_time = sc(self.cache.failover_time);
-        self
-    }
-}
+use lb::Lb;
+use node::{Backends, Node};
 
 /// Who holds what: a fault's effect stays while anyone holds it, so overlapping faults (two
 /// kill-nodes picking the same node, two outages of one zone, a kill during a rolling restart)
@@ -199,12 +89,6 @@ impl Drop for Undrain<'_> {
         }
     }
 }
-
-/// The hold a rolling restart started by `by` puts on the node it has stopped.
-fn rolling_hold(by: &str) -> String {
-    format!("rolling-restart:{by}")
-}
-
 /// A running sandbox. Dropping it does not stop it; call [`Sandbox::stop`].
 pub struct Sandbox {
     pub lb_url: String,
@@ -382,116 +266,6 @@ impl Stack {
         self.db.set_zone(zone, up);
         Ok(true)
     }
-
-    /// A rolling restart (a deploy): one node at a time — taken out of the load balancer,
-    /// drained, stopped for `down`, started, and back in rotation once healthy — then the next.
-    /// Each holder's restart is its own (two overlapping deploys each roll through the nodes,
-    /// and cancelling one leaves the other running). Returns false if `by` already has one
-    /// running.
-    ///
-    /// With `db`, database instances instead (a maintenance reboot): the readers one at a time,
-    /// then the writer — which fails over, as a reboot with failover does on RDS.
-    pub fn start_rolling(
-        self: &Arc<Self>,
-        zone: Option<String>,
-        down: Duration,
-        db: bool,
-        by: &str,
-    ) -> bool {
-        let mut running = lock(&self.rolling);
-        if running.get(by).is_some_and(|t| !t.is_finished()) {
-            return false;
-        }
-        let stack = self.clone();
-        let hold = rolling_hold(by);
-        let by_name = by.to_string();
-        let task = tokio::spawn(async move {
-            if db {
-                stack.roll_db(zone, down, &hold, &by_name).await;
-                return;
-            }
-            let nodes: Vec<Arc<Node>> = stack
-                .nodes
-                .iter()
-                .filter(|n| zone.as_ref().is_none_or(|z| &n.zone == z))
-                .cloned()
-                .collect();
-            stack.events.log(
-                "rolling_restart_start",
-                json!({
-                    "by": by_name,
-                    "nodes": nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
-                }),
-            );
-            for n in nodes {
-                let _ = stack.set_node(&n, false, "stop", &hold).await;
-                tokio::time::sleep(down).await;
-                let _ = stack.set_node(&n, true, "restart", &hold).await;
-                let t = tokio::time::Instant::now();
-                // (A node another fault holds down will not come back: go on.)
-                while !stack.lb.is_healthy(&n.id)
-                    && n.holders().is_empty()
-                    && t.elapsed() < Duration::from_secs(60)
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            stack
-                .events
-                .log("rolling_restart_end", json!({ "by": by_name }));
-        });
-        running.insert(by.to_string(), task);
-        true
-    }
-
-    /// A rolling reboot of the database instances (in `zone`, or all): readers first, each
-    /// down for `down` and back (resynchronised) before the next, the writer last (its loss
-    /// fails the cluster over; the next step waits for the promotion).
-    async fn roll_db(&self, zone: Option<String>, down: Duration, hold: &str, by: &str) {
-        let order = self.db.restart_order(zone.as_deref());
-        self.events.log(
-            "rolling_restart_start",
-            json!({ "by": by, "role": "db", "instances": order }),
-        );
-        for name in &order {
-            self.db.set_held(name, hold, true);
-            tokio::time::sleep(down).await;
-            self.db.set_held(name, hold, false);
-            let t = tokio::time::Instant::now();
-            while self.db.is_failing_over() && t.elapsed() < Duration::from_secs(600) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        self.events
-            .log("rolling_restart_end", json!({ "by": by, "role": "db" }));
-    }
-
-    /// Stop the rolling restart `by` started and release every node it left down (a node
-    /// another fault or another restart holds stays down).
-    pub async fn cancel_rolling(&self, by: &str) -> std::io::Result<bool> {
-        let t = lock(&self.rolling).remove(by);
-        let running = t.as_ref().is_some_and(|t| !t.is_finished());
-        if let Some(t) = t {
-            t.abort();
-            // Wait until it is gone: it must not take a hold after the scan below.
-            let _ = t.await;
-        }
-        let hold = rolling_hold(by);
-        for n in &self.nodes {
-            if n.holders().contains(&hold) {
-                self.set_node(n, true, "restart cancelled", &hold).await?;
-            }
-        }
-        for name in self.db.restart_order(None) {
-            self.db.set_held(&name, &hold, false);
-        }
-        if running {
-            self.events
-                .log("rolling_restart_cancelled", json!({ "by": by }));
-        }
-        Ok(running)
-    }
-
     /// `holder` adds latency to a link (`None`: releases it). False for an unknown link.
     pub fn set_link(&self, link: &str, delay: Option<(Duration, Duration)>, holder: &str) -> bool {
         let slot = match link {
@@ -553,58 +327,5 @@ impl Stack {
             "zone_holds": *lock(&self.zone_holds),
             "resources": out,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every `[sandbox]` key reaches the stack's configuration.
-    #[test]
-    fn every_sandbox_key_reaches_the_config() {
-        let text = r#"
-name = "knobs"
-[load]
-stages = [{ hold = "1/s", for = "1s" }]
-[[load.requests]]
-name = "home"
-path = "/"
-[sandbox]
-nodes_per_zone = 3
-node_concurrency = 7
-service_time = "20ms"
-service_jitter = "3ms"
-health_interval = "500ms"
-unhealthy_after = 4
-healthy_after = 5
-db_writer_zone = "c"
-replication = "async"
-replication_lag = "2s"
-failover_time = "9s"
-cache_timeout = "150ms"
-cache_policy = "fail-closed"
-cache_failover_time = "4s"
-cache_replication_lag = "750ms"
-"#;
-        let sc = crate::scenario::parse_str("knobs.toml", text).unwrap();
-        let c = SandboxConfig::default().with_spec(&sc.sandbox);
-        let ms = Duration::from_millis;
-        assert_eq!(c.nodes_per_zone, 3);
-        assert_eq!(c.node.concurrency, 7);
-        assert_eq!(c.node.service_time, ms(20));
-        assert_eq!(c.node.service_jitter, ms(3));
-        assert_eq!(c.lb.interval, ms(500));
-        assert_eq!((c.lb.unhealthy_after, c.lb.healthy_after), (4, 5));
-        assert_eq!(c.db.writer_zone, "c");
-        assert_eq!(c.db.replication, Replication::Async { lag: ms(2000) });
-        assert_eq!(c.db.failover_time, ms(9000));
-        assert_eq!(c.cache.timeout, ms(150));
-        assert_eq!(c.cache.policy, CachePolicy::FailClosed);
-        assert_eq!(c.cache.failover_time, ms(4000));
-        assert_eq!(c.cache.replication_lag, ms(750));
-        // The key list above is the whole of [sandbox]: a key added without reaching the
-        // config fails here.
-        assert_eq!(crate::scenario::validate::keys::SANDBOX.len(), 15);
     }
 }

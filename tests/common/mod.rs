@@ -17,6 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod cli;
+pub mod params;
+pub mod sandbox;
 pub mod schema;
 
 /// What the server does with each request.
