@@ -91,7 +91,9 @@ pub struct Template {
     pub parts: Vec<Part>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` never shows a secret's value (`Secret(***)`): a scenario printed with `{:?}` in a
+/// log or a panic message must not leak a token.
+#[derive(Clone, PartialEq)]
 pub enum Part {
     Lit(String),
     /// A value from the environment: sent as is, shown everywhere else as `***`.
@@ -149,5 +151,30 @@ impl std::fmt::Display for Template {
 impl Serialize for Template {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Lit(s) => f.debug_tuple("Lit").field(s).finish(),
+            Part::Secret(_) => f.write_str("Secret(***)"),
+            Part::Seq => f.write_str("Seq"),
+            Part::Uuid => f.write_str("Uuid"),
+            Part::RandInt(lo, hi) => f.debug_tuple("RandInt").field(lo).field(hi).finish(),
+            Part::Var(v) => f.debug_tuple("Var").field(v).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Part;
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let parts = vec![Part::Lit("Bearer ".into()), Part::Secret("s3cr3t-token".into())];
+        let shown = format!("{parts:?}");
+        assert_eq!(shown, r#"[Lit("Bearer "), Secret(***)]"#);
     }
 }
