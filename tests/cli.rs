@@ -1,5 +1,6 @@
 //! The `chaos` binary end to end, the commands that change nothing: check, plan, list, schema,
-//! and bad input (exit 2). Runs: tests/run_url.rs, tests/run_sandbox.rs; verdicts: tests/verdict.rs.
+//! and bad input (exit 2). Runs: tests/run_url.rs, run_sandbox.rs, run_rollback.rs, run_injected.rs,
+//! targets.rs; verdicts: tests/verdict.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -92,6 +92,11 @@ fn a_bad_target_stops_a_run_before_anything_happens() {
         err.contains("both the scenario's [sandbox] table and the target"),
         "{err}"
     );
+    // `run` shows the scenario's warnings too, not only `check`.
+    assert!(
+        err.contains("[sandbox] in a scenario is deprecated"),
+        "{err}"
+    );
     // On its own the old [sandbox] table is still read, with a warning.
     let o = chaos(&["check", s.to_str().unwrap()]);
     let err = text(&o.stderr);
@@ -146,10 +151,27 @@ async fn a_url_target_file_runs_the_load_alone() {
     let o = chaos_async(args(&["--out", out.to_str().unwrap()])).await;
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("has no fault driver"), "{err}");
+    assert!(err.contains("(a plain URL) has no fault driver"), "{err}");
     assert!(err.contains("--skip-faults"), "{err}");
-    let o = chaos_async(args(&["--skip-faults", "--out", out.to_str().unwrap()])).await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(!out.exists(), "refused before the run directory is made");
+    // An unwritable CI job summary is a warning: the run's verdict and files stand.
+    let a = args(&["--skip-faults", "--out", out.to_str().unwrap()]);
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
+            .args(&a)
+            .env("GITHUB_STEP_SUMMARY", "/nonexistent-dir/summary.md")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: cannot append the summary to GITHUB_STEP_SUMMARY"),
+        "{err}"
+    );
     let r = report(&out);
     assert_eq!(r["timeline"]["faults"][0]["status"], "skipped");
     let note = r["timeline"]["faults"][0]["note"].as_str().unwrap();
@@ -191,6 +213,20 @@ fn plan_prints_the_plan_the_run_executes() {
         .filter(|r| r["step"] == "intent")
         .collect();
     assert_eq!(intents.len(), 1);
+    // Nothing in the plan that the run did not do: as many call lines as the journal's calls.
+    let planned_calls = plan
+        .lines()
+        .filter(|l| l.starts_with("      inject  ") || l.starts_with("      revert  "))
+        .filter(|l| !l.contains("(nothing: it stays done)"))
+        .count();
+    let journal_calls: usize = intents
+        .iter()
+        .map(|i| {
+            i["plan"]["inject"].as_array().unwrap().len()
+                + i["plan"]["revert"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(planned_calls, journal_calls, "{plan}");
     for i in &intents {
         let p = &i["plan"];
         let hits = format!(

@@ -33,16 +33,22 @@ pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, WriteError> 
     let summary = super::markdown::render(rep);
     let path = dir.join("summary.md");
     std::fs::write(&path, &summary).map_err(|e| werr(path, e))?;
+    // The CI job summary is a courtesy: a path the job cannot write is said, not fatal (the
+    // run's verdict and its files stand).
     if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         use std::io::Write as _;
         let path = PathBuf::from(p);
-        let mut f = std::fs::OpenOptions::new()
+        let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| werr(path.clone(), e))?;
-        f.write_all(summary.as_bytes())
-            .map_err(|e| werr(path.clone(), e))?;
+            .and_then(|mut f| f.write_all(summary.as_bytes()));
+        if let Err(e) = appended {
+            crate::cli::output::err(&format!(
+                "warning: cannot append the summary to GITHUB_STEP_SUMMARY ({}): {e}",
+                path.display()
+            ));
+        }
     }
     Ok(summary)
 }

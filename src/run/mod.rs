@@ -100,6 +100,16 @@ pub enum RunError {
     },
     #[error(transparent)]
     Report(#[from] report::write::WriteError),
+    /// The run finished, but its reports could not be written.
+    #[error("the run ended {badge}: {reason}; but its reports could not be written: {source}")]
+    Unreported {
+        #[source]
+        source: report::write::WriteError,
+        badge: String,
+        reason: String,
+        /// The verdict's exit code.
+        code: i32,
+    },
     /// The recording does not fit the scenario (an invariant of a live run; a bug if seen).
     #[error(transparent)]
     Judge(#[from] report::judge::JudgeError),
@@ -107,10 +117,17 @@ pub enum RunError {
 
 impl RunError {
     /// DESIGN.md's exit codes. Everything that stops a run before it starts is bad input or
-    /// a target that cannot be used as given: 2. (A run that started always ends in a report
-    /// and its verdict's code, 0/1/3/4/130, never here.)
+    /// a target that cannot be used as given: 2. A run that finished but could not write its
+    /// reports keeps its verdict's code (1/3/4/130), except a pass: without its reports it is 2.
     pub fn exit_code(&self) -> i32 {
         match self {
+            RunError::Unreported { code, .. } => {
+                if *code == 0 {
+                    2
+                } else {
+                    *code
+                }
+            }
             RunError::Scenario(_)
             | RunError::Target(_)
             | RunError::Usage(_)
@@ -199,7 +216,15 @@ pub async fn run(
         ..scenario::Params::run(&opts.set, &opts.env, false)
     };
     let scenario = prepare_with(&opts.scenario, opts.time_scale, &params)?;
+    for w in t.warnings.iter().chain(&scenario.warnings) {
+        crate::cli::output::err(&scenario::Warning(w).to_string());
+    }
     let settings = target::connect::settings_for(&t, &scenario.sandbox)?;
+    // Faults on a target without a driver are refused before the run directory is touched
+    // (an --out --force is not emptied for a run that cannot start).
+    if !t.has_driver() && !scenario.faults.is_empty() && !opts.skip_faults {
+        return Err(plan::no_driver(&scenario, &t.shown()).into());
+    }
     // The run directory is checked first (an --out holding another run is refused before
     // anything happens), emptied (--force) only once a sandbox named by control_url answers,
     // and created before any traffic: an unwritable --out fails fast. A sandbox this run
@@ -210,7 +235,7 @@ pub async fn run(
         events: dir.join("sandbox-events.jsonl"),
         time_scale: opts.time_scale,
     };
-    let (dir, connected) = if t.sandbox_settings().is_some() {
+    let (dir, connected) = if t.writes_into_run_dir() {
         let dir = out.make()?;
         let c = target::connect(&t, &settings, &mode(&dir)).await?;
         (dir, c)
@@ -248,7 +273,15 @@ pub async fn run_connected(
     let r = execute(opts, scenario, &connected, plan, dir, shutdown, progress).await;
     connected.close(Some(dir)).await;
     let rep = r?;
-    let summary = report::write::write_reports(dir, &rep)?;
+    // The run happened: if its reports cannot be written, its verdict (and any fault still
+    // applied) is still said, and its exit code kept unless it was a pass.
+    let summary =
+        report::write::write_reports(dir, &rep).map_err(|source| RunError::Unreported {
+            source,
+            badge: rep.verdict.badge().to_string(),
+            reason: rep.reason(),
+            code: rep.verdict.exit_code(),
+        })?;
     Ok(RunOutcome {
         dir: dir.to_path_buf(),
         report: rep,

@@ -67,17 +67,7 @@ pub async fn build(s: &Scenario, c: &Connected, skip_faults: bool) -> Result<Run
             plan.skipped = Some(Skipped::NoDriver);
             return Ok(plan);
         }
-        let list: Vec<String> = s
-            .faults
-            .iter()
-            .map(|f| format!("{} ({})", f.name, f.kind.name()))
-            .collect();
-        return Err(BuildError::NoDriver {
-            scenario: s.name.clone(),
-            count: plural(list.len(), "fault"),
-            list: list.join(", "),
-            target: c.shown.clone(),
-        });
+        return Err(no_driver(s, &c.shown));
     };
     if skip_faults {
         plan.skipped = Some(Skipped::Flag);
@@ -93,6 +83,22 @@ pub async fn build(s: &Scenario, c: &Connected, skip_faults: bool) -> Result<Run
         });
     }
     Ok(plan)
+}
+
+/// The refusal of a scenario with faults on a target without a fault driver (`chaos run` says
+/// it before it touches the run directory).
+pub fn no_driver(s: &Scenario, target: &str) -> BuildError {
+    let list: Vec<String> = s
+        .faults
+        .iter()
+        .map(|f| format!("{} ({})", f.name, f.kind.name()))
+        .collect();
+    BuildError::NoDriver {
+        scenario: s.name.clone(),
+        count: plural(list.len(), "fault"),
+        list: list.join(", "),
+        target: target.to_string(),
+    }
 }
 
 impl RunPlan {

@@ -65,6 +65,16 @@ pub enum ConnectError {
          keep them in the target file (move the scenario's [sandbox] keys there)"
     )]
     SettingsTwice { target: String },
+    /// A scenario's `[sandbox]` table for a sandbox already running.
+    #[error(
+        "the scenario's [sandbox] table cannot apply to the sandbox already running at \
+         {control_url} (it keeps the settings it was started with): start that sandbox with them \
+         (`chaos sandbox up --target FILE`, the keys in a target file), or name no running sandbox"
+    )]
+    SettingsIgnored { control_url: String },
+    /// What answers at a control URL is not a sandbox.
+    #[error("{url}: what answers there is not a chaos sandbox (its /resources has no lb_url)")]
+    NotASandbox { url: String },
     #[error("the sandbox started but is not healthy: {0}")]
     NotHealthy(String),
     #[error("{flag} {url}: no sandbox answers there ({source})")]
@@ -138,7 +148,7 @@ pub async fn connect(
                 d.call("GET", "/resources")
                     .await
                     .map_err(|source| ConnectError::Unreachable {
-                        flag: if t.source == "--sandbox-url" {
+                        flag: if t.origin == super::Origin::SandboxUrl {
                             "--sandbox-url".into()
                         } else {
                             format!("control_url of {}", t.source)
@@ -152,8 +162,11 @@ pub async fn connect(
                 },
                 Mode::Plan => Lifecycle::Nothing,
             };
+            let Some(lb) = res["lb_url"].as_str().filter(|u| !u.is_empty()) else {
+                return Err(ConnectError::NotASandbox { url: ctl.clone() });
+            };
             Ok(Connected {
-                base_url: res["lb_url"].as_str().unwrap_or_default().to_string(),
+                base_url: lb.to_string(),
                 driver: Some(Box::new(d)),
                 lifecycle,
                 shown: t.shown(),
@@ -206,16 +219,30 @@ pub async fn connect(
 
 /// The settings a sandbox started for `t` runs with: the target file's; or, for the default
 /// target only, a scenario's `[sandbox]` table (the form before target files, still read).
-/// Both at once is refused: one of them would silently not apply.
+/// Both at once is refused, and so is a `[sandbox]` table for a sandbox already running (it
+/// keeps its own settings): either would silently not apply.
 pub fn settings_for(t: &TargetFile, scenario: &SandboxSpec) -> Result<SandboxSpec, ConnectError> {
-    let Some(own) = t.sandbox_settings() else {
-        return Ok(SandboxSpec::default());
-    };
     let in_scenario = *scenario != SandboxSpec::default();
+    let own = match &t.kind {
+        Kind::Url { .. } => return Ok(SandboxSpec::default()),
+        Kind::Sandbox {
+            control_url: Some(u),
+            ..
+        } if in_scenario => {
+            return Err(ConnectError::SettingsIgnored {
+                control_url: u.clone(),
+            })
+        }
+        Kind::Sandbox {
+            control_url: Some(_),
+            ..
+        } => return Ok(SandboxSpec::default()),
+        Kind::Sandbox { settings, .. } => settings,
+    };
     if !in_scenario {
-        return Ok(own.clone());
+        return Ok((**own).clone());
     }
-    if t.source == "default" {
+    if t.origin == super::Origin::Default {
         return Ok(scenario.clone());
     }
     Err(ConnectError::SettingsTwice {

@@ -32,6 +32,7 @@ pub(super) fn parse(file: &str, bytes: &[u8], name: &str) -> Result<TargetFile, 
     let (mut t, warnings) = crate::scenario::parse_doc(file, bytes, target)?;
     t.name = name.to_string();
     t.source = file.to_string();
+    t.origin = super::Origin::File;
     t.warnings = warnings;
     Ok(t)
 }
@@ -77,6 +78,7 @@ fn target(cx: &mut Ctx<'_>, root: &Node) -> Option<TargetFile> {
     Some(TargetFile {
         name: String::new(),
         source: String::new(),
+        origin: super::Origin::File,
         description,
         kind,
         warnings: Vec::new(),

@@ -21,14 +21,31 @@ use crate::scenario::{Diagnostic, Diagnostics, SandboxSpec, Zones};
 
 pub use connect::{connect, ConnectError, Connected, Lifecycle, Mode};
 
+/// How a target was named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// No target named: the embedded sandbox with its defaults.
+    Default,
+    /// A shipped target (`--target sandbox-async`).
+    Shipped,
+    /// A target file (`--target path.toml`).
+    File,
+    /// `--target-url`.
+    TargetUrl,
+    /// `--sandbox-url`.
+    SandboxUrl,
+}
+
 /// A validated target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetFile {
     /// How the target is named in reports: the file's stem, a shipped name, or `url`/`sandbox`
     /// for the command-line shorthands.
     pub name: String,
-    /// Where it came from: a path, `builtin:NAME`, or the flag that gave it.
+    /// Where it came from, as messages show it: a path, `builtin:NAME`, or the flag.
     pub source: String,
+    /// Where it came from, for decisions (never the display string).
+    pub origin: Origin,
     pub description: String,
     pub kind: Kind,
     /// Problems that do not make the file invalid.
@@ -53,6 +70,7 @@ impl TargetFile {
         TargetFile {
             name: "sandbox".into(),
             source: "default".into(),
+            origin: Origin::Default,
             description: "The embedded sandbox, started and stopped by the run".into(),
             kind: Kind::Sandbox {
                 control_url: None,
@@ -67,6 +85,7 @@ impl TargetFile {
         TargetFile {
             name: "url".into(),
             source: "--target-url".into(),
+            origin: Origin::TargetUrl,
             description: String::new(),
             kind: Kind::Url {
                 base_url: url.to_string(),
@@ -80,6 +99,7 @@ impl TargetFile {
         TargetFile {
             name: "sandbox".into(),
             source: "--sandbox-url".into(),
+            origin: Origin::SandboxUrl,
             description: String::new(),
             kind: Kind::Sandbox {
                 control_url: Some(control_url.trim_end_matches('/').to_string()),
@@ -131,7 +151,16 @@ impl TargetFile {
                 control_url: Some(u),
                 ..
             } => format!("the sandbox at {u}"),
-            Kind::Url { base_url } => format!("{base_url} (a plain URL, no fault driver)"),
+            Kind::Url { base_url } => format!("{base_url} (a plain URL)"),
+        }
+    }
+
+    /// Whether connecting for a run writes into the run directory (a sandbox the run starts
+    /// appends its events there), so the directory must exist first.
+    pub fn writes_into_run_dir(&self) -> bool {
+        match &self.kind {
+            Kind::Sandbox { control_url, .. } => control_url.is_none(),
+            Kind::Url { .. } => false,
         }
     }
 
@@ -197,6 +226,7 @@ pub fn load(arg: &str) -> Result<TargetFile, TargetError> {
         let file = format!("scenarios/targets/{arg}.toml");
         let mut t = file::parse(&file, text.as_bytes(), arg).map_err(TargetError::Invalid)?;
         t.source = format!("builtin:{arg}");
+        t.origin = Origin::Shipped;
         return Ok(t);
     }
     if path.is_file() {
@@ -248,25 +278,35 @@ pub fn parse_str(file: &str, text: &str) -> Result<TargetFile, Diagnostics> {
     file::parse(file, text.as_bytes(), &stem)
 }
 
-/// Whether a file holds a target rather than a scenario (`chaos check` accepts both): a
-/// top-level `kind` and no `load`.
+/// Whether a file holds a target rather than a scenario (`chaos check` accepts both): no
+/// `load` or `name`, and a top-level `kind` — or keys only a target has (a misspelt `kinde`
+/// next to `failover_time` still gets a target's diagnostics, not a scenario's).
 pub fn looks_like_target(text: &str) -> bool {
-    let t: Result<toml::Table, _> = toml::from_str(text);
-    match t {
-        Ok(t) => t.contains_key("kind") && !t.contains_key("load"),
-        Err(_) => {
-            // JSON, or broken TOML: the keys' names are enough of a clue.
-            let j: Result<serde_json::Map<String, serde_json::Value>, _> =
-                serde_json::from_str(text);
-            match j {
-                Ok(m) => m.contains_key("kind") && !m.contains_key("load"),
-                Err(_) => {
-                    text.lines().any(|l| l.trim_start().starts_with("kind"))
-                        && !text.lines().any(|l| l.trim_start().starts_with("[load"))
-                }
-            }
-        }
+    let keys: Vec<String> = match toml::from_str::<toml::Table>(text) {
+        Ok(t) => t.keys().cloned().collect(),
+        Err(_) => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+            Ok(m) => m.keys().cloned().collect(),
+            // Broken TOML: the keys' names, line by line, are enough of a clue.
+            Err(_) => text
+                .lines()
+                .filter_map(|l| {
+                    let k = l.trim_start().trim_start_matches('[');
+                    let k = k.split(['=', ' ', ']', '.']).next().unwrap_or("");
+                    (!k.is_empty()).then(|| k.to_string())
+                })
+                .collect(),
+        },
+    };
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    if has("load") || has("name") {
+        return false;
     }
+    let target_only = file::KINDS
+        .iter()
+        .flat_map(|k| file::keys_of(k))
+        .filter(|k| *k != "description")
+        .any(has);
+    target_only || keys.iter().any(|k| k.starts_with("kind"))
 }
 
 #[cfg(test)]

@@ -150,6 +150,23 @@ fn the_scenarios_sandbox_table_applies_only_without_a_target_file() {
         connect::settings_for(&file, &SandboxSpec::default()).unwrap(),
         file.sandbox_settings().unwrap().clone()
     );
+    // A sandbox already running keeps its own settings: a [sandbox] table cannot apply.
+    let running = TargetFile::from_sandbox_url("http://127.0.0.1:7070");
+    let e = connect::settings_for(&running, &old)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot apply to the sandbox already running at http://127.0.0.1:7070"),
+        "{e}"
+    );
+    assert_eq!(
+        connect::settings_for(&running, &SandboxSpec::default()).unwrap(),
+        SandboxSpec::default()
+    );
+    // A target file whose source string happens to read "default" is still a file.
+    let mut named_default = load("sandbox-async").unwrap();
+    named_default.source = "default".into();
+    assert!(connect::settings_for(&named_default, &old).is_err());
     // Nothing is started for a URL: no settings at all.
     assert_eq!(
         connect::settings_for(&TargetFile::from_url("http://127.0.0.1:1"), &old).unwrap(),

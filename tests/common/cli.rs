@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-/// `chaos <args>`, run to its end, with no `GITHUB_STEP_SUMMARY` inherited.
+/// `chaos <args>`, run to its end, with no `GITHUB_STEP_SUMMARY` or `RUST_LOG` inherited.
 pub fn chaos(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args(args)
         .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("RUST_LOG")
         .output()
         .unwrap()
 }

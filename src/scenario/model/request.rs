@@ -173,7 +173,10 @@ mod debug_tests {
 
     #[test]
     fn debug_never_shows_a_secret() {
-        let parts = vec![Part::Lit("Bearer ".into()), Part::Secret("s3cr3t-token".into())];
+        let parts = vec![
+            Part::Lit("Bearer ".into()),
+            Part::Secret("s3cr3t-token".into()),
+        ];
         let shown = format!("{parts:?}");
         assert_eq!(shown, r#"[Lit("Bearer "), Secret(***)]"#);
     }
