@@ -120,9 +120,29 @@ async fn identical_runs_never_regress_and_a_ten_times_longer_failover_does() {
         "{flagged:?}\n{}",
         text(&o)
     );
-    // The other way round the new run is the better one: no regression.
+    // The other way round the new run is the better one where the failovers differ: its
+    // error rate during the failover and its recovery are never flagged, and the error rate
+    // reads as better. (Its latency may be: a failover ten times longer fails the requests
+    // that would otherwise have waited through it, so the slow run's successful requests can
+    // be the faster ones during the failover — a real difference, seen once in CI as p99
+    // 297 ms against 348 ms, not noise.)
     let o = compare(&[&slow, &runs[0]], &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let back = regressions(&o);
+    assert!(
+        back.iter().all(|r| ["`p50", "`p90", "`p95", "`p99", "`max"]
+            .iter()
+            .any(|m| r.contains(m))),
+        "{back:?}\n{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).lines().any(
+            |l| l.starts_with("| during:writer-failover | all | `errors < 5%`")
+                && l.contains("better")
+        ),
+        "{}",
+        text(&o)
+    );
 
     // A run's report.json stands for its directory, on either side.
     let by_dir = compare(&[&runs[0], &runs[1]], &[]);
