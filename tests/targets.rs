@@ -287,3 +287,32 @@ fn verbose_logs_the_driver_calls() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("RUST_LOG"), "{}", text(&o.stderr));
 }
+
+/// Every shipped scenario runs on the shipped sandbox target file exactly as with no target:
+/// it passes and leaves every fault reverted (az-outage is run above, in the plan test).
+#[test]
+fn every_shipped_scenario_passes_with_the_shipped_sandbox_target() {
+    let _turn = heavy();
+    let target = format!("{TARGETS}/sandbox.toml");
+    let dir = tmpdir("target-shipped");
+    for name in [
+        "db-failover",
+        "redis-partition",
+        "node-kill",
+        "rolling-deploy",
+        "peak-4x",
+    ] {
+        let out = dir.join(name);
+        let o = run_cmd(name, &["--target", &target], &out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let r = report(&out);
+        assert_eq!(r["verdict"], "pass", "{name}");
+        for f in r["timeline"]["faults"].as_array().unwrap() {
+            assert_eq!(f["status"], "reverted", "{name}: {f}");
+        }
+        let ev = lines(&out.join("sandbox-events.jsonl"));
+        assert_eq!(count(&ev, "sandbox_down"), 1, "{name}: sandbox stopped");
+    }
+}
