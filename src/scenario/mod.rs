@@ -95,40 +95,52 @@ pub fn load_with(arg: &str, params: &Params) -> Result<Scenario, LoadError> {
 /// The error for a scenario that is neither a file nor a shipped name, with the likeliest fix.
 fn not_found(arg: &str) -> LoadError {
     let names = builtin::names();
-    let lower = arg.to_lowercase();
-    let closest = |name: &str| {
-        let name = name.to_lowercase();
-        validate::did_you_mean(&name, names.iter().copied())
-    };
-    if !is_path(arg) {
-        return LoadError::NotFound {
+    let hint = not_found_hint(arg, &names, &|n| {
+        format!("the shipped scenario `{n}` (run `chaos run {n}`)")
+    });
+    if is_path(arg) {
+        LoadError::NoSuchFile {
             arg: arg.to_string(),
-            hint: closest(arg)
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default(),
+            hint,
+        }
+    } else {
+        LoadError::NotFound {
+            arg: arg.to_string(),
+            hint,
             known: names.join(", "),
-        };
+        }
+    }
+}
+
+/// The likeliest fix for `arg`, which names neither a file nor one of the shipped `names`
+/// (scenarios, or target files): `; did you mean …?`, or nothing. A bare name gets the closest
+/// shipped name, ignoring case; a path gets itself with an extension when that file exists
+/// (`scenarios/az-outage` → `.toml`), else the shipped one its stem is closest to, as
+/// `shipped(name)` words it.
+pub(crate) fn not_found_hint(
+    arg: &str,
+    names: &[&str],
+    shipped: &dyn Fn(&str) -> String,
+) -> String {
+    let closest = |name: &str| validate::did_you_mean(&name.to_lowercase(), names.iter().copied());
+    if !is_path(arg) {
+        return closest(arg)
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
     }
     let path = std::path::Path::new(arg);
-    // `scenarios/az-outage` when `scenarios/az-outage.toml` exists.
     let with_ext = ["toml", "json"]
         .iter()
         .map(|e| path.with_extension(e))
         .find(|p| path.extension().is_none() && p.is_file());
     let stem = path
         .file_stem()
-        .map(|s| s.to_string_lossy().to_lowercase())
-        .unwrap_or(lower);
-    let hint = match (with_ext, closest(&stem)) {
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| arg.to_string());
+    match (with_ext, closest(&stem)) {
         (Some(p), _) => format!("; did you mean `{}`?", p.display()),
-        (None, Some(n)) => {
-            format!("; did you mean the shipped scenario `{n}` (run `chaos run {n}`)?")
-        }
+        (None, Some(n)) => format!("; did you mean {}?", shipped(n)),
         (None, None) => String::new(),
-    };
-    LoadError::NoSuchFile {
-        arg: arg.to_string(),
-        hint,
     }
 }
 

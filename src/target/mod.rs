@@ -243,30 +243,21 @@ pub fn load(arg: &str) -> Result<TargetFile, TargetError> {
         });
     }
     let names = builtin::names();
-    let closest =
-        |s: &str| crate::scenario::validate::did_you_mean(&s.to_lowercase(), names.iter().copied());
-    if !crate::scenario::is_path(arg) {
-        return Err(TargetError::NotFound {
+    let hint = crate::scenario::not_found_hint(arg, &names, &|n| {
+        format!("the shipped target `{n}` (`--target {n}`)")
+    });
+    if crate::scenario::is_path(arg) {
+        Err(TargetError::NoSuchFile {
             arg: arg.to_string(),
-            hint: closest(arg)
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default(),
+            hint,
+        })
+    } else {
+        Err(TargetError::NotFound {
+            arg: arg.to_string(),
+            hint,
             known: names.join(", "),
-        });
+        })
     }
-    let with_ext = ["toml", "json"]
-        .iter()
-        .map(|e| path.with_extension(e))
-        .find(|p| path.extension().is_none() && p.is_file());
-    let hint = match (with_ext, closest(&stem(path))) {
-        (Some(p), _) => format!("; did you mean `{}`?", p.display()),
-        (None, Some(n)) => format!("; did you mean the shipped target `{n}` (`--target {n}`)?"),
-        (None, None) => String::new(),
-    };
-    Err(TargetError::NoSuchFile {
-        arg: arg.to_string(),
-        hint,
-    })
 }
 
 /// Parse target text (tests, and `chaos check` of a shipped name).
