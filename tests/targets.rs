@@ -316,3 +316,30 @@ fn every_shipped_scenario_passes_with_the_shipped_sandbox_target() {
         assert_eq!(count(&ev, "sandbox_down"), 1, "{name}: sandbox stopped");
     }
 }
+
+/// `chaos plan --sandbox-url` resolves the faults on a sandbox already running, reading only:
+/// the plan names that sandbox, and its nodes are all still up afterwards.
+#[test]
+fn plan_resolves_the_faults_on_a_running_sandbox_without_touching_it() {
+    let (mut child, ctl) = sandbox_up();
+    let o = chaos(&["plan", "node-kill", "--sandbox-url", &ctl]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        out.contains(&format!(
+            "fault plan on the sandbox at {ctl} (driver: sandbox)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("inject  POST /nodes/"), "{out}");
+    let res = http("GET", &format!("{ctl}/resources"));
+    let down: Vec<&serde_json::Value> = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] != "running")
+        .collect();
+    assert!(down.is_empty(), "plan changed the sandbox: {down:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

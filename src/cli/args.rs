@@ -95,11 +95,14 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         scenarios: Vec<String>,
         /// The target to resolve the faults on (as `chaos run --target`); a sandbox to start
         /// is started in this process, throwaway, and stopped.
-        #[arg(long, value_name = "FILE|NAME", conflicts_with = "target_url")]
+        #[arg(long, value_name = "FILE|NAME", conflicts_with_all = ["target_url", "sandbox_url"])]
         target: Option<String>,
         /// Shorthand for a `url` target (no fault driver).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", conflicts_with = "sandbox_url")]
         target_url: Option<String>,
+        /// Shorthand for a sandbox already running: the faults are resolved on it (read only).
+        #[arg(long, value_name = "URL")]
+        sandbox_url: Option<String>,
         /// Plan as `chaos run --skip-faults` would run: no fault planned.
         #[arg(long)]
         skip_faults: bool,

@@ -110,11 +110,16 @@ pub fn dispatch(cmd: Command) -> i32 {
             scenarios,
             target,
             target_url,
+            sandbox_url,
             skip_faults,
             time_scale,
             params,
         } => {
-            let t = match run::target_of(target.as_deref(), target_url.as_deref(), None) {
+            let t = match run::target_of(
+                target.as_deref(),
+                target_url.as_deref(),
+                sandbox_url.as_deref(),
+            ) {
                 Ok(t) => t,
                 Err(e) => {
                     error(&e);
