@@ -25,6 +25,15 @@ fn check_accepts_target_files_and_shows_their_errors() {
     assert!(out.contains("sandbox.toml (target, kind sandbox)"), "{out}");
     assert!(out.contains("ok: url-example (target, kind url)"), "{out}");
     assert!(out.contains("ok: az-outage (az-outage:"), "{out}");
+    // Against a target without a fault driver, a scenario with faults is valid but warned of.
+    let o = chaos(&["check", "az-outage", "peak-4x", "--target", "url-example"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: az-outage: http://127.0.0.1:8080 (a plain URL) has no fault driver"),
+        "{err}"
+    );
+    assert!(!err.contains("peak-4x:"), "peak-4x has no faults: {err}");
 
     let dir = tmpdir("target-check");
     let bad = dir.join("staging.toml");

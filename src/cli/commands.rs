@@ -85,11 +85,13 @@ pub(super) fn warn_target(t: &crate::target::TargetFile) {
 pub(super) fn check(args: &[String], target: Option<&str>, params: &ParamArgs) -> i32 {
     let mut code = 0;
     let mut zones = Some(scenario::Zones::sandbox());
+    let mut on = None;
     if let Some(t) = target {
         match crate::target::load(t) {
             Ok(t) => {
                 warn_target(&t);
                 zones = t.zones();
+                on = Some(t);
             }
             Err(e) => {
                 error(&e);
@@ -123,6 +125,16 @@ pub(super) fn check(args: &[String], target: Option<&str>, params: &ParamArgs) -
         match scenario::load_with(arg, &p) {
             Ok(s) => {
                 warn_all(&s);
+                // What `run` would refuse on this target (valid as a file all the same).
+                if let Some(t) = on.as_ref().filter(|t| !t.has_driver()) {
+                    if !s.faults.is_empty() {
+                        err(&format!(
+                            "warning: {arg}: {} has no fault driver: `chaos run` there needs \
+                             --skip-faults (its faults are then reported as skipped)",
+                            t.shown()
+                        ));
+                    }
+                }
                 out(&format!("ok: {arg} ({})", plan::counts(&s)));
             }
             Err(e) => {
