@@ -51,8 +51,10 @@ enum Twist {
     /// `inject` does its work, then panics before returning the undo data: only the journal's
     /// `intent` (with undo data built from the plan) knows the fault is applied.
     PanicsAfterInject,
-    /// Nothing: the real driver.
+    /// Nothing: the real driver (and, with `UnwritableReports`, a run directory whose
+    /// report.json cannot be written).
     None,
+    UnwritableReports,
 }
 
 struct Wrapped {
@@ -130,10 +132,14 @@ async fn run(
     progress: Box<dyn Progress>,
 ) -> (
     std::path::PathBuf,
-    Result<chaos::run::RunOutcome, tokio::task::JoinError>,
+    Result<Result<chaos::run::RunOutcome, chaos::run::RunError>, tokio::task::JoinError>,
 ) {
     let dir = tmpdir(tag);
     std::fs::create_dir_all(&dir).unwrap();
+    if twist == Twist::UnwritableReports {
+        // A directory where report.json goes: writing it fails once the run is over.
+        std::fs::create_dir_all(dir.join("report.json")).unwrap();
+    }
     let sb = Sandbox::start(
         SandboxConfig::default(),
         Some(&dir.join("sandbox-events.jsonl")),
@@ -155,9 +161,7 @@ async fn run(
     let r = tokio::spawn(async move {
         let mut progress = progress;
         let shutdown = Arc::new(Shutdown::new());
-        run_connected(&opts, s, c, &d, shutdown, progress.as_mut())
-            .await
-            .unwrap()
+        run_connected(&opts, s, c, &d, shutdown, progress.as_mut()).await
     })
     .await;
     sb.stop();
@@ -176,7 +180,7 @@ fn steps(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_fault_fails_the_run_with_exit_4() {
     let (dir, r) = run("unconfirmed", Twist::NeverConfirms, Box::new(Quiet)).await;
-    let o = r.unwrap();
+    let o = r.unwrap().unwrap();
     let f = &o.report.faults[0];
     assert_eq!(f.status, FaultStatus::Unconfirmed, "{}", f.note);
     assert!(f.note.contains("never sees the fault"), "{}", f.note);
@@ -201,7 +205,7 @@ async fn an_unconfirmed_fault_fails_the_run_with_exit_4() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_run_with_the_real_driver_passes() {
     let (dir, r) = run("confirmed", Twist::None, Box::new(Quiet)).await;
-    let o = r.unwrap();
+    let o = r.unwrap().unwrap();
     assert_eq!(o.report.faults[0].status, FaultStatus::Reverted);
     assert_eq!(o.report.verdict, Verdict::Pass, "{}", o.summary);
     assert_eq!(steps(&dir), ["intent", "applied", "confirmed", "reverted"]);
@@ -245,4 +249,20 @@ async fn a_panic_mid_fault_still_reverts_it() {
         assert_eq!(count(&ev, "zone_down"), 1, "{place}");
         assert_eq!(count(&ev, "zone_up"), 1, "{place}: zone a is back");
     }
+}
+
+/// A run that finished but cannot write its reports says its verdict, and a pass without its
+/// reports is not a pass (exit 2); the faults were still reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_reports_cannot_be_written_says_its_verdict() {
+    let (dir, r) = run("unreported", Twist::UnwritableReports, Box::new(Quiet)).await;
+    let e = match r.unwrap() {
+        Ok(_) => panic!("report.json is a directory: writing it must fail"),
+        Err(e) => e,
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("the run ended PASS"), "{msg}");
+    assert!(msg.contains("its reports could not be written"), "{msg}");
+    assert_eq!(e.exit_code(), 2, "a pass without reports");
+    assert_eq!(steps(&dir), ["intent", "applied", "confirmed", "reverted"]);
 }

@@ -518,7 +518,12 @@ impl Driver for SandboxDriver {
             let before = if p.check["event"].is_string() {
                 self.call("GET", "/events/count").await?["count"]
                     .as_u64()
-                    .unwrap_or(0)
+                    .ok_or_else(|| {
+                        DriverError::Permanent(format!(
+                            "{}/events/count has no count: not a chaos sandbox of this version",
+                            self.control_url
+                        ))
+                    })?
             } else {
                 0
             };
