@@ -348,3 +348,38 @@ fn plan_resolves_the_faults_on_a_running_sandbox_without_touching_it() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// What a hurried user gets wrong with targets: two at once, a running sandbox that is not
+/// there, a `url` target given to `sandbox up` — each exit 2 with a message saying why.
+#[test]
+fn target_misuse_is_bad_input() {
+    let o = chaos(&[
+        "plan",
+        "node-kill",
+        "--target",
+        "sandbox",
+        "--sandbox-url",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("cannot be used with"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Nothing listens on port 1 of loopback.
+    let o = chaos(&["plan", "node-kill", "--sandbox-url", "http://127.0.0.1:1"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--sandbox-url http://127.0.0.1:1: no sandbox answers there"),
+        "{err}"
+    );
+    let o = chaos(&["sandbox", "up", "--target", "url-example"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs a target of kind \"sandbox\""), "{err}");
+    let o = chaos(&["sandbox", "up", "--target", "no-such-target"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("no shipped target `no-such-target`"));
+}

@@ -37,18 +37,8 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
     Run {
         /// A scenario file (TOML or JSON), or the name of a shipped scenario (see `chaos list`).
         scenario: String,
-        /// The system under test: a target file, or a shipped target (sandbox, sandbox-async,
-        /// url-example). Default: the embedded sandbox, started and stopped by the run.
-        #[arg(long, value_name = "FILE|NAME", conflicts_with_all = ["target_url", "sandbox_url"])]
-        target: Option<String>,
-        /// Shorthand for a `url` target: load only, e.g. http://127.0.0.1:8080 (faults need
-        /// --skip-faults).
-        #[arg(long, value_name = "URL", conflicts_with = "sandbox_url")]
-        target_url: Option<String>,
-        /// Shorthand for a `sandbox` target already running (`chaos sandbox up` prints its
-        /// control URL).
-        #[arg(long, value_name = "URL")]
-        sandbox_url: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Run directory (default: a new reports/<scenario>-<UTC time>/). One that already
         /// holds a run is refused unless --force.
         #[arg(long, value_name = "DIR")]
@@ -93,16 +83,8 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
     Plan {
         #[arg(required = true)]
         scenarios: Vec<String>,
-        /// The target to resolve the faults on (as `chaos run --target`); a sandbox to start
-        /// is started in this process, throwaway, and stopped.
-        #[arg(long, value_name = "FILE|NAME", conflicts_with_all = ["target_url", "sandbox_url"])]
-        target: Option<String>,
-        /// Shorthand for a `url` target (no fault driver).
-        #[arg(long, value_name = "URL", conflicts_with = "sandbox_url")]
-        target_url: Option<String>,
-        /// Shorthand for a sandbox already running: the faults are resolved on it (read only).
-        #[arg(long, value_name = "URL")]
-        sandbox_url: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Plan as `chaos run --skip-faults` would run: no fault planned.
         #[arg(long)]
         skip_faults: bool,
@@ -177,6 +159,25 @@ pub enum SummaryFormat {
     Json,
     /// nothing (the files are written all the same)
     None,
+}
+
+/// Which system a run (or a plan) is for: at most one of these; none is the embedded sandbox.
+/// (`chaos plan` starts a sandbox to resolve faults on in its own process, throwaway, and only
+/// reads from one already running.)
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// The system under test: a target file, or a shipped target (sandbox, sandbox-async,
+    /// url-example). Default: the embedded sandbox, started and stopped by the run.
+    #[arg(long, value_name = "FILE|NAME", conflicts_with_all = ["target_url", "sandbox_url"])]
+    pub target: Option<String>,
+    /// Shorthand for a `url` target: load only, e.g. http://127.0.0.1:8080 (faults need
+    /// --skip-faults).
+    #[arg(long, value_name = "URL", conflicts_with = "sandbox_url")]
+    pub target_url: Option<String>,
+    /// Shorthand for a `sandbox` target already running (`chaos sandbox up` prints its
+    /// control URL).
+    #[arg(long, value_name = "URL")]
+    pub sandbox_url: Option<String>,
 }
 
 /// Values from the command line, applied to the scenario before it is validated.

@@ -9,7 +9,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 
-pub use args::{Cli, Command, ParamArgs, SandboxCmd, SummaryFormat};
+pub use args::{Cli, Command, ParamArgs, SandboxCmd, SummaryFormat, TargetArgs};
 
 use clap::Parser;
 
@@ -109,16 +109,14 @@ pub fn dispatch(cmd: Command) -> i32 {
         Command::Plan {
             scenarios,
             target,
-            target_url,
-            sandbox_url,
             skip_faults,
             time_scale,
             params,
         } => {
             let t = match run::target_of(
-                target.as_deref(),
-                target_url.as_deref(),
-                sandbox_url.as_deref(),
+                target.target.as_deref(),
+                target.target_url.as_deref(),
+                target.sandbox_url.as_deref(),
             ) {
                 Ok(t) => t,
                 Err(e) => {
@@ -152,9 +150,12 @@ pub fn dispatch(cmd: Command) -> i32 {
         }
         Command::Run {
             scenario,
-            target,
-            target_url,
-            sandbox_url,
+            target:
+                args::TargetArgs {
+                    target,
+                    target_url,
+                    sandbox_url,
+                },
             out: out_dir,
             force,
             time_scale,
