@@ -17,13 +17,13 @@ fn sample(i: u64) -> Sample {
         latency_us: 1_000 + (i * 7919) % 1_000_000,
         service_us: 900 + (i * 104_729) % 900_000,
         lateness_us: i % 300,
-        outcome: if i % 50 == 0 {
+        outcome: if i.is_multiple_of(50) {
             Outcome::Http5xx
         } else {
             Outcome::Ok
         },
-        status: if i % 50 == 0 { 503 } else { 200 },
-        attempts: 1 + (i % 50 == 0) as u8,
+        status: if i.is_multiple_of(50) { 503 } else { 200 },
+        attempts: 1 + (i.is_multiple_of(50)) as u8,
         exhausted: false,
     }
 }

@@ -21,9 +21,31 @@ if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell
 fi
+# moto (an AWS API emulator, from PyPI) for the aws driver's tests (tests/aws.rs), in a venv
+# under target/ (git ignores it; kept between runs on one machine). Started below on a free
+# loopback port and stopped when this script exits; the tests reset it between tests.
+mkdir -p target
+MOTO_VENV="${CHAOS_MOTO_VENV:-target/moto-venv}"
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  log "installing moto[server] into $MOTO_VENV (pip)"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
+MOTO_PORT="$("$MOTO_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+log "starting moto on 127.0.0.1:$MOTO_PORT"
+"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >target/moto.log 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if "$MOTO_VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/reset', data=b'')" 2>/dev/null; then break; fi
+  sleep 0.2
+done
+export CHAOS_MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+# The fixture stack builder (ci/moto_stack.py) runs with the venv's python (boto3 comes with moto).
+export CHAOS_MOTO_PYTHON="$MOTO_VENV/bin/python"
 # Every other server the tests use (the sandbox, HTTP test servers) is started by the tests
-# themselves on 127.0.0.1:0. redis-server, postgresql and moto join this list with the drivers
-# that need them.
+# themselves on 127.0.0.1:0. redis-server and postgresql join this list with the drivers that
+# need them.
 
 # --- the gate ----------------------------------------------------------------------------
 log "cargo fmt --check"

@@ -62,6 +62,10 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         /// --target-url (it has no fault driver).
         #[arg(long)]
         skip_faults: bool,
+        /// Do not ask before faults on a cloud target (an aws target asks on a terminal for
+        /// its account id, and refuses without --yes when nothing can answer: CI passes it).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         params: ParamArgs,
     },
@@ -136,7 +140,16 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
     /// Revert every fault a run's journal shows as still applied (after a crash or kill -9).
     Rollback {
         /// The run directory (holding journal.jsonl).
-        run_dir: PathBuf,
+        #[arg(required_unless_present = "sweep")]
+        run_dir: Option<PathBuf>,
+        /// With --target: find what any chaos run left on the target by the tags the driver
+        /// writes (deny-all network ACLs, stopped instances, an auto scaling group's subnets)
+        /// and undo it — for when the run directory is gone.
+        #[arg(long, requires = "target", conflicts_with = "run_dir")]
+        sweep: bool,
+        /// The target to sweep (an aws target file).
+        #[arg(long, value_name = "FILE|NAME")]
+        target: Option<String>,
     },
     /// Print a shell completion script: `chaos completions bash > /etc/bash_completion.d/chaos`.
     Completions {

@@ -242,6 +242,51 @@ pub(super) fn rollback(run_dir: &std::path::Path) -> i32 {
     }
 }
 
+/// `chaos rollback --target FILE --sweep`: undo what chaos runs left on a target, found by
+/// the tags its driver writes (exit 4 if something could not be undone).
+pub(super) fn sweep(target: &str) -> i32 {
+    let t = match crate::target::load(target) {
+        Ok(t) => t,
+        Err(e) => {
+            error(&e);
+            return 2;
+        }
+    };
+    #[cfg(feature = "aws")]
+    if let crate::target::Kind::Aws(a) = &t.kind {
+        let Some(rt) = runtime(false) else {
+            return 2;
+        };
+        return match rt.block_on(crate::drivers::aws::sweep::sweep(a)) {
+            Ok(done) if done.is_empty() => {
+                out(&format!("nothing left by chaos on {}", t.shown()));
+                0
+            }
+            Ok(done) => {
+                for l in &done {
+                    out(l);
+                }
+                0
+            }
+            Err(crate::drivers::aws::sweep::SweepError::Connect(e)) => {
+                err(&format!("error: {}: {e}", t.source));
+                2
+            }
+            Err(e) => {
+                err(&format!("error: the sweep stopped: {e}"));
+                4
+            }
+        };
+    }
+    err(&format!(
+        "error: --sweep finds leftovers by the tags the aws driver writes; {} is a `{}` target \
+         (roll a sandbox run back from its run directory: chaos rollback RUN_DIR)",
+        t.source,
+        t.kind_name()
+    ));
+    2
+}
+
 pub(super) fn sandbox_up(
     events: Option<PathBuf>,
     exit_on_stdin_eof: bool,

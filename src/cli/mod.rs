@@ -58,7 +58,19 @@ pub fn dispatch(cmd: Command) -> i32 {
                     target,
                 },
         } => sandbox_up(events, exit_on_stdin_eof, time_scale, config, target),
-        Command::Rollback { run_dir } => rollback(&run_dir),
+        Command::Rollback {
+            run_dir,
+            sweep,
+            target,
+        } => match (run_dir, sweep, target) {
+            (_, true, Some(t)) => commands::sweep(&t),
+            (Some(d), _, None) => rollback(&d),
+            (Some(_), _, Some(_)) => {
+                output::err("error: --target goes with --sweep only (a run directory's journal names its target)");
+                2
+            }
+            (None, _, _) => 2,
+        },
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut script = Vec::new();
@@ -162,9 +174,11 @@ pub fn dispatch(cmd: Command) -> i32 {
             quiet,
             summary,
             skip_faults,
+            yes,
             params,
         } => {
             let opts = RunOptions {
+                yes,
                 scenario,
                 target,
                 target_url,

@@ -51,6 +51,8 @@ pub struct RunOptions {
     /// `--set key.path=value` overrides and `--env NAME=value` values for the scenario.
     pub set: Vec<String>,
     pub env: Vec<String>,
+    /// `--yes`: no confirmation asked before faults on a cloud target.
+    pub yes: bool,
 }
 
 impl Default for RunOptions {
@@ -69,6 +71,7 @@ impl Default for RunOptions {
             progress_every: std::time::Duration::from_secs(1),
             set: Vec::new(),
             env: Vec::new(),
+            yes: false,
         }
     }
 }
@@ -270,6 +273,14 @@ pub async fn run_connected(
             return Err(e.into());
         }
     };
+    if let Some(account) = connected.confirm.clone() {
+        if !opts.yes && !plan.faults.is_empty() {
+            if let Err(e) = confirm(&plan, &account).await {
+                connected.close(Some(dir)).await;
+                return Err(e);
+            }
+        }
+    }
     let r = execute(opts, scenario, &connected, plan, dir, shutdown, progress).await;
     connected.close(Some(dir)).await;
     let rep = r?;
@@ -287,6 +298,37 @@ pub async fn run_connected(
         report: rep,
         summary,
     })
+}
+
+/// Ask on a terminal before faults on a cloud account: the blast radius, then the account id
+/// typed back. Without a terminal nothing can answer: refused (CI passes `--yes`).
+async fn confirm(plan: &RunPlan, account: &str) -> Result<(), RunError> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() {
+        return Err(RunError::Usage(format!(
+            "a run with faults on {} asks for confirmation, and nothing can answer here (stdin              is not a terminal): pass --yes to run it (`chaos plan` shows what it would do)",
+            plan.target
+        )));
+    }
+    crate::cli::output::err(plan.render().trim_end());
+    crate::cli::output::err(&format!(
+        "\nThese faults will be injected on {}. Type the account id ({account}) to go on:",
+        plan.target
+    ));
+    let line = tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        std::io::stdin().read_line(&mut s).map(|_| s)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    if line.trim() != account {
+        return Err(RunError::Usage(
+            "not confirmed (the account id was not typed): nothing was run".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The run proper on a built plan: drive load and faults together, read back, judge.

@@ -15,6 +15,14 @@ pub const TARGETS: &[(&str, &str)] = &[
         "url-example",
         include_str!("../../scenarios/targets/url-example.toml"),
     ),
+    (
+        "aws-example",
+        include_str!("../../scenarios/targets/aws-example.toml"),
+    ),
+    (
+        "moto-demo",
+        include_str!("../../scenarios/targets/moto-demo.toml"),
+    ),
 ];
 
 /// The text of the shipped target `name`.

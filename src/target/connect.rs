@@ -45,6 +45,9 @@ pub enum Lifecycle {
 /// and what to let go of at the end.
 pub struct Connected {
     pub base_url: String,
+    /// What the user types to confirm a run on a terminal (an aws target: its account id);
+    /// `None` where a run needs no confirmation.
+    pub confirm: Option<String>,
     pub driver: Option<Box<dyn Driver>>,
     pub lifecycle: Lifecycle,
     /// How messages and reports name it ("the embedded sandbox").
@@ -75,6 +78,17 @@ pub enum ConnectError {
     /// What answers at a control URL is not a sandbox.
     #[error("{url}: what answers there is not a chaos sandbox (its /resources has no lb_url)")]
     NotASandbox { url: String },
+    /// The aws target's credentials are for another account, or cannot be checked.
+    #[cfg(feature = "aws")]
+    #[error("{target}: {source}")]
+    Aws {
+        target: String,
+        #[source]
+        source: crate::drivers::aws::AwsError,
+    },
+    /// This build has no aws driver.
+    #[error("{target} is an aws target, and this chaos was built without the `aws` feature (cargo build --features aws)")]
+    NoAws { target: String },
     #[error("the sandbox started but is not healthy: {0}")]
     NotHealthy(String),
     #[error("{flag} {url}: no sandbox answers there ({source})")]
@@ -91,6 +105,7 @@ impl Connected {
     pub fn given(base_url: &str, driver: Option<Box<dyn Driver>>) -> Connected {
         Connected {
             base_url: base_url.trim_end_matches('/').to_string(),
+            confirm: None,
             driver,
             lifecycle: Lifecycle::Nothing,
             shown: base_url.to_string(),
@@ -133,7 +148,28 @@ pub async fn connect(
     mode: &Mode,
 ) -> Result<Connected, ConnectError> {
     match &t.kind {
+        #[cfg(feature = "aws")]
+        Kind::Aws(a) => {
+            let d = crate::drivers::aws::AwsDriver::connect(a)
+                .await
+                .map_err(|source| ConnectError::Aws {
+                    target: t.source.clone(),
+                    source,
+                })?;
+            Ok(Connected {
+                base_url: a.base_url.clone(),
+                confirm: Some(a.account.clone()),
+                driver: Some(Box::new(d)),
+                lifecycle: Lifecycle::Nothing,
+                shown: t.shown(),
+            })
+        }
+        #[cfg(not(feature = "aws"))]
+        Kind::Aws(_) => Err(ConnectError::NoAws {
+            target: t.source.clone(),
+        }),
         Kind::Url { base_url } => Ok(Connected {
+            confirm: None,
             base_url: base_url.clone(),
             driver: None,
             lifecycle: Lifecycle::Nothing,
@@ -166,6 +202,7 @@ pub async fn connect(
                 return Err(ConnectError::NotASandbox { url: ctl.clone() });
             };
             Ok(Connected {
+                confirm: None,
                 base_url: lb.to_string(),
                 driver: Some(Box::new(d)),
                 lifecycle,
@@ -181,6 +218,7 @@ pub async fn connect(
                     .await
                     .map_err(|e| ConnectError::Start(e.to_string()))?;
                 Ok(Connected {
+                    confirm: None,
                     base_url: sb.lb_url.clone(),
                     driver: Some(Box::new(SandboxDriver::new(&sb.control_url))),
                     lifecycle: Lifecycle::InProcess(sb),
@@ -207,6 +245,7 @@ pub async fn connect(
                     return Err(ConnectError::NotHealthy(e));
                 }
                 Ok(Connected {
+                    confirm: None,
                     base_url: child.lb_url.clone(),
                     driver: Some(Box::new(SandboxDriver::new(&child.control_url))),
                     lifecycle: Lifecycle::Spawned(child),
@@ -224,7 +263,7 @@ pub async fn connect(
 pub fn settings_for(t: &TargetFile, scenario: &SandboxSpec) -> Result<SandboxSpec, ConnectError> {
     let in_scenario = *scenario != SandboxSpec::default();
     let own = match &t.kind {
-        Kind::Url { .. } => return Ok(SandboxSpec::default()),
+        Kind::Url { .. } | Kind::Aws(_) => return Ok(SandboxSpec::default()),
         Kind::Sandbox {
             control_url: Some(u),
             ..

@@ -8,7 +8,7 @@ use crate::scenario::validate::keys::SANDBOX;
 use crate::scenario::validate::{sandbox::settings, Ctx, Fields};
 use crate::scenario::Diagnostics;
 
-pub const KINDS: &[&str] = &["sandbox", "url"];
+pub const KINDS: &[&str] = &["sandbox", "url", "aws"];
 /// Keys of every kind.
 pub const COMMON: &[&str] = &["kind", "description"];
 /// Keys of `kind = "sandbox"` besides its settings ([`SANDBOX`], the scenario's `[sandbox]` keys).
@@ -23,6 +23,7 @@ pub fn keys_of(kind: &str) -> Vec<&'static str> {
             k.extend(SANDBOX_KEYS);
             k.extend(SANDBOX);
         }
+        "aws" => k.extend(super::aws::AWS_KEYS),
         _ => k.extend(URL_KEYS),
     }
     k
@@ -68,6 +69,7 @@ fn target(cx: &mut Ctx<'_>, root: &Node) -> Option<TargetFile> {
     }
     let kind = match kind.as_str() {
         "sandbox" => sandbox(cx, &top),
+        "aws" => super::aws::aws(cx, &top).map(|a| Kind::Aws(Box::new(a))),
         _ => {
             let base_url = top
                 .required(cx, "base_url")
@@ -122,7 +124,7 @@ fn sandbox(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<Kind> {
 }
 
 /// An http(s) URL the load engine (or the control client) can use.
-fn url(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<String> {
+pub(super) fn url(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<String> {
     let s = cx.string(n, what)?;
     match crate::load::engine::check_url(&s) {
         Ok(u) => Some(u),

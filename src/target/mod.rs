@@ -9,9 +9,11 @@
 //! load or judges anything; loading a target file never touches the network.
 //!
 //! Kinds today: `sandbox` (the embedded stack, started by the run, or one already running at
-//! `control_url`) and `url` (load only, no fault driver). The aws and local kinds add a variant
-//! each, with their driver (CONTRIBUTING.md "Add a target kind").
+//! `control_url`), `url` (load only, no fault driver) and `aws` (an AWS stack: [`aws`] holds its
+//! settings, `crate::drivers::aws` its driver, behind the default-on `aws` cargo feature). The
+//! local kind adds a variant, with its driver (CONTRIBUTING.md "Add a target kind").
 
+pub mod aws;
 pub mod builtin;
 pub mod connect;
 mod file;
@@ -62,6 +64,8 @@ pub enum Kind {
     },
     /// A service reached by URL alone: load and SLOs, no fault driver.
     Url { base_url: String },
+    /// An AWS stack: load to its `base_url`, faults through the aws driver.
+    Aws(Box<aws::AwsTarget>),
 }
 
 impl TargetFile {
@@ -113,13 +117,14 @@ impl TargetFile {
         match &self.kind {
             Kind::Sandbox { .. } => "sandbox",
             Kind::Url { .. } => "url",
+            Kind::Aws(_) => "aws",
         }
     }
 
     /// Whether faults can run here (a driver exists for the kind).
     pub fn has_driver(&self) -> bool {
         match &self.kind {
-            Kind::Sandbox { .. } => true,
+            Kind::Sandbox { .. } | Kind::Aws(_) => true,
             Kind::Url { .. } => false,
         }
     }
@@ -137,6 +142,10 @@ impl TargetFile {
                 target: format!("the sandbox at {u}"),
                 ..Zones::sandbox()
             }),
+            Kind::Aws(a) => Some(Zones {
+                target: self.shown(),
+                zones: a.zones.keys().cloned().collect(),
+            }),
             Kind::Url { .. } => None,
         }
     }
@@ -152,6 +161,10 @@ impl TargetFile {
                 ..
             } => format!("the sandbox at {u}"),
             Kind::Url { base_url } => format!("{base_url} (a plain URL)"),
+            Kind::Aws(a) => match &a.endpoint_url {
+                None => format!("aws account {} in {}", a.account, a.region),
+                Some(e) => format!("aws account {} in {} at {e}", a.account, a.region),
+            },
         }
     }
 
@@ -160,7 +173,7 @@ impl TargetFile {
     pub fn writes_into_run_dir(&self) -> bool {
         match &self.kind {
             Kind::Sandbox { control_url, .. } => control_url.is_none(),
-            Kind::Url { .. } => false,
+            Kind::Url { .. } | Kind::Aws(_) => false,
         }
     }
 
@@ -182,6 +195,9 @@ impl TargetFile {
 pub fn driver_for_undo(undo: &crate::fault::Undo) -> Option<Box<dyn crate::fault::Driver>> {
     match undo["driver"].as_str() {
         Some("sandbox") => crate::drivers::sandbox::SandboxDriver::from_undo(undo)
+            .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
+        #[cfg(feature = "aws")]
+        Some("aws") => crate::drivers::aws::AwsDriver::from_undo(undo)
             .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
         _ => None,
     }

@@ -34,6 +34,69 @@ pub fn json_schema() -> Value {
         "base_url".into(),
         json!({ "description": "where the load goes, e.g. https://staging.example.com", "allOf": [url] }),
     );
+    let mut aws = Map::new();
+    common(&mut aws, "aws");
+    let name = json!({ "type": "string", "minLength": 1, "pattern": "^\\S+$" });
+    for (k, v) in [
+        (
+            "region",
+            json!({ "type": "string", "pattern": "^[a-z]+(-[a-z]+)+-[0-9]+$", "description": "the AWS region, e.g. eu-west-1" }),
+        ),
+        (
+            "account",
+            json!({ "type": "string", "pattern": "^[0-9]{12}$", "description": "the account id STS GetCallerIdentity must report, or nothing runs" }),
+        ),
+        (
+            "base_url",
+            json!({ "description": "where the load goes (the load balancer's URL)", "allOf": [url.clone()] }),
+        ),
+        (
+            "endpoint_url",
+            json!({ "description": "another endpoint for every AWS service (moto, LocalStack)", "allOf": [url.clone()] }),
+        ),
+        (
+            "opt_in_tag",
+            json!({
+                "type": "object", "description": "a resource without this tag is never touched",
+                "properties": { "key": { "type": "string", "minLength": 1 }, "value": { "type": "string" } },
+                "required": ["key", "value"], "additionalProperties": false
+            }),
+        ),
+        (
+            "max_instances",
+            json!({ "type": "integer", "minimum": 1, "maximum": 10000, "description": "at most this many instances stopped or terminated by one fault (default 10)" }),
+        ),
+        (
+            "max_percent",
+            json!({ "description": "at most this share of a role's instances per fault (default \"50%\")", "oneOf": [
+            { "type": "string", "pattern": "^[0-9.]+ *%$" }, { "type": "number", "exclusiveMinimum": 0, "maximum": 100 } ] }),
+        ),
+        (
+            "zones",
+            json!({ "type": "object", "description": "scenario zone names to AZ names (default a, b, c to <region>a, b, c)",
+            "additionalProperties": { "type": "string" }, "minProperties": 1 }),
+        ),
+        (
+            "roles",
+            json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "app": { "type": "object", "additionalProperties": false, "description": "the app's instances: an auto scaling group's, or those with these tags",
+                        "properties": { "asg": name.clone(), "tags": { "type": "object", "additionalProperties": { "type": "string" }, "minProperties": 1 } },
+                        "oneOf": [ { "required": ["asg"] }, { "required": ["tags"] } ] },
+                    "db": { "type": "object", "additionalProperties": false,
+                        "properties": { "aurora_cluster": name.clone(), "rds_instance": name.clone() },
+                        "oneOf": [ { "required": ["aurora_cluster"] }, { "required": ["rds_instance"] } ] },
+                    "cache": { "type": "object", "additionalProperties": false,
+                        "properties": { "replication_group": name.clone(),
+                            "security_groups": { "type": "array", "items": name.clone(), "description": "the cache's security groups, by id (sg-…) or name; default: the replication group's own" } },
+                        "required": ["replication_group"] }
+                }
+            }),
+        ),
+    ] {
+        aws.insert(k.into(), v);
+    }
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/chaos-harness/chaos/schemas/target.json",
@@ -54,6 +117,12 @@ pub fn json_schema() -> Value {
                 "properties": url_props,
                 "additionalProperties": false,
                 "required": ["kind", "base_url"]
+            },
+            {
+                "title": "aws: an AWS stack, faults through the aws driver (only on resources with the opt-in tag)",
+                "properties": aws,
+                "additionalProperties": false,
+                "required": ["kind", "region", "account", "base_url", "opt_in_tag"]
             }
         ]
     })

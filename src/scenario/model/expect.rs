@@ -39,14 +39,14 @@ impl Expect {
         while i < st.len() {
             let s = st[i];
             // A whole class (sorted and deduplicated: 100 codes from s00 end at s99).
-            if s % 100 == 0 && st.get(i + 99) == Some(&(s + 99)) {
+            if s.is_multiple_of(100) && st.get(i + 99) == Some(&(s + 99)) {
                 out.push(format!("{}xx", s / 100));
                 i += 100;
                 continue;
             }
             // A run of consecutive codes, cut where a class begins.
             let mut j = i;
-            while j + 1 < st.len() && st[j + 1] == st[j] + 1 && st[j + 1] % 100 != 0 {
+            while j + 1 < st.len() && st[j + 1] == st[j] + 1 && !st[j + 1].is_multiple_of(100) {
                 j += 1;
             }
             out.push(match j - i {

@@ -1,0 +1,663 @@
+//! The aws driver: faults on an AWS stack through aws-sdk-rust (EC2, Auto Scaling, RDS/Aurora,
+//! ElastiCache, STS), the way AWS FIS does them. Plans resolve the target's roles to ids with
+//! read calls only ([`resolve`]); each fault is a list of [`actions::Action`]s that inject,
+//! confirm by describe calls and revert idempotently; the undo data is those actions plus where
+//! the account is, so `chaos rollback` in another process finishes the job.
+//!
+//! Safety lives here and is checked before any load starts: the credentials' account must be
+//! the target's (STS), every resource touched must carry the opt-in tag, and kill/stop faults
+//! stay within the caps. Everything the driver creates or changes is tagged with the run id
+//! ([`actions::RUN_TAG`] and friends), so [`sweep`] finds leftovers without a journal.
+//!
+//! It must never act on an untagged resource, never make a write call from `plan`, and never
+//! hand-roll credentials: aws-config's default chain supplies them.
+
+pub mod actions;
+pub mod clients;
+pub mod resolve;
+pub mod sweep;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::fault::{BoxFut, Driver, DriverError, FaultPlan, Undo};
+use crate::scenario::{Count, Fault, FaultKind, KillMode, Role};
+use crate::target::aws::{AppRole, AwsTarget, DbRole};
+use actions::{Action, SubnetAcl};
+use clients::Clients;
+use resolve::{filter, require_tag, Instance};
+
+/// The aws driver's undo data, as the journal keeps it: where the account is and what the
+/// fault did, so a rollback in another process needs nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AwsUndo {
+    /// Always `"aws"`: which driver reads this back (see `target::driver_for_undo`).
+    pub driver: String,
+    pub region: String,
+    pub account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    pub run_id: String,
+    pub fault: String,
+    pub actions: Vec<Action>,
+}
+
+pub struct AwsDriver {
+    region: String,
+    account: String,
+    endpoint_url: Option<String>,
+    /// The target's settings (`None` for a driver rebuilt from undo data: it only reverts).
+    spec: Option<AwsTarget>,
+    /// Tags everything this driver creates or changes.
+    run_id: String,
+    clients: OnceCell<Clients>,
+}
+
+/// Why an aws target cannot be used (exit 2: before any load or fault).
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error(
+        "refused: these credentials are for account {found}, the target is account {expected}; \
+         nothing was run (use credentials for {expected}, or fix `account` in the target file)"
+    )]
+    WrongAccount { expected: String, found: String },
+    #[error("cannot check the account (sts:GetCallerIdentity): {0}")]
+    Identity(DriverError),
+}
+
+/// A run id for the tags: `chaos-20261202T081500Z-3fa2`.
+fn new_run_id() -> String {
+    let t = crate::report::utc(std::time::SystemTime::now()).replace([':', '-'], "");
+    format!("chaos-{t}-{:04x}", rand::random::<u16>())
+}
+
+impl AwsDriver {
+    /// A driver for `spec` whose credentials are checked to be for its account.
+    pub async fn connect(spec: &AwsTarget) -> Result<AwsDriver, AwsError> {
+        let d = AwsDriver {
+            region: spec.region.clone(),
+            account: spec.account.clone(),
+            endpoint_url: spec.endpoint_url.clone(),
+            spec: Some(spec.clone()),
+            run_id: new_run_id(),
+            clients: OnceCell::new(),
+        };
+        let c = d.clients().await;
+        let who =
+            c.sts.get_caller_identity().send().await.map_err(|e| {
+                AwsError::Identity(clients::api_err("sts:GetCallerIdentity", "", e))
+            })?;
+        let found = who.account().unwrap_or_default().to_string();
+        if found != spec.account {
+            return Err(AwsError::WrongAccount {
+                expected: spec.account.clone(),
+                found,
+            });
+        }
+        Ok(d)
+    }
+
+    /// The driver that can revert `undo` (written by [`Driver::inject`] or `undo_for`).
+    pub fn from_undo(undo: &Undo) -> Option<AwsDriver> {
+        let u: AwsUndo = serde_json::from_value(undo.clone()).ok()?;
+        (u.driver == "aws").then(|| AwsDriver {
+            region: u.region,
+            account: u.account,
+            endpoint_url: u.endpoint_url,
+            spec: None,
+            run_id: u.run_id,
+            clients: OnceCell::new(),
+        })
+    }
+
+    /// The tag value on everything this driver creates or changes.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub async fn clients(&self) -> &Clients {
+        self.clients
+            .get_or_init(|| Clients::new(&self.region, self.endpoint_url.as_deref()))
+            .await
+    }
+
+    fn spec(&self) -> Result<&AwsTarget, DriverError> {
+        self.spec.as_ref().ok_or_else(|| {
+            DriverError::Permanent("this aws driver was rebuilt to revert only".into())
+        })
+    }
+
+    fn undo_of(&self, fault: &str, actions: Vec<Action>) -> AwsUndo {
+        AwsUndo {
+            driver: "aws".into(),
+            region: self.region.clone(),
+            account: self.account.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            run_id: self.run_id.clone(),
+            fault: fault.to_string(),
+            actions,
+        }
+    }
+
+    /// The app role's instances that are running, each checked for the opt-in tag.
+    async fn app_instances(&self, s: &AwsTarget) -> Result<Vec<Instance>, DriverError> {
+        let c = self.clients().await;
+        let mut filters = vec![filter("instance-state-name", &["running".into()])];
+        match &s.app {
+            None => {
+                return Err(DriverError::Unsupported(
+                    "the target names no app role ([roles.app] asg or tags)".into(),
+                ))
+            }
+            Some(AppRole::Asg(name)) => filters.push(filter(
+                "tag:aws:autoscaling:groupName",
+                std::slice::from_ref(name),
+            )),
+            Some(AppRole::Tags(tags)) => {
+                for (k, v) in tags {
+                    filters.push(filter(&format!("tag:{k}"), std::slice::from_ref(v)));
+                }
+            }
+        }
+        let found = resolve::instances(c, filters).await?;
+        if found.is_empty() {
+            return Err(DriverError::Permanent(
+                "the app role has no running instances in this account and region".into(),
+            ));
+        }
+        for i in &found {
+            require_tag("instance", &i.id, &i.tags, &s.opt_in_tag)?;
+        }
+        Ok(found)
+    }
+
+    /// Refuse more instances than the caps allow, out of `of` in the role.
+    fn check_caps(s: &AwsTarget, n: usize, of: usize) -> Result<(), DriverError> {
+        if n as u32 > s.max_instances {
+            return Err(DriverError::Permanent(format!(
+                "refused: the fault would stop or terminate {n} instances, more than the \
+                 target's max_instances = {}",
+                s.max_instances
+            )));
+        }
+        if (n as f64) * 100.0 > s.max_percent * of as f64 + 1e-9 {
+            return Err(DriverError::Permanent(format!(
+                "refused: the fault would stop or terminate {n} of the role's {of} instances, \
+                 more than the target's max_percent = {}%",
+                s.max_percent
+            )));
+        }
+        Ok(())
+    }
+
+    fn az_of<'s>(s: &'s AwsTarget, zone: &str) -> Result<&'s str, DriverError> {
+        s.az(zone).ok_or_else(|| {
+            DriverError::Permanent(format!(
+                "zone `{zone}` is not in the target's [zones] ({})",
+                s.zones.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    async fn plan_actions(&self, f: &Fault) -> Result<(Vec<String>, Vec<Action>), DriverError> {
+        let s = self.spec()?;
+        match &f.kind {
+            FaultKind::KillNodes {
+                role,
+                count,
+                zone,
+                mode,
+            } => {
+                if *role != Role::App {
+                    return Err(DriverError::Unsupported(format!(
+                        "kill-nodes on aws hits the app role's instances, not `{}`: use \
+                         db-failover or cache-failover for the database and the cache",
+                        serde_json::to_value(role)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    )));
+                }
+                let all = self.app_instances(s).await?;
+                let pool: Vec<&Instance> = match zone {
+                    Some(z) => {
+                        let az = Self::az_of(s, z)?;
+                        all.iter().filter(|i| i.az == az).collect()
+                    }
+                    None => all.iter().collect(),
+                };
+                let n = match count {
+                    Count::Nodes(n) => *n as usize,
+                    Count::Percent(p) => ((pool.len() as f64) * p / 100.0).ceil() as usize,
+                };
+                if n == 0 || n > pool.len() {
+                    return Err(DriverError::Permanent(format!(
+                        "kill-nodes asks for {n} instances; the app role has {} running{}",
+                        pool.len(),
+                        zone.as_ref()
+                            .map(|z| format!(" in zone {z}"))
+                            .unwrap_or_default()
+                    )));
+                }
+                Self::check_caps(s, n, all.len())?;
+                let ids: Vec<String> = pool.iter().take(n).map(|i| i.id.clone()).collect();
+                let targets = pool
+                    .iter()
+                    .take(n)
+                    .map(|i| format!("{} ({})", i.id, i.az))
+                    .collect();
+                let a = match mode {
+                    KillMode::Kill => Action::TerminateInstances { instances: ids },
+                    KillMode::Stop => Action::StopInstances { instances: ids },
+                };
+                Ok((targets, vec![a]))
+            }
+            FaultKind::AzOutage { zone } => self.plan_az_outage(s, zone).await,
+            FaultKind::DbFailover {} => {
+                let a = self.plan_db_failover(s, None).await?;
+                let t = match &a {
+                    Some(Action::FailoverAurora {
+                        cluster,
+                        writer,
+                        target,
+                    }) => format!(
+                        "aurora {cluster}: writer {writer} -> {}",
+                        target.as_deref().unwrap_or("(a reader)")
+                    ),
+                    Some(Action::FailoverRds { instance, az }) => {
+                        format!("rds {instance} (primary in {az})")
+                    }
+                    _ => String::new(),
+                };
+                Ok((vec![t], a.into_iter().collect()))
+            }
+            FaultKind::CacheFailover {} => {
+                let rg = self.cache_group(s).await?;
+                let ng = rg.node_groups.first().ok_or_else(|| {
+                    DriverError::Permanent("the replication group has no node groups".into())
+                })?;
+                let primary = ng.primary().ok_or_else(|| {
+                    DriverError::Permanent(format!("node group {} has no primary", ng.id))
+                })?;
+                let name = s
+                    .cache
+                    .as_ref()
+                    .map(|c| c.replication_group.clone())
+                    .unwrap_or_default();
+                Ok((
+                    vec![format!(
+                        "elasticache {name} node group {} (primary {})",
+                        ng.id, primary.0
+                    )],
+                    vec![Action::FailoverCache {
+                        replication_group: name,
+                        node_group: ng.id.clone(),
+                        primary: primary.0.clone(),
+                    }],
+                ))
+            }
+            FaultKind::CachePartition {} => self.plan_cache_partition(s).await,
+            FaultKind::RestartNodes { .. } | FaultKind::Latency { .. } => {
+                Err(DriverError::Unsupported(format!(
+                    "the aws driver cannot do `{}` faults (it does kill-nodes, az-outage, \
+                     db-failover, cache-partition and cache-failover)",
+                    f.kind.name()
+                )))
+            }
+        }
+    }
+
+    async fn cache_group(&self, s: &AwsTarget) -> Result<resolve::ReplicationGroup, DriverError> {
+        let cache = s.cache.as_ref().ok_or_else(|| {
+            DriverError::Unsupported("the target names no cache role ([roles.cache])".into())
+        })?;
+        let rg = resolve::replication_group(self.clients().await, &cache.replication_group).await?;
+        require_tag(
+            "replication group",
+            &cache.replication_group,
+            &rg.tags,
+            &s.opt_in_tag,
+        )?;
+        Ok(rg)
+    }
+
+    /// The database's failover, or `None` if `only_in` is given and the writer is elsewhere.
+    async fn plan_db_failover(
+        &self,
+        s: &AwsTarget,
+        only_in: Option<&str>,
+    ) -> Result<Option<Action>, DriverError> {
+        let c = self.clients().await;
+        match &s.db {
+            None => Err(DriverError::Unsupported(
+                "the target names no database role ([roles.db])".into(),
+            )),
+            Some(DbRole::AuroraCluster(id)) => {
+                let cl = resolve::aurora(c, id).await?;
+                require_tag("Aurora cluster", id, &cl.tags, &s.opt_in_tag)?;
+                let w = cl.writer().ok_or_else(|| {
+                    DriverError::Permanent(format!("Aurora cluster {id} has no writer"))
+                })?;
+                if only_in.is_some_and(|az| w.az != az) {
+                    return Ok(None);
+                }
+                // A reader in another zone than the writer's: the zone may be the one going down.
+                let target = cl
+                    .members
+                    .iter()
+                    .find(|m| !m.writer && m.az != w.az)
+                    .or_else(|| cl.members.iter().find(|m| !m.writer))
+                    .ok_or_else(|| {
+                        DriverError::Permanent(format!(
+                            "Aurora cluster {id} has no reader to fail over to"
+                        ))
+                    })?;
+                Ok(Some(Action::FailoverAurora {
+                    cluster: id.clone(),
+                    writer: w.id.clone(),
+                    target: Some(target.id.clone()),
+                }))
+            }
+            Some(DbRole::RdsInstance(id)) => {
+                let i = resolve::rds_instance(c, id).await?;
+                require_tag("RDS instance", id, &i.tags, &s.opt_in_tag)?;
+                if !i.multi_az {
+                    return Err(DriverError::Permanent(format!(
+                        "RDS instance {id} is not Multi-AZ: a forced failover needs a standby"
+                    )));
+                }
+                if only_in.is_some_and(|az| i.az != az) {
+                    return Ok(None);
+                }
+                Ok(Some(Action::FailoverRds {
+                    instance: id.clone(),
+                    az: i.az,
+                }))
+            }
+        }
+    }
+
+    /// FIS "AZ Availability: Power Interruption": the zone's subnets on a deny-all ACL, the
+    /// auto scaling group kept out of the zone, the app's instances there stopped, the
+    /// database and the cache failed over if their primary is there.
+    async fn plan_az_outage(
+        &self,
+        s: &AwsTarget,
+        zone: &str,
+    ) -> Result<(Vec<String>, Vec<Action>), DriverError> {
+        let c = self.clients().await;
+        let az = Self::az_of(s, zone)?.to_string();
+        let all = self.app_instances(s).await?;
+        let here: Vec<&Instance> = all.iter().filter(|i| i.az == az).collect();
+        let mut targets = vec![format!("zone {zone} = {az}")];
+        let mut acts = Vec::new();
+        // (a) The network: every opted-in subnet in the zone, per VPC; every subnet an app
+        // instance there runs in must be one of them (else the outage would have a hole).
+        let tag = &s.opt_in_tag;
+        let subnets = resolve::subnets(
+            c,
+            vec![
+                filter("availability-zone", std::slice::from_ref(&az)),
+                filter(
+                    &format!("tag:{}", tag.key),
+                    std::slice::from_ref(&tag.value),
+                ),
+            ],
+        )
+        .await?;
+        for i in &here {
+            if !subnets.iter().any(|s| s.id == i.subnet) {
+                return Err(DriverError::Permanent(format!(
+                    "refused: subnet {} (of instance {} in {az}) does not carry the opt-in tag \
+                     {tag}; the zone's network could not be cut whole",
+                    i.subnet, i.id
+                )));
+            }
+        }
+        let mut vpcs: Vec<String> = subnets.iter().map(|s| s.vpc.clone()).collect();
+        vpcs.dedup();
+        for vpc in vpcs {
+            let mut list = Vec::new();
+            for sn in subnets.iter().filter(|x| x.vpc == vpc) {
+                let (_, acl, _) = resolve::acl_of(c, &sn.id).await?;
+                targets.push(format!("subnet {} ({vpc})", sn.id));
+                list.push(SubnetAcl {
+                    subnet: sn.id.clone(),
+                    acl,
+                });
+            }
+            acts.push(Action::DenyNetwork { vpc, subnets: list });
+        }
+        // (c) The auto scaling group kept from launching in the zone.
+        if let Some(AppRole::Asg(name)) = &s.app {
+            let g = resolve::asg(c, name).await?;
+            require_tag("auto scaling group", name, &g.tags, tag)?;
+            let original = actions::split(&g.vpc_zone_identifier);
+            let without: Vec<String> = original
+                .iter()
+                .filter(|x| !subnets.iter().any(|s| s.id == **x))
+                .cloned()
+                .collect();
+            if without.len() != original.len() {
+                if without.is_empty() {
+                    return Err(DriverError::Permanent(format!(
+                        "auto scaling group {name} launches only in {az}: it cannot be kept out \
+                         of its only zone"
+                    )));
+                }
+                targets.push(format!("asg {name} (kept out of {az})"));
+                acts.push(Action::KeepAsgOut {
+                    asg: name.clone(),
+                    original: g.vpc_zone_identifier.clone(),
+                    without: without.join(","),
+                });
+            }
+        }
+        // (b) The app's instances in the zone stopped.
+        if !here.is_empty() {
+            Self::check_caps(s, here.len(), all.len())?;
+            for i in &here {
+                targets.push(format!("{} ({az})", i.id));
+            }
+            acts.push(Action::StopInstances {
+                instances: here.iter().map(|i| i.id.clone()).collect(),
+            });
+        }
+        // (d) The database, if its writer is in the zone.
+        if s.db.is_some() {
+            if let Some(a) = self.plan_db_failover(s, Some(&az)).await? {
+                targets.push(match &a {
+                    Action::FailoverAurora {
+                        cluster, writer, ..
+                    } => {
+                        format!("aurora {cluster} (writer {writer} in {az})")
+                    }
+                    Action::FailoverRds { instance, .. } => format!("rds {instance} (in {az})"),
+                    _ => String::new(),
+                });
+                acts.push(a);
+            }
+        }
+        // (e) The cache's node groups whose primary is in the zone.
+        if let Some(cache) = &s.cache {
+            let rg = self.cache_group(s).await?;
+            for ng in &rg.node_groups {
+                if let Some(p) = ng.primary().filter(|p| p.2 == az) {
+                    targets.push(format!(
+                        "elasticache {} node group {} (primary {} in {az})",
+                        cache.replication_group, ng.id, p.0
+                    ));
+                    acts.push(Action::FailoverCache {
+                        replication_group: cache.replication_group.clone(),
+                        node_group: ng.id.clone(),
+                        primary: p.0.clone(),
+                    });
+                }
+            }
+        }
+        Ok((targets, acts))
+    }
+
+    /// Revoke exactly the cache's ingress rules that admit the app's security groups.
+    async fn plan_cache_partition(
+        &self,
+        s: &AwsTarget,
+    ) -> Result<(Vec<String>, Vec<Action>), DriverError> {
+        let c = self.clients().await;
+        let rg = self.cache_group(s).await?;
+        let cache = s.cache.as_ref().ok_or_else(|| {
+            DriverError::Unsupported("the target names no cache role ([roles.cache])".into())
+        })?;
+        let groups = if cache.security_groups.is_empty() {
+            resolve::cache_groups(c, &rg.member_clusters).await?
+        } else {
+            cache.security_groups.clone()
+        };
+        if groups.is_empty() {
+            return Err(DriverError::Permanent(format!(
+                "the cache {} has no security groups to partition it by (name them in \
+                 roles.cache.security_groups)",
+                cache.replication_group
+            )));
+        }
+        let mut app_groups: Vec<String> = self
+            .app_instances(s)
+            .await?
+            .iter()
+            .flat_map(|i| i.groups.clone())
+            .collect();
+        app_groups.sort();
+        app_groups.dedup();
+        let mut targets = Vec::new();
+        let mut acts = Vec::new();
+        for g in resolve::groups(c, &groups).await? {
+            let rules = resolve::group_rules(c, &g, &app_groups).await?;
+            if rules.is_empty() {
+                continue;
+            }
+            require_tag("security group", &g.id, &g.tags, &s.opt_in_tag)?;
+            targets.push(format!(
+                "security group {} ({} admitting the app)",
+                g.id,
+                crate::report::plural(rules.len(), "rule")
+            ));
+            acts.push(Action::RevokeIngress {
+                group: g.id.clone(),
+                rules,
+            });
+        }
+        if acts.is_empty() {
+            return Err(DriverError::Permanent(format!(
+                "no ingress rule of the cache's security groups ({}) admits the app's ({}): \
+                 there is nothing to partition",
+                groups.join(", "),
+                app_groups.join(", ")
+            )));
+        }
+        Ok((targets, acts))
+    }
+
+    fn actions_of(undo: &Undo) -> Result<AwsUndo, DriverError> {
+        serde_json::from_value(undo.clone())
+            .map_err(|e| DriverError::Permanent(format!("bad undo data for the aws driver: {e}")))
+    }
+}
+
+impl Driver for AwsDriver {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>> {
+        Box::pin(async move {
+            let (targets, acts) = self.plan_actions(f).await?;
+            let inject = acts
+                .iter()
+                .flat_map(|a| a.inject_calls(&self.run_id, &f.name))
+                .collect();
+            let revert = acts
+                .iter()
+                .rev()
+                .flat_map(|a| a.revert_calls(&self.run_id))
+                .collect();
+            Ok(FaultPlan {
+                fault: f.name.clone(),
+                kind: f.kind.name().to_string(),
+                targets,
+                inject,
+                revert,
+                check: serde_json::to_value(self.undo_of(&f.name, acts))
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })
+    }
+
+    fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
+        Box::pin(async move {
+            let u = Self::actions_of(&p.check)?;
+            let c = self.clients().await;
+            // In order; the first failure stops here, and the timeline reverts with the
+            // plan's undo (every action's revert is harmless where it did nothing).
+            for a in &u.actions {
+                a.inject(c, &self.run_id, &u.fault).await?;
+            }
+            Ok(p.check.clone())
+        })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        _p: &'a FaultPlan,
+        undo: &'a Undo,
+    ) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let u = Self::actions_of(undo)?;
+            let c = self.clients().await;
+            for a in &u.actions {
+                a.confirm(c, &u.run_id).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let u = Self::actions_of(undo)?;
+            let c = self.clients().await;
+            // Newest first; every action is tried even when one fails, so one stuck revert
+            // does not leave the rest applied.
+            let mut failed = Vec::new();
+            let mut retry = false;
+            for a in u.actions.iter().rev() {
+                match a.revert(c, &u.run_id).await {
+                    Ok(()) | Err(DriverError::AlreadyReverted) => {}
+                    Err(e) => {
+                        retry |= matches!(e, DriverError::Retryable { .. });
+                        failed.push(e.to_string());
+                    }
+                }
+            }
+            match (failed.is_empty(), retry) {
+                (true, _) => Ok(()),
+                (false, true) => Err(DriverError::retryable(failed.join("; "))),
+                (false, false) => Err(DriverError::Permanent(failed.join("; "))),
+            }
+        })
+    }
+
+    fn undo_for(&self, p: &FaultPlan) -> Undo {
+        p.check.clone()
+    }
+
+    /// Cloud APIs throttle and take their time: minutes, not seconds.
+    fn revert_deadline(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+
+    /// Instances report "stopping" at once; an Aurora failover takes 30-60 s.
+    fn confirm_deadline(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+}
