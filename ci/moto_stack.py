@@ -27,7 +27,13 @@ def main():
     ap.add_argument("--endpoint-url", required=True)
     ap.add_argument("--region", default="eu-west-1")
     ap.add_argument("--name", default="notes-moto")
+    ap.add_argument("--reset", action="store_true", help="POST /moto-api/reset first")
+    ap.add_argument("--state", action="store_true",
+                    help="print the state a fault may change (no ids that change on re-creation) instead of building")
     args = ap.parse_args()
+    if args.reset:
+        import urllib.request
+        urllib.request.urlopen(args.endpoint_url.rstrip("/") + "/moto-api/reset", data=b"").read()
 
     # moto accepts any credentials, but botocore refuses to sign without some;
     # dummy env keys also keep a developer's ~/.aws profile from being picked up.
@@ -39,6 +45,9 @@ def main():
         return session.client(service, endpoint_url=args.endpoint_url)
 
     ec2, asg, rds, ec = client("ec2"), client("autoscaling"), client("rds"), client("elasticache")
+    if args.state:
+        print(json.dumps(state(ec2, asg, rds, ec), indent=1, sort_keys=True))
+        return
     name, region = args.name, args.region
     zones = [region + s for s in ("a", "b", "c")]
 
@@ -166,6 +175,29 @@ def main():
         "cache_clusters": cache_nodes,  # cache cluster id -> az; "<name>-001" (the primary) is in zone b
         "cache_subnet_group": cache_subnet_group,
     }, indent=2))
+
+
+def state(ec2, asg, rds, ec):
+    """What faults change, in a comparable form: network ACLs and their subnets, instance
+    states and tags, auto scaling groups, the database's writer, security-group ingress (rule
+    ids left out: a re-authorized rule gets a new one), the cache's primaries."""
+    tags = lambda t: sorted((x["Key"], x["Value"]) for x in (t or []))
+    acls = sorted((a["NetworkAclId"], sorted(x["SubnetId"] for x in a["Associations"]), tags(a.get("Tags")))
+                  for a in ec2.describe_network_acls()["NetworkAcls"])
+    insts = sorted((i["InstanceId"], i["State"]["Name"], tags(i.get("Tags")))
+                   for r in ec2.describe_instances()["Reservations"] for i in r["Instances"])
+    groups = sorted((g["AutoScalingGroupName"], g["VPCZoneIdentifier"], tags(g.get("Tags")),
+                     sorted(i["InstanceId"] for i in g["Instances"]))
+                    for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"])
+    writers = sorted((m["DBInstanceIdentifier"], m["IsClusterWriter"])
+                     for c in rds.describe_db_clusters()["DBClusters"] for m in c["DBClusterMembers"])
+    ingress = sorted((g["GroupId"], json.dumps(sorted(json.dumps(p, sort_keys=True) for p in g["IpPermissions"])))
+                     for g in ec2.describe_security_groups()["SecurityGroups"])
+    primaries = sorted((m["CacheClusterId"], m.get("CurrentRole"))
+                       for g in ec.describe_replication_groups()["ReplicationGroups"]
+                       for n in g["NodeGroups"] for m in n["NodeGroupMembers"])
+    return {"acls": acls, "instances": insts, "asgs": groups, "writers": writers,
+            "ingress": ingress, "cache": primaries}
 
 
 if __name__ == "__main__":

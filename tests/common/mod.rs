@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod cli;
+pub mod moto;
 pub mod params;
 pub mod sandbox;
 pub mod schema;

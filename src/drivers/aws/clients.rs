@@ -59,9 +59,12 @@ impl Intercept for Record {
         "chaos-record-operations"
     }
 
-    fn read_before_execution(
+    // Before serialization, not before execution: the operation's metadata is in the config
+    // bag only once its runtime plugins have run.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
@@ -139,7 +142,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let shown = format!("{action} {what}");
+    let shown = if what.is_empty() {
+        action.to_string()
+    } else {
+        format!("{action} {what}")
+    };
     match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
