@@ -1,7 +1,7 @@
 //! moto (an AWS API emulator) for the aws driver's tests: the server the test command starts
 //! (`CHAOS_MOTO_URL`, by ci/test.sh), reset and rebuilt with the fixture stack
 //! (ci/moto_stack.py) for each test. The tests share one server, so they take turns.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::print_stderr)]
 
 use std::path::Path;
 use std::process::Command;
