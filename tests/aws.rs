@@ -143,6 +143,7 @@ fn plan_resolves_every_resource_and_changes_nothing() {
     let t = s.target(&dir, "http://127.0.0.1:9", "");
     let before = s.state();
     let o = chaos(&[
+        "-vv",
         "plan",
         "az-outage",
         "db-failover",
@@ -158,6 +159,16 @@ fn plan_resolves_every_resource_and_changes_nothing() {
         s.state(),
         "chaos plan changed what a fault could change"
     );
+    // Read calls only, by the log of every call the clients sent.
+    let called = actions_logged(&text(&o.stderr));
+    assert!(called.len() > 5, "{called:?}");
+    for a in &called {
+        let op = a.split(':').nth(1).unwrap();
+        assert!(
+            op.starts_with("Describe") || op.starts_with("List") || op == "GetCallerIdentity",
+            "chaos plan called {a}"
+        );
+    }
     // Every resource by id, every call.
     let subnet_a = s.ids["subnets"]["eu-west-1a"].as_str().unwrap();
     for i in zone_a_instances(&s) {
@@ -243,12 +254,11 @@ fn node_kill_terminates_one_instance_of_the_zone_and_db_failover_moves_the_write
     let (mut sb, lb) = sandbox();
     let dir = tmpdir("aws-kill");
     let t = s.target(&dir, &lb, "");
+    let before = s.state();
     let o = run("node-kill", &t, &dir.join("kill"));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let j = lines(&dir.join("kill").join("journal.jsonl"));
     assert_eq!(j[2]["step"], "confirmed");
-    let killed = j[0]["plan"]["undo"].clone();
-    let _ = killed;
     let target = j[0]["plan"]["targets"][0].as_str().unwrap().to_string();
     let id = target.split_whitespace().next().unwrap();
     assert!(target.contains("eu-west-1b"), "{target}");
@@ -260,6 +270,23 @@ fn node_kill_terminates_one_instance_of_the_zone_and_db_failover_moves_the_write
         .find(|i| i[0] == id)
         .unwrap();
     assert_eq!(inst[1], "terminated", "{st}");
+    // Only that one: every instance of the stack but it is as it was (moto's replacement is a
+    // new instance).
+    let was = |i: &serde_json::Value| {
+        before["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b[0] == i[0] && b[1] == i[1])
+    };
+    let changed: Vec<&serde_json::Value> = st["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i[0] != id && s.ids["instances"].get(i[0].as_str().unwrap()).is_some())
+        .filter(|i| !was(i))
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
     let o = run("db-failover", &t, &dir.join("db"));
     let _ = sb.kill();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
@@ -336,6 +363,8 @@ fn refusals_come_before_anything_runs_and_change_nothing() {
         "--time-scale",
         "0.1",
         "--quiet",
+        "--out",
+        &dir.join("r0").display().to_string(),
     ]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -355,6 +384,41 @@ fn refusals_come_before_anything_runs_and_change_nothing() {
         "{err}"
     );
     assert_eq!(before, s.state(), "a refused run changed moto's state");
+}
+
+/// An az-outage of zone b, where moto cannot fail the cache over (no TestFailover): the inject
+/// stops halfway, after the network, the ASG and the instances; all that is reverted at once
+/// and the run ends with exit 4.
+#[test]
+fn a_half_applied_az_outage_is_reverted_as_far_as_it_went() {
+    let Some(s) = stack("a_half_applied_az_outage_is_reverted_as_far_as_it_went") else {
+        return;
+    };
+    let (mut sb, lb) = sandbox();
+    let dir = tmpdir("aws-half");
+    let t = s.target(&dir, &lb, "");
+    let before = s.state();
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--target",
+        &t,
+        "--yes",
+        "--time-scale",
+        "0.1",
+        "--quiet",
+        "--set",
+        "faults.zone-a-down.zone=b",
+        "--out",
+        &dir.join("run").display().to_string(),
+    ]);
+    let _ = sb.kill();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("elasticache:TestFailover"), "{err}");
+    assert_eq!(steps(&dir.join("run")), ["intent", "failed", "reverted"]);
+    // Everything as before; the writer was in zone a, so zone b's outage did not move it.
+    assert_eq!(before, s.state());
 }
 
 /// `chaos run az-outage` killed with SIGKILL once its fault is confirmed: what it left applied.
@@ -403,13 +467,20 @@ fn rollback_after_kill_9_restores_every_association_and_deletes_the_acl() {
     let dir = tmpdir("aws-kill9");
     let (_, before) = killed_mid_outage(&s, &dir);
     let run_dir = dir.join("run").display().to_string();
+    // A copy of the journal as the kill left it, to roll back a second time for real.
+    let again = dir.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    std::fs::copy(dir.join("run/journal.jsonl"), again.join("journal.jsonl")).unwrap();
     let o = chaos(&["rollback", &run_dir]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("reverted: zone-a-down"));
-    assert_eq!(without_writers(before), without_writers(s.state()));
-    // Twice is harmless.
-    let o = chaos(&["rollback", &run_dir]);
+    let restored = s.state();
+    assert_eq!(without_writers(before), without_writers(restored.clone()));
+    // Twice is harmless: the same undo, run again on what is already restored.
+    let o = chaos(&["rollback", &again.display().to_string()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("reverted: zone-a-down"));
+    assert_eq!(restored, s.state());
 }
 
 #[test]

@@ -306,7 +306,7 @@ async fn confirm(plan: &RunPlan, account: &str) -> Result<(), RunError> {
     use std::io::IsTerminal as _;
     if !std::io::stdin().is_terminal() {
         return Err(RunError::Usage(format!(
-            "a run with faults on {} asks for confirmation, and nothing can answer here (stdin              is not a terminal): pass --yes to run it (`chaos plan` shows what it would do)",
+            "a run with faults on {} asks for confirmation, and nothing can answer here (stdin is not a terminal): pass --yes to run it (`chaos plan` shows what it would do)",
             plan.target
         )));
     }

@@ -206,3 +206,71 @@ fn check_tells_targets_from_scenarios() {
         "broken TOML still reads as a target"
     );
 }
+
+const AWS_OK: &str = r#"kind = "aws"
+region = "eu-west-1"
+account = "123456789012"
+base_url = "https://staging.example.com"
+opt_in_tag = { key = "chaos", value = "allowed" }
+[roles.app]
+asg = "notes"
+"#;
+
+#[test]
+fn an_aws_target_is_validated_with_positions_and_defaults() {
+    let t = parse_str("s.toml", AWS_OK).unwrap();
+    let Kind::Aws(a) = &t.kind else {
+        panic!("{t:?}")
+    };
+    assert_eq!(a.max_instances, aws::DEFAULT_MAX_INSTANCES);
+    assert_eq!(a.max_percent, aws::DEFAULT_MAX_PERCENT);
+    assert_eq!(a.az("b"), Some("eu-west-1b"));
+    assert_eq!(
+        t.zones().unwrap().zones,
+        ["a", "b", "c"].map(String::from).to_vec()
+    );
+    assert!(t.has_driver());
+    // An account as an integer would lose its leading zeros.
+    let e = errors("s.toml", &AWS_OK.replace("\"123456789012\"", "12345678901"));
+    assert!(
+        e.contains("s.toml:3:11") && e.contains("\"012345678901\""),
+        "{e}"
+    );
+    let e = errors("s.toml", &AWS_OK.replace("eu-west-1", "europe"));
+    assert!(e.contains("invalid region \"europe\""), "{e}");
+    // A zone of another region, and two names for one AZ.
+    let e = errors(
+        "s.toml",
+        &format!("{AWS_OK}[zones]\na = \"us-east-1a\"\nb = \"eu-west-1b\"\nc = \"eu-west-1b\"\n"),
+    );
+    assert!(e.contains("not an Availability Zone of eu-west-1"), "{e}");
+    assert!(e.contains("zones b and c both map to eu-west-1b"), "{e}");
+    // The app by exactly one of asg or tags.
+    let e = errors(
+        "s.toml",
+        &AWS_OK.replace(
+            "asg = \"notes\"",
+            "asg = \"notes\"\ntags = { Service = \"notes\" }",
+        ),
+    );
+    assert!(e.contains("exactly one of `asg` or `tags`"), "{e}");
+    // A missing opt-in tag, a bad cap, a sandbox key.
+    let e = errors(
+        "s.toml",
+        &AWS_OK.replace(
+            "opt_in_tag = { key = \"chaos\", value = \"allowed\" }\n",
+            "max_percent = \"150%\"\nreplication = \"async\"\n",
+        ),
+    );
+    assert!(e.contains("missing required key `opt_in_tag`"), "{e}");
+    assert!(e.contains("max_percent 150% is out of range"), "{e}");
+    assert!(
+        e.contains("`replication` is a setting of kind \"sandbox\", not \"aws\""),
+        "{e}"
+    );
+    let e = errors(
+        "s.toml",
+        &AWS_OK.replace("value = \"allowed\"", "value = \"allowed\", key2 = 1"),
+    );
+    assert!(e.contains("key2"), "{e}");
+}

@@ -1,8 +1,9 @@
 //! The AWS clients the driver calls through, built once from aws-config's default chain
 //! (credentials from the environment, profiles, SSO, instance and container roles — nothing
-//! hand-rolled), the target's region and endpoint, and the SDK's adaptive retry mode (it backs
-//! off on throttling by itself). Every operation any client sends passes one interceptor that
-//! logs it (`-v`) and records its IAM action, so a test can hold the least-privilege policy
+//! hand-rolled), the target's region and endpoint, the SDK's adaptive retry mode (it backs off
+//! on throttling by itself) and timeouts per attempt and per call (a hung call must not hang a
+//! revert past its deadline). Every operation any client sends passes one interceptor that
+//! logs it (`-vv`) and records its IAM action, so a test can hold the least-privilege policy
 //! (docs/aws-iam-policy.json) against what the driver really called.
 //!
 //! Errors become [`DriverError`]s here, in one place: throttling and transport failures are
@@ -16,7 +17,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -83,7 +84,14 @@ impl Clients {
     pub async fn new(region: &str, endpoint_url: Option<&str>) -> Clients {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
-            .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+            .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(30))
+                    .operation_timeout(std::time::Duration::from_secs(120))
+                    .build(),
+            );
         if let Some(e) = endpoint_url {
             loader = loader.endpoint_url(e);
         }
@@ -128,6 +136,22 @@ const THROTTLED: &[&str] = &[
     "RequestThrottledException",
     "SlowDown",
 ];
+/// Error codes of a state that passes (the resource is busy, the service briefly unwell).
+const TRANSIENT: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ResourceContention",
+    "ScalingActivityInProgress",
+    "DependencyViolation",
+    "IncorrectInstanceState",
+    "InvalidDBClusterStateFault",
+    "InvalidDBInstanceState",
+    "InvalidReplicationGroupState",
+];
 const DENIED: &[&str] = &[
     "AccessDenied",
     "AccessDeniedException",
@@ -137,10 +161,9 @@ const DENIED: &[&str] = &[
 
 /// A failed API call as a driver error. `action` is the IAM action (`ec2:StopInstances`),
 /// `what` the resource it was for.
-pub fn api_err<E, R>(action: &str, what: &str, e: SdkError<E, R>) -> DriverError
+pub fn api_err<E>(action: &str, what: &str, e: SdkError<E, HttpResponse>) -> DriverError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let shown = if what.is_empty() {
         action.to_string()
@@ -152,6 +175,7 @@ where
             let err = se.err();
             let code = err.code().unwrap_or("").to_string();
             let msg = err.message().unwrap_or("").to_string();
+            let status = se.raw().status().as_u16();
             if THROTTLED.contains(&code.as_str()) {
                 return DriverError::retryable(format!("{shown}: throttled ({code}: {msg})"));
             }
@@ -161,6 +185,9 @@ where
                      `{action}` on this resource (docs/aws-iam-policy.json is the least-privilege \
                      policy)"
                 ));
+            }
+            if TRANSIENT.contains(&code.as_str()) || (status >= 500 && !code.is_empty()) {
+                return DriverError::retryable(format!("{shown}: {code}: {msg}"));
             }
             if code.is_empty() {
                 // No error code: not an AWS API answer (an emulator's HTML error page, a proxy).

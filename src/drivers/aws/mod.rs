@@ -5,9 +5,13 @@
 //! the account is, so `chaos rollback` in another process finishes the job.
 //!
 //! Safety lives here and is checked before any load starts: the credentials' account must be
-//! the target's (STS), every resource touched must carry the opt-in tag, and kill/stop faults
-//! stay within the caps. Everything the driver creates or changes is tagged with the run id
-//! ([`actions::RUN_TAG`] and friends), so [`sweep`] finds leftovers without a journal.
+//! the target's (STS; a driver rebuilt from a journal checks it again before it reverts), every
+//! resource a fault changes (instances, subnets, the auto scaling group, the Aurora cluster or
+//! RDS instance, the replication group, security groups) must carry the opt-in tag, and each
+//! kill/stop fault stays within the caps (per fault: two faults at once may together exceed
+//! them). What the driver changes and could leave applied is tagged with the run id
+//! ([`actions::RUN_TAG`] and friends: network ACLs, stopped instances, the ASG's subnets), so
+//! [`sweep`] finds it without a journal; revoked security-group rules only the journal holds.
 //!
 //! It must never act on an untagged resource, never make a write call from `plan`, and never
 //! hand-roll credentials: aws-config's default chain supplies them.
@@ -417,11 +421,20 @@ impl AwsDriver {
             }
         }
         let mut vpcs: Vec<String> = subnets.iter().map(|s| s.vpc.clone()).collect();
+        vpcs.sort();
         vpcs.dedup();
         for vpc in vpcs {
             let mut list = Vec::new();
             for sn in subnets.iter().filter(|x| x.vpc == vpc) {
-                let (_, acl, _) = resolve::acl_of(c, &sn.id).await?;
+                let (_, acl, acl_tags) = resolve::acl_of(c, &sn.id).await?;
+                if let Some(run) = acl_tags.get(actions::RUN_TAG) {
+                    return Err(DriverError::Permanent(format!(
+                        "refused: subnet {} is on {acl}, a deny-all network ACL that chaos run \
+                         {run} left applied; undo it first (`chaos rollback RUN_DIR`, or \
+                         `chaos rollback --target FILE --sweep`)",
+                        sn.id
+                    )));
+                }
                 targets.push(format!("subnet {} ({vpc})", sn.id));
                 list.push(SubnetAcl {
                     subnet: sn.id.clone(),
@@ -434,6 +447,14 @@ impl AwsDriver {
         if let Some(AppRole::Asg(name)) = &s.app {
             let g = resolve::asg(c, name).await?;
             require_tag("auto scaling group", name, &g.tags, tag)?;
+            if let Some(orig) = g.tags.get(actions::ASG_TAG) {
+                return Err(DriverError::Permanent(format!(
+                    "refused: auto scaling group {name} carries {}={orig}: an earlier chaos run \
+                     left it kept out of a zone; undo it first (`chaos rollback RUN_DIR`, or \
+                     `chaos rollback --target FILE --sweep`)",
+                    actions::ASG_TAG
+                )));
+            }
             let original = actions::split(&g.vpc_zone_identifier);
             let without: Vec<String> = original
                 .iter()
@@ -559,6 +580,23 @@ impl AwsDriver {
         Ok((targets, acts))
     }
 
+    async fn check_account(&self, c: &Clients, account: &str) -> Result<(), DriverError> {
+        let who = c
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| clients::api_err("sts:GetCallerIdentity", "", e))?;
+        match who.account() {
+            Some(a) if a == account => Ok(()),
+            found => Err(DriverError::Permanent(format!(
+                "refused: these credentials are for account {}, the fault was applied in \
+                 account {account}: use credentials for {account} to revert it",
+                found.unwrap_or("(unknown)")
+            ))),
+        }
+    }
+
     fn actions_of(undo: &Undo) -> Result<AwsUndo, DriverError> {
         serde_json::from_value(undo.clone())
             .map_err(|e| DriverError::Permanent(format!("bad undo data for the aws driver: {e}")))
@@ -580,7 +618,7 @@ impl Driver for AwsDriver {
             let revert = acts
                 .iter()
                 .rev()
-                .flat_map(|a| a.revert_calls(&self.run_id))
+                .flat_map(|a| a.revert_calls(&self.run_id, &f.name))
                 .collect();
             Ok(FaultPlan {
                 fault: f.name.clone(),
@@ -626,12 +664,17 @@ impl Driver for AwsDriver {
         Box::pin(async move {
             let u = Self::actions_of(undo)?;
             let c = self.clients().await;
+            if self.spec.is_none() {
+                // Rebuilt from a journal: these credentials may be for another account, where
+                // every describe finds nothing and a revert would "succeed" doing nothing.
+                self.check_account(c, &u.account).await?;
+            }
             // Newest first; every action is tried even when one fails, so one stuck revert
             // does not leave the rest applied.
             let mut failed = Vec::new();
             let mut retry = false;
             for a in u.actions.iter().rev() {
-                match a.revert(c, &u.run_id).await {
+                match a.revert(c, &u.run_id, &u.fault).await {
                     Ok(()) | Err(DriverError::AlreadyReverted) => {}
                     Err(e) => {
                         retry |= matches!(e, DriverError::Retryable { .. });
