@@ -28,19 +28,7 @@ fn chaos(args: &[&str]) -> Output {
 
 /// A sandbox to send the load to: (its process, its load balancer's URL).
 fn sandbox() -> (std::process::Child, String) {
-    use std::io::BufRead as _;
-    let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args(["sandbox", "up", "--exit-on-stdin-eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(sb.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (sb, urls) = common::cli::sandbox_urls();
     (sb, urls["lb_url"].as_str().unwrap().to_string())
 }
 

@@ -142,6 +142,12 @@ pub fn http(method: &str, url: &str) -> serde_json::Value {
 
 /// `chaos sandbox up` as a separate process: (its process, its control URL).
 pub fn sandbox_up() -> (std::process::Child, String) {
+    let (sb, urls) = sandbox_urls();
+    (sb, urls["control_url"].as_str().unwrap().to_string())
+}
+
+/// `chaos sandbox up` as a separate process: (its process, its URLs: `control_url`, `lb_url`).
+pub fn sandbox_urls() -> (std::process::Child, serde_json::Value) {
     use std::io::BufRead as _;
     let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args(["sandbox", "up", "--exit-on-stdin-eof"])
@@ -154,8 +160,7 @@ pub fn sandbox_up() -> (std::process::Child, String) {
     std::io::BufReader::new(sb.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
-    (sb, urls["control_url"].as_str().unwrap().to_string())
+    (sb, serde_json::from_str(&line).unwrap())
 }
 
 /// Wait (at most 20 s) until the journal records an applied and confirmed fault.

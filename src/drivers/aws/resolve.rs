@@ -14,6 +14,16 @@ use crate::target::aws::Tag;
 
 pub type Tags = BTreeMap<String, String>;
 
+/// A resource's tags as a map (every SDK has its own tag type, each with `key` and `value`).
+macro_rules! tags {
+    ($list:expr) => {
+        $list
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect::<Tags>()
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub id: String,
@@ -65,11 +75,7 @@ pub async fn instances(c: &Clients, filters: Vec<Filter>) -> Result<Vec<Instance
                     .iter()
                     .filter_map(|g| g.group_id().map(str::to_string))
                     .collect(),
-                tags: i
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect(),
+                tags: tags!(i.tags()),
             });
         }
         token = r.next_token().map(str::to_string);
@@ -114,11 +120,7 @@ pub async fn asg(c: &Clients, name: &str) -> Result<Asg, DriverError> {
             .iter()
             .filter_map(|i| i.instance_id().map(str::to_string))
             .collect(),
-        tags: g
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: tags!(g.tags()),
     })
 }
 
@@ -145,11 +147,7 @@ pub async fn subnets(c: &Clients, filters: Vec<Filter>) -> Result<Vec<Subnet>, D
             id: s.subnet_id().unwrap_or_default().to_string(),
             vpc: s.vpc_id().unwrap_or_default().to_string(),
             az: s.availability_zone().unwrap_or_default().to_string(),
-            tags: s
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                .collect(),
+            tags: tags!(s.tags()),
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -168,11 +166,7 @@ pub async fn acl_of(c: &Clients, subnet: &str) -> Result<(String, String, Tags),
     for acl in r.network_acls() {
         for a in acl.associations() {
             if a.subnet_id() == Some(subnet) {
-                let tags = acl
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect();
+                let tags = tags!(acl.tags());
                 return Ok((
                     a.network_acl_association_id()
                         .unwrap_or_default()
@@ -214,10 +208,7 @@ pub async fn acls_tagged(
                     .iter()
                     .filter_map(|x| x.subnet_id().map(str::to_string))
                     .collect(),
-                a.tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect(),
+                tags!(a.tags()),
             )
         })
         .collect())
@@ -268,11 +259,7 @@ pub async fn aurora(c: &Clients, id: &str) -> Result<Cluster, DriverError> {
     members.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Cluster {
         members,
-        tags: cl
-            .tag_list()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: tags!(cl.tag_list()),
     })
 }
 
@@ -297,11 +284,7 @@ pub async fn rds_instance(c: &Clients, id: &str) -> Result<RdsInstance, DriverEr
     Ok(RdsInstance {
         az: i.availability_zone().unwrap_or_default().to_string(),
         multi_az: i.multi_az().unwrap_or(false),
-        tags: i
-            .tag_list()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: tags!(i.tag_list()),
     })
 }
 
@@ -476,11 +459,7 @@ pub async fn groups(c: &Clients, refs: &[String]) -> Result<Vec<Group>, DriverEr
             }
             found.push(Group {
                 id: g.group_id().unwrap_or_default().to_string(),
-                tags: g
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect(),
+                tags: tags!(g.tags()),
                 descriptions,
             });
         }
