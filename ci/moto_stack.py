@@ -27,13 +27,19 @@ def main():
     ap.add_argument("--endpoint-url", required=True)
     ap.add_argument("--region", default="eu-west-1")
     ap.add_argument("--name", default="notes-moto")
-    ap.add_argument("--reset", action="store_true", help="POST /moto-api/reset first")
+    ap.add_argument("--reset", action="store_true",
+                    help="POST /moto-api/reset first (and stop enforcing IAM, if a test left it on)")
     ap.add_argument("--state", action="store_true",
                     help="print the state a fault may change (no ids that change on re-creation) instead of building")
     args = ap.parse_args()
     if args.reset:
         import urllib.request
-        urllib.request.urlopen(args.endpoint_url.rstrip("/") + "/moto-api/reset", data=b"").read()
+        base = args.endpoint_url.rstrip("/")
+        # A body moto reads as the count, not as a form (urllib's default content type).
+        urllib.request.urlopen(urllib.request.Request(
+            base + "/moto-api/reset-auth", data=b"inf",
+            headers={"Content-Type": "text/plain"})).read()
+        urllib.request.urlopen(base + "/moto-api/reset", data=b"").read()
 
     # moto accepts any credentials, but botocore refuses to sign without some;
     # dummy env keys also keep a developer's ~/.aws profile from being picked up.

@@ -207,6 +207,229 @@ fn az_outage_injects_confirms_and_reverts_to_the_original_state() {
     assert_eq!(writer(&before), "notes-moto-writer");
     assert_eq!(writer(&after), "notes-moto-reader-1");
     assert_in_policy(&actions_logged(&text(&o.stderr)));
+    // The control plane as the driver polled it (every 1 s here): zone a's subnets onto the
+    // deny-all ACL and back, its instances stopped and started, the ASG's subnets without the
+    // zone and back, the writer moved — in the report, beside the client's numbers.
+    let events = r["timeline"]["events"].as_array().unwrap();
+    let shown: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {} -> {}", e["what"], e["from"], e["to"]))
+        .collect();
+    let seen = |what: &str, to: &dyn Fn(&str) -> bool| {
+        events
+            .iter()
+            .any(|e| e["what"].as_str().unwrap().contains(what) && e["to"].as_str().is_some_and(to))
+    };
+    let deny = |v: &str| v.starts_with("acl-") && !before.to_string().contains(v);
+    assert!(seen("network acl", &deny), "{shown:#?}");
+    assert!(
+        seen("network acl", &|v| before.to_string().contains(v)),
+        "{shown:#?}"
+    );
+    let zone_a = zone_a_instances(&s);
+    assert!(
+        seen(&zone_a[0], &|v| v == "stopping" || v == "stopped"),
+        "{shown:#?}"
+    );
+    assert!(
+        seen(&zone_a[0], &|v| v == "pending" || v == "running"),
+        "{shown:#?}"
+    );
+    assert!(
+        seen("autoscaling group notes-moto subnets", &|_| true),
+        "{shown:#?}"
+    );
+    assert!(
+        seen("rds cluster notes-moto writer", &|v| v
+            .starts_with("notes-moto-reader-1")),
+        "{shown:#?}"
+    );
+    let html = std::fs::read_to_string(dir.join("run").join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Control plane</h2>"),
+        "no control plane in report.html"
+    );
+    let md = std::fs::read_to_string(dir.join("run").join("summary.md")).unwrap();
+    assert!(md.contains("rds cluster notes-moto writer"), "{md}");
+}
+
+/// `chaos plan` of `text` (a scenario file's faults) on the stack: exit code, output.
+fn plan(s: &Stack, dir: &Path, name: &str, faults: &str) -> (Option<i32>, String) {
+    let sc = scenario_file(dir, name, 20, 60.0, faults);
+    let t = s.target(dir, "http://127.0.0.1:9", "");
+    let o = chaos(&["plan", &sc, "--target", &t]);
+    (
+        o.status.code(),
+        format!("{}{}", text(&o.stdout), text(&o.stderr)),
+    )
+}
+
+#[test]
+fn az_outage_does_only_the_parts_it_names() {
+    let Some(s) = stack("az_outage_does_only_the_parts_it_names") else {
+        return;
+    };
+    let dir = tmpdir("aws-parts");
+    let before = s.state();
+    let (code, out) = plan(
+        &s,
+        &dir,
+        "net.toml",
+        "[[faults]]\nname = \"z\"\nkind = \"az-outage\"\nzone = \"a\"\n\
+         parts = [\"network\", \"db\"]\nat = \"10s\"\nfor = \"20s\"\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ec2:ReplaceNetworkAclAssociation"), "{out}");
+    assert!(out.contains("rds:FailoverDBCluster"), "{out}");
+    for absent in [
+        "ec2:StopInstances",
+        "UpdateAutoScalingGroup",
+        "TestFailover",
+    ] {
+        assert!(!out.contains(absent), "{absent} planned: {out}");
+    }
+    // Only the instances: no ACL, no failover.
+    let (code, out) = plan(
+        &s,
+        &dir,
+        "inst.toml",
+        "[[faults]]\nname = \"z\"\nkind = \"az-outage\"\nzone = \"a\"\n\
+         parts = [\"instances\"]\nat = \"10s\"\nfor = \"20s\"\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ec2:StopInstances"), "{out}");
+    assert!(
+        !out.contains("CreateNetworkAcl") && !out.contains("Failover"),
+        "{out}"
+    );
+    // The cache's primary is in zone b, the writer in a: a zone-c outage of those parts
+    // would do nothing, and is refused as such.
+    let (code, out) = plan(
+        &s,
+        &dir,
+        "none.toml",
+        "[[faults]]\nname = \"z\"\nkind = \"az-outage\"\nzone = \"c\"\n\
+         parts = [\"db\", \"cache\"]\nat = \"10s\"\n",
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("would change nothing"), "{out}");
+    assert_eq!(before, s.state(), "a plan changed moto's state");
+}
+
+/// The caps hold for the run, not per fault: two faults down at the same time count together;
+/// two faults at once on one subnet or group are refused; apart in time, both are fine.
+#[test]
+fn caps_count_every_fault_down_at_once_and_overlapping_faults_on_one_resource_are_refused() {
+    let Some(s) = stack(
+        "caps_count_every_fault_down_at_once_and_overlapping_faults_on_one_resource_are_refused",
+    ) else {
+        return;
+    };
+    let dir = tmpdir("aws-caps");
+    let outage = "[[faults]]\nname = \"za\"\nkind = \"az-outage\"\nzone = \"a\"\n\
+                  parts = [\"instances\"]\nat = \"10s\"\nfor = \"20s\"\n";
+    // Zone a's 2 stopped and 2 more stopped from 15 s: 4 of 6 at once, over the default 50%.
+    let kill = |at: &str| {
+        format!(
+            "[[faults]]\nname = \"k\"\nkind = \"kill-nodes\"\ncount = 2\nmode = \"stop\"\n\
+             at = \"{at}\"\nfor = \"10s\"\n"
+        )
+    };
+    let (code, out) = plan(&s, &dir, "both.toml", &format!("{outage}{}", kill("15s")));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("4 of the role's 6 instances")
+            && out.contains("2 by faults applied at the same time"),
+        "{out}"
+    );
+    // Apart in time: fine, and the kill may pick zone a's instances again.
+    let (code, out) = plan(&s, &dir, "apart.toml", &format!("{outage}{}", kill("40s")));
+    assert_eq!(code, Some(0), "{out}");
+    // Counted at each instant, not over the window: a stop of 1 over 5-45 s meets the outage
+    // (2, 10-30 s) and the kill (2, 40-50 s) but never both at once: 3 of 6, within 50%.
+    let long = "[[faults]]\nname = \"one\"\nkind = \"kill-nodes\"\ncount = 1\nzone = \"c\"\n\
+                mode = \"stop\"\nat = \"5s\"\nfor = \"40s\"\n";
+    let (code, out) = plan(
+        &s,
+        &dir,
+        "instants.toml",
+        &format!(
+            "{outage}{}{long}",
+            kill("40s").replace("count = 2\n", "count = 2\nzone = \"b\"\n")
+        ),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    // A terminate never comes back: listed after a stop of zone c at 40 s, one of zone b at
+    // 1 s for 5 s still counts then (2 + 2 = 4 of 6).
+    let stop_c = "[[faults]]\nname = \"sc\"\nkind = \"kill-nodes\"\ncount = 2\nzone = \"c\"\n\
+                  mode = \"stop\"\nat = \"40s\"\nfor = \"10s\"\n";
+    let term_b = "[[faults]]\nname = \"tb\"\nkind = \"kill-nodes\"\ncount = 2\nzone = \"b\"\n\
+                  at = \"1s\"\nfor = \"5s\"\n";
+    let (code, out) = plan(&s, &dir, "term.toml", &format!("{stop_c}{term_b}"));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("4 of the role's 6 instances"), "{out}");
+    // Two outages of one zone at once: one subnet's ACL changed twice.
+    let second = outage
+        .replace("\"za\"", "\"za2\"")
+        .replace("[\"instances\"]", "[\"network\"]");
+    let first = outage.replace("[\"instances\"]", "[\"network\", \"asg\"]");
+    let (code, out) = plan(&s, &dir, "twice.toml", &format!("{first}{second}"));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("`za` and `za2` both change subnet"), "{out}");
+}
+
+/// An IAM policy that lacks an action: the inject fails naming the action, exit 4, nothing left
+/// applied (moto enforcing IAM for an access key made for this test).
+#[test]
+fn access_denied_names_the_missing_iam_action_and_leaves_nothing_applied() {
+    let Some(s) = stack("access_denied_names_the_missing_iam_action_and_leaves_nothing_applied")
+    else {
+        return;
+    };
+    let (mut sb, lb) = sandbox();
+    let dir = tmpdir("aws-denied");
+    let t = s.target(&dir, &lb, "");
+    let before = s.state();
+    let key = dir.join("key.json");
+    s.boto(&format!(
+        "iam=c('iam')\niam.create_user(UserName='chaos-ci')\n\
+         iam.put_user_policy(UserName='chaos-ci', PolicyName='most', PolicyDocument=json.dumps(\
+         {{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}},\
+         {{'Effect': 'Deny', 'Action': 'ec2:CreateNetworkAcl', 'Resource': '*'}}]}}))\n\
+         k=iam.create_access_key(UserName='chaos-ci')['AccessKey']\n\
+         open('{}', 'w').write(json.dumps([k['AccessKeyId'], k['SecretAccessKey']]))",
+        key.display()
+    ));
+    let k: Vec<String> = serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    s.enforce_iam(true);
+    let o = creds(&mut Command::new(env!("CARGO_BIN_EXE_chaos")))
+        .env("AWS_ACCESS_KEY_ID", &k[0])
+        .env("AWS_SECRET_ACCESS_KEY", &k[1])
+        .args([
+            "run",
+            "az-outage",
+            "--target",
+            &t,
+            "--yes",
+            "--time-scale",
+            "0.1",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(dir.join("run"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    s.enforce_iam(false);
+    let _ = sb.kill();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("access denied") && err.contains("`ec2:CreateNetworkAcl`"),
+        "{err}"
+    );
+    assert_eq!(steps(&dir.join("run")), ["intent", "failed", "reverted"]);
+    assert_eq!(before, s.state());
 }
 
 #[test]

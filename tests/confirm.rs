@@ -170,3 +170,56 @@ async fn the_event_log_is_read_from_where_the_inject_left_it() {
     ));
     sb.stop();
 }
+
+/// The sandbox's control-plane view (what the run's control-plane events are diffed from):
+/// the zone, its nodes and its db instance as the sandbox reports them, before and during an
+/// outage; and an outage with parts left out, which the sandbox cannot do, refused at plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_control_plane_shows_an_outage_and_refuses_a_partial_one() {
+    let sb = Sandbox::start(SandboxConfig::default(), None)
+        .await
+        .unwrap();
+    let d = SandboxDriver::new(&sb.control_url);
+    let f = fault("kind = \"az-outage\"\nzone = \"b\"");
+    let p = d.plan(&f).await.unwrap();
+    let planned = [chaos::fault::Planned {
+        fault: f.clone(),
+        plan: p.clone(),
+    }];
+    let read = || async { d.observe(&planned).unwrap().await.unwrap() };
+    let before = read().await;
+    assert_eq!(before["sandbox zone b"], "up");
+    let node_b = before
+        .keys()
+        .find(|k| k.starts_with("sandbox node") && k.ends_with("(zone b)"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{before:?}"));
+    assert_eq!(before[&node_b], "running, in the load balancer");
+    let undo = d.inject(&p).await.unwrap();
+    assert!(shows(&d, &p, &undo).await);
+    let during = read().await;
+    let changed: Vec<String> = chaos::fault::diff(&before, &during, 1.0)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        changed.contains(&"sandbox zone b: up → down".to_string()),
+        "{changed:?}"
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|c| c.starts_with(&node_b) && c.contains("→ stopped")),
+        "{changed:?}"
+    );
+    d.revert(&undo).await.unwrap();
+    let partial = fault("kind = \"az-outage\"\nzone = \"b\"\nparts = [\"network\", \"db\"]");
+    match d.plan(&partial).await {
+        Err(DriverError::Unsupported(m)) => {
+            assert!(m.contains("instances, asg, cache"), "{m}");
+            assert!(m.contains("kind = \"aws\""), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    sb.stop();
+}

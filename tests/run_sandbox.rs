@@ -66,6 +66,32 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     assert!(html.contains("POST /zones/a/down?by=fault:zone-a-down"));
     let at = f["injected_at_s"].as_f64().unwrap();
     assert!((5.9..7.0).contains(&at), "injected at {at}");
+    // The sandbox's control plane as the driver polled it: the zone down from the inject
+    // (seen within a poll, 0.5 s; a poll during the inject call may see it first) and up again
+    // from the revert, beside the client's numbers.
+    let events = r["timeline"]["events"].as_array().unwrap();
+    let zone = |to: &str| {
+        events
+            .iter()
+            .find(|e| e["what"] == "sandbox zone a" && e["to"] == to)
+            .unwrap_or_else(|| panic!("no zone a {to} in {events:?}"))["at_s"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!((at - 0.5..at + 1.0).contains(&zone("down")), "{events:?}");
+    let reverted = f["reverted_at_s"].as_f64().unwrap();
+    assert!(
+        (reverted - 0.5..reverted + 1.0).contains(&zone("up")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["what"].as_str().unwrap().ends_with("(zone a)")
+                && e["to"].as_str().is_some_and(|t| t.starts_with("stopped"))),
+        "{events:?}"
+    );
+    assert!(html.contains("<h2>Control plane</h2>"));
     let series = r["series"].as_array().unwrap();
     let hit = |from: f64, to: f64| -> u64 {
         series

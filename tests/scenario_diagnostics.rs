@@ -440,3 +440,46 @@ fn a_huge_line_is_shown_as_a_window_around_the_error() {
     let col = t.lines().nth(5).unwrap().find("\"2 parsecs\"").unwrap() + 1;
     assert!(e.contains(&format!("demo.toml:6:{col}")), "{e}");
 }
+
+/// An AZ outage's parts: some of network, instances, asg, db, cache; all when left out (and
+/// then not written into the parsed model, so older reports' digests still match).
+#[test]
+fn az_outage_parts_are_some_of_five_and_default_to_all() {
+    use chaos::scenario::{AzPart, FaultKind};
+    let zone = "zone = \"a\"\nat = \"20s\"";
+    let s = parse("demo.toml", GOOD).unwrap();
+    let FaultKind::AzOutage { parts, .. } = &s.faults[0].kind else {
+        panic!("{:?}", s.faults[0].kind)
+    };
+    assert!(parts.is_all());
+    let json = serde_json::to_value(&s.faults[0]).unwrap();
+    assert!(json["kind"].get("parts").is_none(), "{json}");
+    let some = with(
+        zone,
+        "zone = \"a\"\nparts = [\"network\", \"db\", \"network\"]\nat = \"20s\"",
+    );
+    let s = parse("demo.toml", &some).unwrap();
+    let FaultKind::AzOutage { parts, .. } = &s.faults[0].kind else {
+        panic!()
+    };
+    assert!(parts.has(AzPart::Network) && parts.has(AzPart::Db) && !parts.has(AzPart::Asg));
+    assert_eq!(parts.missing(), ["instances", "asg", "cache"]);
+    assert_eq!(
+        serde_json::to_value(&s.faults[0]).unwrap()["kind"]["parts"],
+        serde_json::json!(["network", "db"])
+    );
+    let e = errors(&with(zone, "zone = \"a\"\nparts = []\nat = \"20s\""));
+    assert!(e.contains("parts is empty"), "{e}");
+    assert!(e.contains("network, instances, asg, db, cache"), "{e}");
+    let e = errors(&with(
+        zone,
+        "zone = \"a\"\nparts = [\"netwrk\"]\nat = \"20s\"",
+    ));
+    assert!(e.contains("demo.toml:"), "{e}");
+    assert!(e.contains("netwrk"), "{e}");
+    assert!(e.contains("network"), "{e}");
+    // `parts` belongs to az-outage only.
+    let e = errors(&(GOOD.to_string()
+        + "\n[[faults]]\nname = \"db\"\nkind = \"db-failover\"\nparts = [\"db\"]\nat = \"30s\"\n"));
+    assert!(e.contains("parts"), "{e}");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fault::{BoxFut, Call, Driver, DriverError, FaultPlan, Undo};
+use crate::fault::{BoxFut, Call, Driver, DriverError, FaultPlan, Snapshot, Undo};
 use crate::load::client::ClientConfig;
 use crate::scenario::{Count, Fault, FaultKind, KillMode, Link, Role};
 
@@ -290,8 +290,18 @@ impl SandboxDriver {
                     vec![post("/rolling-restart/cancel".into())],
                 )
             }
-            FaultKind::AzOutage { zone } => {
+            FaultKind::AzOutage { zone, parts } => {
                 check_zone(zone)?;
+                if !parts.is_all() {
+                    return Err(DriverError::Unsupported(format!(
+                        "fault `{}`: the sandbox takes a zone down whole (its nodes, its db \
+                         instance, its links); an outage without {} needs a target whose \
+                         driver does the parts one by one (kind = \"aws\"), or leave \
+                         `parts` out",
+                        f.name,
+                        parts.missing().join(", ")
+                    )));
+                }
                 (
                     vec![format!("zone {zone}")],
                     vec![post(format!("/zones/{zone}/down"))],
@@ -346,7 +356,7 @@ impl SandboxDriver {
                 Role::Cache => "cache",
                 _ => "app",
             } }),
-            FaultKind::AzOutage { zone } => json!({ "zone_down": zone }),
+            FaultKind::AzOutage { zone, .. } => json!({ "zone_down": zone }),
             FaultKind::CachePartition {} => json!({ "cache_state": "partitioned" }),
             FaultKind::DbFailover {} => json!({ "event": "db_failover_start" }),
             FaultKind::CacheFailover {} => json!({ "event": "cache_failover_start" }),
@@ -551,6 +561,67 @@ impl Driver for SandboxDriver {
     fn undo_for(&self, p: &FaultPlan) -> Undo {
         self.undo(p).to_value()
     }
+
+    fn observe<'a>(
+        &'a self,
+        _planned: &'a [crate::fault::Planned],
+    ) -> Option<BoxFut<'a, Result<Snapshot, DriverError>>> {
+        Some(Box::pin(async move {
+            Ok(snapshot(&self.call("GET", "/resources").await?))
+        }))
+    }
+
+    fn observe_every(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+}
+
+/// The sandbox's `/resources` as the control-plane view: each zone up or down, each app node's
+/// state and whether the load balancer routes to it, each db instance's role and state, the
+/// cache's state.
+fn snapshot(res: &Value) -> Snapshot {
+    let mut s = Snapshot::new();
+    let down: Vec<&str> = res["zones_down"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for z in res["zones"].as_array().into_iter().flatten() {
+        if let Some(z) = z.as_str() {
+            let v = if down.contains(&z) { "down" } else { "up" };
+            s.insert(format!("sandbox zone {z}"), v.into());
+        }
+    }
+    for r in res["resources"].as_array().into_iter().flatten() {
+        let (Some(id), Some(state)) = (r["id"].as_str(), r["state"].as_str()) else {
+            continue;
+        };
+        let (key, value) = match r["role"].as_str() {
+            Some("app") => (
+                format!(
+                    "sandbox node {id} (zone {})",
+                    r["zone"].as_str().unwrap_or("?")
+                ),
+                format!(
+                    "{state}, {}",
+                    if r["lb_healthy"] == true {
+                        "in the load balancer"
+                    } else {
+                        "out of the load balancer"
+                    }
+                ),
+            ),
+            Some("db") => (
+                format!("sandbox db {id}"),
+                format!("{}, {state}", r["db_role"].as_str().unwrap_or("?")),
+            ),
+            Some("cache") => ("sandbox cache".to_string(), state.to_string()),
+            _ => continue,
+        };
+        s.insert(key, value);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -10,10 +10,15 @@
 //! error says (retryable: with backoff, honouring the driver's `after`, until the driver's
 //! revert deadline; permanent: not at all; already reverted: done); if it still fails, the run
 //! ends with exit 4 and a message saying what is still applied and the command that undoes it.
+//! From one poll interval before the first fault to the end of the run, a driver that can read
+//! its target's control plane is polled at its own bounded rate, and each poll is diffed against
+//! the one before into [`ControlEvent`]s (an instance stopping, the writer moving): the target's
+//! side of the story, beside the load's.
 //! Time comes from tokio's clock, so tests run the timeline in paused time.
 
 pub mod journal;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -110,6 +115,33 @@ pub struct Planned {
     pub plan: FaultPlan,
 }
 
+/// The target's control plane as a driver reads it: one value per thing it watches
+/// (`ec2 instance i-0abc (eu-west-1b)` → `stopping`). Two polls diffed give [`ControlEvent`]s.
+pub type Snapshot = BTreeMap<String, String>;
+
+/// A change the target's own control plane showed during the run (DESIGN.md: the faults'
+/// side of the timeline, never an input to the load or the verdict).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlEvent {
+    /// Seconds from the start of the run when the poll that saw it returned: the change
+    /// happened at most one poll interval before.
+    pub at_s: f64,
+    /// What changed, as the driver names it: `ec2 instance i-0abc (eu-west-1b)`,
+    /// `rds cluster notes writer`, or `control plane` for the reads themselves failing.
+    pub what: String,
+    /// Its value before; null: it was not there (an instance the ASG launched).
+    pub from: Option<String>,
+    /// Its value now; null: it is gone.
+    pub to: Option<String>,
+}
+
+impl std::fmt::Display for ControlEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "(none)".into());
+        write!(f, "{}: {} → {}", self.what, v(&self.from), v(&self.to))
+    }
+}
+
 /// Why a driver step failed, and so what the timeline does next.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -167,6 +199,20 @@ pub trait Driver: Send + Sync {
     fn confirm_deadline(&self) -> Duration {
         Duration::from_secs(5)
     }
+    /// The target's control plane now, for what these faults touch (instance states, the
+    /// writer, the cache primary), by read calls only. Polled every [`Driver::observe_every`]
+    /// from one interval before the first fault to the end of the run. `None`: this driver
+    /// reads nothing of the kind.
+    fn observe<'a>(
+        &'a self,
+        _planned: &'a [Planned],
+    ) -> Option<BoxFut<'a, Result<Snapshot, DriverError>>> {
+        None
+    }
+    /// The pause between two [`Driver::observe`] polls: the bound on the read calls' rate.
+    fn observe_every(&self) -> Duration {
+        Duration::from_secs(1)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -197,12 +243,20 @@ pub struct Outcome {
     pub undo: Option<Undo>,
 }
 
+/// What the fault timeline did: each fault's fate, in the plan's order, and what the target's
+/// control plane showed meanwhile.
+#[derive(Debug, Default)]
+pub struct TimelineResult {
+    pub outcomes: Vec<Outcome>,
+    pub events: Vec<ControlEvent>,
+}
+
 /// Run the fault timeline: inject and revert on schedule from `start`, stop early on
 /// `shutdown`, and always revert whatever is still applied before returning. Each fault is its
-/// own future; they run concurrently on this task. A panic in one fault's future (a driver bug)
-/// is caught at that fault: the run is shut down, every other fault finishes its call in
-/// flight and is reverted, and only then does the panic go on (the caller rolls the panicked
-/// fault back from the journal).
+/// own future; they run concurrently on this task, with the control-plane watch beside them. A
+/// panic in one fault's future (a driver bug) is caught at that fault: the run is shut down,
+/// every other fault finishes its call in flight and is reverted, and only then does the panic
+/// go on (the caller rolls the panicked fault back from the journal).
 pub async fn run_timeline(
     planned: &[Planned],
     driver: &dyn Driver,
@@ -210,7 +264,7 @@ pub async fn run_timeline(
     start: Instant,
     end: Duration,
     shutdown: &Shutdown,
-) -> Vec<Outcome> {
+) -> TimelineResult {
     let each = planned.iter().map(|Planned { fault: f, plan }| async move {
         let r = crate::shutdown::CatchUnwind(Box::pin(one_fault(
             f, plan, driver, journal, start, end, shutdown,
@@ -221,9 +275,27 @@ pub async fn run_timeline(
         }
         r
     });
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let faults = async {
+        let all = futures_util::future::join_all(each).await;
+        let _ = done_tx.send(true);
+        all
+    };
+    // A panic in the watch (a driver bug in `observe`) ends the watch, never the faults.
+    let watched = async {
+        let w = crate::shutdown::CatchUnwind(Box::pin(watch(
+            planned, driver, start, end, shutdown, done_rx,
+        )))
+        .await;
+        w.unwrap_or_else(|_| {
+            tracing::error!("reading the control plane panicked: no more control-plane events");
+            Vec::new()
+        })
+    };
+    let (all, events) = tokio::join!(faults, watched);
     let mut outcomes = Vec::new();
     let mut panicked = None;
-    for r in futures_util::future::join_all(each).await {
+    for r in all {
         match r {
             Ok(o) => outcomes.push(o),
             Err(p) => panicked = panicked.or(Some(p)),
@@ -232,7 +304,155 @@ pub async fn run_timeline(
     if let Some(p) = panicked {
         std::panic::resume_unwind(p);
     }
-    outcomes
+    TimelineResult { outcomes, events }
+}
+
+/// At most this many control-plane events are kept (a flapping resource must not grow the
+/// report without bound); one more says that later changes were dropped.
+pub const MAX_EVENTS: usize = 1000;
+/// A poll that takes longer than this counts as failed (the next one tries again); it also
+/// bounds how long the last poll, after the last revert, can hold up the end of the run.
+const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Poll the driver's control plane from one interval before the first fault until every fault
+/// is done and the run is over (or shut down), with one poll started after the last revert
+/// finished; diff each poll against the last good one. Reads only, at the driver's rate.
+async fn watch(
+    planned: &[Planned],
+    driver: &dyn Driver,
+    start: Instant,
+    end: Duration,
+    shutdown: &Shutdown,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) -> Vec<ControlEvent> {
+    let mut events = Vec::new();
+    let Some(first) = planned.iter().map(|p| p.fault.at).min() else {
+        return events;
+    };
+    if driver.observe(planned).is_none() {
+        return events;
+    }
+    let every = driver.observe_every().max(Duration::from_millis(10));
+    // The baseline is read one interval before the first inject (a fault at 0 s races it).
+    tokio::select! {
+        _ = tokio::time::sleep_until(start + first.saturating_sub(every)) => {}
+        _ = shutdown.wait() => return events,
+    }
+    let mut w = Watched::default();
+    w.poll(driver, planned, start, &mut events).await;
+    loop {
+        let finished = *done.borrow();
+        let next = Instant::now() + every;
+        let next = if finished {
+            next.min(start + end)
+        } else {
+            next
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = done.wait_for(|d| *d), if !finished => {}
+        }
+        // Only a poll that started after the last revert finished may be the last one: one
+        // in flight meanwhile may have read the state before the revert.
+        let done_before = *done.borrow();
+        w.poll(driver, planned, start, &mut events).await;
+        if done_before && (shutdown.is_triggered() || Instant::now() >= start + end) {
+            return events;
+        }
+    }
+}
+
+/// The watch's memory between polls: the last snapshot read, and whether reads are failing.
+#[derive(Default)]
+struct Watched {
+    last: Option<Snapshot>,
+    failing: bool,
+}
+
+impl Watched {
+    async fn poll(
+        &mut self,
+        driver: &dyn Driver,
+        planned: &[Planned],
+        start: Instant,
+        events: &mut Vec<ControlEvent>,
+    ) {
+        let Some(read) = driver.observe(planned) else {
+            return;
+        };
+        let got = match tokio::time::timeout(POLL_TIMEOUT, read).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer in {POLL_TIMEOUT:?}")),
+        };
+        let at_s = start.elapsed().as_secs_f64();
+        match got {
+            Ok(now) => {
+                if self.failing {
+                    self.failing = false;
+                    push(
+                        events,
+                        event(at_s, "control plane", Some("unreadable"), Some("read")),
+                    );
+                }
+                if let Some(before) = &self.last {
+                    for e in diff(before, &now, at_s) {
+                        push(events, e);
+                    }
+                }
+                self.last = Some(now);
+            }
+            Err(e) => {
+                tracing::warn!("reading the control plane: {e}");
+                if !self.failing {
+                    self.failing = true;
+                    let to = format!("unreadable: {e}");
+                    push(
+                        events,
+                        event(at_s, "control plane", Some("read"), Some(&to)),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn event(at_s: f64, what: &str, from: Option<&str>, to: Option<&str>) -> ControlEvent {
+    ControlEvent {
+        at_s,
+        what: what.into(),
+        from: from.map(Into::into),
+        to: to.map(Into::into),
+    }
+}
+
+fn push(events: &mut Vec<ControlEvent>, e: ControlEvent) {
+    match events.len() {
+        n if n < MAX_EVENTS => events.push(e),
+        MAX_EVENTS => {
+            let dropped = format!("later changes not recorded ({MAX_EVENTS} kept)");
+            events.push(event(e.at_s, "control plane events", None, Some(&dropped)));
+        }
+        _ => {}
+    }
+}
+
+/// What changed from one snapshot to the next, in key order: a value changed, a key appeared
+/// (`from` null) or went (`to` null).
+pub fn diff(before: &Snapshot, after: &Snapshot, at_s: f64) -> Vec<ControlEvent> {
+    let mut out = Vec::new();
+    for (k, v) in after {
+        match before.get(k) {
+            Some(was) if was == v => {}
+            was => out.push(event(at_s, k, was.map(String::as_str), Some(v))),
+        }
+    }
+    for (k, was) in before {
+        if !after.contains_key(k) {
+            out.push(event(at_s, k, Some(was), None));
+        }
+    }
+    out.sort_by(|a, b| a.what.cmp(&b.what));
+    out
 }
 
 /// One fault's life on the timeline: wait for its time, inject, confirm, wait, revert.

@@ -126,6 +126,7 @@ async fn run_for(
         shutdown,
     )
     .await
+    .outcomes
 }
 
 async fn run(d: &Arc<Flaky>, faults: &[Fault], journal: &Journal) -> Vec<Outcome> {
@@ -451,4 +452,209 @@ async fn a_panic_in_one_fault_still_reverts_the_others() {
     // The panicked one is left open for the caller's rollback from the journal.
     assert_eq!(of("bug"), [Step::Intent]);
     assert_eq!(journal::open_faults(&journal::read(&p).unwrap()).len(), 1);
+}
+
+/// A driver whose control plane is a value per fault that reads `up` until its inject and
+/// `down` from then until its revert; it counts its polls. `fail_polls` polls after the
+/// first fail (reads refused).
+#[derive(Default)]
+struct Observed {
+    down: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    polls: AtomicU32,
+    fail_from: AtomicU32,
+    fail_polls: AtomicU32,
+}
+
+impl Driver for Arc<Observed> {
+    fn name(&self) -> &'static str {
+        "observed"
+    }
+    fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>> {
+        Box::pin(async move {
+            Ok(FaultPlan {
+                fault: f.name.clone(),
+                kind: f.kind.name().into(),
+                targets: vec![],
+                inject: vec![],
+                revert: vec![],
+                check: serde_json::Value::Null,
+            })
+        })
+    }
+    fn inject<'a>(&'a self, p: &'a FaultPlan) -> BoxFut<'a, Result<Undo, DriverError>> {
+        Box::pin(async move {
+            self.down.lock().unwrap().insert(p.fault.clone());
+            Ok(serde_json::json!({ "fault": p.fault }))
+        })
+    }
+    fn revert<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let f = undo["fault"].as_str().unwrap_or_default();
+            self.down.lock().unwrap().remove(f);
+            Ok(())
+        })
+    }
+    fn undo_for(&self, p: &FaultPlan) -> Undo {
+        serde_json::json!({ "fault": p.fault })
+    }
+    fn confirm<'a>(&'a self, _: &'a FaultPlan, _: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn observe<'a>(
+        &'a self,
+        planned: &'a [Planned],
+    ) -> Option<BoxFut<'a, Result<Snapshot, DriverError>>> {
+        Some(Box::pin(async move {
+            let n = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+            let from = self.fail_from.load(Ordering::SeqCst);
+            if from > 0 && n >= from && n < from + self.fail_polls.load(Ordering::SeqCst) {
+                return Err(DriverError::Permanent("AccessDenied".into()));
+            }
+            let down = self.down.lock().unwrap();
+            Ok(planned
+                .iter()
+                .map(|p| {
+                    let v = if down.contains(&p.fault.name) {
+                        "down"
+                    } else {
+                        "up"
+                    };
+                    (format!("thing {}", p.fault.name), v.to_string())
+                })
+                .collect())
+        }))
+    }
+    fn observe_every(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+}
+
+async fn observed_run(
+    tag: &str,
+    d: &Arc<Observed>,
+    faults: &[Fault],
+    end_ms: u64,
+) -> TimelineResult {
+    let j = Journal::create(&tmp(tag)).unwrap();
+    let mut planned = Vec::new();
+    for f in faults {
+        planned.push(Planned {
+            fault: f.clone(),
+            plan: d.plan(f).await.unwrap(),
+        });
+    }
+    let start = Instant::now();
+    run_timeline(
+        &planned,
+        d,
+        &j,
+        start,
+        Duration::from_millis(end_ms),
+        &Shutdown::new(),
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_control_plane_is_polled_while_faults_are_applied_and_its_changes_are_events() {
+    let d = Arc::new(Observed::default());
+    // Applied from 10 s to 20 s of a 30 s run, polled every 0.5 s.
+    let r = observed_run("observed", &d, &[fault("z", 10_000, 10_000)], 30_000).await;
+    assert_eq!(r.outcomes[0].status, Status::Reverted);
+    let shown: Vec<String> = r.events.iter().map(|e| e.to_string()).collect();
+    assert_eq!(shown, ["thing z: up → down", "thing z: down → up"]);
+    // Seen by the polls right after the inject and the revert (a poll due at the same instant
+    // as the inject may read just before it).
+    assert!((10.0..=10.5).contains(&r.events[0].at_s), "{:?}", r.events);
+    assert_eq!(
+        r.events[1].at_s, 20.0,
+        "the poll as the last revert finished"
+    );
+    // From 9.5 s (one interval before the fault) to the run's end at 30 s, every 0.5 s, plus
+    // the poll as the revert finished: bounded by the run, not polling before the faults.
+    let polls = d.polls.load(Ordering::SeqCst);
+    assert!((41..=44).contains(&polls), "{polls} polls");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_that_fail_are_one_event_each_way_and_no_fault_means_no_polls() {
+    let d = Arc::new(Observed::default());
+    d.fail_from.store(4, Ordering::SeqCst);
+    d.fail_polls.store(3, Ordering::SeqCst);
+    let r = observed_run("observed-fails", &d, &[fault("z", 10_000, 10_000)], 20_000).await;
+    let shown: Vec<String> = r.events.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "thing z: up → down",
+            "control plane: read → unreadable: AccessDenied",
+            "control plane: unreadable → read",
+            "thing z: down → up",
+        ],
+        "three failing polls are one event, and the diff resumes from the last good read"
+    );
+    let none = Arc::new(Observed::default());
+    let r = observed_run("observed-none", &none, &[], 5_000).await;
+    assert!(r.events.is_empty());
+    assert_eq!(none.polls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_diff_names_what_changed_appeared_and_went() {
+    let snap = |kv: &[(&str, &str)]| -> Snapshot {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let before = snap(&[("i-1", "running"), ("i-2", "running"), ("writer", "db-1")]);
+    let after = snap(&[("i-1", "stopping"), ("i-3", "pending"), ("writer", "db-1")]);
+    let shown: Vec<String> = diff(&before, &after, 1.0)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "i-1: running → stopping",
+            "i-2: running → (none)",
+            "i-3: (none) → pending"
+        ]
+    );
+    assert!(diff(&after, &after, 2.0).is_empty());
+    let mut events = Vec::new();
+    for i in 0..MAX_EVENTS + 5 {
+        push(&mut events, event(i as f64, "x", None, Some("y")));
+    }
+    assert_eq!(events.len(), MAX_EVENTS + 1);
+    assert_eq!(events[MAX_EVENTS].what, "control plane events");
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_shutdown_the_watch_reads_once_after_the_revert_and_stops() {
+    let d = Arc::new(Observed::default());
+    let j = Journal::create(&tmp("observed-shutdown")).unwrap();
+    // A fault to the end of a 60 s run; Ctrl-C at 15 s.
+    let f = fault("z", 10_000, 50_000);
+    let planned = vec![Planned {
+        fault: f.clone(),
+        plan: d.plan(&f).await.unwrap(),
+    }];
+    let stop = Shutdown::new();
+    let start = Instant::now();
+    let timeline = run_timeline(&planned, &d, &j, start, Duration::from_secs(60), &stop);
+    let trigger = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        stop.trigger();
+    };
+    let (r, ()) = tokio::join!(timeline, trigger);
+    let shown: Vec<String> = r.events.iter().map(|e| e.to_string()).collect();
+    assert_eq!(shown, ["thing z: up → down", "thing z: down → up"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(16),
+        "{:?}",
+        start.elapsed()
+    );
+    // 9.5 s to 15 s every 0.5 s, and the one after the revert: no polling on to 60 s.
+    let polls = d.polls.load(Ordering::SeqCst);
+    assert!((12..=14).contains(&polls), "{polls} polls");
 }

@@ -311,6 +311,21 @@ pub fn render(r: &RunReport) -> String {
         }
         o.push_str("</table>");
     }
+    if !r.events.is_empty() {
+        o.push_str("<h2>Control plane</h2><p>What the target reported while the faults were applied (polled; each change is seen at most one poll after it happened).</p><table><tr><th>at</th><th>what</th><th>from</th><th>to</th></tr>");
+        for e in &r.events {
+            let v = |x: &Option<String>| x.as_deref().map_or("—".to_string(), esc);
+            let _ = write!(
+                o,
+                "<tr><td>{:.1}s</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                e.at_s,
+                esc(&e.what),
+                v(&e.from),
+                v(&e.to)
+            );
+        }
+        o.push_str("</table>");
+    }
     if !r.journal.is_empty() {
         o.push_str("<h2>Fault journal</h2><p>Every step, fsynced before it was taken (<code>journal.jsonl</code> next to this file; <code>chaos rollback</code> reads it).</p><table><tr><th>time (UTC)</th><th>fault</th><th>step</th><th>driver</th><th>calls / error</th></tr>");
         for j in &r.journal {

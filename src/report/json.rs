@@ -130,6 +130,7 @@ pub fn record(r: &RunReport) -> ReportFile {
             total_s: r.timeline.total.as_secs_f64(),
             stages,
             faults,
+            events: r.events.clone(),
         },
         scheduled: r.scheduled,
         interval_s: Some(iv),

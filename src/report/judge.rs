@@ -48,6 +48,7 @@ pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError
     let verdict = Verdict::of_run(&run.faults, run.aborted.is_some(), run.interrupted, &slo);
     Ok(RunReport {
         journal: run.journal,
+        events: run.events,
         segments: crate::load::schedule::segments(&scenario.load.stages),
         target_url: run.target_url,
         time_scale: run.time_scale,

@@ -165,6 +165,7 @@ pub fn render(r: &RunReport) -> String {
             );
         }
     }
+    control_plane(&mut o, r);
     durable_writes(&mut o, r);
     let _ = writeln!(o, "\n## Timeline\n");
     let _ = writeln!(o, "| from | to | stage | rate |\n|---:|---:|---|---|");
@@ -208,6 +209,29 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     o
+}
+
+/// What the target's control plane showed while the faults were applied, beside the
+/// recovery the clients saw.
+fn control_plane(o: &mut String, r: &RunReport) {
+    if r.events.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n## Control plane\n\nWhat the target reported while the faults were applied (polled; each change is seen at most one poll after it happened).\n\n| at | what | from | to |\n|---:|---|---|---|"
+    );
+    let v = |x: &Option<String>| x.as_deref().map_or("—".to_string(), code);
+    for e in &r.events {
+        let _ = writeln!(
+            o,
+            "| {:.1}s | {} | {} | {} |",
+            e.at_s,
+            cell(&e.what),
+            v(&e.from),
+            v(&e.to)
+        );
+    }
 }
 
 /// Acknowledged durable writes and the read-back: what was lost, by id.

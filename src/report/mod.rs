@@ -188,6 +188,8 @@ pub struct RunReport {
     pub verification: Option<crate::verify::Verification>,
     /// The fault journal's records (journal.jsonl), every step with its time.
     pub journal: Vec<crate::fault::journal::Record>,
+    /// What the target's control plane showed while the faults were applied (in time order).
+    pub events: Vec<crate::fault::ControlEvent>,
     pub verdict: Verdict,
 }
 

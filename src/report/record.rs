@@ -16,7 +16,7 @@
 //!
 //! Compatibility: reports written before a field existed still load — the fields the schema
 //! calls "absent in older reports" (`scenario_digest`, `scenario.text`, `journal`, `failures`,
-//! `statuses`, `status_counts`) default, `outcomes` arrays may be shorter (the missing outcomes
+//! `statuses`, `status_counts`, `timeline.events`) default, `outcomes` arrays may be shorter (the missing outcomes
 //! are 0), and `interval_s` may be null (no usable recording: `compare` then judges on sample
 //! counts). Everything else the schema requires is required here, and every field has its type:
 //! a string where a number belongs is an error at its line and column, never a silent 0.
@@ -122,6 +122,10 @@ pub struct TimelineInfo {
     pub total_s: f64,
     pub stages: Vec<StageInfo>,
     pub faults: Vec<FaultInfo>,
+    /// The target's control-plane changes seen while faults were applied, in time order
+    /// (absent when there were none, and in older reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::fault::ControlEvent>,
 }
 
 /// One load stage as scheduled (seconds from the start, rates in requests per second).
@@ -382,6 +386,8 @@ pub struct RunRecord {
     pub durable_without_id: u64,
     pub verification: Option<Verification>,
     pub journal: Vec<journal::Record>,
+    /// What the target's control plane showed while the faults were applied.
+    pub events: Vec<crate::fault::ControlEvent>,
 }
 
 /// A report.json whose fields parse but do not describe a run this build can use.
@@ -502,6 +508,7 @@ impl ReportFile {
             durable_without_id: durable.acknowledged_without_id,
             verification,
             journal: self.journal,
+            events: self.timeline.events,
         })
     }
 }

@@ -118,6 +118,25 @@ fn build(
     let verdict = Verdict::of_slos(&slo);
     RunReport {
         journal: vec![],
+        // The zone as the sandbox's control plane showed it (a reverted fault only).
+        events: if fault == FaultStatus::Reverted {
+            vec![
+                crate::fault::ControlEvent {
+                    at_s: 8.1,
+                    what: "sandbox zone a".into(),
+                    from: Some("up".into()),
+                    to: Some("down".into()),
+                },
+                crate::fault::ControlEvent {
+                    at_s: 12.1,
+                    what: "sandbox zone a".into(),
+                    from: Some("down".into()),
+                    to: Some("up".into()),
+                },
+            ]
+        } else {
+            vec![]
+        },
         segments: crate::load::schedule::segments(&s.load.stages),
         target_url: "http://127.0.0.1:8080".into(),
         time_scale: 1.0,

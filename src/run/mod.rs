@@ -116,6 +116,9 @@ pub enum RunError {
     /// The recording does not fit the scenario (an invariant of a live run; a bug if seen).
     #[error(transparent)]
     Judge(#[from] report::judge::JudgeError),
+    /// Ctrl-C or SIGTERM before the run started (at the confirmation prompt): nothing ran.
+    #[error("interrupted before the run started: nothing was run")]
+    Interrupted,
 }
 
 impl RunError {
@@ -140,6 +143,7 @@ impl RunError {
             | RunError::Write { .. }
             | RunError::Report(_)
             | RunError::Judge(_) => 2,
+            RunError::Interrupted => 130,
         }
     }
 }
@@ -275,7 +279,7 @@ pub async fn run_connected(
     };
     if let Some(account) = connected.confirm.clone() {
         if !opts.yes && !plan.faults.is_empty() {
-            if let Err(e) = confirm(&plan, &account).await {
+            if let Err(e) = confirm(&plan, &account, &shutdown).await {
                 connected.close(Some(dir)).await;
                 return Err(e);
             }
@@ -302,7 +306,8 @@ pub async fn run_connected(
 
 /// Ask on a terminal before faults on a cloud account: the blast radius, then the account id
 /// typed back. Without a terminal nothing can answer: refused (CI passes `--yes`).
-async fn confirm(plan: &RunPlan, account: &str) -> Result<(), RunError> {
+/// Ctrl-C or SIGTERM at the prompt ends it at once (exit 130), with nothing run.
+async fn confirm(plan: &RunPlan, account: &str, shutdown: &Shutdown) -> Result<(), RunError> {
     use std::io::IsTerminal as _;
     if !std::io::stdin().is_terminal() {
         return Err(RunError::Usage(format!(
@@ -315,14 +320,17 @@ async fn confirm(plan: &RunPlan, account: &str) -> Result<(), RunError> {
         "\nThese faults will be injected on {}. Type the account id ({account}) to go on:",
         plan.target
     ));
-    let line = tokio::task::spawn_blocking(|| {
+    // On a plain thread, not tokio's blocking pool: a runtime waits for its blocking tasks
+    // when it is dropped, and a read left behind on Ctrl-C would hold the exit until Enter.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         let mut s = String::new();
-        std::io::stdin().read_line(&mut s).map(|_| s)
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .unwrap_or_default();
+        let _ = tx.send(std::io::stdin().read_line(&mut s).map(|_| s));
+    });
+    let line = tokio::select! {
+        r = rx => r.ok().and_then(Result::ok).unwrap_or_default(),
+        _ = shutdown.wait() => return Err(RunError::Interrupted),
+    };
     if line.trim() != account {
         return Err(RunError::Usage(
             "not confirmed (the account id was not typed): nothing was run".into(),
@@ -392,10 +400,10 @@ async fn execute(
         }
         Some(r)
     };
-    let (result, outcomes) = tokio::join!(load_fut, faults_fut);
-    let outcomes = match outcomes {
-        None => None,
-        Some(Ok(o)) => Some(o),
+    let (result, timeline_result) = tokio::join!(load_fut, faults_fut);
+    let (outcomes, events) = match timeline_result {
+        None => (None, Vec::new()),
+        Some(Ok(t)) => (Some(t.outcomes), t.events),
         Some(Err(panic)) => {
             let still: Vec<String> = match &journal {
                 None => Vec::new(),
@@ -520,6 +528,7 @@ async fn execute(
         durable_without_id: result.durable_without_id,
         verification,
         journal,
+        events,
     };
     Ok(report::judge::judge(scenario, record)?)
 }

@@ -19,7 +19,7 @@ mod fault;
 mod request;
 mod slo;
 pub use expect::{Expect, JsonCheck};
-pub use fault::{Count, Fault, FaultKind, KillMode, Link, Role};
+pub use fault::{AzPart, AzParts, Count, Fault, FaultKind, KillMode, Link, Role};
 pub use request::{
     Body, Capture, Durable, Header, JsonPath, JsonTemplate, Part, PathStep, RequestSpec, Template,
 };

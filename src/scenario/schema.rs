@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::validate::keys;
 
-const DURATION: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(us|µs|ms|s|m|min|h)\\s*)+$";
+pub(crate) const DURATION: &str = "^\\s*([0-9]+(\\.[0-9]+)?\\s*(us|µs|ms|s|m|min|h)\\s*)+$";
 const RATE: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*(x|/s|rps|req/s)\\s*$";
 const PERCENT: &str = "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$";
 const IDENT: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$";
@@ -214,6 +214,11 @@ fn fault_field(key: &str) -> Value {
         ]})),
         "zone" => json!({ "type": "string", "pattern": IDENT }),
         "mode" => strings(keys::KILL_MODES),
+        "parts" => json!({
+            "type": "array", "minItems": 1,
+            "items": strings(&crate::scenario::model::AzPart::NAMES),
+            "description": "what the outage does (default: all): the zone's network cut, its app instances stopped, the ASG kept out, the db and cache failed over if their primary is there"
+        }),
         "down_for" => duration("how long each node stays down (default 10s)"),
         "link" => strings(keys::LINKS),
         "delay" | "jitter" => duration("added delay"),

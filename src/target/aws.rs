@@ -8,6 +8,7 @@
 //! validated the same way by every build.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::scenario::node::{Node, V};
 use crate::scenario::validate::{Ctx, Fields};
@@ -23,15 +24,23 @@ pub const AWS_KEYS: &[&str] = &[
     "roles",
     "zones",
     "endpoint_url",
+    "observe_every",
 ];
 pub const ROLE_KEYS: &[&str] = &["app", "db", "cache"];
 pub const APP_KEYS: &[&str] = &["asg", "tags"];
 pub const DB_KEYS: &[&str] = &["aurora_cluster", "rds_instance"];
 pub const CACHE_KEYS: &[&str] = &["replication_group", "security_groups"];
 
-/// Default caps: at most this many instances, and this share of a role's, per fault.
+/// Default caps: at most this many instances, and this share of a role's, stopped or
+/// terminated at once by the run's faults together.
 pub const DEFAULT_MAX_INSTANCES: u32 = 10;
 pub const DEFAULT_MAX_PERCENT: f64 = 50.0;
+/// How often the driver reads the control plane during a run with faults (from one interval
+/// before the first to the end; a round is a few describe calls), and the bounds a target
+/// file may set.
+pub const DEFAULT_OBSERVE_EVERY: Duration = Duration::from_secs(5);
+pub const OBSERVE_EVERY_MIN: Duration = Duration::from_secs(1);
+pub const OBSERVE_EVERY_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsTarget {
@@ -52,6 +61,8 @@ pub struct AwsTarget {
     pub zones: BTreeMap<String, String>,
     /// Another endpoint for every service (moto, LocalStack); `None` = AWS's own.
     pub endpoint_url: Option<String>,
+    /// The pause between two reads of the control plane during a run with faults.
+    pub observe_every: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +124,10 @@ pub(super) fn aws(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<AwsTarget> {
         Some(n) => Some(super::file::url(cx, n, "endpoint_url")?),
         None => None,
     };
+    let observe_every = match top.get("observe_every") {
+        Some(n) => cx.duration_in(n, "observe_every", OBSERVE_EVERY_MIN, OBSERVE_EVERY_MAX),
+        None => Some(DEFAULT_OBSERVE_EVERY),
+    };
     let (app, db, cache) = match top.get("roles") {
         Some(n) => roles(cx, n)?,
         None => (None, None, None),
@@ -137,6 +152,7 @@ pub(super) fn aws(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<AwsTarget> {
         cache,
         zones,
         endpoint_url,
+        observe_every: observe_every?,
     })
 }
 

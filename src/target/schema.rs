@@ -64,12 +64,16 @@ pub fn json_schema() -> Value {
         ),
         (
             "max_instances",
-            json!({ "type": "integer", "minimum": 1, "maximum": 10000, "description": "at most this many instances stopped or terminated by one fault (default 10)" }),
+            json!({ "type": "integer", "minimum": 1, "maximum": 10000, "description": "at most this many instances stopped or terminated at once by the run's faults together (default 10)" }),
         ),
         (
             "max_percent",
-            json!({ "description": "at most this share of a role's instances per fault (default \"50%\")", "oneOf": [
+            json!({ "description": "at most this share of a role's instances stopped or terminated at once (default \"50%\")", "oneOf": [
             { "type": "string", "pattern": "^[0-9.]+ *%$" }, { "type": "number", "exclusiveMinimum": 0, "maximum": 100 } ] }),
+        ),
+        (
+            "observe_every",
+            json!({ "type": "string", "pattern": crate::scenario::schema::DURATION, "description": "how often the control plane is read during a run with faults (from one interval before the first to the end), from 1s to 1m (default 5s)" }),
         ),
         (
             "zones",

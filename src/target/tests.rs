@@ -224,6 +224,7 @@ fn an_aws_target_is_validated_with_positions_and_defaults() {
     };
     assert_eq!(a.max_instances, aws::DEFAULT_MAX_INSTANCES);
     assert_eq!(a.max_percent, aws::DEFAULT_MAX_PERCENT);
+    assert_eq!(a.observe_every, aws::DEFAULT_OBSERVE_EVERY);
     assert_eq!(a.az("b"), Some("eu-west-1b"));
     assert_eq!(
         t.zones().unwrap().zones,
@@ -259,11 +260,12 @@ fn an_aws_target_is_validated_with_positions_and_defaults() {
         "s.toml",
         &AWS_OK.replace(
             "opt_in_tag = { key = \"chaos\", value = \"allowed\" }\n",
-            "max_percent = \"150%\"\nreplication = \"async\"\n",
+            "max_percent = \"150%\"\nreplication = \"async\"\nobserve_every = \"100ms\"\n",
         ),
     );
     assert!(e.contains("missing required key `opt_in_tag`"), "{e}");
     assert!(e.contains("max_percent 150% is out of range"), "{e}");
+    assert!(e.contains("observe_every 100ms is out of range"), "{e}");
     assert!(
         e.contains("`replication` is a setting of kind \"sandbox\", not \"aws\""),
         "{e}"

@@ -73,6 +73,7 @@ account = "123456789012"
 base_url = "{base_url}"
 endpoint_url = "{}"
 opt_in_tag = {{ key = "chaos", value = "allowed" }}
+observe_every = "1s"
 {extra}
 [roles.app]
 asg = "notes-moto"
@@ -87,6 +88,24 @@ security_groups = ["notes-moto-cache"]
         )
         .unwrap();
         p.display().to_string()
+    }
+
+    /// Enforce IAM on moto from the next request on (`true`), or stop enforcing it
+    /// (`POST /moto-api/reset-auth`: the count of requests left unauthenticated).
+    pub fn enforce_iam(&self, on: bool) {
+        let o = Command::new(python())
+            .args([
+                "-c",
+                "import sys,urllib.request as u\n\
+                 u.urlopen(u.Request(sys.argv[1] + '/moto-api/reset-auth', \
+                 data=sys.argv[2].encode(), method='POST', \
+                 headers={'Content-Type': 'text/plain'})).read()",
+                &self.url,
+                if on { "0" } else { "inf" },
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
     /// Run boto3 code against moto (`ec2`, `asg`, `rds`, `ids` are defined).

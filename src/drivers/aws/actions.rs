@@ -91,7 +91,7 @@ fn call(service: &str, op: &str, resource: &str, args: &[(&str, String)]) -> Cal
     }
 }
 
-fn rule_shown(r: &GroupRule) -> String {
+pub(super) fn rule_shown(r: &GroupRule) -> String {
     let ports = match (r.from_port, r.to_port) {
         (Some(a), Some(b)) if a == b => format!("{a}"),
         (Some(a), Some(b)) => format!("{a}-{b}"),
@@ -611,7 +611,7 @@ pub fn split(s: &str) -> Vec<String> {
 }
 
 /// The ingress rules `group` has now from the sources of `rules`.
-async fn rules_now(
+pub(super) async fn rules_now(
     c: &Clients,
     group: &str,
     rules: &[GroupRule],
@@ -625,7 +625,7 @@ async fn rules_now(
 }
 
 /// Two rules admitting the same traffic (a re-authorized rule has a new id).
-fn same_rule(a: &GroupRule, b: &GroupRule) -> bool {
+pub(super) fn same_rule(a: &GroupRule, b: &GroupRule) -> bool {
     a.protocol == b.protocol
         && a.from_port == b.from_port
         && a.to_port == b.to_port

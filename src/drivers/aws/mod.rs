@@ -7,17 +7,25 @@
 //! Safety lives here and is checked before any load starts: the credentials' account must be
 //! the target's (STS; a driver rebuilt from a journal checks it again before it reverts), every
 //! resource a fault changes (instances, subnets, the auto scaling group, the Aurora cluster or
-//! RDS instance, the replication group, security groups) must carry the opt-in tag, and each
-//! kill/stop fault stays within the caps (per fault: two faults at once may together exceed
-//! them). What the driver changes and could leave applied is tagged with the run id
-//! ([`actions::RUN_TAG`] and friends: network ACLs, stopped instances, the ASG's subnets), so
-//! [`sweep`] finds it without a journal; revoked security-group rules only the journal holds.
+//! RDS instance, the replication group, security groups) must carry the opt-in tag, and the
+//! instances stopped or terminated at any one instant, by all of the run's faults together
+//! (a terminated one for the rest of the run), stay within the caps; two faults whose windows
+//! meet that change the same subnet, auto scaling group or instance are refused. The driver
+//! remembers what it planned: [`Driver::plan`] is called for every fault of the run, in the
+//! scenario's order (not by time), before any runs. What the driver changes and could leave
+//! applied is tagged with the run id ([`actions::RUN_TAG`] and friends: network ACLs, stopped
+//! instances, the ASG's subnets), so [`sweep`] finds it without a journal; revoked
+//! security-group rules only the journal holds.
 //!
-//! It must never act on an untagged resource, never make a write call from `plan`, and never
-//! hand-roll credentials: aws-config's default chain supplies them.
+//! During a run with faults it reads back what they touch ([`observe`]) for the run's
+//! control-plane events.
+//!
+//! It must never act on an untagged resource, never make a write call from `plan` or
+//! `observe`, and never hand-roll credentials: aws-config's default chain supplies them.
 
 pub mod actions;
 pub mod clients;
+pub mod observe;
 pub mod resolve;
 pub mod sweep;
 
@@ -26,8 +34,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::fault::{BoxFut, Driver, DriverError, FaultPlan, Undo};
-use crate::scenario::{Count, Fault, FaultKind, KillMode, Role};
+use crate::fault::{BoxFut, Driver, DriverError, FaultPlan, Planned, Snapshot, Undo};
+use crate::scenario::{AzPart, AzParts, Count, Fault, FaultKind, KillMode, Role};
 use crate::target::aws::{AppRole, AwsTarget, DbRole};
 use actions::{Action, SubnetAcl};
 use clients::Clients;
@@ -57,6 +65,17 @@ pub struct AwsDriver {
     /// Tags everything this driver creates or changes.
     run_id: String,
     clients: OnceCell<Clients>,
+    /// The faults planned so far: later ones are checked against those at the same time.
+    planned: std::sync::Mutex<Vec<PlannedFault>>,
+}
+
+/// A fault's actions and when they hold, for the checks across a run's plan.
+struct PlannedFault {
+    fault: String,
+    at: Duration,
+    /// `None`: to the end of the run (or forever: a terminated instance).
+    until: Option<Duration>,
+    actions: Vec<Action>,
 }
 
 /// Why an aws target cannot be used (exit 2: before any load or fault).
@@ -69,6 +88,13 @@ pub enum AwsError {
     WrongAccount { expected: String, found: String },
     #[error("cannot check the account (sts:GetCallerIdentity): {0}")]
     Identity(DriverError),
+}
+
+/// An instance an earlier-planned fault stops or terminates, and when.
+struct Taken {
+    instance: String,
+    at: Duration,
+    until: Option<Duration>,
 }
 
 /// A run id for the tags: `chaos-20261202T081500Z-3fa2`.
@@ -87,6 +113,7 @@ impl AwsDriver {
             spec: Some(spec.clone()),
             run_id: new_run_id(),
             clients: OnceCell::new(),
+            planned: Default::default(),
         };
         let c = d.clients().await;
         let who =
@@ -113,6 +140,7 @@ impl AwsDriver {
             spec: None,
             run_id: u.run_id,
             clients: OnceCell::new(),
+            planned: Default::default(),
         })
     }
 
@@ -177,21 +205,142 @@ impl AwsDriver {
         Ok(found)
     }
 
-    /// Refuse more instances than the caps allow, out of `of` in the role.
-    fn check_caps(s: &AwsTarget, n: usize, of: usize) -> Result<(), DriverError> {
-        if n as u32 > s.max_instances {
+    /// Refuse more instances down at once than the caps allow: `n` this fault takes, plus
+    /// `others` that faults planned before it take at the same time, out of `of` in the role.
+    fn check_caps(s: &AwsTarget, n: usize, others: usize, of: usize) -> Result<(), DriverError> {
+        let total = n + others;
+        let with = if others == 0 {
+            String::new()
+        } else {
+            format!(" ({n} by this fault, {others} by faults applied at the same time)")
+        };
+        if total as u32 > s.max_instances {
             return Err(DriverError::Permanent(format!(
-                "refused: the fault would stop or terminate {n} instances, more than the \
-                 target's max_instances = {}",
+                "refused: the run would have {total} instances stopped or terminated at once\
+                 {with}, more than the target's max_instances = {}",
                 s.max_instances
             )));
         }
-        if (n as f64) * 100.0 > s.max_percent * of as f64 + 1e-9 {
+        if (total as f64) * 100.0 > s.max_percent * of as f64 + 1e-9 {
             return Err(DriverError::Permanent(format!(
-                "refused: the fault would stop or terminate {n} of the role's {of} instances, \
-                 more than the target's max_percent = {}%",
+                "refused: the run would have {total} of the role's {of} instances stopped or \
+                 terminated at once{with}, more than the target's max_percent = {}%",
                 s.max_percent
             )));
+        }
+        Ok(())
+    }
+
+    /// When `f` holds what it changes: from its `at` to its revert, or to the end of the run
+    /// (`None`) — forever for a terminate: a terminated instance never comes back.
+    fn window(f: &Fault) -> (Duration, Option<Duration>) {
+        let terminates = matches!(
+            f.kind,
+            FaultKind::KillNodes {
+                mode: KillMode::Kill,
+                ..
+            }
+        );
+        (f.at, f.duration.map(|d| f.at + d).filter(|_| !terminates))
+    }
+
+    /// Faults planned before `f` (in the scenario's order, not by time) whose window overlaps
+    /// or touches its: a revert and an inject at one instant race each other.
+    fn planned_during(&self, f: &Fault) -> Vec<(String, Duration, Option<Duration>, Action)> {
+        let (at, end) = Self::window(f);
+        self.planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.until.is_none_or(|b| b >= at) && end.is_none_or(|x| x >= e.at))
+            .flat_map(|e| {
+                e.actions
+                    .iter()
+                    .map(|a| (e.fault.clone(), e.at, e.until, a.clone()))
+            })
+            .collect()
+    }
+
+    /// Instances stopped or terminated by faults planned before `f` whose window meets its.
+    fn taken_during(&self, f: &Fault) -> Vec<Taken> {
+        self.planned_during(f)
+            .into_iter()
+            .flat_map(|(_, at, until, a)| match a {
+                Action::StopInstances { instances } | Action::TerminateInstances { instances } => {
+                    instances
+                        .into_iter()
+                        .map(|i| Taken {
+                            instance: i,
+                            at,
+                            until,
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The most instances other faults hold at any one instant of `f`'s window (those in
+    /// `mine` left out: `f` counts them itself).
+    fn held_at_once(&self, f: &Fault, mine: &[String]) -> usize {
+        let (at, end) = Self::window(f);
+        let taken: Vec<Taken> = self
+            .taken_during(f)
+            .into_iter()
+            .filter(|t| !mine.contains(&t.instance))
+            .collect();
+        // The count changes only where a window starts: try f's start and every start in it.
+        let mut instants = vec![at];
+        instants.extend(
+            taken
+                .iter()
+                .map(|t| t.at)
+                .filter(|t| *t >= at && end.is_none_or(|e| *t <= e)),
+        );
+        instants
+            .into_iter()
+            .map(|t| {
+                let mut ids: Vec<&str> = taken
+                    .iter()
+                    .filter(|x| x.at <= t && x.until.is_none_or(|u| u >= t))
+                    .map(|x| x.instance.as_str())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                ids.len()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Refuse a fault that changes what an overlapping fault planned before it changes (an
+    /// auto scaling group's subnets, a subnet's network ACL, an instance): each one's undo
+    /// would put back what the other still needs changed.
+    fn check_overlap(&self, f: &Fault, acts: &[Action]) -> Result<(), DriverError> {
+        let held = |a: &Action| -> Vec<String> {
+            match a {
+                Action::KeepAsgOut { asg, .. } => vec![format!("auto scaling group {asg}")],
+                Action::DenyNetwork { subnets, .. } => subnets
+                    .iter()
+                    .map(|s| format!("subnet {}", s.subnet))
+                    .collect(),
+                Action::StopInstances { instances } | Action::TerminateInstances { instances } => {
+                    instances.iter().map(|i| format!("instance {i}")).collect()
+                }
+                _ => Vec::new(),
+            }
+        };
+        let mine: Vec<String> = acts.iter().flat_map(held).collect();
+        for (other, _, _, a) in self.planned_during(f) {
+            if let Some(both) = held(&a).into_iter().find(|x| mine.contains(x)) {
+                return Err(DriverError::Permanent(format!(
+                    "refused: faults `{other}` and `{}` both change {both} at the same time \
+                     (each one's revert would undo the other); schedule them apart, or use one \
+                     fault",
+                    f.name
+                )));
+            }
         }
         Ok(())
     }
@@ -225,28 +374,40 @@ impl AwsDriver {
                     )));
                 }
                 let all = self.app_instances(s).await?;
-                let pool: Vec<&Instance> = match zone {
+                let in_zone: Vec<&Instance> = match zone {
                     Some(z) => {
                         let az = Self::az_of(s, z)?;
                         all.iter().filter(|i| i.az == az).collect()
                     }
                     None => all.iter().collect(),
                 };
+                // A percentage is of the role (in the zone), whatever else is down; instances
+                // another fault takes at the same time are not picked again.
                 let n = match count {
                     Count::Nodes(n) => *n as usize,
-                    Count::Percent(p) => ((pool.len() as f64) * p / 100.0).ceil() as usize,
+                    Count::Percent(p) => ((in_zone.len() as f64) * p / 100.0).ceil() as usize,
                 };
+                let taken = self.taken_during(f);
+                let pool: Vec<&Instance> = in_zone
+                    .into_iter()
+                    .filter(|i| !taken.iter().any(|t| t.instance == i.id))
+                    .collect();
                 if n == 0 || n > pool.len() {
                     return Err(DriverError::Permanent(format!(
-                        "kill-nodes asks for {n} instances; the app role has {} running{}",
+                        "kill-nodes asks for {n} instances; the app role has {} running{}{}",
                         pool.len(),
                         zone.as_ref()
                             .map(|z| format!(" in zone {z}"))
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        if taken.is_empty() {
+                            String::new()
+                        } else {
+                            " that no other fault takes at the same time".to_string()
+                        }
                     )));
                 }
-                Self::check_caps(s, n, all.len())?;
                 let ids: Vec<String> = pool.iter().take(n).map(|i| i.id.clone()).collect();
+                Self::check_caps(s, n, self.held_at_once(f, &ids), all.len())?;
                 let targets = pool
                     .iter()
                     .take(n)
@@ -258,7 +419,7 @@ impl AwsDriver {
                 };
                 Ok((targets, vec![a]))
             }
-            FaultKind::AzOutage { zone } => self.plan_az_outage(s, zone).await,
+            FaultKind::AzOutage { zone, parts } => self.plan_az_outage(s, f, zone, parts).await,
             FaultKind::DbFailover {} => {
                 let a = self.plan_db_failover(s, None).await?;
                 let t = match &a {
@@ -389,11 +550,19 @@ impl AwsDriver {
     async fn plan_az_outage(
         &self,
         s: &AwsTarget,
+        f: &Fault,
         zone: &str,
+        parts: &AzParts,
     ) -> Result<(Vec<String>, Vec<Action>), DriverError> {
         let c = self.clients().await;
         let az = Self::az_of(s, zone)?.to_string();
-        let all = self.app_instances(s).await?;
+        // The app role is needed only for the parts that touch the app.
+        let app_parts = [AzPart::Network, AzPart::Instances, AzPart::Asg];
+        let all = if app_parts.iter().any(|p| parts.has(*p)) {
+            self.app_instances(s).await?
+        } else {
+            Vec::new()
+        };
         let here: Vec<&Instance> = all.iter().filter(|i| i.az == az).collect();
         let mut targets = vec![format!("zone {zone} = {az}")];
         let mut acts = Vec::new();
@@ -411,7 +580,7 @@ impl AwsDriver {
             ],
         )
         .await?;
-        for i in &here {
+        for i in here.iter().filter(|_| parts.has(AzPart::Network)) {
             if !subnets.iter().any(|s| s.id == i.subnet) {
                 return Err(DriverError::Permanent(format!(
                     "refused: subnet {} (of instance {} in {az}) does not carry the opt-in tag \
@@ -423,6 +592,9 @@ impl AwsDriver {
         let mut vpcs: Vec<String> = subnets.iter().map(|s| s.vpc.clone()).collect();
         vpcs.sort();
         vpcs.dedup();
+        if !parts.has(AzPart::Network) {
+            vpcs.clear();
+        }
         for vpc in vpcs {
             let mut list = Vec::new();
             for sn in subnets.iter().filter(|x| x.vpc == vpc) {
@@ -444,7 +616,7 @@ impl AwsDriver {
             acts.push(Action::DenyNetwork { vpc, subnets: list });
         }
         // (c) The auto scaling group kept from launching in the zone.
-        if let Some(AppRole::Asg(name)) = &s.app {
+        if let Some(AppRole::Asg(name)) = s.app.as_ref().filter(|_| parts.has(AzPart::Asg)) {
             let g = resolve::asg(c, name).await?;
             require_tag("auto scaling group", name, &g.tags, tag)?;
             if let Some(orig) = g.tags.get(actions::ASG_TAG) {
@@ -476,9 +648,14 @@ impl AwsDriver {
                 });
             }
         }
-        // (b) The app's instances in the zone stopped.
-        if !here.is_empty() {
-            Self::check_caps(s, here.len(), all.len())?;
+        // (b) The app's instances in the zone stopped. The caps hold as well when only the
+        // network is cut: those instances are as gone to the clients.
+        let cut = parts.has(AzPart::Instances) || parts.has(AzPart::Network);
+        if !here.is_empty() && cut {
+            let ids: Vec<String> = here.iter().map(|i| i.id.clone()).collect();
+            Self::check_caps(s, here.len(), self.held_at_once(f, &ids), all.len())?;
+        }
+        if !here.is_empty() && parts.has(AzPart::Instances) {
             for i in &here {
                 targets.push(format!("{} ({az})", i.id));
             }
@@ -487,7 +664,7 @@ impl AwsDriver {
             });
         }
         // (d) The database, if its writer is in the zone.
-        if s.db.is_some() {
+        if s.db.is_some() && parts.has(AzPart::Db) {
             if let Some(a) = self.plan_db_failover(s, Some(&az)).await? {
                 targets.push(match &a {
                     Action::FailoverAurora {
@@ -502,7 +679,7 @@ impl AwsDriver {
             }
         }
         // (e) The cache's node groups whose primary is in the zone.
-        if let Some(cache) = &s.cache {
+        if let Some(cache) = s.cache.as_ref().filter(|_| parts.has(AzPart::Cache)) {
             let rg = self.cache_group(s).await?;
             for ng in &rg.node_groups {
                 if let Some(p) = ng.primary().filter(|p| p.2 == az) {
@@ -517,6 +694,13 @@ impl AwsDriver {
                     });
                 }
             }
+        }
+        if acts.is_empty() {
+            return Err(DriverError::Permanent(format!(
+                "az-outage of zone {zone} ({az}) would change nothing here with parts {}: \
+                 nothing those parts touch is in that zone (or the target names no such role)",
+                parts.names().join(", ")
+            )));
         }
         Ok((targets, acts))
     }
@@ -611,6 +795,17 @@ impl Driver for AwsDriver {
     fn plan<'a>(&'a self, f: &'a Fault) -> BoxFut<'a, Result<FaultPlan, DriverError>> {
         Box::pin(async move {
             let (targets, acts) = self.plan_actions(f).await?;
+            self.check_overlap(f, &acts)?;
+            let (at, until) = Self::window(f);
+            self.planned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(PlannedFault {
+                    fault: f.name.clone(),
+                    at,
+                    until,
+                    actions: acts.clone(),
+                });
             let inject = acts
                 .iter()
                 .flat_map(|a| a.inject_calls(&self.run_id, &f.name))
@@ -702,5 +897,31 @@ impl Driver for AwsDriver {
     /// Instances report "stopping" at once; an Aurora failover takes 30-60 s.
     fn confirm_deadline(&self) -> Duration {
         Duration::from_secs(120)
+    }
+
+    /// What the run's faults touch, read back every `observe_every` of the target file.
+    fn observe<'a>(
+        &'a self,
+        planned: &'a [Planned],
+    ) -> Option<BoxFut<'a, Result<Snapshot, DriverError>>> {
+        let undos: Vec<AwsUndo> = planned
+            .iter()
+            .filter_map(|p| serde_json::from_value(p.plan.check.clone()).ok())
+            .collect();
+        let w = observe::Watch::of(undos.iter().flat_map(|u| &u.actions));
+        if w == observe::Watch::default() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            w.read(self.clients().await, self.spec.as_ref()).await
+        }))
+    }
+
+    fn observe_every(&self) -> Duration {
+        self.spec
+            .as_ref()
+            .map_or(crate::target::aws::DEFAULT_OBSERVE_EVERY, |s| {
+                s.observe_every
+            })
     }
 }

@@ -164,6 +164,7 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
         aborted: None,
         verification: None,
         journal: Vec::new(),
+        events: Vec::new(),
         scenario: s,
     };
     let v = crate::report::json::render(&r);

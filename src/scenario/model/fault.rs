@@ -53,6 +53,75 @@ pub enum Link {
     AppCache,
 }
 
+/// One part of an AZ outage, after AWS FIS's "AZ Availability: Power Interruption".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AzPart {
+    /// The zone's subnets cut off (a deny-all network ACL on AWS).
+    Network,
+    /// The app's instances in the zone stopped.
+    Instances,
+    /// The auto scaling group kept from launching in the zone.
+    Asg,
+    /// The database failed over if its writer is in the zone.
+    Db,
+    /// The cache failed over if a primary is in the zone.
+    Cache,
+}
+
+impl AzPart {
+    pub const ALL: [AzPart; 5] = [
+        AzPart::Network,
+        AzPart::Instances,
+        AzPart::Asg,
+        AzPart::Db,
+        AzPart::Cache,
+    ];
+    pub const NAMES: [&'static str; 5] = ["network", "instances", "asg", "db", "cache"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// The parts an AZ outage does, in [`AzPart::ALL`]'s order, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AzParts(Vec<AzPart>);
+
+impl Default for AzParts {
+    fn default() -> AzParts {
+        AzParts(AzPart::ALL.to_vec())
+    }
+}
+
+impl AzParts {
+    pub fn of(parts: impl IntoIterator<Item = AzPart>) -> AzParts {
+        let mut v: Vec<AzPart> = parts.into_iter().collect();
+        v.sort();
+        v.dedup();
+        AzParts(v)
+    }
+    pub fn is_all(&self) -> bool {
+        self.0.len() == AzPart::ALL.len()
+    }
+    pub fn has(&self, p: AzPart) -> bool {
+        self.0.contains(&p)
+    }
+    /// The parts, by name.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|p| p.name()).collect()
+    }
+    /// The parts left out, by name.
+    pub fn missing(&self) -> Vec<&'static str> {
+        AzPart::ALL
+            .iter()
+            .filter(|p| !self.has(**p))
+            .map(|p| p.name())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum FaultKind {
@@ -70,6 +139,10 @@ pub enum FaultKind {
     },
     AzOutage {
         zone: String,
+        /// What the outage does; every part unless the scenario names some (written out only
+        /// then, so the digest of a scenario without `parts` is what it always was).
+        #[serde(skip_serializing_if = "AzParts::is_all")]
+        parts: AzParts,
     },
     DbFailover {},
     CachePartition {},

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::env::Got;
 use super::keys;
 use super::{show, Ctx};
-use crate::scenario::model::{Count, Fault, FaultKind, KillMode, Link, Role};
+use crate::scenario::model::{AzPart, AzParts, Count, Fault, FaultKind, KillMode, Link, Role};
 use crate::scenario::node::{Node, V};
 use crate::scenario::values;
 
@@ -176,7 +176,14 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
         }
         "az-outage" => {
             let zone = t.required(cx, "zone").and_then(|z| zone(cx, z));
-            FaultKind::AzOutage { zone: zone? }
+            let parts = match t.get("parts") {
+                Some(p) => az_parts(cx, p),
+                None => Some(AzParts::default()),
+            };
+            FaultKind::AzOutage {
+                zone: zone?,
+                parts: parts?,
+            }
         }
         "db-failover" => FaultKind::DbFailover {},
         "cache-partition" => FaultKind::CachePartition {},
@@ -207,6 +214,31 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
         }
         _ => return None,
     })
+}
+
+/// `parts = ["network", "instances"]`: some of an AZ outage's parts, at least one.
+fn az_parts(cx: &mut Ctx<'_>, n: &Node) -> Option<AzParts> {
+    let items = cx.array(n, "parts")?;
+    if items.is_empty() {
+        cx.err(
+            &n.span,
+            "parts is empty: the outage would do nothing",
+            Some(&format!(
+                "some of {} (leave `parts` out for all of them)",
+                AzPart::NAMES.join(", ")
+            )),
+        );
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match cx.choice(item, "part", &AzPart::NAMES) {
+            Some(p) => parts.extend(AzPart::ALL.into_iter().filter(|x| x.name() == p)),
+            None => ok = false,
+        }
+    }
+    ok.then(|| AzParts::of(parts))
 }
 
 /// A zone name, one of the target's zones when they are known.

@@ -63,7 +63,7 @@ pub const FAULT: &[&str] = &["name", "kind", "at", "for"];
 pub const FAULT_KINDS: &[(&str, &[&str])] = &[
     ("kill-nodes", &["role", "count", "zone", "mode"]),
     ("restart-nodes", &["role", "down_for", "zone"]),
-    ("az-outage", &["zone"]),
+    ("az-outage", &["zone", "parts"]),
     ("db-failover", &[]),
     ("cache-partition", &[]),
     ("cache-failover", &[]),
