@@ -18,6 +18,7 @@ pub mod fault;
 pub mod load;
 pub mod logging;
 pub mod metrics;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod sandbox;

@@ -122,9 +122,10 @@ fn the_target_schema_is_printed() {
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["title"], "chaos target file");
-    assert_eq!(v["oneOf"].as_array().unwrap().len(), 3);
+    assert_eq!(v["oneOf"].as_array().unwrap().len(), 4);
     assert!(v["oneOf"][0]["properties"]["failover_time"].is_object());
     assert!(v["oneOf"][2]["properties"]["opt_in_tag"].is_object());
+    assert!(v["oneOf"][3]["properties"]["proxies"].is_object());
 }
 
 /// A `url` target file: the load goes to its base_url; a scenario with faults runs only with

@@ -161,6 +161,22 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         #[command(subcommand)]
         action: SandboxCmd,
     },
+    /// The built-in TCP fault proxy of a `local` target (between the parts of a stack you run).
+    Proxy {
+        #[command(subcommand)]
+        action: ProxyCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProxyCmd {
+    /// Run the target's proxies in the foreground: each listens on its address and forwards to
+    /// its upstream; faults come through the control API at `proxy_control`. Prints the control
+    /// URL (first stdout line, JSON), serves until Ctrl-C or SIGTERM.
+    Up {
+        /// A target file of kind "local" (its [proxies.NAME] tables).
+        target: String,
+    },
 }
 
 /// `chaos run --summary`: what the run prints on stdout when it ends.

@@ -362,6 +362,72 @@ pub(super) fn sandbox_up(
     })
 }
 
+/// `chaos proxy up FILE`: the local target's fault proxy, in the foreground until Ctrl-C or
+/// SIGTERM. Stopping it heals every fault it holds (its listeners and connections close).
+pub(super) fn proxy_up(target: &str) -> i32 {
+    let t = match crate::target::load(target) {
+        Ok(t) => t,
+        Err(e) => {
+            error(&e);
+            return 2;
+        }
+    };
+    let crate::target::Kind::Local(l) = &t.kind else {
+        err(&format!(
+            "error: {}: `chaos proxy up` needs a target of kind \"local\" (its [proxies.NAME] \
+             tables), not {}",
+            t.source,
+            t.shown()
+        ));
+        return 2;
+    };
+    if l.proxies.is_empty() {
+        err(&format!(
+            "error: {}: declares no proxies ([proxies.NAME] with listen and upstream)",
+            t.source
+        ));
+        return 2;
+    }
+    let Some(rt) = runtime(true) else {
+        return 2;
+    };
+    let l = (**l).clone();
+    rt.block_on(async move {
+        let s = match crate::proxy::ProxyServer::start(l.proxies.clone(), l.proxy_control, l.lease)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                err(&format!("error: cannot start the fault proxy: {e}"));
+                return 2;
+            }
+        };
+        out(&serde_json::json!({ "control_url": s.control_url }).to_string());
+        for p in &l.proxies {
+            err(&format!(
+                "proxy {}: {} -> {}{}",
+                p.name,
+                p.listen,
+                p.upstream,
+                p.zone
+                    .as_ref()
+                    .map(|z| format!(" (zone {z})"))
+                    .unwrap_or_default()
+            ));
+        }
+        err(&format!(
+            "fault proxy up: control API {}, faults lease {:?} (Ctrl-C to stop)",
+            s.control_url, l.lease
+        ));
+        let stop = Arc::new(Shutdown::new());
+        spawn_quiet_signal_handlers(stop.clone());
+        stop.wait().await;
+        drop(s);
+        err("fault proxy down");
+        0
+    })
+}
+
 /// Ctrl-C / SIGTERM just stop the sandbox (it holds no state worth a partial report).
 fn spawn_quiet_signal_handlers(stop: Arc<Shutdown>) {
     let s = stop.clone();

@@ -9,7 +9,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 
-pub use args::{Cli, Command, ParamArgs, SandboxCmd, SummaryFormat, TargetArgs};
+pub use args::{Cli, Command, ParamArgs, ProxyCmd, SandboxCmd, SummaryFormat, TargetArgs};
 
 use clap::Parser;
 
@@ -58,6 +58,9 @@ pub fn dispatch(cmd: Command) -> i32 {
                     target,
                 },
         } => sandbox_up(events, exit_on_stdin_eof, time_scale, config, target),
+        Command::Proxy {
+            action: ProxyCmd::Up { target },
+        } => proxy_up(&target),
         Command::Rollback {
             run_dir,
             sweep,

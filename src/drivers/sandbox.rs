@@ -3,23 +3,20 @@
 //! inject and revert is a list of idempotent control calls, and the undo data holds the control
 //! URL so `chaos rollback` in another process can finish the job.
 //!
-//! Control calls go through the general client of control APIs (reqwest, built by
-//! `load::client::ClientConfig`, 10 s per call), never the load engine's transport; each is
-//! logged (method, path, duration, status) for `-v`.
+//! Control calls go through the general client of control APIs ([`super::control`]), never the
+//! load engine's transport.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::control::ControlClient;
 use crate::fault::{BoxFut, Call, Driver, DriverError, FaultPlan, Snapshot, Undo};
-use crate::load::client::ClientConfig;
 use crate::scenario::{Count, Fault, FaultKind, KillMode, Link, Role};
 
 pub struct SandboxDriver {
     control_url: String,
-    /// The general client of control APIs (reqwest); why it could not be built, if it could
-    /// not, is what every call then fails with.
-    client: Result<reqwest::Client, String>,
+    ctl: ControlClient,
     /// Nodes already picked by planned kill-nodes faults, with when they are held
     /// ([at, end), end `None` = the end of the run): an overlapping kill-nodes fault picks
     /// other nodes while there are any, so two "kill 1 node" faults at once take 2 down.
@@ -52,24 +49,6 @@ impl SandboxUndo {
     }
 }
 
-/// How long one control call may take, the answer's body included.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What went wrong, from an error's causes: reqwest's own message only names the URL, which
-/// the call's error already shows ("connection refused" is in the causes).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut cause = e.source();
-    if cause.is_none() {
-        return e.to_string();
-    }
-    let mut parts = Vec::new();
-    while let Some(c) = cause {
-        parts.push(c.to_string());
-        cause = c.source();
-    }
-    parts.join(": ")
-}
-
 /// (at, end, node ids) of one planned kill-nodes fault.
 type Picked = (Duration, Option<Duration>, Vec<String>);
 
@@ -77,9 +56,7 @@ impl SandboxDriver {
     pub fn new(control_url: &str) -> SandboxDriver {
         SandboxDriver {
             control_url: control_url.trim_end_matches('/').to_string(),
-            client: ClientConfig::plain(CONTROL_TIMEOUT)
-                .reqwest(control_url)
-                .map_err(|e| e.to_string()),
+            ctl: ControlClient::new("sandbox", control_url),
             picked: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -107,66 +84,9 @@ impl SandboxDriver {
             .map(|u| SandboxDriver::new(&u.control_url))
     }
 
-    /// One control call; the JSON answer, or an error naming the call. Logged (method, path,
-    /// duration, status or error): `info` for calls that change something, `debug` for reads.
+    /// One control call; the JSON answer, or an error naming the call (logged for `-v`).
     pub async fn call(&self, method: &str, path: &str) -> Result<Value, DriverError> {
-        let started = std::time::Instant::now();
-        let r = self.exchange(method, path).await;
-        let ms = started.elapsed().as_millis() as u64;
-        let changes = method != "GET";
-        match (&r, changes) {
-            (Ok((status, _)), true) => tracing::info!(method, path, ms, status, "control call"),
-            (Ok((status, _)), false) => tracing::debug!(method, path, ms, status, "control call"),
-            (Err(e), true) => tracing::info!(method, path, ms, error = %e, "control call failed"),
-            (Err(e), false) => tracing::debug!(method, path, ms, error = %e, "control call failed"),
-        }
-        r.map(|(_, v)| v)
-    }
-
-    /// [`SandboxDriver::call`] without the log: the status and the JSON answer.
-    async fn exchange(&self, method: &str, path: &str) -> Result<(u16, Value), DriverError> {
-        let shown = format!("{method} {}{path}", self.control_url);
-        // The sandbox briefly unreachable or slow is worth another try; a request it refuses
-        // (4xx) or one we cannot even form is not.
-        let fail = |why: String| DriverError::retryable(format!("{shown}: {why}"));
-        let refused = |why: String| DriverError::Permanent(format!("{shown}: {why}"));
-        let client = self
-            .client
-            .as_ref()
-            .map_err(|e| refused(format!("no HTTP client: {e}")))?;
-        let url = reqwest::Url::parse(&format!("{}{path}", self.control_url))
-            .map_err(|e| refused(format!("bad URL: {e}")))?;
-        let m =
-            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| refused(e.to_string()))?;
-        // The client's timeout (CONTROL_TIMEOUT) bounds the whole exchange, body included.
-        let timed_out = || fail(format!("no answer within {} s", CONTROL_TIMEOUT.as_secs()));
-        let resp = client.request(m, url).send().await.map_err(|e| {
-            if e.is_timeout() {
-                timed_out()
-            } else if e.is_builder() {
-                refused(chain(&e))
-            } else {
-                fail(format!("sandbox unreachable ({})", chain(&e)))
-            }
-        })?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                timed_out()
-            } else {
-                fail(chain(&e))
-            }
-        })?;
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let why = format!("{status}: {}", v["error"].as_str().unwrap_or(""));
-            return Err(if status.is_client_error() {
-                refused(why)
-            } else {
-                fail(why)
-            });
-        }
-        Ok((status.as_u16(), v))
+        self.ctl.call(method, path).await
     }
 
     async fn plan_fault(&self, f: &Fault) -> Result<FaultPlan, DriverError> {

@@ -213,6 +213,46 @@ pub trait Driver: Send + Sync {
     fn observe_every(&self) -> Duration {
         Duration::from_secs(1)
     }
+    /// How long a fault this driver applies holds unless renewed: the target heals it by
+    /// itself after that (a run that died leaves nothing applied). `None`: held until reverted.
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
+    /// Renew an applied fault's lease (idempotent); called every third of [`Driver::lease`]
+    /// while the fault is confirmed and while it waits for its revert.
+    fn renew<'a>(&'a self, _undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Run `work` while renewing the lease of the fault `undo` holds, every third of the driver's
+/// lease (nothing to do for a driver without leases). A renewal that fails is logged; the next
+/// one tries again (the target heals the fault if none gets through within a lease).
+async fn renewing<T>(
+    driver: &dyn Driver,
+    fault: &str,
+    undo: Option<&Undo>,
+    work: impl Future<Output = T>,
+) -> T {
+    let (Some(lease), Some(undo)) = (driver.lease(), undo) else {
+        return work.await;
+    };
+    let every = (lease / 3).max(Duration::from_millis(10));
+    let renew = async {
+        loop {
+            tokio::time::sleep(every).await;
+            // One slow call must not outlast the lease: each try gets a third of it.
+            match tokio::time::timeout(every, driver.renew(undo)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("fault {fault}: renewing its lease failed: {e}"),
+                Err(_) => tracing::warn!("fault {fault}: renewing its lease took over {every:?}"),
+            }
+        }
+    };
+    tokio::select! {
+        r = work => r,
+        () = renew => unreachable!("the renewal loop never ends"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -489,10 +529,14 @@ async fn one_fault(
     }
     // A fault whose effect never shows is reverted at once: the run measured something
     // else than the scenario asked for. A shutdown meanwhile skips the wait: revert now.
-    let confirmed = tokio::select! {
-        c = confirm_one(driver, plan, &o) => Some(c),
-        _ = shutdown.wait() => None,
-    };
+    let undo = o.undo.clone();
+    let confirmed = renewing(driver, &f.name, undo.as_ref(), async {
+        tokio::select! {
+            c = confirm_one(driver, plan, &o) => Some(c),
+            _ = shutdown.wait() => None,
+        }
+    })
+    .await;
     match confirmed {
         Some(Ok(())) => {
             let r = Record::new(&f.name, f.kind.name(), driver.name(), Step::Confirmed);
@@ -512,10 +556,13 @@ async fn one_fault(
         None => {}
     }
     let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
-    tokio::select! {
-        _ = tokio::time::sleep_until(start + revert_at) => {}
-        _ = shutdown.wait() => {}
-    }
+    renewing(driver, &f.name, undo.as_ref(), async {
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + revert_at) => {}
+            _ = shutdown.wait() => {}
+        }
+    })
+    .await;
     revert_one(driver, journal, f, &mut o, start).await;
     o
 }

@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by the sandbox's servers (load balancer, app nodes, control API): one
-//! accept loop whose connections die with it, and response helpers.
+//! HTTP plumbing shared by the sandbox's servers (load balancer, app nodes, control API) and the
+//! fault proxy's control API: one accept loop whose connections die with it, and response
+//! helpers.
 //!
 //! Aborting the task that runs [`serve`] drops its listener (the port closes: new connections
 //! are refused) and its `JoinSet` of connections (open connections are closed under their

@@ -23,7 +23,7 @@ mod config;
 pub mod control;
 pub mod db;
 pub mod events;
-mod http;
+pub(crate) mod http;
 pub mod lb;
 pub mod node;
 mod rolling;

@@ -23,6 +23,10 @@ pub const TARGETS: &[(&str, &str)] = &[
         "moto-demo",
         include_str!("../../scenarios/targets/moto-demo.toml"),
     ),
+    (
+        "local-example",
+        include_str!("../../scenarios/targets/local-example.toml"),
+    ),
 ];
 
 /// The text of the shipped target `name`.

@@ -91,6 +91,9 @@ pub enum ConnectError {
     NoAws { target: String },
     #[error("the sandbox started but is not healthy: {0}")]
     NotHealthy(String),
+    /// The local target's fault proxy is not running, or not the one the file describes.
+    #[error("{target}: {message}")]
+    Proxy { target: String, message: String },
     #[error("{flag} {url}: no sandbox answers there ({source})")]
     Unreachable {
         flag: String,
@@ -168,6 +171,21 @@ pub async fn connect(
         Kind::Aws(_) => Err(ConnectError::NoAws {
             target: t.source.clone(),
         }),
+        Kind::Local(l) => {
+            let d = crate::drivers::proxy::ProxyDriver::connect(l)
+                .await
+                .map_err(|message| ConnectError::Proxy {
+                    target: t.source.clone(),
+                    message,
+                })?;
+            Ok(Connected {
+                base_url: l.base_url.clone(),
+                confirm: None,
+                driver: Some(Box::new(d)),
+                lifecycle: Lifecycle::Nothing,
+                shown: t.shown(),
+            })
+        }
         Kind::Url { base_url } => Ok(Connected {
             confirm: None,
             base_url: base_url.clone(),
@@ -263,7 +281,7 @@ pub async fn connect(
 pub fn settings_for(t: &TargetFile, scenario: &SandboxSpec) -> Result<SandboxSpec, ConnectError> {
     let in_scenario = *scenario != SandboxSpec::default();
     let own = match &t.kind {
-        Kind::Url { .. } | Kind::Aws(_) => return Ok(SandboxSpec::default()),
+        Kind::Url { .. } | Kind::Aws(_) | Kind::Local(_) => return Ok(SandboxSpec::default()),
         Kind::Sandbox {
             control_url: Some(u),
             ..

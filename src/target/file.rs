@@ -8,7 +8,7 @@ use crate::scenario::validate::keys::SANDBOX;
 use crate::scenario::validate::{sandbox::settings, Ctx, Fields};
 use crate::scenario::Diagnostics;
 
-pub const KINDS: &[&str] = &["sandbox", "url", "aws"];
+pub const KINDS: &[&str] = &["sandbox", "url", "aws", "local"];
 /// Keys of every kind.
 pub const COMMON: &[&str] = &["kind", "description"];
 /// Keys of `kind = "sandbox"` besides its settings ([`SANDBOX`], the scenario's `[sandbox]` keys).
@@ -24,6 +24,7 @@ pub fn keys_of(kind: &str) -> Vec<&'static str> {
             k.extend(SANDBOX);
         }
         "aws" => k.extend(super::aws::AWS_KEYS),
+        "local" => k.extend(super::local::LOCAL_KEYS),
         _ => k.extend(URL_KEYS),
     }
     k
@@ -70,6 +71,7 @@ fn target(cx: &mut Ctx<'_>, root: &Node) -> Option<TargetFile> {
     let kind = match kind.as_str() {
         "sandbox" => sandbox(cx, &top),
         "aws" => super::aws::aws(cx, &top).map(|a| Kind::Aws(Box::new(a))),
+        "local" => super::local::local(cx, &top).map(|l| Kind::Local(Box::new(l))),
         _ => {
             let base_url = top
                 .required(cx, "base_url")

@@ -10,13 +10,15 @@
 //!
 //! Kinds today: `sandbox` (the embedded stack, started by the run, or one already running at
 //! `control_url`), `url` (load only, no fault driver) and `aws` (an AWS stack: [`aws`] holds its
-//! settings, `crate::drivers::aws` its driver, behind the default-on `aws` cargo feature). The
-//! local kind adds a variant, with its driver (CONTRIBUTING.md "Add a target kind").
+//! settings, `crate::drivers::aws` its driver, behind the default-on `aws` cargo feature) and
+//! `local` (a stack you run, with the built-in fault proxy between its parts: [`local`] holds
+//! its settings, `crate::drivers::proxy` its driver, `chaos proxy up` runs the proxy).
 
 pub mod aws;
 pub mod builtin;
 pub mod connect;
 mod file;
+pub mod local;
 pub mod schema;
 
 use crate::scenario::{Diagnostic, Diagnostics, SandboxSpec, Zones};
@@ -66,6 +68,8 @@ pub enum Kind {
     Url { base_url: String },
     /// An AWS stack: load to its `base_url`, faults through the aws driver.
     Aws(Box<aws::AwsTarget>),
+    /// A stack you run, faults through the fault proxy between its parts.
+    Local(Box<local::LocalTarget>),
 }
 
 impl TargetFile {
@@ -118,13 +122,14 @@ impl TargetFile {
             Kind::Sandbox { .. } => "sandbox",
             Kind::Url { .. } => "url",
             Kind::Aws(_) => "aws",
+            Kind::Local(_) => "local",
         }
     }
 
     /// Whether faults can run here (a driver exists for the kind).
     pub fn has_driver(&self) -> bool {
         match &self.kind {
-            Kind::Sandbox { .. } | Kind::Aws(_) => true,
+            Kind::Sandbox { .. } | Kind::Aws(_) | Kind::Local(_) => true,
             Kind::Url { .. } => false,
         }
     }
@@ -146,6 +151,10 @@ impl TargetFile {
                 target: self.shown(),
                 zones: a.zones.keys().cloned().collect(),
             }),
+            Kind::Local(l) => Some(Zones {
+                target: self.shown(),
+                zones: l.zones(),
+            }),
             Kind::Url { .. } => None,
         }
     }
@@ -165,6 +174,10 @@ impl TargetFile {
                 None => format!("aws account {} in {}", a.account, a.region),
                 Some(e) => format!("aws account {} in {} at {e}", a.account, a.region),
             },
+            Kind::Local(l) => format!(
+                "the local stack at {} (fault proxy at {})",
+                l.base_url, l.proxy_control
+            ),
         }
     }
 
@@ -173,7 +186,7 @@ impl TargetFile {
     pub fn writes_into_run_dir(&self) -> bool {
         match &self.kind {
             Kind::Sandbox { control_url, .. } => control_url.is_none(),
-            Kind::Url { .. } | Kind::Aws(_) => false,
+            Kind::Url { .. } | Kind::Aws(_) | Kind::Local(_) => false,
         }
     }
 
@@ -198,6 +211,8 @@ pub fn driver_for_undo(undo: &crate::fault::Undo) -> Option<Box<dyn crate::fault
             .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
         #[cfg(feature = "aws")]
         Some("aws") => crate::drivers::aws::AwsDriver::from_undo(undo)
+            .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
+        Some("proxy") => crate::drivers::proxy::ProxyDriver::from_undo(undo)
             .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
         _ => None,
     }

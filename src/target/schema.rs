@@ -101,6 +101,43 @@ pub fn json_schema() -> Value {
     ] {
         aws.insert(k.into(), v);
     }
+    let mut local = Map::new();
+    common(&mut local, "local");
+    let addr = json!({ "type": "string", "pattern": "^(127\\.[0-9.]+|\\[::1\\]):[0-9]+$" });
+    let host_port = json!({ "type": "string", "pattern": "^.+:[0-9]+$" });
+    for (k, v) in [
+        (
+            "base_url",
+            json!({ "description": "where the load goes (the stack's load balancer)", "allOf": [url.clone()] }),
+        ),
+        (
+            "proxy_control",
+            json!({ "description": "the fault proxy's control API (`chaos proxy up FILE` listens there), loopback: 127.0.0.1:PORT", "allOf": [addr.clone()] }),
+        ),
+        (
+            "lease",
+            json!({ "type": "string", "pattern": crate::scenario::schema::DURATION, "description": "how long a fault holds unless the run renews it, from 1s to 10m (default 15s): the proxy heals it by itself after" }),
+        ),
+        (
+            "proxies",
+            json!({
+                "type": "object", "description": "the proxies between the stack's parts, by name",
+                "propertyNames": { "pattern": "^[A-Za-z0-9_-]+$" },
+                "additionalProperties": {
+                    "type": "object", "additionalProperties": false, "required": ["listen", "upstream"],
+                    "properties": {
+                        "listen": { "description": "where the proxy listens (loopback)", "allOf": [addr] },
+                        "upstream": { "description": "host:port it forwards to", "allOf": [host_port.clone()] },
+                        "zone": { "type": "string" },
+                        "role": { "enum": crate::target::local::ROLES },
+                        "alternates": { "type": "array", "items": host_port, "description": "where switch-upstream may send new connections" }
+                    }
+                }
+            }),
+        ),
+    ] {
+        local.insert(k.into(), v);
+    }
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/chaos-harness/chaos/schemas/target.json",
@@ -127,6 +164,12 @@ pub fn json_schema() -> Value {
                 "properties": aws,
                 "additionalProperties": false,
                 "required": ["kind", "region", "account", "base_url", "opt_in_tag"]
+            },
+            {
+                "title": "local: a stack you run, faults through the built-in fault proxy between its parts (`chaos proxy up FILE`)",
+                "properties": local,
+                "additionalProperties": false,
+                "required": ["kind", "base_url", "proxy_control"]
             }
         ]
     })
