@@ -49,15 +49,6 @@ pub struct ProxyDriver {
     run_id: String,
 }
 
-fn new_run_id() -> String {
-    let t = crate::report::utc(std::time::SystemTime::now()).replace([':', '-'], "");
-    format!(
-        "chaos-{t}-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
-}
-
 impl ProxyDriver {
     /// A driver for `l`, once the proxy at its `proxy_control` answers and runs the proxies
     /// the file declares (the same names on the same addresses).
@@ -67,7 +58,7 @@ impl ProxyDriver {
             ctl: ControlClient::new("fault proxy", &control_url),
             control_url: control_url.clone(),
             spec: Some(l.clone()),
-            run_id: new_run_id(),
+            run_id: crate::fault::new_run_id(),
         };
         let got = d.ctl.call("GET", "/proxies").await.map_err(|e| {
             format!(

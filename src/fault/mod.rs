@@ -142,6 +142,17 @@ impl std::fmt::Display for ControlEvent {
     }
 }
 
+/// A run id for what a driver tags or holds on a target: `chaos-20261202T081500Z-<pid>-<random>`
+/// (two runs started in one second, even on one machine, never share one).
+pub fn new_run_id() -> String {
+    let t = crate::report::utc(std::time::SystemTime::now()).replace([':', '-'], "");
+    format!(
+        "chaos-{t}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
 /// Why a driver step failed, and so what the timeline does next.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {

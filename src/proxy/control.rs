@@ -36,25 +36,12 @@ pub async fn handle(ps: Arc<Proxies>, req: Request<Incoming>) -> Response<Body> 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let q = |k: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.to_string())
-    };
+    let q = |k: &str| http::query_param(&query, k);
     let bad = |m: String| http::error(StatusCode::BAD_REQUEST, &m);
     // A holder given but malformed is refused: never folded into the shared default.
     let by = match q("by") {
         None => "control".to_string(),
-        Some(b)
-            if !b.is_empty()
-                && b.len() <= 128
-                && b.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) =>
-        {
-            b
-        }
+        Some(b) if http::is_holder(&b) => b,
         Some(b) => {
             return bad(format!(
                 "by={b}: a holder is 1 to 128 letters, digits and - _ . :"

@@ -29,7 +29,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -526,18 +526,20 @@ impl ProxyServer {
         });
         let mut tasks = JoinSet::new();
         for p in &proxies.list {
-            let l = bind(p.config.listen).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "proxy {}: cannot listen on {}: {e}",
-                        p.config.name, p.config.listen
-                    ),
-                )
-            })?;
+            let l = crate::sandbox::http::bind_addr(p.config.listen)
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "proxy {}: cannot listen on {}: {e}",
+                            p.config.name, p.config.listen
+                        ),
+                    )
+                })?;
             tasks.spawn(serve(p.clone(), Some(l)));
         }
-        let ctl = bind(control).await?;
+        let ctl = crate::sandbox::http::bind_addr(control).await?;
         let control_url = format!("http://{}", ctl.local_addr()?);
         let ps = proxies.clone();
         tasks.spawn(crate::sandbox::http::serve(ctl, move |req| {
@@ -559,24 +561,6 @@ impl ProxyServer {
     }
 }
 
-async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let mut last = None;
-    for _ in 0..50 {
-        let s = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        s.set_reuseaddr(true)?;
-        match s.bind(addr).and_then(|()| s.listen(1024)) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")))
-}
-
 /// One proxy's listener: accept and forward; closed while `down` is held, bound again after.
 async fn serve(p: Arc<Proxy>, mut listener: Option<TcpListener>) {
     let mut now = p.now.subscribe();
@@ -585,7 +569,7 @@ async fn serve(p: Arc<Proxy>, mut listener: Option<TcpListener>) {
         let refuse = now.borrow_and_update().refuse;
         match (&listener, refuse) {
             (Some(_), true) => listener = None,
-            (None, false) => match bind(p.config.listen).await {
+            (None, false) => match crate::sandbox::http::bind_addr(p.config.listen).await {
                 Ok(l) => listener = Some(l),
                 Err(e) => {
                     tracing::error!("proxy {}: cannot listen again: {e}", p.config.name);

@@ -36,20 +36,9 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let q = |k: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.to_string())
-    };
+    let q = |k: &str| http::query_param(&query, k);
     let by = q("by")
-        .filter(|b| {
-            !b.is_empty()
-                && b.len() <= 128
-                && b.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        })
+        .filter(|b| http::is_holder(b))
         .unwrap_or_else(|| "control".into());
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let done =

@@ -26,10 +26,18 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 /// Bind 127.0.0.1:`port` (0 = any) with SO_REUSEADDR, retrying for a moment while a previous
 /// listener on the same port is still being torn down (a node restarting on its old port).
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    bind_addr(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+/// [`bind`] on any address (IPv4 or IPv6).
+pub async fn bind_addr(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let mut last = None;
     for _ in 0..50 {
-        let s = TcpSocket::new_v4()?;
+        let s = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         s.set_reuseaddr(true)?;
         match s.bind(addr).and_then(|()| s.listen(1024)) {
             Ok(l) => return Ok(l),
@@ -79,6 +87,24 @@ where
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// The value of `k` in a query string (`a=1&b=2`), as written (not percent-decoded).
+pub fn query_param(query: &str, k: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(key, _)| *key == k)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Whether `by` can name a holder of a fault: 1 to 128 letters, digits and `- _ . :`.
+pub fn is_holder(by: &str) -> bool {
+    !by.is_empty()
+        && by.len() <= 128
+        && by
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {

@@ -97,12 +97,6 @@ struct Taken {
     until: Option<Duration>,
 }
 
-/// A run id for the tags: `chaos-20261202T081500Z-3fa2`.
-fn new_run_id() -> String {
-    let t = crate::report::utc(std::time::SystemTime::now()).replace([':', '-'], "");
-    format!("chaos-{t}-{:04x}", rand::random::<u16>())
-}
-
 impl AwsDriver {
     /// A driver for `spec` whose credentials are checked to be for its account.
     pub async fn connect(spec: &AwsTarget) -> Result<AwsDriver, AwsError> {
@@ -111,7 +105,7 @@ impl AwsDriver {
             account: spec.account.clone(),
             endpoint_url: spec.endpoint_url.clone(),
             spec: Some(spec.clone()),
-            run_id: new_run_id(),
+            run_id: crate::fault::new_run_id(),
             clients: OnceCell::new(),
             planned: Default::default(),
         };
