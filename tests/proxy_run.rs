@@ -140,6 +140,13 @@ fn a_run_on_a_local_target_partitions_the_cache_through_the_proxy_and_heals_it()
     let dir = tmpdir("proxy-run");
     let l = local(&dir, urls["lb_url"].as_str().unwrap(), "3s");
     assert!(answers(l.listen), "the proxy does not pass traffic");
+    // A second `chaos proxy up` of the same file (a hurried re-run): its addresses are taken,
+    // exit 2 naming the proxy; the first keeps serving.
+    let o = chaos(&["proxy", "up", &l.file]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("proxy cache: cannot listen on"), "{err}");
+    assert!(answers(l.listen));
     let sc = partition(&dir, "1s", "6s", 9.0);
     // The plan names the proxy and every call, and changes nothing.
     let o = chaos(&["plan", &sc, "--target", &l.file]);
