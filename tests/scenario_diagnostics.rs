@@ -483,3 +483,51 @@ fn az_outage_parts_are_some_of_five_and_default_to_all() {
         + "\n[[faults]]\nname = \"db\"\nkind = \"db-failover\"\nparts = [\"db\"]\nat = \"30s\"\n"));
     assert!(e.contains("parts"), "{e}");
 }
+
+/// `freeze` and `command` faults, and `restart` on kill-nodes (written into the model only when
+/// false, so older scenarios' digests still match).
+#[test]
+fn freeze_command_and_restart_are_validated_with_positions() {
+    use chaos::scenario::{Count, FaultKind};
+    let add = |body: &str| format!("{GOOD}\n[[faults]]\nname = \"x\"\nat = \"30s\"\n{body}\n");
+    let s = parse(
+        "demo.toml",
+        &add("kind = \"freeze\"\nrole = \"db\"\ncount = \"50%\""),
+    )
+    .unwrap();
+    assert!(
+        matches!(&s.faults[1].kind, FaultKind::Freeze { count: Count::Percent(p), .. } if *p == 50.0),
+        "{:?}",
+        s.faults[1].kind
+    );
+    let s = parse(
+        "demo.toml",
+        &add("kind = \"command\"\ncommand = \"drain-a\""),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&s.faults[1].kind).unwrap(),
+        serde_json::json!({"kind": "command", "command": "drain-a"})
+    );
+    let s = parse("demo.toml", &add("kind = \"kill-nodes\"")).unwrap();
+    assert!(serde_json::to_value(&s.faults[1].kind)
+        .unwrap()
+        .get("restart")
+        .is_none());
+    let s = parse("demo.toml", &add("kind = \"kill-nodes\"\nrestart = false")).unwrap();
+    assert_eq!(
+        serde_json::to_value(&s.faults[1].kind).unwrap()["restart"],
+        false
+    );
+    let text = add("kind = \"kill-nodes\"\nrestart = \"no\"");
+    let e = errors(&text);
+    let line = text.lines().position(|l| l.starts_with("restart")).unwrap() + 1;
+    assert!(
+        e.contains(&format!("demo.toml:{line}:11")) && e.contains("true or false"),
+        "{e}"
+    );
+    let e = errors(&add("kind = \"command\""));
+    assert!(e.contains("missing required key `command`"), "{e}");
+    let e = errors(&add("kind = \"freeze\"\nmode = \"stop\""));
+    assert!(e.contains("mode"), "{e}");
+}

@@ -392,10 +392,13 @@ pub(super) fn proxy_up(target: &str) -> i32 {
         return 2;
     };
     let l = (**l).clone();
+    // The validator requires proxy_control with proxies.
+    let Some(control) = l.proxy_control else {
+        err(&format!("error: {}: no proxy_control", t.source));
+        return 2;
+    };
     rt.block_on(async move {
-        let s = match crate::proxy::ProxyServer::start(l.proxies.clone(), l.proxy_control, l.lease)
-            .await
-        {
+        let s = match crate::proxy::ProxyServer::start(l.proxies.clone(), control, l.lease).await {
             Ok(s) => s,
             Err(e) => {
                 err(&format!("error: cannot start the fault proxy: {e}"));

@@ -4,8 +4,8 @@
 //! - `cache-partition`: every proxy of role `cache` blackholed;
 //! - `latency` on `app-db` / `app-cache`: every proxy of role `db` / `cache` delays what comes
 //!   back from its upstream (delay plus uniform jitter, once per round trip);
-//! - `az-outage` of a zone: every proxy in the zone blackholed (its network cut; stopping its
-//!   processes is the process driver's, not built yet: the plan says so).
+//! - `az-outage` of a zone: every proxy in the zone blackholed (its network cut; freezing its
+//!   processes is the process driver's, which the local driver adds).
 //!
 //! Each fault is a hold on the proxy by `<run id>:<fault>`, with the target's lease: the run
 //! renews it ([`Driver::renew`]) while the fault is applied, and if the run dies without a
@@ -15,6 +15,7 @@
 //! It must never hold a fault without a lease, and never reach a proxy the target file does
 //! not declare.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -50,10 +51,10 @@ pub struct ProxyDriver {
 }
 
 impl ProxyDriver {
-    /// A driver for `l`, once the proxy at its `proxy_control` answers and runs the proxies
-    /// the file declares (the same names on the same addresses).
-    pub async fn connect(l: &LocalTarget) -> Result<ProxyDriver, String> {
-        let control_url = format!("http://{}", l.proxy_control);
+    /// A driver for `l`, once the proxy at its `proxy_control` (`control`) answers and runs
+    /// the proxies the file declares (the same names on the same addresses).
+    pub async fn connect(l: &LocalTarget, control: SocketAddr) -> Result<ProxyDriver, String> {
+        let control_url = format!("http://{control}");
         let d = ProxyDriver {
             ctl: ControlClient::new("fault proxy", &control_url),
             control_url: control_url.clone(),
@@ -62,8 +63,7 @@ impl ProxyDriver {
         };
         let got = d.ctl.call("GET", "/proxies").await.map_err(|e| {
             format!(
-                "no fault proxy answers at {} ({e}): start it with `chaos proxy up FILE`",
-                l.proxy_control
+                "no fault proxy answers at {control} ({e}): start it with `chaos proxy up FILE`"
             )
         })?;
         let running: Vec<(String, String)> = got["proxies"]
@@ -90,9 +90,8 @@ impl ProxyDriver {
                     .join(", ")
             };
             return Err(format!(
-                "the fault proxy at {} runs [{}], the target file declares [{}]: restart it \
-                 with this file (`chaos proxy up FILE`)",
-                l.proxy_control,
+                "the fault proxy at {control} runs [{}], the target file declares [{}]: restart \
+                 it with this file (`chaos proxy up FILE`)",
                 show(&running),
                 show(&declared)
             ));
@@ -186,20 +185,16 @@ impl ProxyDriver {
                 if n.is_empty() {
                     return Err(none(&format!("in zone {zone}")));
                 }
-                let mut t: Vec<String> = n
+                let t: Vec<String> = n
                     .iter()
                     .map(|p| format!("proxy {p} (zone {zone}, blackholed)"))
                     .collect();
-                t.push(
-                    "(the zone's processes keep running: the process driver is not built yet)"
-                        .into(),
-                );
                 (n, "partition", String::new(), t)
             }
             other => {
                 return Err(DriverError::Unsupported(format!(
                     "fault `{}`: the proxy driver does cache-partition, latency and az-outage; \
-                     `{}` on a local target needs the process driver (not built yet)",
+                     `{}` on a local target is the process driver's",
                     f.name,
                     other.name()
                 )))
@@ -399,6 +394,11 @@ impl Driver for ProxyDriver {
 }
 
 impl ProxyDriver {
+    /// The run id its holds are tagged with.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
     /// The plan data of a plan (for tests).
     pub fn holds_of(&self, p: &FaultPlan) -> Result<Vec<(String, String)>, DriverError> {
         self.undo_of(p).map(|u| u.holds)

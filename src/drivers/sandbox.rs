@@ -117,12 +117,25 @@ impl SandboxDriver {
             }
         };
         let (targets, inject, revert) = match &f.kind {
+            FaultKind::Freeze { .. } | FaultKind::Command { .. } => {
+                return unsupported(
+                    "the sandbox runs no processes of its own to pause or commands to run: \
+                     freeze and command faults are for a local target's processes",
+                )
+            }
             FaultKind::KillNodes {
                 role,
                 count,
                 zone,
                 mode,
+                restart,
             } => {
+                if !restart {
+                    return unsupported(
+                        "the sandbox's nodes never come back by themselves: leave out \
+                         `restart = false` (the revert starts them again)",
+                    );
+                }
                 let kind = match role {
                     Role::App => "app",
                     Role::Db => "db",
@@ -282,6 +295,7 @@ impl SandboxDriver {
             FaultKind::CacheFailover {} => json!({ "event": "cache_failover_start" }),
             FaultKind::Latency { .. } => json!({ "event": "link_latency" }),
             FaultKind::RestartNodes { .. } => json!({ "event": "rolling_restart_start" }),
+            FaultKind::Freeze { .. } | FaultKind::Command { .. } => Value::Null,
         };
         // Every call names the fault as its holder: the sandbox keeps an effect while any fault
         // holds it, so overlapping faults never undo each other.

@@ -81,6 +81,9 @@ pub fn json_schema() -> Value {
             if *k == "az-outage" {
                 required.push("zone");
             }
+            if *k == "command" {
+                required.push("command");
+            }
             if *k == "latency" {
                 required.extend(["link", "delay"]);
             }
@@ -219,6 +222,12 @@ fn fault_field(key: &str) -> Value {
             "items": strings(&crate::scenario::model::AzPart::NAMES),
             "description": "what the outage does (default: all): the zone's network cut, its app instances stopped, the ASG kept out, the db and cache failed over if their primary is there"
         }),
+        "restart" => {
+            json!({ "type": "boolean", "default": true, "description": "false: the system must bring the nodes back by itself; the revert does nothing" })
+        }
+        "command" => {
+            json!({ "type": "string", "pattern": IDENT, "description": "a command pair the target file declares ([commands.NAME])" })
+        }
         "down_for" => duration("how long each node stays down (default 10s)"),
         "link" => strings(keys::LINKS),
         "delay" | "jitter" => duration("added delay"),

@@ -172,7 +172,7 @@ pub async fn connect(
             target: t.source.clone(),
         }),
         Kind::Local(l) => {
-            let d = crate::drivers::proxy::ProxyDriver::connect(l)
+            let d = crate::drivers::local::LocalDriver::connect(l)
                 .await
                 .map_err(|message| ConnectError::Proxy {
                     target: t.source.clone(),

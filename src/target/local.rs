@@ -1,13 +1,17 @@
 //! The `local` target kind's settings, validated (DESIGN.md "Target"): a stack you run — real
 //! PostgreSQL, Redis, haproxy — reached at `base_url`, with the built-in fault proxy
 //! (`chaos proxy up FILE`) between its parts: each `[proxies.NAME]` listens on one address and
-//! forwards to one upstream, in a zone, in front of a role. Faults on the target go through the
+//! forwards to one upstream, in a zone, in front of a role. Network faults go through the
 //! proxy's control API at `proxy_control`; each is a lease of `lease` the run renews.
+//! Each `[processes.NAME]` is one node of the stack — its processes named by pidfiles, never by
+//! a name pattern — with a role, a zone and the command that starts it again; each
+//! `[commands.NAME]` an inject/revert command pair a scenario's `command` fault names.
 //!
 //! Validation only reads the file: nothing here listens or connects.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::proxy::ProxyConfig;
@@ -15,9 +19,31 @@ use crate::scenario::node::Node;
 use crate::scenario::validate::{Ctx, Fields};
 
 /// Top-level keys of `kind = "local"` (besides `kind` and `description`).
-pub const LOCAL_KEYS: &[&str] = &["base_url", "proxy_control", "lease", "proxies"];
+pub const LOCAL_KEYS: &[&str] = &[
+    "base_url",
+    "proxy_control",
+    "lease",
+    "state_dir",
+    "proxies",
+    "processes",
+    "commands",
+];
 pub const PROXY_KEYS: &[&str] = &["listen", "upstream", "zone", "role", "alternates"];
+pub const PROCESS_KEYS: &[&str] = &[
+    "pidfiles",
+    "role",
+    "zone",
+    "start",
+    "start_timeout",
+    "primary_if",
+];
+pub const COMMAND_KEYS: &[&str] = &["inject", "revert", "timeout"];
 pub const ROLES: &[&str] = &["app", "db", "cache", "lb"];
+
+/// How long a start command, a `primary_if` probe or a command pair's command may run unless
+/// the file says.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+const COMMAND_TIMEOUT_MAX: Duration = Duration::from_secs(600);
 
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 pub const LEASE_MIN: Duration = Duration::from_secs(1);
@@ -27,18 +53,58 @@ pub const LEASE_MAX: Duration = Duration::from_secs(600);
 pub struct LocalTarget {
     /// Where the load goes.
     pub base_url: String,
-    /// The fault proxy's control API (`chaos proxy up` listens there; loopback only).
-    pub proxy_control: SocketAddr,
+    /// The fault proxy's control API (`chaos proxy up` listens there; loopback only); required
+    /// when the file declares proxies.
+    pub proxy_control: Option<SocketAddr>,
     /// How long a fault holds without the run renewing it.
     pub lease: Duration,
+    /// Where the process driver keeps its lease files (default: `$TMPDIR/chaos-holds`).
+    pub state_dir: PathBuf,
     /// By name, in name order.
     pub proxies: Vec<ProxyConfig>,
+    /// By name, in name order.
+    pub processes: Vec<ProcessConfig>,
+    /// By name, in name order.
+    pub commands: Vec<CommandConfig>,
+}
+
+/// One node of a local stack: its processes, where it is, and how it comes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessConfig {
+    pub name: String,
+    /// Each file holds one process id on its first line (a daemon's pidfile, PostgreSQL's
+    /// `postmaster.pid`): the node is all of them (Patroni and its postmaster).
+    pub pidfiles: Vec<PathBuf>,
+    pub role: Option<String>,
+    pub zone: Option<String>,
+    /// A shell command that starts the node again (run by `sh -c` in the directory the run
+    /// started in); `None`: it cannot be restarted by the harness.
+    pub start: Option<String>,
+    pub start_timeout: Duration,
+    /// A shell command that exits 0 when this node is its role's primary (the PostgreSQL
+    /// leader, the Redis master): what db-failover and cache-failover kill.
+    pub primary_if: Option<String>,
+}
+
+/// An inject/revert command pair a `command` fault names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandConfig {
+    pub name: String,
+    pub inject: String,
+    /// `None`: nothing to undo.
+    pub revert: Option<String>,
+    pub timeout: Duration,
 }
 
 impl LocalTarget {
-    /// The zones the proxies are in, sorted.
+    /// The zones the proxies and processes are in, sorted.
     pub fn zones(&self) -> Vec<String> {
-        let mut z: Vec<String> = self.proxies.iter().filter_map(|p| p.zone.clone()).collect();
+        let mut z: Vec<String> = self
+            .proxies
+            .iter()
+            .filter_map(|p| p.zone.clone())
+            .chain(self.processes.iter().filter_map(|p| p.zone.clone()))
+            .collect();
         z.sort();
         z.dedup();
         z
@@ -49,21 +115,56 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
     let base_url = top
         .required(cx, "base_url")
         .and_then(|n| super::file::url(cx, n, "base_url"));
-    let proxy_control = top
-        .required(cx, "proxy_control")
-        .and_then(|n| addr(cx, n, "proxy_control", true));
+    let proxy_control = match top.get("proxy_control") {
+        Some(n) => addr(cx, n, "proxy_control", true).map(Some),
+        None => Some(None),
+    };
+    let state_dir = match top.get("state_dir") {
+        Some(n) => cx.string(n, "state_dir").map(PathBuf::from),
+        None => Some(std::env::temp_dir().join("chaos-holds")),
+    };
+    let processes = match top.get("processes") {
+        Some(n) => named(cx, n, "processes", process),
+        None => Some(Vec::new()),
+    };
+    let commands = match top.get("commands") {
+        Some(n) => named(cx, n, "commands", command),
+        None => Some(Vec::new()),
+    };
     let lease = match top.get("lease") {
         Some(n) => cx.duration_in(n, "lease", LEASE_MIN, LEASE_MAX),
         None => Some(DEFAULT_LEASE),
     };
     let proxies = match top.get("proxies") {
-        Some(n) => proxies(cx, n),
+        Some(n) => named(cx, n, "proxies", proxy),
         None => Some(Vec::new()),
     };
     let (proxies, proxy_control) = (proxies?, proxy_control?);
+    let Some(control) = proxy_control else {
+        if !proxies.is_empty() {
+            cx.err(
+                &top.node.span,
+                "the file declares proxies but no proxy_control",
+                Some(
+                    "proxy_control = \"127.0.0.1:PORT\": where `chaos proxy up FILE` serves \
+                     its control API",
+                ),
+            );
+            return None;
+        }
+        return Some(LocalTarget {
+            base_url: base_url?,
+            proxy_control: None,
+            lease: lease?,
+            state_dir: state_dir?,
+            proxies,
+            processes: processes?,
+            commands: commands?,
+        });
+    };
     // Two listeners on one address cannot both bind; the control API is one of them.
     let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
-    seen.insert(proxy_control, "proxy_control");
+    seen.insert(control, "proxy_control");
     for p in &proxies {
         if let Some(other) = seen.insert(p.listen, &p.name) {
             if let Some(n) = top.get("proxies") {
@@ -81,14 +182,43 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
     }
     Some(LocalTarget {
         base_url: base_url?,
-        proxy_control,
+        proxy_control: Some(control),
         lease: lease?,
+        state_dir: state_dir?,
         proxies,
+        processes: processes?,
+        commands: commands?,
     })
 }
 
-fn proxies(cx: &mut Ctx<'_>, n: &Node) -> Option<Vec<ProxyConfig>> {
-    let t = cx.table(n, "proxies")?;
+/// Something with a name, so a table of them can be sorted by it.
+trait Named {
+    fn name(&self) -> &str;
+}
+impl Named for ProxyConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+impl Named for ProcessConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+impl Named for CommandConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// `[what.NAME]` tables, each validated by `each`, in name order.
+fn named<T: Named>(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    what: &str,
+    each: fn(&mut Ctx<'_>, &str, &Node) -> Option<T>,
+) -> Option<Vec<T>> {
+    let t = cx.table(n, what)?;
     let mut out = Vec::new();
     let mut ok = true;
     for e in t.entries {
@@ -100,19 +230,101 @@ fn proxies(cx: &mut Ctx<'_>, n: &Node) -> Option<Vec<ProxyConfig>> {
         if !valid {
             cx.err(
                 &e.key_span,
-                &format!("proxy name `{name}`: letters, digits, - and _ only"),
+                &format!("name `{name}` in [{what}]: letters, digits, - and _ only"),
                 None,
             );
             ok = false;
             continue;
         }
-        match proxy(cx, &name, &e.node) {
+        match each(cx, &name, &e.node) {
             Some(p) => out.push(p),
             None => ok = false,
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort_by(|a, b| a.name().cmp(b.name()));
     ok.then_some(out)
+}
+
+fn process(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<ProcessConfig> {
+    let t = cx.table(n, &format!("processes.{name}"))?;
+    t.check_keys(cx, PROCESS_KEYS, &format!("in [processes.{name}]"));
+    let pidfiles = t.required(cx, "pidfiles").and_then(|n| {
+        let items = cx.array(n, "pidfiles")?;
+        if items.is_empty() {
+            cx.err(
+                &n.span,
+                "pidfiles is empty: the node would have no process",
+                Some("the files holding its process ids, e.g. [\"/run/stack/app1.pid\"]"),
+            );
+            return None;
+        }
+        let mut v = Vec::new();
+        for i in items {
+            v.push(PathBuf::from(non_empty(cx, i, "pidfiles")?));
+        }
+        Some(v)
+    });
+    let zone = match t.get("zone") {
+        Some(n) => Some(cx.ident(n, "zone")?),
+        None => None,
+    };
+    let role = match t.get("role") {
+        Some(n) => Some(cx.choice(n, "role", ROLES)?),
+        None => None,
+    };
+    let start = match t.get("start") {
+        Some(n) => Some(non_empty(cx, n, "start")?),
+        None => None,
+    };
+    let start_timeout = timeout(cx, t.get("start_timeout"), "start_timeout")?;
+    let primary_if = match t.get("primary_if") {
+        Some(n) => Some(non_empty(cx, n, "primary_if")?),
+        None => None,
+    };
+    Some(ProcessConfig {
+        name: name.to_string(),
+        pidfiles: pidfiles?,
+        role,
+        zone,
+        start,
+        start_timeout,
+        primary_if,
+    })
+}
+
+fn command(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<CommandConfig> {
+    let t = cx.table(n, &format!("commands.{name}"))?;
+    t.check_keys(cx, COMMAND_KEYS, &format!("in [commands.{name}]"));
+    let inject = t
+        .required(cx, "inject")
+        .and_then(|n| non_empty(cx, n, "inject"));
+    let revert = match t.get("revert") {
+        Some(n) => Some(non_empty(cx, n, "revert")?),
+        None => None,
+    };
+    let timeout = timeout(cx, t.get("timeout"), "timeout")?;
+    Some(CommandConfig {
+        name: name.to_string(),
+        inject: inject?,
+        revert,
+        timeout,
+    })
+}
+
+fn timeout(cx: &mut Ctx<'_>, n: Option<&Node>, what: &str) -> Option<Duration> {
+    match n {
+        Some(n) => cx.duration_in(n, what, Duration::from_millis(100), COMMAND_TIMEOUT_MAX),
+        None => Some(DEFAULT_COMMAND_TIMEOUT),
+    }
+}
+
+fn non_empty(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<String> {
+    let s = cx.string(n, what)?;
+    if s.trim().is_empty() {
+        cx.err(&n.span, &format!("{what} is empty"), None);
+        return None;
+    }
+    Some(s)
 }
 
 fn proxy(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<ProxyConfig> {

@@ -174,10 +174,10 @@ impl TargetFile {
                 None => format!("aws account {} in {}", a.account, a.region),
                 Some(e) => format!("aws account {} in {} at {e}", a.account, a.region),
             },
-            Kind::Local(l) => format!(
-                "the local stack at {} (fault proxy at {})",
-                l.base_url, l.proxy_control
-            ),
+            Kind::Local(l) => match l.proxy_control {
+                Some(c) => format!("the local stack at {} (fault proxy at {c})", l.base_url),
+                None => format!("the local stack at {}", l.base_url),
+            },
         }
     }
 
@@ -213,6 +213,10 @@ pub fn driver_for_undo(undo: &crate::fault::Undo) -> Option<Box<dyn crate::fault
         Some("aws") => crate::drivers::aws::AwsDriver::from_undo(undo)
             .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
         Some("proxy") => crate::drivers::proxy::ProxyDriver::from_undo(undo)
+            .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
+        Some("process") => crate::drivers::process::ProcessDriver::from_undo(undo)
+            .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
+        Some("local") => crate::drivers::local::LocalDriver::from_undo(undo)
             .map(|d| Box::new(d) as Box<dyn crate::fault::Driver>),
         _ => None,
     }

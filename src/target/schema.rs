@@ -135,6 +135,43 @@ pub fn json_schema() -> Value {
                 }
             }),
         ),
+        (
+            "state_dir",
+            json!({ "type": "string", "minLength": 1, "description": "where the process driver keeps its lease files (default: $TMPDIR/chaos-holds)" }),
+        ),
+        (
+            "processes",
+            json!({
+                "type": "object", "description": "the stack's nodes, by name: each one's processes, named by pidfiles (never by a name pattern)",
+                "propertyNames": { "pattern": "^[A-Za-z0-9_-]+$" },
+                "additionalProperties": {
+                    "type": "object", "additionalProperties": false, "required": ["pidfiles"],
+                    "properties": {
+                        "pidfiles": { "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 }, "description": "files each holding one process id on its first line (Patroni's pidfile and PostgreSQL's postmaster.pid): the node is all of them" },
+                        "role": { "enum": crate::target::local::ROLES },
+                        "zone": { "type": "string" },
+                        "start": { "type": "string", "minLength": 1, "description": "a shell command that starts the node again (run by sh -c where the run started)" },
+                        "start_timeout": { "type": "string", "pattern": crate::scenario::schema::DURATION, "description": "how long the start command may run, 100ms to 10m (default 30s)" },
+                        "primary_if": { "type": "string", "minLength": 1, "description": "a shell command exiting 0 when this node is its role's primary (what db-failover and cache-failover kill)" }
+                    }
+                }
+            }),
+        ),
+        (
+            "commands",
+            json!({
+                "type": "object", "description": "inject/revert command pairs a scenario's `command` fault names",
+                "propertyNames": { "pattern": "^[A-Za-z0-9_-]+$" },
+                "additionalProperties": {
+                    "type": "object", "additionalProperties": false, "required": ["inject"],
+                    "properties": {
+                        "inject": { "type": "string", "minLength": 1 },
+                        "revert": { "type": "string", "minLength": 1 },
+                        "timeout": { "type": "string", "pattern": crate::scenario::schema::DURATION, "description": "each command's limit, 100ms to 10m (default 30s); then its process group is killed" }
+                    }
+                }
+            }),
+        ),
     ] {
         local.insert(k.into(), v);
     }
@@ -166,10 +203,11 @@ pub fn json_schema() -> Value {
                 "required": ["kind", "region", "account", "base_url", "opt_in_tag"]
             },
             {
-                "title": "local: a stack you run, faults through the built-in fault proxy between its parts (`chaos proxy up FILE`)",
+                "title": "local: a stack you run, faults through the built-in fault proxy between its parts (`chaos proxy up FILE`) and on its processes",
                 "properties": local,
                 "additionalProperties": false,
-                "required": ["kind", "base_url", "proxy_control"]
+                "required": ["kind", "base_url"],
+                "dependentRequired": { "proxies": ["proxy_control"] }
             }
         ]
     })

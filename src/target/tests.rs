@@ -276,3 +276,67 @@ fn an_aws_target_is_validated_with_positions_and_defaults() {
     );
     assert!(e.contains("key2"), "{e}");
 }
+
+const LOCAL_OK: &str = r#"kind = "local"
+base_url = "http://127.0.0.1:8080"
+[processes.pg1]
+pidfiles = ["/run/stack/pg1/patroni.pid", "/run/stack/pg1/data/postmaster.pid"]
+role = "db"
+zone = "a"
+start = "ci/local-stack.sh start pg1"
+primary_if = "curl -sf http://127.0.0.1:8008/primary"
+[commands.drain]
+inject = "echo drain"
+"#;
+
+#[test]
+fn a_local_target_declares_processes_and_commands_with_positions() {
+    let t = parse_str("l.toml", LOCAL_OK).unwrap();
+    let Kind::Local(l) = &t.kind else {
+        panic!("{t:?}")
+    };
+    // No proxies: no proxy_control needed.
+    assert_eq!(l.proxy_control, None);
+    assert_eq!(l.processes.len(), 1);
+    assert_eq!(l.processes[0].pidfiles.len(), 2);
+    assert_eq!(l.processes[0].start_timeout, local::DEFAULT_COMMAND_TIMEOUT);
+    assert_eq!(l.commands[0].revert, None);
+    assert!(t.has_driver());
+    let e = errors(
+        "l.toml",
+        &LOCAL_OK.replace(
+            "pidfiles = [\"/run/stack/pg1/patroni.pid\", \"/run/stack/pg1/data/postmaster.pid\"]",
+            "pidfiles = []",
+        ),
+    );
+    assert!(
+        e.contains("l.toml:4:12") && e.contains("pidfiles is empty"),
+        "{e}"
+    );
+    let e = errors(
+        "l.toml",
+        &LOCAL_OK.replace("zone = \"a\"", "zone = \"a\"\npattern = \"patroni\""),
+    );
+    assert!(
+        e.contains("pattern") && e.contains("[processes.pg1]"),
+        "{e}"
+    );
+    let e = errors(
+        "l.toml",
+        &LOCAL_OK.replace(
+            "inject = \"echo drain\"",
+            "inject = \"echo\"\ntimeout = \"20m\"",
+        ),
+    );
+    assert!(e.contains("timeout 1200s is out of range"), "{e}");
+    let e = errors(
+        "l.toml",
+        &LOCAL_OK.replace("inject = \"echo drain\"", "revert = \"x\""),
+    );
+    assert!(e.contains("missing required key `inject`"), "{e}");
+    let e = errors(
+        "l.toml",
+        &format!("{LOCAL_OK}[proxies.cache]\nlisten = \"127.0.0.1:16379\"\nupstream = \"127.0.0.1:6379\"\n"),
+    );
+    assert!(e.contains("declares proxies but no proxy_control"), "{e}");
+}

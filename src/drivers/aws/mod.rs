@@ -356,7 +356,16 @@ impl AwsDriver {
                 count,
                 zone,
                 mode,
+                restart,
             } => {
+                if !restart && *mode == KillMode::Stop {
+                    return Err(DriverError::Unsupported(format!(
+                        "fault `{}`: `restart = false` with `mode = \"stop\"` would leave the \
+                         instances stopped (nothing on aws starts a stopped instance by itself): \
+                         use `mode = \"kill\"` (terminated; the ASG replaces them)",
+                        f.name
+                    )));
+                }
                 if *role != Role::App {
                     return Err(DriverError::Unsupported(format!(
                         "kill-nodes on aws hits the app role's instances, not `{}`: use \
@@ -458,13 +467,14 @@ impl AwsDriver {
                 ))
             }
             FaultKind::CachePartition {} => self.plan_cache_partition(s).await,
-            FaultKind::RestartNodes { .. } | FaultKind::Latency { .. } => {
-                Err(DriverError::Unsupported(format!(
-                    "the aws driver cannot do `{}` faults (it does kill-nodes, az-outage, \
+            FaultKind::RestartNodes { .. }
+            | FaultKind::Latency { .. }
+            | FaultKind::Freeze { .. }
+            | FaultKind::Command { .. } => Err(DriverError::Unsupported(format!(
+                "the aws driver cannot do `{}` faults (it does kill-nodes, az-outage, \
                      db-failover, cache-partition and cache-failover)",
-                    f.kind.name()
-                )))
-            }
+                f.kind.name()
+            ))),
         }
     }
 

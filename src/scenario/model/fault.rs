@@ -130,6 +130,11 @@ pub enum FaultKind {
         count: Count,
         zone: Option<String>,
         mode: KillMode,
+        /// Whether the revert brings the nodes back (the default); `false`: the system must
+        /// heal by itself (a supervisor, an ASG), the revert does nothing. Written out only
+        /// when false, so the digest of a scenario without it is what it always was.
+        #[serde(skip_serializing_if = "is_true")]
+        restart: bool,
     },
     RestartNodes {
         role: Role,
@@ -143,6 +148,18 @@ pub enum FaultKind {
         /// then, so the digest of a scenario without `parts` is what it always was).
         #[serde(skip_serializing_if = "AzParts::is_all")]
         parts: AzParts,
+    },
+    /// The role's nodes paused (SIGSTOP, then SIGCONT on revert): a GC pause, a VM freeze.
+    Freeze {
+        role: Role,
+        count: Count,
+        zone: Option<String>,
+    },
+    /// A command pair the target declares (`[commands.NAME]`): its inject command, then its
+    /// revert command. The game day's escape hatch; the scenario names it, the target says
+    /// what it runs.
+    Command {
+        command: String,
     },
     DbFailover {},
     CachePartition {},
@@ -163,10 +180,16 @@ impl FaultKind {
             FaultKind::KillNodes { .. } => "kill-nodes",
             FaultKind::RestartNodes { .. } => "restart-nodes",
             FaultKind::AzOutage { .. } => "az-outage",
+            FaultKind::Freeze { .. } => "freeze",
+            FaultKind::Command { .. } => "command",
             FaultKind::DbFailover {} => "db-failover",
             FaultKind::CachePartition {} => "cache-partition",
             FaultKind::CacheFailover {} => "cache-failover",
             FaultKind::Latency { .. } => "latency",
         }
     }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }

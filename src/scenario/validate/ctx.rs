@@ -56,6 +56,16 @@ impl Ctx<'_> {
         }
     }
 
+    pub fn bool(&mut self, n: &Node, what: &str) -> Option<bool> {
+        match &n.v {
+            V::Bool(b) => Some(*b),
+            _ => {
+                self.expected(n, what, "true or false");
+                None
+            }
+        }
+    }
+
     /// An integer in `lo..=hi` (or `${env:…}` giving one).
     pub fn int(&mut self, n: &Node, what: &str, lo: i64, hi: i64) -> Option<i64> {
         let n = match self.numeric(n, what) {

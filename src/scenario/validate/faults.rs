@@ -149,12 +149,36 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
                 }),
                 None => Some(KillMode::Kill),
             };
+            let restart = match t.get("restart") {
+                Some(r) => cx.bool(r, "restart"),
+                None => Some(true),
+            };
             FaultKind::KillNodes {
                 role: role?,
                 count: count?,
                 zone: zone?,
                 mode: mode?,
+                restart: restart?,
             }
+        }
+        "freeze" => {
+            let role = role(cx);
+            let count = match t.get("count") {
+                Some(c) => count(cx, c),
+                None => Some(Count::Nodes(1)),
+            };
+            let zone = opt_zone(cx);
+            FaultKind::Freeze {
+                role: role?,
+                count: count?,
+                zone: zone?,
+            }
+        }
+        "command" => {
+            let command = t
+                .required(cx, "command")
+                .and_then(|c| cx.ident(c, "command"));
+            FaultKind::Command { command: command? }
         }
         "restart-nodes" => {
             let role = role(cx);

@@ -61,13 +61,15 @@ pub const FAULT: &[&str] = &["name", "kind", "at", "for"];
 
 /// Fault kinds and the keys each takes besides [`FAULT`]'s.
 pub const FAULT_KINDS: &[(&str, &[&str])] = &[
-    ("kill-nodes", &["role", "count", "zone", "mode"]),
+    ("kill-nodes", &["role", "count", "zone", "mode", "restart"]),
+    ("freeze", &["role", "count", "zone"]),
     ("restart-nodes", &["role", "down_for", "zone"]),
     ("az-outage", &["zone", "parts"]),
     ("db-failover", &[]),
     ("cache-partition", &[]),
     ("cache-failover", &[]),
     ("latency", &["link", "delay", "jitter"]),
+    ("command", &["command"]),
 ];
 
 pub const ROLES: &[&str] = &["app", "db", "cache", "lb"];

@@ -1,0 +1,318 @@
+//! What the process driver asks of the operating system: reading a pidfile into a process it
+//! can trust is the one the file names, signalling it, running a shell command with a timeout,
+//! and the lease files and their guardians that heal a fault when the run that applied it dies.
+//!
+//! Never signals a process it did not just read from a pidfile and check: not pid 0 or 1, not
+//! this process, not one that started after its pidfile was written (a reused pid).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// A process as a pidfile named it, with its start time (in clock ticks since boot): a pid
+/// with another start time is another process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proc {
+    pub pid: i32,
+    pub start: u64,
+    pub pidfile: PathBuf,
+}
+
+/// The state letter and start time of `pid` from `/proc/PID/stat`, if it exists.
+fn stat(pid: i32) -> Option<(char, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ...`: comm may hold spaces and parentheses; the fields follow the last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first()?.chars().next()?;
+    // Field 22 of proc(5), the 20th after the state's field 3.
+    let start = f.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn clock_ticks() -> u64 {
+    rustix::param::clock_ticks_per_second().max(1)
+}
+
+fn boot_time() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The process `pidfile` names, alive (not a zombie) and the one that wrote it.
+pub fn read_pidfile(pidfile: &Path) -> Result<Proc, String> {
+    let shown = pidfile.display();
+    let text = std::fs::read_to_string(pidfile).map_err(|e| format!("pidfile {shown}: {e}"))?;
+    let first = text.lines().next().unwrap_or("").trim();
+    let pid: i32 = first
+        .parse()
+        .map_err(|_| format!("pidfile {shown}: `{first}` is not a process id"))?;
+    if pid <= 1 || pid as u32 == std::process::id() {
+        return Err(format!("pidfile {shown}: pid {pid} is never signalled"));
+    }
+    let (state, start) = stat(pid).ok_or_else(|| format!("pid {pid} ({shown}) is not running"))?;
+    if matches!(state, 'Z' | 'X' | 'x') {
+        return Err(format!("pid {pid} ({shown}) is not running (a zombie)"));
+    }
+    // A process that started after its pidfile was last written is not the one that wrote it:
+    // the pid was reused. (Boot time has a one-second grain: allow two.)
+    let written = std::fs::metadata(pidfile)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
+    if let (Some(written), Some(boot)) = (written, boot_time()) {
+        let started = boot + start / clock_ticks();
+        if started > written + 2 {
+            return Err(format!(
+                "pid {pid} started after {shown} was written: a stale pidfile, the pid now \
+                 belongs to another process (never signalled)"
+            ));
+        }
+    }
+    Ok(Proc {
+        pid,
+        start,
+        pidfile: pidfile.to_path_buf(),
+    })
+}
+
+/// Whether `p` is still that process and alive.
+pub fn alive(p: &Proc) -> bool {
+    matches!(stat(p.pid), Some((s, start)) if start == p.start && !matches!(s, 'Z' | 'X' | 'x'))
+}
+
+/// Whether `p` is that process and stopped (SIGSTOP).
+pub fn stopped(p: &Proc) -> bool {
+    matches!(stat(p.pid), Some((s, start)) if start == p.start && matches!(s, 'T' | 't'))
+}
+
+pub use rustix::process::Signal;
+
+/// Send `sig` to `p` if it is still that process. `Ok(false)`: it is gone.
+pub fn signal(p: &Proc, sig: Signal) -> Result<bool, String> {
+    if !alive(p) {
+        return Ok(false);
+    }
+    let Some(pid) = rustix::process::Pid::from_raw(p.pid) else {
+        return Ok(false);
+    };
+    match rustix::process::kill_process(pid, sig) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(e) => Err(format!("signal {sig:?} to pid {}: {e}", p.pid)),
+    }
+}
+
+/// What a shell command did.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub code: Option<i32>,
+    /// Its stdout and stderr, at most [`OUTPUT_MAX`] bytes of each.
+    pub output: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+pub const OUTPUT_MAX: usize = 4096;
+
+/// Run `cmd` with `sh -c` in `cwd`, its own process group, bounded by `timeout` (then the
+/// whole group is killed). Output goes to files, not pipes, so a command that starts a daemon
+/// (which keeps them open) returns when the command does.
+pub async fn sh(cmd: &str, cwd: &Path, scratch: &Path, timeout: Duration) -> Result<Ran, String> {
+    std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let tag = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let out_path = scratch.join(format!("out-{tag}"));
+    let err_path = scratch.join(format!("err-{tag}"));
+    let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
+    let err = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run sh: {e}"))?;
+    let pgid = child.id().map(|p| p as i32);
+    let status = tokio::time::timeout(timeout, child.wait()).await;
+    let read = |p: &Path| {
+        let mut s = std::fs::read(p).unwrap_or_default();
+        s.truncate(OUTPUT_MAX);
+        let _ = std::fs::remove_file(p);
+        String::from_utf8_lossy(&s).trim_end().to_string()
+    };
+    let text = |o: String, e: String| match (o.is_empty(), e.is_empty()) {
+        (_, true) => o,
+        (true, false) => e,
+        (false, false) => format!("{o}\n{e}"),
+    };
+    match status {
+        Ok(Ok(st)) => Ok(Ran {
+            code: st.code(),
+            output: text(read(&out_path), read(&err_path)),
+        }),
+        Ok(Err(e)) => Err(format!("waiting for `{cmd}`: {e}")),
+        Err(_) => {
+            if let Some(g) = pgid.and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process_group(g, Signal::KILL);
+            }
+            let _ = child.wait().await;
+            let o = text(read(&out_path), read(&err_path));
+            Err(format!(
+                "`{cmd}` did not finish within {timeout:?} (killed){}",
+                if o.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {o}")
+                }
+            ))
+        }
+    }
+}
+
+/// A fault's lease on disk: the file whose age the guardian watches. While it exists and is
+/// younger than the lease, the fault holds; once it is older (the run stopped renewing), the
+/// guardian renames it to `.expired`, runs the heal command, and removes it. A revert renames
+/// it to `.reverting` first: the one rename that succeeds decides who heals.
+#[derive(Debug, Clone)]
+pub struct LeaseFile {
+    pub path: PathBuf,
+}
+
+/// Who holds a lease's fault now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// This revert took it (or had taken it on an earlier try): heal.
+    Us,
+    /// Its guardian is healing it now.
+    Guardian,
+    /// Nothing on disk: never taken, or healed already.
+    Nobody,
+}
+
+impl LeaseFile {
+    pub fn new(dir: &Path, by: &str) -> LeaseFile {
+        let safe: String = by
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        LeaseFile {
+            path: dir.join(format!("{safe}.lease")),
+        }
+    }
+
+    fn with(&self, ext: &str) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    }
+
+    pub fn reverting(&self) -> PathBuf {
+        self.with(".reverting")
+    }
+
+    /// Create it (fresh) and start its guardian, detached in its own process group so that
+    /// killing the run (or its process group) leaves it running.
+    pub fn take(
+        &self,
+        lease: Duration,
+        heal: &str,
+        heal_timeout: Duration,
+        cwd: &Path,
+    ) -> Result<(), String> {
+        if let Some(d) = self.path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        std::fs::write(&self.path, b"").map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let secs = lease.as_secs_f64().ceil().max(1.0) as u64;
+        let t = heal_timeout.as_secs_f64().ceil().max(1.0) as u64;
+        let spawned = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(GUARDIAN)
+            .arg("chaos-lease-guardian")
+            .arg(&self.path)
+            .arg(secs.to_string())
+            .arg(t.to_string())
+            .arg(heal)
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn();
+        if let Err(e) = spawned {
+            let _ = std::fs::remove_file(&self.path);
+            return Err(format!("cannot start the lease guardian: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Renew: the file's age starts again. `Err` when it is gone (the lease ran out).
+    pub fn renew(&self) -> Result<(), String> {
+        std::fs::File::options()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// Take it back for a revert.
+    pub fn claim(&self) -> Holder {
+        if std::fs::rename(&self.path, self.reverting()).is_ok() || self.reverting().exists() {
+            return Holder::Us;
+        }
+        if self.with(".expired").exists() {
+            return Holder::Guardian;
+        }
+        Holder::Nobody
+    }
+
+    /// What an earlier try of this revert noted (nodes already started).
+    pub fn notes(&self) -> Vec<String> {
+        std::fs::read_to_string(self.reverting())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn note(&self, line: &str) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::File::options().append(true).open(self.reverting()) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// The revert is done: nothing is left on disk.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(self.reverting());
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The guardian: `sh -c GUARDIAN chaos-lease-guardian FILE LEASE_S HEAL_TIMEOUT_S HEAL`. Polls
+/// twice a second; exits when the file is gone (reverted) or after healing.
+const GUARDIAN: &str = r#"f=$1; lease=$2; t=$3; heal=$4
+while [ -e "$f" ]; do
+  m=$(stat -c %Y "$f" 2>/dev/null) || exit 0
+  now=$(date +%s)
+  if [ $((now - m)) -ge "$lease" ]; then
+    if mv "$f" "$f.expired" 2>/dev/null; then
+      timeout -s KILL "$t" sh -c "$heal" >"$f.log" 2>&1
+      rm -f "$f.expired"
+    fi
+    exit 0
+  fi
+  sleep 0.5
+done"#;
