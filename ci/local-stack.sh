@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# The local stack: real servers with their own HA, on loopback, from Debian packages
+# (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools).
+#
+#   ci/local-stack.sh up            start it all and wait until it is healthy
+#   ci/local-stack.sh down          stop everything it started (by pid) and remove its directory
+#   ci/local-stack.sh start NODE    start one node again (what the process driver's `start` runs)
+#   ci/local-stack.sh status        one line per node
+#   ci/local-stack.sh target        print the target file (kind = "local") that describes it
+#
+# What runs (ports from CHAOS_STACK_PORT_BASE, default 15400; files under CHAOS_STACK_DIR,
+# default /tmp/chaos-local-stack):
+#   etcd       one member, client BASE, peer BASE+1 (Patroni's DCS, v3 API)
+#   pg1, pg2   PostgreSQL 15 under Patroni: postgres on BASE+10 / BASE+20, Patroni's REST API on
+#              BASE+11 / BASE+21; pg1 bootstraps as the leader, pg2 streams from it
+#              (asynchronously; CHAOS_STACK_SYNC=1 for Patroni's synchronous_mode). A node is
+#              Patroni and its postmaster: killing both is a node's death, and Patroni on the
+#              other node promotes it after the leader key's ttl (10 s).
+#   r1, r2     Redis 7: r1 the primary on BASE+30, r2 its replica on BASE+31
+#   s1..s3     three Redis Sentinels on BASE+40..42 watching `chaos` (quorum 2, down after 1 s)
+#
+# Every process writes a pidfile under the stack's directory; `down` stops exactly those.
+# PostgreSQL refuses to run as root: as root, Patroni runs as the `postgres` user.
+set -euo pipefail
+
+DIR="${CHAOS_STACK_DIR:-/tmp/chaos-local-stack}"
+BASE="${CHAOS_STACK_PORT_BASE:-15400}"
+PG_BIN="${CHAOS_PG_BIN:-/usr/lib/postgresql/15/bin}"
+SYNC="${CHAOS_STACK_SYNC:-0}"
+
+ETCD=$BASE
+PG_PORT() { case $1 in pg1) echo $((BASE + 10)) ;; pg2) echo $((BASE + 20)) ;; esac; }
+API_PORT() { case $1 in pg1) echo $((BASE + 11)) ;; pg2) echo $((BASE + 21)) ;; esac; }
+REDIS_PORT() { case $1 in r1) echo $((BASE + 30)) ;; r2) echo $((BASE + 31)) ;; esac; }
+SENTINEL_PORT() { echo $((BASE + 39 + ${1#s})); }
+
+log() { printf '%s local-stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Wait up to $1 seconds for the command after it to succeed.
+wait_for() {
+  local limit=$1 what=$2
+  shift 2
+  local t=0
+  until "$@" >/dev/null 2>&1; do
+    t=$((t + 1))
+    if [ "$t" -gt $((limit * 5)) ]; then die "$what: not within ${limit}s"; fi
+    sleep 0.2
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -s "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
+
+psql_at() { PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -tAq -c "$2"; }
+
+# --- etcd ----------------------------------------------------------------------------------
+start_etcd() {
+  mkdir -p "$DIR/etcd"
+  if pid_alive "$DIR/etcd/etcd.pid"; then return; fi
+  etcd --name chaos --data-dir "$DIR/etcd/data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD" --advertise-client-urls "http://127.0.0.1:$ETCD" \
+    --listen-peer-urls "http://127.0.0.1:$((BASE + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((BASE + 1))" \
+    --initial-cluster "chaos=http://127.0.0.1:$((BASE + 1))" \
+    >>"$DIR/etcd/etcd.log" 2>&1 </dev/null &
+  echo $! >"$DIR/etcd/etcd.pid"
+  wait_for 20 "etcd on $ETCD" port_open "$ETCD"
+}
+
+# --- PostgreSQL under Patroni ----------------------------------------------------------------
+patroni_conf() {
+  local n=$1 d="$DIR/$1"
+  cat >"$d/patroni.yml" <<EOF
+scope: chaos
+name: $n
+restapi:
+  listen: 127.0.0.1:$(API_PORT "$n")
+  connect_address: 127.0.0.1:$(API_PORT "$n")
+etcd3:
+  hosts: 127.0.0.1:$ETCD
+bootstrap:
+  dcs:
+    ttl: 10
+    loop_wait: 1
+    retry_timeout: 4
+    maximum_lag_on_failover: 1048576
+    synchronous_mode: $([ "$SYNC" = 1 ] && echo true || echo false)
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+        wal_level: replica
+        hot_standby: "on"
+        wal_log_hints: "on"
+        max_wal_senders: 10
+        max_replication_slots: 10
+  initdb:
+    - encoding: UTF8
+  pg_hba:
+    - local all all trust
+    - host replication replicator 127.0.0.1/32 trust
+    - host all all 127.0.0.1/32 trust
+postgresql:
+  listen: 127.0.0.1:$(PG_PORT "$n")
+  connect_address: 127.0.0.1:$(PG_PORT "$n")
+  data_dir: $d/data
+  bin_dir: $PG_BIN
+  pgpass: $d/pgpass
+  authentication:
+    replication: {username: replicator, password: replicator}
+    superuser: {username: postgres, password: postgres}
+    rewind: {username: rewind, password: rewind}
+  parameters:
+    unix_socket_directories: '$d'
+EOF
+}
+
+start_pg() {
+  local n=$1 d="$DIR/$1"
+  mkdir -p "$d"
+  if pid_alive "$d/patroni.pid"; then return; fi
+  # A postmaster left from a killed Patroni (re-parented to init) is stopped first: Patroni
+  # starts its own.
+  if pid_alive "$d/data/postmaster.pid"; then
+    kill -KILL "$(head -n1 "$d/data/postmaster.pid")" 2>/dev/null || true
+    sleep 0.3
+  fi
+  [ -f "$d/patroni.yml" ] || patroni_conf "$n"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$d"; fi
+  # Started directly (not through a shell function, which would fork a subshell): $! is
+  # Patroni's own pid (setpriv execs it).
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid=postgres --regid=postgres --init-groups -- \
+      patroni "$d/patroni.yml" >>"$d/patroni.log" 2>&1 </dev/null &
+  else
+    patroni "$d/patroni.yml" >>"$d/patroni.log" 2>&1 </dev/null &
+  fi
+  echo $! >"$d/patroni.pid"
+}
+
+is_primary() { [ "$(psql_at "$(PG_PORT "$1")" 'select pg_is_in_recovery()')" = f ]; }
+is_replica() { [ "$(psql_at "$(PG_PORT "$1")" 'select pg_is_in_recovery()')" = t ]; }
+streams_to() { [ "$(psql_at "$(PG_PORT "$1")" "select count(*) from pg_stat_replication where state = 'streaming'")" -ge 1 ]; }
+
+# --- Redis and Sentinel ------------------------------------------------------------------------
+start_redis() {
+  local n=$1 d="$DIR/$1" port
+  port=$(REDIS_PORT "$n")
+  mkdir -p "$d"
+  if pid_alive "$d/redis.pid"; then return; fi
+  local args=(--port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$d/redis.pid"
+    --dir "$d" --logfile "$d/redis.log" --save "" --appendonly no
+    --repl-diskless-sync-delay 0)
+  # A node that comes back asks Sentinel who the primary is now; on first start r1 is.
+  local primary=""
+  if [ -f "$DIR/s1/sentinel.conf" ] && port_open "$(SENTINEL_PORT s1)"; then
+    primary=$(redis-cli -p "$(SENTINEL_PORT s1)" sentinel get-master-addr-by-name chaos 2>/dev/null | sed -n 2p || true)
+  fi
+  if [ -n "$primary" ] && [ "$primary" != "$port" ]; then
+    args+=(--replicaof 127.0.0.1 "$primary")
+  elif [ -z "$primary" ] && [ "$n" = r2 ]; then
+    args+=(--replicaof 127.0.0.1 "$(REDIS_PORT r1)")
+  fi
+  redis-server "${args[@]}"
+  wait_for 10 "redis $n on $port" redis-cli -p "$port" ping
+}
+
+start_sentinel() {
+  local n=$1 d="$DIR/$1" port
+  port=$(SENTINEL_PORT "$n")
+  mkdir -p "$d"
+  if pid_alive "$d/sentinel.pid"; then return; fi
+  if [ ! -f "$d/sentinel.conf" ]; then
+    cat >"$d/sentinel.conf" <<EOF
+port $port
+bind 127.0.0.1
+daemonize yes
+pidfile $d/sentinel.pid
+logfile $d/sentinel.log
+dir $d
+sentinel monitor chaos 127.0.0.1 $(REDIS_PORT r1) 2
+sentinel down-after-milliseconds chaos 1000
+sentinel failover-timeout chaos 2000
+sentinel parallel-syncs chaos 1
+EOF
+  fi
+  redis-sentinel "$d/sentinel.conf"
+  wait_for 10 "sentinel $n on $port" redis-cli -p "$port" ping
+}
+
+sentinel_ready() {
+  local info
+  info=$(redis-cli -p "$(SENTINEL_PORT s1)" sentinel master chaos)
+  echo "$info" | grep -A1 -x 'num-other-sentinels' | tail -n1 | grep -qx 2 &&
+    echo "$info" | grep -A1 -x 'num-slaves' | tail -n1 | grep -qx 1
+}
+
+# --- commands ----------------------------------------------------------------------------------
+up() {
+  for c in etcd patroni psql redis-server redis-sentinel redis-cli setpriv; do
+    command -v "$c" >/dev/null || die "$c is not installed (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools)"
+  done
+  [ -x "$PG_BIN/postgres" ] || die "no PostgreSQL at $PG_BIN (CHAOS_PG_BIN)"
+  mkdir -p "$DIR"
+  chmod 755 "$DIR"
+  log "etcd on $ETCD"
+  start_etcd
+  log "pg1 (leader) on $(PG_PORT pg1)"
+  start_pg pg1
+  wait_for 60 "pg1 leader" is_primary pg1
+  log "pg2 (replica) on $(PG_PORT pg2)"
+  start_pg pg2
+  wait_for 60 "pg2 streaming" streams_to pg1
+  log "redis r1 on $(REDIS_PORT r1), r2 on $(REDIS_PORT r2)"
+  start_redis r1
+  start_redis r2
+  for s in s1 s2 s3; do start_sentinel "$s"; done
+  log "sentinels on $(SENTINEL_PORT s1)..$(SENTINEL_PORT s3)"
+  wait_for 30 "sentinels seeing each other and the replica" sentinel_ready
+  log "up: $DIR"
+}
+
+stop_pidfile() {
+  local f=$1
+  [ -s "$f" ] || return 0
+  local pid
+  pid=$(head -n1 "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+}
+
+down() {
+  [ -d "$DIR" ] || return 0
+  for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid"; done
+  for r in r1 r2; do stop_pidfile "$DIR/$r/redis.pid"; done
+  for n in pg1 pg2; do
+    stop_pidfile "$DIR/$n/patroni.pid"
+    stop_pidfile "$DIR/$n/data/postmaster.pid"
+  done
+  stop_pidfile "$DIR/etcd/etcd.pid"
+  rm -rf "$DIR"
+  log "down"
+}
+
+start_one() {
+  case "$1" in
+    etcd) start_etcd ;;
+    pg1 | pg2) start_pg "$1" ;;
+    r1 | r2) start_redis "$1" ;;
+    s1 | s2 | s3) start_sentinel "$1" ;;
+    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3)" ;;
+  esac
+}
+
+status() {
+  for n in pg1 pg2; do
+    local r="down"
+    if is_primary "$n" 2>/dev/null; then r=primary; elif is_replica "$n" 2>/dev/null; then r=replica; fi
+    echo "$n $r"
+  done
+  for n in r1 r2; do
+    echo "$n $(redis-cli -p "$(REDIS_PORT "$n")" role 2>/dev/null | head -n1 || echo down)"
+  done
+  echo "sentinel primary $(redis-cli -p "$(SENTINEL_PORT s1)" sentinel get-master-addr-by-name chaos 2>/dev/null | tr '\n' ':' || echo down)"
+}
+
+# The target file for this stack: each node's pidfiles, role, zone, start command and how it
+# tells it is the primary (PostgreSQL: not in recovery; Redis: Sentinel's view).
+target() {
+  local me env z
+  me="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+  env="CHAOS_STACK_DIR=$DIR CHAOS_STACK_PORT_BASE=$BASE"
+  cat <<TOML
+kind = "local"
+description = "the local stack of ci/local-stack.sh: PostgreSQL under Patroni, Redis with Sentinel"
+base_url = "${CHAOS_STACK_BASE_URL:-http://127.0.0.1:$((BASE + 50))}"
+lease = "15s"
+state_dir = "$DIR/holds"
+TOML
+  for n in pg1 pg2; do
+    z=a
+    if [ "$n" = pg2 ]; then z=b; fi
+    cat <<TOML
+
+[processes.$n]
+pidfiles = ["$DIR/$n/patroni.pid", "$DIR/$n/data/postmaster.pid"]
+role = "db"
+zone = "$z"
+start = "$env bash $me start $n"
+primary_if = "PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p $(PG_PORT $n) -U postgres -d postgres -tAqc 'select pg_is_in_recovery()' | grep -qx f"
+TOML
+  done
+  for n in r1 r2; do
+    z=a
+    if [ "$n" = r2 ]; then z=b; fi
+    cat <<TOML
+
+[processes.$n]
+pidfiles = ["$DIR/$n/redis.pid"]
+role = "cache"
+zone = "$z"
+start = "$env bash $me start $n"
+primary_if = "redis-cli -p $(SENTINEL_PORT s1) sentinel get-master-addr-by-name chaos | grep -qx $(REDIS_PORT $n)"
+TOML
+  done
+}
+
+case "${1:-}" in
+  target) target ;;
+  up) up ;;
+  down) down ;;
+  start) start_one "${2:?start NODE}" ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|start NODE|status" >&2; exit 2 ;;
+esac
