@@ -18,6 +18,11 @@
 #              other node promotes it after the leader key's ttl (10 s).
 #   r1, r2     Redis 7: r1 the primary on BASE+30, r2 its replica on BASE+31
 #   s1..s3     three Redis Sentinels on BASE+40..42 watching `chaos` (quorum 2, down after 1 s)
+#   a1..a3     the notes app (`chaos app up`) on BASE+51..53, a1 and a2 in zone a, a3 in zone b,
+#              on PostgreSQL (multi-host URL, read-write target) and Redis (through Sentinel)
+#   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2)
+#              — the stack's base_url. The chaos binary: CHAOS_BIN, else target/{release,debug}
+#              of this repository, else `chaos` on PATH.
 #
 # Every process writes a pidfile under the stack's directory; `down` stops exactly those.
 # PostgreSQL refuses to run as root: as root, Patroni runs as the `postgres` user.
@@ -33,6 +38,9 @@ PG_PORT() { case $1 in pg1) echo $((BASE + 10)) ;; pg2) echo $((BASE + 20)) ;; e
 API_PORT() { case $1 in pg1) echo $((BASE + 11)) ;; pg2) echo $((BASE + 21)) ;; esac; }
 REDIS_PORT() { case $1 in r1) echo $((BASE + 30)) ;; r2) echo $((BASE + 31)) ;; esac; }
 SENTINEL_PORT() { echo $((BASE + 39 + ${1#s})); }
+APP_PORT() { echo $((BASE + 50 + ${1#a})); }
+LB_PORT=$((BASE + 50))
+APP_ZONE() { case $1 in a3) echo b ;; *) echo a ;; esac; }
 
 log() { printf '%s local-stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -196,6 +204,63 @@ sentinel_ready() {
     echo "$info" | grep -A1 -x 'num-slaves' | tail -n1 | grep -qx 1
 }
 
+# --- the app tier and haproxy --------------------------------------------------------------------
+chaos_bin() {
+  local root
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  if [ -n "${CHAOS_BIN:-}" ]; then echo "$CHAOS_BIN"
+  elif [ -x "$root/target/release/chaos" ]; then echo "$root/target/release/chaos"
+  elif [ -x "$root/target/debug/chaos" ]; then echo "$root/target/debug/chaos"
+  elif command -v chaos >/dev/null; then command -v chaos
+  else die "no chaos binary (CHAOS_BIN, or cargo build)"
+  fi
+}
+
+start_app() {
+  local n=$1 d="$DIR/$1" port
+  port=$(APP_PORT "$n")
+  mkdir -p "$d"
+  if pid_alive "$d/app.pid"; then return; fi
+  rm -f "$d/app.pid"
+  "$(chaos_bin)" app up --port "$port" --id "$n" --zone "$(APP_ZONE "$n")" \
+    --database "postgres://postgres@127.0.0.1:$(PG_PORT pg1),127.0.0.1:$(PG_PORT pg2)/postgres?target_session_attrs=read-write" \
+    --cache "redis-sentinel://127.0.0.1:$(SENTINEL_PORT s1),127.0.0.1:$(SENTINEL_PORT s2),127.0.0.1:$(SENTINEL_PORT s3)/chaos" \
+    --pidfile "$d/app.pid" >>"$d/app.log" 2>&1 </dev/null &
+  # The app writes its pidfile once it serves.
+  wait_for 40 "app $n on $port" test -s "$d/app.pid"
+}
+
+start_lb() {
+  local d="$DIR/lb"
+  mkdir -p "$d"
+  if pid_alive "$d/haproxy.pid"; then return; fi
+  cat >"$d/haproxy.cfg" <<EOF
+global
+  daemon
+  pidfile $d/haproxy.pid
+  stats socket $d/admin.sock mode 600 level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  option redispatch
+  retries 1
+frontend web
+  bind 127.0.0.1:$LB_PORT
+  default_backend app
+backend app
+  balance roundrobin
+  option httpchk GET /health
+  default-server inter 500ms fall 2 rise 2
+  server a1 127.0.0.1:$(APP_PORT a1) check
+  server a2 127.0.0.1:$(APP_PORT a2) check
+  server a3 127.0.0.1:$(APP_PORT a3) check
+EOF
+  haproxy -f "$d/haproxy.cfg" -D -p "$d/haproxy.pid" >>"$d/haproxy.log" 2>&1
+  wait_for 10 "haproxy on $LB_PORT" curl -sf "http://127.0.0.1:$LB_PORT/health"
+}
+
 # --- commands ----------------------------------------------------------------------------------
 up() {
   for c in etcd patroni psql redis-server redis-sentinel redis-cli setpriv; do
@@ -218,6 +283,10 @@ up() {
   for s in s1 s2 s3; do start_sentinel "$s"; done
   log "sentinels on $(SENTINEL_PORT s1)..$(SENTINEL_PORT s3)"
   wait_for 30 "sentinels seeing each other and the replica" sentinel_ready
+  for a in a1 a2 a3; do start_app "$a"; done
+  log "app nodes on $(APP_PORT a1)..$(APP_PORT a3)"
+  start_lb
+  log "haproxy on $LB_PORT"
   log "up: $DIR"
 }
 
@@ -236,6 +305,8 @@ stop_pidfile() {
 
 down() {
   [ -d "$DIR" ] || return 0
+  stop_pidfile "$DIR/lb/haproxy.pid"
+  for a in a1 a2 a3; do stop_pidfile "$DIR/$a/app.pid"; done
   for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid"; done
   for r in r1 r2; do stop_pidfile "$DIR/$r/redis.pid"; done
   for n in pg1 pg2; do
@@ -253,7 +324,9 @@ start_one() {
     pg1 | pg2) start_pg "$1" ;;
     r1 | r2) start_redis "$1" ;;
     s1 | s2 | s3) start_sentinel "$1" ;;
-    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3)" ;;
+    a1 | a2 | a3) start_app "$1" ;;
+    lb) start_lb ;;
+    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3, a1, a2, a3, lb)" ;;
   esac
 }
 
@@ -277,8 +350,8 @@ target() {
   env="CHAOS_STACK_DIR=$DIR CHAOS_STACK_PORT_BASE=$BASE"
   cat <<TOML
 kind = "local"
-description = "the local stack of ci/local-stack.sh: PostgreSQL under Patroni, Redis with Sentinel"
-base_url = "${CHAOS_STACK_BASE_URL:-http://127.0.0.1:$((BASE + 50))}"
+description = "the local stack of ci/local-stack.sh: haproxy, three app nodes, PostgreSQL under Patroni, Redis with Sentinel"
+base_url = "http://127.0.0.1:$LB_PORT"
 lease = "15s"
 state_dir = "$DIR/holds"
 TOML
@@ -293,6 +366,16 @@ role = "db"
 zone = "$z"
 start = "$env bash $me start $n"
 primary_if = "PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p $(PG_PORT $n) -U postgres -d postgres -tAqc 'select pg_is_in_recovery()' | grep -qx f"
+TOML
+  done
+  for n in a1 a2 a3; do
+    cat <<TOML
+
+[processes.$n]
+pidfiles = ["$DIR/$n/app.pid"]
+role = "app"
+zone = "$(APP_ZONE $n)"
+start = "$env bash $me start $n"
 TOML
   done
   for n in r1 r2; do

@@ -166,6 +166,46 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         #[command(subcommand)]
         action: ProxyCmd,
     },
+    /// The sandbox's notes app as one node on real backends (PostgreSQL, Redis): the app tier
+    /// of a local stack.
+    App {
+        #[command(subcommand)]
+        action: AppCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCmd {
+    /// Serve the notes app on a loopback port until Ctrl-C or SIGTERM; prints its URL (first
+    /// stdout line, JSON).
+    Up {
+        /// The loopback port to serve on.
+        #[arg(long)]
+        port: u16,
+        /// PostgreSQL, e.g. postgres://postgres@127.0.0.1:15410,127.0.0.1:15420/postgres?target_session_attrs=read-write
+        #[arg(long, value_name = "URL")]
+        database: String,
+        /// Redis: redis://HOST:PORT, or redis-sentinel://HOST:PORT,HOST:PORT/MASTER-NAME.
+        #[arg(long, value_name = "URL")]
+        cache: String,
+        /// When the cache cannot be reached: let requests through (fail-open) or fail them.
+        #[arg(long, value_enum, default_value_t = AppCachePolicy::FailOpen)]
+        cache_policy: AppCachePolicy,
+        /// The node's name (the x-served-by header).
+        #[arg(long, default_value = "app")]
+        id: String,
+        #[arg(long, default_value = "a")]
+        zone: String,
+        /// Write this process's id here once it serves (removed when it stops).
+        #[arg(long, value_name = "FILE")]
+        pidfile: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppCachePolicy {
+    FailOpen,
+    FailClosed,
 }
 
 #[derive(Subcommand, Debug)]

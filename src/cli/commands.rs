@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::output::{err, error, out};
 use super::plan;
@@ -427,6 +428,61 @@ pub(super) fn proxy_up(target: &str) -> i32 {
         stop.wait().await;
         drop(s);
         err("fault proxy down");
+        0
+    })
+}
+
+/// `chaos app up`: one notes-app node on PostgreSQL and Redis, until Ctrl-C or SIGTERM.
+pub fn app_up(cmd: super::args::AppCmd) -> i32 {
+    let super::args::AppCmd::Up {
+        port,
+        database,
+        cache,
+        cache_policy,
+        id,
+        zone,
+        pidfile,
+    } = cmd;
+    let Some(rt) = runtime(true) else {
+        return 2;
+    };
+    let cfg = crate::sandbox::backend::AppConfig {
+        id,
+        zone,
+        port,
+        database,
+        cache,
+        policy: match cache_policy {
+            super::args::AppCachePolicy::FailOpen => crate::sandbox::cache::CachePolicy::FailOpen,
+            super::args::AppCachePolicy::FailClosed => {
+                crate::sandbox::cache::CachePolicy::FailClosed
+            }
+        },
+    };
+    rt.block_on(async move {
+        let node = match crate::sandbox::backend::start_app(&cfg, Duration::from_secs(30)).await {
+            Ok(n) => n,
+            Err(e) => {
+                err(&format!("error: {e}"));
+                return 2;
+            }
+        };
+        if let Some(p) = &pidfile {
+            if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+                err(&format!("error: pidfile {}: {e}", p.display()));
+                return 2;
+            }
+        }
+        let url = format!("http://{}", node.addr());
+        out(&serde_json::json!({ "url": url }).to_string());
+        err(&format!("app {} (zone {}) up at {url}", cfg.id, cfg.zone));
+        let stop = Arc::new(Shutdown::new());
+        spawn_quiet_signal_handlers(stop.clone());
+        stop.wait().await;
+        node.stop_now();
+        if let Some(p) = &pidfile {
+            let _ = std::fs::remove_file(p);
+        }
         0
     })
 }

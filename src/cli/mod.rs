@@ -61,6 +61,7 @@ pub fn dispatch(cmd: Command) -> i32 {
         Command::Proxy {
             action: ProxyCmd::Up { target },
         } => proxy_up(&target),
+        Command::App { action } => app_up(action),
         Command::Rollback {
             run_dir,
             sweep,

@@ -17,6 +17,7 @@
 //! This file starts and stops the stack and owns its fault state (who holds which node, zone
 //! and link); the knobs are in [`config`], rolling restarts in [`rolling`].
 
+pub mod backend;
 pub mod cache;
 pub mod child;
 mod config;
@@ -38,6 +39,7 @@ use rand::Rng as _;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use backend::{CacheBackend, DbBackend};
 use cache::{Cache, CacheClient};
 pub use config::SandboxConfig;
 use db::{Db, DbClient};
@@ -121,8 +123,10 @@ impl Sandbox {
         let cache = Cache::start(cfg.cache.clone(), events.clone()).await?;
         let links = Arc::new(Links::default());
         let backends = Arc::new(Backends {
-            db: DbClient::new(db.clone()).over(links.delay(|l| &l.db)),
-            cache: CacheClient::new(cache.clone()).over(links.delay(|l| &l.cache)),
+            db: DbBackend::Sim(DbClient::new(db.clone()).over(links.delay(|l| &l.db))),
+            cache: CacheBackend::Sim(
+                CacheClient::new(cache.clone()).over(links.delay(|l| &l.cache)),
+            ),
         });
         let mut nodes = Vec::new();
         for z in &cfg.zones {

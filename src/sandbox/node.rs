@@ -26,8 +26,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::cache::{CacheClient, CachePolicy};
-use super::db::DbClient;
+use super::backend::{CacheBackend, DbBackend};
+use super::cache::CachePolicy;
 use super::events::lock;
 use super::http::{self, Body};
 
@@ -39,10 +39,11 @@ pub struct NodeConfig {
     pub service_jitter: Duration,
 }
 
-/// What a node's handlers share with the rest of the stack.
+/// What a node's handlers share with the rest of the stack: the sandbox's own database and
+/// cache, or real ones ([`super::backend`]).
 pub struct Backends {
-    pub db: DbClient,
-    pub cache: CacheClient,
+    pub db: DbBackend,
+    pub cache: CacheBackend,
 }
 
 #[derive(Default)]
@@ -91,6 +92,11 @@ impl Node {
             task: Mutex::new(None),
             down: Mutex::new(Down::default()),
         })
+    }
+
+    /// Serve on this loopback port from the next start (0: any free port).
+    pub fn set_port(&self, port: u16) {
+        *lock(&self.port) = port;
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -1,0 +1,371 @@
+//! The notes app's backends: the sandbox's own simulated database and cache, or real ones —
+//! PostgreSQL (a multi-host URL; each (re)connection goes to the host that takes writes, so a
+//! failover is followed on the next request) and Redis (direct, or the primary that Sentinel
+//! names). An app node only sees [`DbBackend`] and [`CacheBackend`]; what they are is decided
+//! where the node is built.
+//!
+//! A real backend never retries on its own: a request that meets a dead connection fails (the
+//! client sees it), and the next request connects again. Every call is bounded by a timeout.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::cache::{CacheClient, CachePolicy};
+use super::db::DbClient;
+
+/// How long one call to a real backend may take, connecting included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub enum DbBackend {
+    Sim(DbClient),
+    Pg(Box<Pg>),
+}
+
+pub enum CacheBackend {
+    Sim(CacheClient),
+    Redis(Redis, CachePolicy),
+}
+
+impl DbBackend {
+    /// Store a note; its id once the database acknowledged it.
+    pub async fn write(&self, text: &str) -> Result<u64, String> {
+        match self {
+            DbBackend::Sim(c) => c.write(text).await.map_err(|e| e.to_string()),
+            DbBackend::Pg(p) => p.write(text).await,
+        }
+    }
+
+    pub async fn read(&self, id: u64) -> Result<Option<String>, String> {
+        match self {
+            DbBackend::Sim(c) => c.read(id).await.map_err(|e| e.to_string()),
+            DbBackend::Pg(p) => p.read(id).await,
+        }
+    }
+
+    pub async fn recent(&self, n: usize) -> Result<Vec<(u64, String)>, String> {
+        match self {
+            DbBackend::Sim(c) => c.recent(n).await.map_err(|e| e.to_string()),
+            DbBackend::Pg(p) => p.recent(n).await,
+        }
+    }
+}
+
+impl CacheBackend {
+    pub fn policy(&self) -> CachePolicy {
+        match self {
+            CacheBackend::Sim(c) => c.policy(),
+            CacheBackend::Redis(_, p) => *p,
+        }
+    }
+
+    pub async fn put_session(&self, id: &str) -> Result<(), String> {
+        match self {
+            CacheBackend::Sim(c) => c.put_session(id).await.map_err(|e| e.to_string()),
+            CacheBackend::Redis(r, _) => r.set(&format!("session:{id}"), "1").await,
+        }
+    }
+
+    pub async fn has_session(&self, id: &str) -> Result<bool, String> {
+        match self {
+            CacheBackend::Sim(c) => c.has_session(id).await.map_err(|e| e.to_string()),
+            CacheBackend::Redis(r, _) => Ok(r.get(&format!("session:{id}")).await?.is_some()),
+        }
+    }
+
+    pub async fn get_recent(&self) -> Result<Option<Value>, String> {
+        match self {
+            CacheBackend::Sim(c) => c.get_recent().await.map_err(|e| e.to_string()),
+            CacheBackend::Redis(r, _) => Ok(r
+                .get("notes:recent")
+                .await?
+                .and_then(|s| serde_json::from_str(&s).ok())),
+        }
+    }
+
+    pub async fn set_recent(&self, v: Value) -> Result<(), String> {
+        match self {
+            CacheBackend::Sim(c) => c.set_recent(v).await.map_err(|e| e.to_string()),
+            CacheBackend::Redis(r, _) => r.set("notes:recent", &v.to_string()).await,
+        }
+    }
+
+    /// Invalidate the read cache (after a write), best effort.
+    pub async fn invalidate_recent(&self) {
+        match self {
+            CacheBackend::Sim(c) => c.invalidate_recent().await,
+            CacheBackend::Redis(r, _) => {
+                let _ = r.del("notes:recent").await;
+            }
+        }
+    }
+}
+
+async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within {CALL_TIMEOUT:?}")),
+    }
+}
+
+/// PostgreSQL, by a URL such as
+/// `postgres://postgres@127.0.0.1:15410,127.0.0.1:15420/postgres?target_session_attrs=read-write`.
+pub struct Pg {
+    config: tokio_postgres::Config,
+    client: Mutex<Option<tokio_postgres::Client>>,
+}
+
+impl Pg {
+    /// A client for `url` (checked now, connected at the first call).
+    pub fn new(url: &str) -> Result<Pg, String> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| format!("database URL `{url}`: {e}"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CALL_TIMEOUT);
+        }
+        Ok(Pg {
+            config,
+            client: Mutex::new(None),
+        })
+    }
+
+    /// The notes table, created if missing (the first call of a node that starts).
+    pub async fn migrate(&self) -> Result<(), String> {
+        self.with(|c| {
+            Box::pin(async move {
+                c.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS notes (id bigserial PRIMARY KEY, text text NOT NULL, \
+                     at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+        .await
+    }
+
+    /// Run `f` on the connection, connecting first if there is none; a failed call drops the
+    /// connection, so the next one connects again (to the new primary after a failover).
+    async fn with<T>(
+        &self,
+        f: impl for<'c> FnOnce(
+            &'c tokio_postgres::Client,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>,
+        >,
+    ) -> Result<T, String> {
+        let mut slot = self.client.lock().await;
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            let (client, conn) = bounded(
+                "connecting to the database",
+                self.config.connect(tokio_postgres::NoTls),
+            )
+            .await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            *slot = Some(client);
+        }
+        let Some(c) = slot.as_ref() else {
+            return Err("no database connection".into());
+        };
+        let r = bounded("the database", f(c)).await;
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+
+    pub async fn write(&self, text: &str) -> Result<u64, String> {
+        let text = text.to_string();
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_one(
+                        "INSERT INTO notes (text) VALUES ($1) RETURNING id",
+                        &[&text],
+                    )
+                    .await?;
+                Ok(row.get::<_, i64>(0) as u64)
+            })
+        })
+        .await
+    }
+
+    pub async fn read(&self, id: u64) -> Result<Option<String>, String> {
+        let id = id as i64;
+        self.with(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt("SELECT text FROM notes WHERE id = $1", &[&id])
+                    .await?;
+                Ok(row.map(|r| r.get::<_, String>(0)))
+            })
+        })
+        .await
+    }
+
+    pub async fn recent(&self, n: usize) -> Result<Vec<(u64, String)>, String> {
+        let n = n as i64;
+        self.with(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT id, text FROM notes ORDER BY id DESC LIMIT $1",
+                        &[&n],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+                    .collect())
+            })
+        })
+        .await
+    }
+}
+
+/// Where the Redis primary is: one address, or the one Sentinel names.
+enum RedisAt {
+    Direct(String),
+    Sentinel {
+        sentinels: Vec<String>,
+        name: String,
+    },
+}
+
+/// Redis, by `redis://HOST:PORT` or `redis-sentinel://HOST:PORT[,HOST:PORT…]/MASTER-NAME`.
+pub struct Redis {
+    at: RedisAt,
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl Redis {
+    pub fn new(url: &str) -> Result<Redis, String> {
+        let bad = |why: &str| {
+            format!(
+                "cache URL `{url}`: {why} (redis://HOST:PORT, or \
+                 redis-sentinel://HOST:PORT,HOST:PORT/MASTER-NAME)"
+            )
+        };
+        let at = if let Some(rest) = url.strip_prefix("redis-sentinel://") {
+            let (hosts, name) = rest.split_once('/').ok_or_else(|| bad("no master name"))?;
+            if name.is_empty() || hosts.is_empty() {
+                return Err(bad("no sentinels or no master name"));
+            }
+            RedisAt::Sentinel {
+                sentinels: hosts.split(',').map(|h| format!("redis://{h}")).collect(),
+                name: name.to_string(),
+            }
+        } else if url.starts_with("redis://") {
+            RedisAt::Direct(url.to_string())
+        } else {
+            return Err(bad("unknown scheme"));
+        };
+        Ok(Redis {
+            at,
+            conn: Mutex::new(None),
+        })
+    }
+
+    async fn connect(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        let client = match &self.at {
+            RedisAt::Direct(u) => redis::Client::open(u.as_str()).map_err(|e| e.to_string())?,
+            RedisAt::Sentinel { sentinels, name } => {
+                let mut s = redis::sentinel::Sentinel::build(sentinels.clone())
+                    .map_err(|e| e.to_string())?;
+                bounded(
+                    "asking Sentinel for the primary",
+                    s.async_master_for(name, None),
+                )
+                .await?
+            }
+        };
+        bounded(
+            "connecting to the cache",
+            client.get_multiplexed_tokio_connection(),
+        )
+        .await
+    }
+
+    async fn cmd<T: redis::FromRedisValue>(&self, c: redis::Cmd) -> Result<T, String> {
+        let mut slot = self.conn.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.connect().await?);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err("no cache connection".into());
+        };
+        let r = bounded("the cache", c.query_async::<T>(conn)).await;
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        self.cmd(redis::cmd("GET").arg(key).clone()).await
+    }
+
+    pub async fn set(&self, key: &str, v: &str) -> Result<(), String> {
+        self.cmd(redis::cmd("SET").arg(key).arg(v).clone()).await
+    }
+
+    pub async fn del(&self, key: &str) -> Result<(), String> {
+        self.cmd::<i64>(redis::cmd("DEL").arg(key).clone())
+            .await
+            .map(drop)
+    }
+}
+
+/// One app node on real backends (`chaos app up`): the sandbox's notes app, served on
+/// `listen` (loopback), storing notes in PostgreSQL and sessions in Redis.
+pub struct AppConfig {
+    pub id: String,
+    pub zone: String,
+    pub port: u16,
+    pub database: String,
+    pub cache: String,
+    pub policy: CachePolicy,
+}
+
+/// Start the node; the notes table is created first (waiting up to `wait` for the database).
+pub async fn start_app(
+    cfg: &AppConfig,
+    wait: Duration,
+) -> Result<std::sync::Arc<super::node::Node>, String> {
+    let pg = Pg::new(&cfg.database)?;
+    let redis = Redis::new(&cfg.cache)?;
+    let t = tokio::time::Instant::now();
+    loop {
+        match pg.migrate().await {
+            Ok(()) => break,
+            Err(e) if t.elapsed() >= wait => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let node = super::node::Node::new(
+        cfg.id.clone(),
+        cfg.zone.clone(),
+        super::node::NodeConfig {
+            concurrency: 256,
+            service_time: Duration::ZERO,
+            service_jitter: Duration::ZERO,
+        },
+        std::sync::Arc::new(super::node::Backends {
+            db: DbBackend::Pg(Box::new(pg)),
+            cache: CacheBackend::Redis(redis, cfg.policy),
+        }),
+    );
+    node.set_port(cfg.port);
+    node.start()
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
+    Ok(node)
+}
