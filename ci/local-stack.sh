@@ -131,8 +131,7 @@ start_pg() {
   # A postmaster left from a killed Patroni (re-parented to init) is stopped first: Patroni
   # starts its own.
   if pid_alive "$d/data/postmaster.pid"; then
-    kill -KILL "$(head -n1 "$d/data/postmaster.pid")" 2>/dev/null || true
-    sleep 0.3
+    stop_pidfile "$d/data/postmaster.pid" postgres
   fi
   [ -f "$d/patroni.yml" ] || patroni_conf "$n"
   if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$d"; fi
@@ -222,7 +221,9 @@ start_app() {
   mkdir -p "$d"
   if pid_alive "$d/app.pid"; then return; fi
   rm -f "$d/app.pid"
-  "$(chaos_bin)" app up --port "$port" --id "$n" --zone "$(APP_ZONE "$n")" \
+  local bin
+  bin=$(chaos_bin) || exit 1
+  "$bin" app up --port "$port" --id "$n" --zone "$(APP_ZONE "$n")" \
     --database "postgres://postgres@127.0.0.1:$(PG_PORT pg1),127.0.0.1:$(PG_PORT pg2)/postgres?target_session_attrs=read-write" \
     --cache "redis-sentinel://127.0.0.1:$(SENTINEL_PORT s1),127.0.0.1:$(SENTINEL_PORT s2),127.0.0.1:$(SENTINEL_PORT s3)/chaos" \
     --pidfile "$d/app.pid" >>"$d/app.log" 2>&1 </dev/null &
@@ -290,11 +291,14 @@ up() {
   log "up: $DIR"
 }
 
+# Stop the process a pidfile names — only if its command line holds $2 (a reused pid of another
+# program is left alone).
 stop_pidfile() {
-  local f=$1
+  local f=$1 want=$2
   [ -s "$f" ] || return 0
   local pid
   pid=$(head -n1 "$f")
+  if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$want"; then return 0; fi
   if kill -0 "$pid" 2>/dev/null; then
     kill -CONT "$pid" 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
@@ -305,15 +309,15 @@ stop_pidfile() {
 
 down() {
   [ -d "$DIR" ] || return 0
-  stop_pidfile "$DIR/lb/haproxy.pid"
-  for a in a1 a2 a3; do stop_pidfile "$DIR/$a/app.pid"; done
-  for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid"; done
-  for r in r1 r2; do stop_pidfile "$DIR/$r/redis.pid"; done
+  stop_pidfile "$DIR/lb/haproxy.pid" haproxy
+  for a in a1 a2 a3; do stop_pidfile "$DIR/$a/app.pid" "app up"; done
+  for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid" redis; done
+  for r in r1 r2; do stop_pidfile "$DIR/$r/redis.pid" redis; done
   for n in pg1 pg2; do
-    stop_pidfile "$DIR/$n/patroni.pid"
-    stop_pidfile "$DIR/$n/data/postmaster.pid"
+    stop_pidfile "$DIR/$n/patroni.pid" patroni
+    stop_pidfile "$DIR/$n/data/postmaster.pid" postgres
   done
-  stop_pidfile "$DIR/etcd/etcd.pid"
+  stop_pidfile "$DIR/etcd/etcd.pid" etcd
   rm -rf "$DIR"
   log "down"
 }
@@ -365,6 +369,7 @@ pidfiles = ["$DIR/$n/patroni.pid", "$DIR/$n/data/postmaster.pid"]
 role = "db"
 zone = "$z"
 start = "$env bash $me start $n"
+start_timeout = "60s"
 primary_if = "PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p $(PG_PORT $n) -U postgres -d postgres -tAqc 'select pg_is_in_recovery()' | grep -qx f"
 TOML
   done
@@ -376,6 +381,7 @@ pidfiles = ["$DIR/$n/app.pid"]
 role = "app"
 zone = "$(APP_ZONE $n)"
 start = "$env bash $me start $n"
+start_timeout = "60s"
 TOML
   done
   for n in r1 r2; do
@@ -388,6 +394,7 @@ pidfiles = ["$DIR/$n/redis.pid"]
 role = "cache"
 zone = "$z"
 start = "$env bash $me start $n"
+start_timeout = "60s"
 primary_if = "redis-cli -p $(SENTINEL_PORT s1) sentinel get-master-addr-by-name chaos | grep -qx $(REDIS_PORT $n)"
 TOML
   done

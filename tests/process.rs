@@ -197,7 +197,11 @@ async fn kill_nodes_kills_only_the_picked_node_and_the_revert_starts_it_again() 
         })
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    d.revert(&undo).await.unwrap();
+    // A second revert finds nothing left to do and starts nothing more.
+    assert!(matches!(
+        d.revert(&undo).await,
+        Err(DriverError::AlreadyReverted)
+    ));
     assert_eq!(pid_of(&dir.path("app2.pid")), again);
 }
 
@@ -327,11 +331,14 @@ async fn a_stale_pidfile_naming_another_process_is_refused_and_nothing_is_signal
     let e = d.inject(&p).await.unwrap_err().to_string();
     assert!(e.contains("stale pidfile"), "{e}");
     assert!(running(decoy), "the decoy is never signalled");
-    // Rolling back from the plan alone starts app1 (its pidfile names no live process of its
-    // own) and still leaves the decoy alone.
+    // Rolling back from the plan alone finds no lease (the inject failed before it did
+    // anything): nothing to undo, nothing started, the decoy still left alone.
     std::fs::remove_file(&pf).unwrap();
-    d.revert(&d.undo_for(&p)).await.unwrap();
-    assert!(state(pid_of(&pf)).is_some());
+    assert!(matches!(
+        d.revert(&d.undo_for(&p)).await,
+        Err(DriverError::AlreadyReverted)
+    ));
+    assert!(!pf.exists(), "a node the fault never killed is not started");
     assert!(running(decoy));
 }
 
@@ -378,7 +385,7 @@ async fn a_command_pair_runs_its_inject_and_revert_and_a_command_past_its_timeou
         &dir,
         &format!(
             "[commands.mark]\ninject = \"echo injecting; touch {m}\"\nrevert = \"rm {m}\"\ntimeout = \"5s\"\n\
-             [commands.slow]\ninject = \"echo $$ > {s}; sleep 30\"\ntimeout = \"300ms\"\n",
+             [commands.slow]\ninject = \"sleep 30 & echo $! > {s}; wait\"\ntimeout = \"300ms\"\n",
             m = marker.display(),
             s = slow_pid.display()
         ),
@@ -462,4 +469,46 @@ async fn faults_the_target_cannot_do_are_refused_at_plan_time() {
     })
     .await;
     assert!(e.contains("would change nothing"), "{e}");
+}
+
+#[tokio::test]
+async fn a_heal_that_fails_in_the_guardian_is_taken_up_by_a_later_revert() {
+    let dir = Dir::new("failed-heal");
+    let marker = dir.path("applied");
+    let ok = dir.path("revert-may-run");
+    let l = target(
+        &dir,
+        &format!(
+            "[commands.mark]\ninject = \"touch {m}\"\nrevert = \"test -e {ok} && rm {m}\"\ntimeout = \"5s\"\n",
+            m = marker.display(),
+            ok = ok.display()
+        ),
+    );
+    let f = Fault {
+        name: "mark".into(),
+        ..fault(FaultKind::Command {
+            command: "mark".into(),
+        })
+    };
+    let undo = {
+        let d = driver(&l).await;
+        let p = d.plan(&f).await.unwrap();
+        d.inject(&p).await.unwrap()
+        // The run dies: no renewal, no revert.
+    };
+    // The lease runs out; the guardian's heal (the revert command) fails: it is kept as failed.
+    let failed = || {
+        std::fs::read_dir(dir.path("state"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "failed"))
+    };
+    until("the guardian's heal fails", Duration::from_secs(8), failed).await;
+    assert!(marker.exists());
+    // A rollback later (the revert command can run now) reverts it.
+    std::fs::write(&ok, "").unwrap();
+    let d = driver(&l).await;
+    d.revert(&undo).await.unwrap();
+    assert!(!marker.exists(), "the later revert ran the revert command");
+    assert!(!failed());
 }

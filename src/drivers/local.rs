@@ -278,10 +278,19 @@ impl Driver for LocalDriver {
             if d != "local" {
                 return self.part(d)?.renew(undo).await;
             }
+            // Every part is renewed even when one fails: one part's trouble must not let
+            // another's lease run out.
+            let mut first = Ok(());
             for u in undo["parts"].as_array().into_iter().flatten() {
-                self.part(Self::driver_of(u))?.renew(u).await?;
+                let r = match self.part(Self::driver_of(u)) {
+                    Ok(d) => d.renew(u).await,
+                    Err(e) => Err(e),
+                };
+                if first.is_ok() {
+                    first = r;
+                }
             }
-            Ok(())
+            first
         })
     }
 

@@ -137,6 +137,14 @@ pub struct ProcessDriver {
     run_id: String,
     cwd: PathBuf,
     picked: std::sync::Mutex<Vec<Picked>>,
+    /// How long a revert is retried: twice the slowest start or revert command it may run.
+    deadline: Duration,
+}
+
+/// Twice the longest of `timeouts`, plus 5 s, at most 20 min.
+fn deadline_of(timeouts: impl Iterator<Item = Duration>) -> Duration {
+    (timeouts.max().unwrap_or(Duration::ZERO) * 2 + Duration::from_secs(5))
+        .min(Duration::from_secs(1200))
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -150,22 +158,51 @@ fn role_name(r: Role) -> &'static str {
 
 impl ProcessDriver {
     pub fn new(l: &LocalTarget, run_id: &str) -> ProcessDriver {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        // Paths are made absolute once, here: undo data names the same files wherever
+        // `chaos rollback` runs.
+        let mut spec = l.clone();
+        spec.state_dir = cwd.join(&spec.state_dir);
+        for p in &mut spec.processes {
+            for f in &mut p.pidfiles {
+                *f = cwd.join(&*f);
+            }
+        }
+        let deadline = deadline_of(
+            spec.processes
+                .iter()
+                .map(|p| p.start_timeout)
+                .chain(spec.commands.iter().map(|c| c.timeout)),
+        );
         ProcessDriver {
-            spec: Some(l.clone()),
+            spec: Some(spec),
             run_id: run_id.to_string(),
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            cwd,
             picked: std::sync::Mutex::new(Vec::new()),
+            deadline,
         }
     }
 
     pub fn from_undo(undo: &Undo) -> Option<ProcessDriver> {
         let u = ProcessUndo::of(undo).ok()?;
+        let ms = |m: u64| Duration::from_millis(m);
+        let timeouts: Vec<Duration> = match &u.action {
+            Action::Kill { nodes, .. }
+            | Action::KillPrimary { nodes, .. }
+            | Action::Freeze { nodes } => nodes.iter().map(|n| ms(n.start_timeout_ms)).collect(),
+            Action::Command { timeout_ms, .. } => vec![ms(*timeout_ms)],
+        };
         (u.driver == "process").then(|| ProcessDriver {
             spec: None,
             run_id: String::new(),
             cwd: u.cwd,
             picked: std::sync::Mutex::new(Vec::new()),
+            deadline: deadline_of(timeouts.into_iter()),
         })
+    }
+
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     fn spec(&self) -> Result<&LocalTarget, DriverError> {

@@ -203,9 +203,17 @@ pub enum Holder {
 
 impl LeaseFile {
     pub fn new(dir: &Path, by: &str) -> LeaseFile {
+        // Run ids and fault names are letters, digits, `.`, `_` and `-`, kept as they are (two
+        // faults never share a file); the `:` between them and anything else becomes `+`.
         let safe: String = by
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '+'
+                }
+            })
             .collect();
         LeaseFile {
             path: dir.join(format!("{safe}.lease")),
@@ -267,9 +275,12 @@ impl LeaseFile {
             .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
-    /// Take it back for a revert.
+    /// Take it back for a revert (also after a guardian's heal failed).
     pub fn claim(&self) -> Holder {
-        if std::fs::rename(&self.path, self.reverting()).is_ok() || self.reverting().exists() {
+        if std::fs::rename(&self.path, self.reverting()).is_ok()
+            || self.reverting().exists()
+            || std::fs::rename(self.with(".failed"), self.reverting()).is_ok()
+        {
             return Holder::Us;
         }
         if self.with(".expired").exists() {
@@ -302,15 +313,21 @@ impl LeaseFile {
 }
 
 /// The guardian: `sh -c GUARDIAN chaos-lease-guardian FILE LEASE_S HEAL_TIMEOUT_S HEAL`. Polls
-/// twice a second; exits when the file is gone (reverted) or after healing.
+/// twice a second; exits when the file is gone (reverted) or after healing. The clock has a
+/// one-second grain (`date +%s`, `stat %Y`): the lease runs out between LEASE and LEASE + 1 s
+/// after the last renewal, never before. A heal that fails leaves `.failed`: a later revert
+/// (`chaos rollback`) takes it up.
 const GUARDIAN: &str = r#"f=$1; lease=$2; t=$3; heal=$4
 while [ -e "$f" ]; do
   m=$(stat -c %Y "$f" 2>/dev/null) || exit 0
   now=$(date +%s)
-  if [ $((now - m)) -ge "$lease" ]; then
+  if [ $((now - m)) -gt "$lease" ]; then
     if mv "$f" "$f.expired" 2>/dev/null; then
-      timeout -s KILL "$t" sh -c "$heal" >"$f.log" 2>&1
-      rm -f "$f.expired"
+      if timeout -s KILL "$t" sh -c "$heal" >"$f.log" 2>&1; then
+        rm -f "$f.expired"
+      else
+        mv "$f.expired" "$f.failed"
+      fi
     fi
     exit 0
   fi

@@ -214,6 +214,16 @@ impl Driver for ProcessDriver {
                     "its lease ran out and the lease guardian is healing it now",
                 ));
             }
+            // A fault with something to heal takes its lease before it does anything: no lease
+            // on disk means nothing was done (an inject that failed first), or its guardian
+            // healed it already. Either way nothing is touched now — no node started that the
+            // fault never killed, no SIGCONT to a process another fault stopped.
+            if holder == Holder::Nobody && u.heal(&u.killed_nodes(), &[]).is_some() {
+                return Err(DriverError::AlreadyReverted);
+            }
+            if holder == Holder::Nobody && matches!(u.action, Action::Freeze { .. }) {
+                return Err(DriverError::AlreadyReverted);
+            }
             match &u.action {
                 Action::Kill { restart: false, .. } => {}
                 Action::Kill { .. } | Action::KillPrimary { .. } => {
@@ -254,10 +264,6 @@ impl Driver for ProcessDriver {
                     timeout_ms,
                     ..
                 } => {
-                    if holder == Holder::Nobody {
-                        // Never injected, or its guardian ran the revert already.
-                        return Err(DriverError::AlreadyReverted);
-                    }
                     let r = u
                         .run(
                             "the revert command",
@@ -282,15 +288,7 @@ impl Driver for ProcessDriver {
     }
 
     fn revert_deadline(&self) -> Duration {
-        // Long enough for the slowest start or revert command to be tried twice.
-        let longest = self.spec.iter().flat_map(|s| {
-            s.processes
-                .iter()
-                .map(|p| p.start_timeout)
-                .chain(s.commands.iter().map(|c| c.timeout))
-        });
-        (longest.max().unwrap_or(Duration::ZERO) * 2 + Duration::from_secs(5))
-            .min(Duration::from_secs(1200))
+        self.deadline()
     }
 
     fn lease(&self) -> Option<Duration> {
