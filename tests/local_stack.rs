@@ -268,6 +268,14 @@ async fn patroni_and_sentinel_promote_a_replica_when_the_process_driver_kills_th
         stack.sentinel_primary() == r2.to_string()
     })
     .await;
+    // Sentinel names the new primary while it reconfigures the replicas, before it logs
+    // +switch-master (about a second later): wait for the log line.
+    until(
+        "Sentinel logs +switch-master",
+        Duration::from_secs(15),
+        || stack.log("s1/sentinel.log").contains("+switch-master"),
+    )
+    .await;
     let slog = stack.log("s1/sentinel.log");
     let at = logged_at(&slog, "+switch-master").unwrap_or_else(|| panic!("{slog}"));
     let sdown = logged_at(&slog, "+sdown master").unwrap_or_else(|| panic!("{slog}"));
