@@ -44,12 +44,13 @@ export CHAOS_MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 # The fixture stack builder (ci/moto_stack.py) runs with the venv's python (boto3 comes with moto).
 export CHAOS_MOTO_PYTHON="$MOTO_VENV/bin/python"
 # The local stack (ci/local-stack.sh, tests/local_stack.rs): PostgreSQL 15 under Patroni with
-# etcd, Redis with Sentinel, from Debian packages (~15 s). Their services are not started by
-# the install (policy-rc.d): the tests start their own on loopback ports and stop them by pid.
+# etcd, Redis with Sentinel, haproxy in front of the app nodes, from Debian packages (~15 s).
+# Their services are not started by the install (policy-rc.d): the tests start their own on loopback ports and stop them by pid.
 if ! command -v patroni >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 ||
   ! command -v redis-sentinel >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 ||
-  ! command -v psql >/dev/null 2>&1 || [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
-  log "installing patroni, etcd, postgresql-15, redis-server, redis-sentinel (apt)"
+  ! command -v psql >/dev/null 2>&1 || [ ! -x /usr/lib/postgresql/15/bin/postgres ] ||
+  ! command -v haproxy >/dev/null 2>&1; then
+  log "installing patroni, etcd, postgresql-15, redis-server, redis-sentinel, haproxy (apt)"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   POLICY=""
@@ -60,7 +61,7 @@ if ! command -v patroni >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 ||
   fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools
+    patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools haproxy
   if [ -n "$POLICY" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Every other server the tests use (the sandbox, HTTP test servers, the fault proxy, the
