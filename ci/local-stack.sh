@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack: real servers with their own HA, on loopback, from Debian packages
-# (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools).
+# (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools
+# haproxy).
 #
 #   ci/local-stack.sh up            start it all and wait until it is healthy
 #   ci/local-stack.sh down          stop everything it started (by pid) and remove its directory
@@ -18,8 +19,15 @@
 #              other node promotes it after the leader key's ttl (10 s).
 #   r1, r2     Redis 7: r1 the primary on BASE+30, r2 its replica on BASE+31
 #   s1..s3     three Redis Sentinels on BASE+40..42 watching `chaos` (quorum 2, down after 1 s)
+#   proxy      the built-in fault proxy (`chaos proxy up`, control API on BASE+55) with the
+#              stack's network links: db-pg1 / db-pg2 on BASE+12 / BASE+22 (the app's way to
+#              each PostgreSQL node; Patroni and replication go direct), cache-r1 / cache-r2
+#              on BASE+32 / BASE+33 (each Redis node's only address: the Sentinels monitor it
+#              there, the replica replicates through it, each node announces it), so a
+#              scenario's cache-partition, latency and az-outage cut or slow real links
 #   a1..a3     the notes app (`chaos app up`) on BASE+51..53, a1 and a2 in zone a, a3 in zone b,
-#              on PostgreSQL (multi-host URL, read-write target) and Redis (through Sentinel)
+#              on PostgreSQL (multi-host URL through db-pg1,db-pg2, read-write target) and Redis
+#              (the primary the Sentinels name, i.e. its cache-* proxy)
 #   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2)
 #              — the stack's base_url. The chaos binary: CHAOS_BIN, else target/{release,debug}
 #              of this repository, else `chaos` on PATH.
@@ -37,6 +45,10 @@ ETCD=$BASE
 PG_PORT() { case $1 in pg1) echo $((BASE + 10)) ;; pg2) echo $((BASE + 20)) ;; esac; }
 API_PORT() { case $1 in pg1) echo $((BASE + 11)) ;; pg2) echo $((BASE + 21)) ;; esac; }
 REDIS_PORT() { case $1 in r1) echo $((BASE + 30)) ;; r2) echo $((BASE + 31)) ;; esac; }
+# Each node's link through the fault proxy: the address everyone else uses.
+PG_LINK() { case $1 in pg1) echo $((BASE + 12)) ;; pg2) echo $((BASE + 22)) ;; esac; }
+REDIS_LINK() { case $1 in r1) echo $((BASE + 32)) ;; r2) echo $((BASE + 33)) ;; esac; }
+PROXY_CONTROL=$((BASE + 55))
 SENTINEL_PORT() { echo $((BASE + 39 + ${1#s})); }
 APP_PORT() { echo $((BASE + 50 + ${1#a})); }
 LB_PORT=$((BASE + 50))
@@ -156,18 +168,20 @@ start_redis() {
   port=$(REDIS_PORT "$n")
   mkdir -p "$d"
   if pid_alive "$d/redis.pid"; then return; fi
+  # It announces its proxy link as its address (to its primary, so to the Sentinels).
   local args=(--port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$d/redis.pid"
     --dir "$d" --logfile "$d/redis.log" --save "" --appendonly no
-    --repl-diskless-sync-delay 0)
+    --repl-diskless-sync-delay 0
+    --replica-announce-ip 127.0.0.1 --replica-announce-port "$(REDIS_LINK "$n")")
   # A node that comes back asks Sentinel who the primary is now; on first start r1 is.
   local primary=""
   if [ -f "$DIR/s1/sentinel.conf" ] && port_open "$(SENTINEL_PORT s1)"; then
     primary=$(redis-cli -p "$(SENTINEL_PORT s1)" sentinel get-master-addr-by-name chaos 2>/dev/null | sed -n 2p || true)
   fi
-  if [ -n "$primary" ] && [ "$primary" != "$port" ]; then
+  if [ -n "$primary" ] && [ "$primary" != "$(REDIS_LINK "$n")" ]; then
     args+=(--replicaof 127.0.0.1 "$primary")
   elif [ -z "$primary" ] && [ "$n" = r2 ]; then
-    args+=(--replicaof 127.0.0.1 "$(REDIS_PORT r1)")
+    args+=(--replicaof 127.0.0.1 "$(REDIS_LINK r1)")
   fi
   redis-server "${args[@]}"
   wait_for 10 "redis $n on $port" redis-cli -p "$port" ping
@@ -186,7 +200,7 @@ daemonize yes
 pidfile $d/sentinel.pid
 logfile $d/sentinel.log
 dir $d
-sentinel monitor chaos 127.0.0.1 $(REDIS_PORT r1) 2
+sentinel monitor chaos 127.0.0.1 $(REDIS_LINK r1) 2
 sentinel down-after-milliseconds chaos 1000
 sentinel failover-timeout chaos 2000
 sentinel parallel-syncs chaos 1
@@ -201,6 +215,21 @@ sentinel_ready() {
   info=$(redis-cli -p "$(SENTINEL_PORT s1)" sentinel master chaos)
   echo "$info" | grep -A1 -x 'num-other-sentinels' | tail -n1 | grep -qx 2 &&
     echo "$info" | grep -A1 -x 'num-slaves' | tail -n1 | grep -qx 1
+}
+
+# --- the fault proxy -----------------------------------------------------------------------------
+# The stack's target file (`target`) is written first: the proxy reads its [proxies.NAME].
+start_proxy() {
+  local d="$DIR/proxy"
+  mkdir -p "$d"
+  if pid_alive "$d/proxy.pid"; then return; fi
+  rm -f "$d/proxy.pid"
+  target >"$DIR/target.toml"
+  local bin
+  bin=$(chaos_bin) || exit 1
+  "$bin" proxy up "$DIR/target.toml" >>"$d/proxy.log" 2>&1 </dev/null &
+  echo $! >"$d/proxy.pid"
+  wait_for 20 "fault proxy on $PROXY_CONTROL" port_open "$PROXY_CONTROL"
 }
 
 # --- the app tier and haproxy --------------------------------------------------------------------
@@ -224,7 +253,7 @@ start_app() {
   local bin
   bin=$(chaos_bin) || exit 1
   "$bin" app up --port "$port" --id "$n" --zone "$(APP_ZONE "$n")" \
-    --database "postgres://postgres@127.0.0.1:$(PG_PORT pg1),127.0.0.1:$(PG_PORT pg2)/postgres?target_session_attrs=read-write" \
+    --database "postgres://postgres@127.0.0.1:$(PG_LINK pg1),127.0.0.1:$(PG_LINK pg2)/postgres?target_session_attrs=read-write" \
     --cache "redis-sentinel://127.0.0.1:$(SENTINEL_PORT s1),127.0.0.1:$(SENTINEL_PORT s2),127.0.0.1:$(SENTINEL_PORT s3)/chaos" \
     --pidfile "$d/app.pid" >>"$d/app.log" 2>&1 </dev/null &
   # The app writes its pidfile once it serves.
@@ -264,8 +293,8 @@ EOF
 
 # --- commands ----------------------------------------------------------------------------------
 up() {
-  for c in etcd patroni psql redis-server redis-sentinel redis-cli setpriv; do
-    command -v "$c" >/dev/null || die "$c is not installed (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools)"
+  for c in etcd patroni psql redis-server redis-sentinel redis-cli setpriv haproxy curl; do
+    command -v "$c" >/dev/null || die "$c is not installed (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools haproxy curl)"
   done
   [ -x "$PG_BIN/postgres" ] || die "no PostgreSQL at $PG_BIN (CHAOS_PG_BIN)"
   mkdir -p "$DIR"
@@ -278,6 +307,8 @@ up() {
   log "pg2 (replica) on $(PG_PORT pg2)"
   start_pg pg2
   wait_for 60 "pg2 streaming" streams_to pg1
+  start_proxy
+  log "fault proxy: control on $PROXY_CONTROL, links db-pg1 $(PG_LINK pg1), db-pg2 $(PG_LINK pg2), cache-r1 $(REDIS_LINK r1), cache-r2 $(REDIS_LINK r2)"
   log "redis r1 on $(REDIS_PORT r1), r2 on $(REDIS_PORT r2)"
   start_redis r1
   start_redis r2
@@ -313,6 +344,7 @@ down() {
   for a in a1 a2 a3; do stop_pidfile "$DIR/$a/app.pid" "app up"; done
   for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid" redis; done
   for r in r1 r2; do stop_pidfile "$DIR/$r/redis.pid" redis; done
+  stop_pidfile "$DIR/proxy/proxy.pid" "proxy up"
   for n in pg1 pg2; do
     stop_pidfile "$DIR/$n/patroni.pid" patroni
     stop_pidfile "$DIR/$n/data/postmaster.pid" postgres
@@ -329,8 +361,9 @@ start_one() {
     r1 | r2) start_redis "$1" ;;
     s1 | s2 | s3) start_sentinel "$1" ;;
     a1 | a2 | a3) start_app "$1" ;;
+    proxy) start_proxy ;;
     lb) start_lb ;;
-    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3, a1, a2, a3, lb)" ;;
+    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3, proxy, a1, a2, a3, lb)" ;;
   esac
 }
 
@@ -356,9 +389,34 @@ target() {
 kind = "local"
 description = "the local stack of ci/local-stack.sh: haproxy, three app nodes, PostgreSQL under Patroni, Redis with Sentinel"
 base_url = "http://127.0.0.1:$LB_PORT"
+proxy_control = "127.0.0.1:$PROXY_CONTROL"
 lease = "15s"
 state_dir = "$DIR/holds"
 TOML
+  for n in pg1 pg2; do
+    z=a
+    if [ "$n" = pg2 ]; then z=b; fi
+    cat <<TOML
+
+[proxies.db-$n]
+listen = "127.0.0.1:$(PG_LINK $n)"
+upstream = "127.0.0.1:$(PG_PORT $n)"
+zone = "$z"
+role = "db"
+TOML
+  done
+  for n in r1 r2; do
+    z=a
+    if [ "$n" = r2 ]; then z=b; fi
+    cat <<TOML
+
+[proxies.cache-$n]
+listen = "127.0.0.1:$(REDIS_LINK $n)"
+upstream = "127.0.0.1:$(REDIS_PORT $n)"
+zone = "$z"
+role = "cache"
+TOML
+  done
   for n in pg1 pg2; do
     z=a
     if [ "$n" = pg2 ]; then z=b; fi
@@ -395,7 +453,7 @@ role = "cache"
 zone = "$z"
 start = "$env bash $me start $n"
 start_timeout = "60s"
-primary_if = "redis-cli -p $(SENTINEL_PORT s1) sentinel get-master-addr-by-name chaos | grep -qx $(REDIS_PORT $n)"
+primary_if = "redis-cli -p $(SENTINEL_PORT s1) sentinel get-master-addr-by-name chaos | grep -qx $(REDIS_LINK $n)"
 TOML
   done
 }

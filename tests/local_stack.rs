@@ -35,7 +35,7 @@ impl Stack {
     }
 
     fn up(slot: u16) -> Stack {
-        for c in ["patroni", "etcd", "redis-sentinel", "psql"] {
+        for c in ["patroni", "etcd", "redis-sentinel", "psql", "haproxy"] {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {c}")])
                 .output()
@@ -45,7 +45,7 @@ impl Stack {
             assert!(
                 found,
                 "{c} is not installed: ci/test.sh installs patroni etcd-server postgresql-15 \
-                 redis-server redis-sentinel redis-tools"
+                 redis-server redis-sentinel redis-tools haproxy"
             );
         }
         // A port block of its own: 60 ports from a base no other test uses.
@@ -260,12 +260,15 @@ async fn patroni_and_sentinel_promote_a_replica_when_the_process_driver_kills_th
     eprintln!("db-failover revert: pg1 a replica {rejoined:?} after its start");
 
     // --- Redis: the primary dies; the Sentinels promote the replica.
+    // Each Redis node on its own port, known to everyone (Sentinels included) by its link
+    // through the fault proxy.
     let (r1, r2) = (stack.base + 30, stack.base + 31);
-    assert_eq!(stack.sentinel_primary(), r1.to_string());
+    let (r1_link, r2_link) = (stack.base + 32, stack.base + 33);
+    assert_eq!(stack.sentinel_primary(), r1_link.to_string());
     let (_, undo) = inject(&d, &fault("cache", FaultKind::CacheFailover {})).await;
     assert_eq!(killed(&undo), ["r1"]);
     let switched = until("Sentinel switches to r2", Duration::from_secs(30), || {
-        stack.sentinel_primary() == r2.to_string()
+        stack.sentinel_primary() == r2_link.to_string()
     })
     .await;
     // Sentinel names the new primary while it reconfigures the replicas, before it logs
@@ -311,6 +314,7 @@ async fn patroni_and_sentinel_promote_a_replica_when_the_process_driver_kills_th
         "a2/app.pid",
         "a3/app.pid",
         "lb/haproxy.pid",
+        "proxy/proxy.pid",
     ]
     .iter()
     .filter_map(|f| Some((f.to_string(), pid_in(&dir.join(f))?)))
@@ -330,6 +334,7 @@ async fn patroni_and_sentinel_promote_a_replica_when_the_process_driver_kills_th
         "a2/",
         "a3/",
         "lb/",
+        "proxy/",
     ] {
         assert!(
             named.iter().any(|n| n.starts_with(f)),

@@ -5,8 +5,11 @@
 //! where the node is built.
 //!
 //! A real backend never retries on its own: a request that meets a dead connection fails (the
-//! client sees it), and the next request connects again. Every call is bounded by a timeout.
+//! client sees it), and the next request connects again. Every call is bounded by a timeout
+//! (the database's 2 s, the cache's 200 ms), and a node's calls run concurrently on its one
+//! connection to each (pipelined), never one after another behind a lock.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,8 +18,14 @@ use tokio::sync::Mutex;
 use super::cache::{CacheClient, CachePolicy};
 use super::db::DbClient;
 
-/// How long one call to a real backend may take, connecting included.
+/// How long one call to the database may take, connecting included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one call to the cache may take (the sandbox's cache timeout): a cache that does
+/// not answer costs a request this much, not the client's whole timeout.
+pub const CACHE_TIMEOUT: Duration = Duration::from_millis(200);
+/// After a failed connection to the cache, calls fail at once for this long before the next
+/// attempt (a partitioned cache is not dialled by every request in turn).
+pub const CACHE_RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 pub enum DbBackend {
     Sim(DbClient),
@@ -104,12 +113,13 @@ impl CacheBackend {
 
 async fn bounded<T, E: std::fmt::Display>(
     what: &str,
+    limit: Duration,
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+    match tokio::time::timeout(limit, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("{what}: no answer within {CALL_TIMEOUT:?}")),
+        Err(_) => Err(format!("{what}: no answer within {limit:?}")),
     }
 }
 
@@ -117,7 +127,8 @@ async fn bounded<T, E: std::fmt::Display>(
 /// `postgres://postgres@127.0.0.1:15410,127.0.0.1:15420/postgres?target_session_attrs=read-write`.
 pub struct Pg {
     config: tokio_postgres::Config,
-    client: Mutex<Option<tokio_postgres::Client>>,
+    /// Shared by the node's requests: tokio-postgres pipelines concurrent queries on it.
+    client: Mutex<Option<Arc<tokio_postgres::Client>>>,
 }
 
 impl Pg {
@@ -160,24 +171,32 @@ impl Pg {
             Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>,
         >,
     ) -> Result<T, String> {
-        let mut slot = self.client.lock().await;
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            let (client, conn) = bounded(
-                "connecting to the database",
-                self.config.connect(tokio_postgres::NoTls),
-            )
-            .await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            *slot = Some(client);
-        }
-        let Some(c) = slot.as_ref() else {
-            return Err("no database connection".into());
+        let c = {
+            let mut slot = self.client.lock().await;
+            match slot.as_ref() {
+                Some(c) if !c.is_closed() => c.clone(),
+                _ => {
+                    let (client, conn) = bounded(
+                        "connecting to the database",
+                        CALL_TIMEOUT,
+                        self.config.connect(tokio_postgres::NoTls),
+                    )
+                    .await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    let c = Arc::new(client);
+                    *slot = Some(c.clone());
+                    c
+                }
+            }
         };
-        let r = bounded("the database", f(c)).await;
+        let r = bounded("the database", CALL_TIMEOUT, f(&c)).await;
         if r.is_err() {
-            *slot = None;
+            let mut slot = self.client.lock().await;
+            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &c)) {
+                *slot = None;
+            }
         }
         r
     }
@@ -243,7 +262,15 @@ enum RedisAt {
 /// Redis, by `redis://HOST:PORT` or `redis-sentinel://HOST:PORT[,HOST:PORT…]/MASTER-NAME`.
 pub struct Redis {
     at: RedisAt,
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    conn: Mutex<RedisConn>,
+}
+
+/// The node's one multiplexed connection (cloned into each call, which run concurrently on
+/// it), or when the last attempt to connect failed.
+#[derive(Default)]
+struct RedisConn {
+    open: Option<redis::aio::MultiplexedConnection>,
+    failed_at: Option<std::time::Instant>,
 }
 
 impl Redis {
@@ -270,7 +297,7 @@ impl Redis {
         };
         Ok(Redis {
             at,
-            conn: Mutex::new(None),
+            conn: Mutex::new(RedisConn::default()),
         })
     }
 
@@ -282,6 +309,7 @@ impl Redis {
                     .map_err(|e| e.to_string())?;
                 bounded(
                     "asking Sentinel for the primary",
+                    CACHE_TIMEOUT,
                     s.async_master_for(name, None),
                 )
                 .await?
@@ -289,22 +317,45 @@ impl Redis {
         };
         bounded(
             "connecting to the cache",
+            CACHE_TIMEOUT,
             client.get_multiplexed_tokio_connection(),
         )
         .await
     }
 
     async fn cmd<T: redis::FromRedisValue>(&self, c: redis::Cmd) -> Result<T, String> {
-        let mut slot = self.conn.lock().await;
-        if slot.is_none() {
-            *slot = Some(self.connect().await?);
-        }
-        let Some(conn) = slot.as_mut() else {
-            return Err("no cache connection".into());
+        let mut conn = {
+            let mut slot = self.conn.lock().await;
+            match &slot.open {
+                Some(c) => c.clone(),
+                None => {
+                    if slot
+                        .failed_at
+                        .is_some_and(|t| t.elapsed() < CACHE_RECONNECT_AFTER)
+                    {
+                        return Err("the cache: not connected (reconnecting)".into());
+                    }
+                    match self.connect().await {
+                        Ok(c) => {
+                            slot.open = Some(c.clone());
+                            slot.failed_at = None;
+                            c
+                        }
+                        Err(e) => {
+                            slot.failed_at = Some(std::time::Instant::now());
+                            return Err(e);
+                        }
+                    }
+                }
+            }
         };
-        let r = bounded("the cache", c.query_async::<T>(conn)).await;
+        let r = bounded("the cache", CACHE_TIMEOUT, c.query_async::<T>(&mut conn)).await;
         if r.is_err() {
-            *slot = None;
+            // The connection is dropped (a multiplexed one has no identity to compare: a
+            // newer one another call made is dropped too, and made again).
+            let mut slot = self.conn.lock().await;
+            slot.open = None;
+            slot.failed_at = Some(std::time::Instant::now());
         }
         r
     }
