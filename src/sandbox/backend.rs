@@ -6,7 +6,7 @@
 //!
 //! A real backend never retries on its own: a request that meets a dead connection fails (the
 //! client sees it), and the next request connects again. Every call is bounded by a timeout
-//! (the database's 2 s, the cache's 200 ms), and a node's calls run concurrently on its one
+//! (the database's 2 s, each of its hosts' connection 1 s, the cache's 200 ms), and a node's calls run concurrently on its one
 //! connection to each (pipelined), never one after another behind a lock.
 
 use std::sync::Arc;
@@ -18,8 +18,12 @@ use tokio::sync::Mutex;
 use super::cache::{CacheClient, CachePolicy};
 use super::db::DbClient;
 
-/// How long one call to the database may take, connecting included.
+/// How long one call to the database may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting to one host of the database URL may take, its handshake included: a
+/// host that accepts but never answers (partitioned behind a proxy) costs this much before
+/// the next host is tried, not the whole connection attempt.
+pub const HOST_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one call to the cache may take (the sandbox's cache timeout): a cache that does
 /// not answer costs a request this much, not the client's whole timeout.
 pub const CACHE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -126,7 +130,9 @@ async fn bounded<T, E: std::fmt::Display>(
 /// PostgreSQL, by a URL such as
 /// `postgres://postgres@127.0.0.1:15410,127.0.0.1:15420/postgres?target_session_attrs=read-write`.
 pub struct Pg {
-    config: tokio_postgres::Config,
+    /// One configuration per host of the URL, in its order (each tried in turn when
+    /// connecting, so a host that hangs cannot take the others' turn).
+    hosts: Vec<(String, tokio_postgres::Config)>,
     /// Shared by the node's requests: tokio-postgres pipelines concurrent queries on it.
     client: Mutex<Option<Arc<tokio_postgres::Client>>>,
 }
@@ -138,12 +144,34 @@ impl Pg {
             .parse()
             .map_err(|e| format!("database URL `{url}`: {e}"))?;
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CALL_TIMEOUT);
+            config.connect_timeout(HOST_CONNECT_TIMEOUT);
         }
         Ok(Pg {
-            config,
+            hosts: per_host(&config),
             client: Mutex::new(None),
         })
+    }
+
+    /// A new connection: each host in the URL's order, each bounded by
+    /// [`HOST_CONNECT_TIMEOUT`]; the first that accepts (and, with
+    /// `target_session_attrs=read-write`, takes writes) wins.
+    async fn connect(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        String,
+    > {
+        let mut why = Vec::new();
+        for (at, config) in &self.hosts {
+            match bounded(at, HOST_CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls)).await {
+                Ok(c) => return Ok(c),
+                Err(e) => why.push(e),
+            }
+        }
+        Err(format!("connecting to the database: {}", why.join("; ")))
     }
 
     /// The notes table, created if missing (the first call of a node that starts).
@@ -176,12 +204,7 @@ impl Pg {
             match slot.as_ref() {
                 Some(c) if !c.is_closed() => c.clone(),
                 _ => {
-                    let (client, conn) = bounded(
-                        "connecting to the database",
-                        CALL_TIMEOUT,
-                        self.config.connect(tokio_postgres::NoTls),
-                    )
-                    .await?;
+                    let (client, conn) = self.connect().await?;
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
@@ -248,6 +271,66 @@ impl Pg {
         })
         .await
     }
+}
+
+/// `config` split into one configuration per host (its ports matched as libpq does: one per
+/// host, or one for all), each named `host:port`.
+fn per_host(config: &tokio_postgres::Config) -> Vec<(String, tokio_postgres::Config)> {
+    use tokio_postgres::config::Host;
+    let hosts = config.get_hosts();
+    let ports = config.get_ports();
+    if hosts.len() <= 1 || !config.get_hostaddrs().is_empty() {
+        let at = hosts.first().map_or("the database".to_string(), |h| match h {
+            Host::Tcp(h) => format!("{h}:{}", ports.first().copied().unwrap_or(5432)),
+            Host::Unix(p) => p.display().to_string(),
+        });
+        return vec![(at, config.clone())];
+    }
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports
+                .get(i)
+                .or(ports.first())
+                .copied()
+                .unwrap_or(5432);
+            let mut c = tokio_postgres::Config::new();
+            let at = match h {
+                Host::Tcp(h) => {
+                    c.host(h);
+                    format!("{h}:{port}")
+                }
+                Host::Unix(p) => {
+                    c.host_path(p);
+                    p.display().to_string()
+                }
+            };
+            c.port(port);
+            if let Some(u) = config.get_user() {
+                c.user(u);
+            }
+            if let Some(p) = config.get_password() {
+                c.password(p);
+            }
+            if let Some(d) = config.get_dbname() {
+                c.dbname(d);
+            }
+            if let Some(o) = config.get_options() {
+                c.options(o);
+            }
+            if let Some(a) = config.get_application_name() {
+                c.application_name(a);
+            }
+            if let Some(t) = config.get_connect_timeout() {
+                c.connect_timeout(*t);
+            }
+            c.ssl_mode(config.get_ssl_mode());
+            c.target_session_attrs(config.get_target_session_attrs());
+            c.keepalives(config.get_keepalives());
+            (at, c)
+        })
+        .collect()
 }
 
 /// Where the Redis primary is: one address, or the one Sentinel names.
@@ -419,4 +502,38 @@ pub async fn start_app(
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_host_url_is_tried_host_by_host_with_its_settings() {
+        let config: tokio_postgres::Config = "postgres://app:pw@127.0.0.1:15412,127.0.0.1:15422/notes\
+             ?target_session_attrs=read-write"
+            .parse()
+            .unwrap();
+        let hosts = per_host(&config);
+        let names: Vec<&str> = hosts.iter().map(|(at, _)| at.as_str()).collect();
+        assert_eq!(names, ["127.0.0.1:15412", "127.0.0.1:15422"]);
+        for (_, c) in &hosts {
+            assert_eq!(c.get_hosts().len(), 1);
+            assert_eq!(c.get_user(), Some("app"));
+            assert_eq!(c.get_password(), Some(&b"pw"[..]));
+            assert_eq!(c.get_dbname(), Some("notes"));
+            assert_eq!(
+                c.get_target_session_attrs(),
+                tokio_postgres::config::TargetSessionAttrs::ReadWrite
+            );
+        }
+        assert_eq!(hosts[1].1.get_ports(), [15422]);
+
+        let one_port: tokio_postgres::Config =
+            "host=a,b port=7000 user=u".parse().unwrap();
+        let hosts = per_host(&one_port);
+        assert_eq!(hosts[0].0, "a:7000");
+        assert_eq!(hosts[1].0, "b:7000");
+        assert_eq!(per_host(&"host=a".parse().unwrap())[0].0, "a:5432");
+    }
 }
