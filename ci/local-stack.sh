@@ -7,7 +7,9 @@
 #   ci/local-stack.sh down          stop everything it started (by pid) and remove its directory
 #   ci/local-stack.sh start NODE    start one node again (what the process driver's `start` runs)
 #   ci/local-stack.sh status        one line per node
-#   ci/local-stack.sh target        print the target file (kind = "local") that describes it
+#   ci/local-stack.sh target        print the target file (kind = "local") that describes it;
+#                                   with the defaults it is scenarios/targets/local-stack.toml
+#                                   (`--target local-stack`)
 #
 # What runs (ports from CHAOS_STACK_PORT_BASE, default 15400; files under CHAOS_STACK_DIR,
 # default /tmp/chaos-local-stack):
@@ -37,6 +39,9 @@
 set -euo pipefail
 
 DIR="${CHAOS_STACK_DIR:-/tmp/chaos-local-stack}"
+# A running stack's settings (written by `up`; the environment still wins), so the copy of this
+# script in its directory — what the target file's start commands run — needs only the directory.
+if [ "${1:-}" != up ] && [ -f "$DIR/stack.env" ]; then . "$DIR/stack.env"; fi
 BASE="${CHAOS_STACK_PORT_BASE:-15400}"
 PG_BIN="${CHAOS_PG_BIN:-/usr/lib/postgresql/15/bin}"
 SYNC="${CHAOS_STACK_SYNC:-0}"
@@ -299,6 +304,16 @@ up() {
   [ -x "$PG_BIN/postgres" ] || die "no PostgreSQL at $PG_BIN (CHAOS_PG_BIN)"
   mkdir -p "$DIR"
   chmod 755 "$DIR"
+  # The target file's start commands run this copy, with the settings of this `up`.
+  local bin
+  bin=$(chaos_bin) || exit 1
+  cp "$0" "$DIR/local-stack.sh"
+  {
+    printf 'CHAOS_BIN="${CHAOS_BIN:-%s}"\n' "$bin"
+    printf 'CHAOS_STACK_PORT_BASE="${CHAOS_STACK_PORT_BASE:-%s}"\n' "$BASE"
+    printf 'CHAOS_PG_BIN="${CHAOS_PG_BIN:-%s}"\n' "$PG_BIN"
+    printf 'CHAOS_STACK_SYNC="${CHAOS_STACK_SYNC:-%s}"\n' "$SYNC"
+  } >"$DIR/stack.env"
   log "etcd on $ETCD"
   start_etcd
   log "pg1 (leader) on $(PG_PORT pg1)"
@@ -379,13 +394,16 @@ status() {
   echo "sentinel primary $(redis-cli -p "$(SENTINEL_PORT s1)" sentinel get-master-addr-by-name chaos 2>/dev/null | tr '\n' ':' || echo down)"
 }
 
-# The target file for this stack: each node's pidfiles, role, zone, start command and how it
-# tells it is the primary (PostgreSQL: not in recovery; Redis: Sentinel's view).
+# The target file for this stack: each node's pidfiles, role, zone, start command (the copy of
+# this script in the stack's directory) and how it tells it is the primary (PostgreSQL: not in
+# recovery; Redis: Sentinel's view).
 target() {
-  local me env z
-  me="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
-  env="CHAOS_STACK_DIR=$DIR CHAOS_STACK_PORT_BASE=$BASE"
+  local z start
+  start="CHAOS_STACK_DIR='$DIR' bash '$DIR/local-stack.sh' start"
   cat <<TOML
+# The local stack of ci/local-stack.sh (written by \`ci/local-stack.sh target\`; with its defaults
+# this is scenarios/targets/local-stack.toml, \`--target local-stack\`). Start it first:
+# \`bash ci/local-stack.sh up\`; stop it with \`bash ci/local-stack.sh down\`.
 kind = "local"
 description = "the local stack of ci/local-stack.sh: haproxy, three app nodes, PostgreSQL under Patroni, Redis with Sentinel"
 base_url = "http://127.0.0.1:$LB_PORT"
@@ -426,7 +444,7 @@ TOML
 pidfiles = ["$DIR/$n/patroni.pid", "$DIR/$n/data/postmaster.pid"]
 role = "db"
 zone = "$z"
-start = "$env bash $me start $n"
+start = "$start $n"
 start_timeout = "60s"
 primary_if = "PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p $(PG_PORT $n) -U postgres -d postgres -tAqc 'select pg_is_in_recovery()' | grep -qx f"
 TOML
@@ -438,7 +456,7 @@ TOML
 pidfiles = ["$DIR/$n/app.pid"]
 role = "app"
 zone = "$(APP_ZONE $n)"
-start = "$env bash $me start $n"
+start = "$start $n"
 start_timeout = "60s"
 TOML
   done
@@ -451,7 +469,7 @@ TOML
 pidfiles = ["$DIR/$n/redis.pid"]
 role = "cache"
 zone = "$z"
-start = "$env bash $me start $n"
+start = "$start $n"
 start_timeout = "60s"
 primary_if = "redis-cli -p $(SENTINEL_PORT s1) sentinel get-master-addr-by-name chaos | grep -qx $(REDIS_LINK $n)"
 TOML

@@ -43,7 +43,7 @@ done
 export CHAOS_MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 # The fixture stack builder (ci/moto_stack.py) runs with the venv's python (boto3 comes with moto).
 export CHAOS_MOTO_PYTHON="$MOTO_VENV/bin/python"
-# The local stack (ci/local-stack.sh, tests/local_stack.rs): PostgreSQL 15 under Patroni with
+# The local stack (ci/local-stack.sh; tests/local_stack.rs, tests/local_stack_runs.rs): PostgreSQL 15 under Patroni with
 # etcd, Redis with Sentinel, haproxy in front of the app nodes, from Debian packages (~15 s).
 # Their services are not started by the install (policy-rc.d): the tests start their own on loopback ports and stop them by pid.
 if ! command -v patroni >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 ||

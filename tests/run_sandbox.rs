@@ -183,6 +183,8 @@ fn every_shipped_scenario_passes_on_the_default_sandbox() {
         "db-failover",
         "redis-partition",
         "node-kill",
+        "cache-failover",
+        "db-latency",
         "rolling-deploy",
         "peak-4x",
     ] {
@@ -225,6 +227,13 @@ fn every_shipped_scenario_passes_on_the_default_sandbox() {
                     .count();
                 assert_eq!(unhealthy, 1, "{name}: the killed node dropped from the LB");
             }
+            "cache-failover" => assert_eq!(
+                (n("cache_failover_start"), n("cache_failover_end")),
+                (1, 1),
+                "{name}"
+            ),
+            // Set at the inject, cleared at the revert.
+            "db-latency" => assert_eq!(n("link_latency"), 2, "{name}"),
             "rolling-deploy" => {
                 assert_eq!(
                     (n("rolling_restart_start"), n("rolling_restart_end")),
@@ -273,6 +282,11 @@ fn every_shipped_scenario_passes_on_the_default_sandbox() {
             "db-failover" | "node-kill" => {
                 assert_eq!(hits(&before), 0, "{name}: no effect before the fault");
                 assert!(hits(&during) > 0, "{name}: the fault shows in the numbers");
+            }
+            // Every database call waits the added 100 ms.
+            "db-latency" => {
+                assert!(max_p50(&before) < 50_000, "{name}: {}", max_p50(&before));
+                assert!(max_p50(&during) > 90_000, "{name}: {}", max_p50(&during));
             }
             // Every cached read waits the 200 ms cache timeout.
             "redis-partition" => {

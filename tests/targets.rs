@@ -385,3 +385,25 @@ fn target_misuse_is_bad_input() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("no shipped target `no-such-target`"));
 }
+
+/// The shipped `local-stack` target is what `ci/local-stack.sh target` prints with the
+/// script's defaults: the stack and the file that describes it cannot drift apart.
+#[test]
+fn the_shipped_local_stack_target_is_the_one_the_stack_script_writes() {
+    let o = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/local-stack.sh"))
+        .arg("target")
+        .env_remove("CHAOS_STACK_DIR")
+        .env("CHAOS_STACK_PORT_BASE", "15400")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let shipped = std::fs::read_to_string(format!("{TARGETS}/local-stack.toml")).unwrap();
+    assert_eq!(
+        text(&o.stdout),
+        shipped,
+        "regenerate it: bash ci/local-stack.sh target > scenarios/targets/local-stack.toml"
+    );
+    let t = chaos::target::load("local-stack").unwrap();
+    assert!(matches!(t.kind, chaos::target::Kind::Local(_)));
+}

@@ -166,7 +166,13 @@ impl Pg {
     > {
         let mut why = Vec::new();
         for (at, config) in &self.hosts {
-            match bounded(at, HOST_CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls)).await {
+            match bounded(
+                at,
+                HOST_CONNECT_TIMEOUT,
+                config.connect(tokio_postgres::NoTls),
+            )
+            .await
+            {
                 Ok(c) => return Ok(c),
                 Err(e) => why.push(e),
             }
@@ -280,21 +286,19 @@ fn per_host(config: &tokio_postgres::Config) -> Vec<(String, tokio_postgres::Con
     let hosts = config.get_hosts();
     let ports = config.get_ports();
     if hosts.len() <= 1 || !config.get_hostaddrs().is_empty() {
-        let at = hosts.first().map_or("the database".to_string(), |h| match h {
-            Host::Tcp(h) => format!("{h}:{}", ports.first().copied().unwrap_or(5432)),
-            Host::Unix(p) => p.display().to_string(),
-        });
+        let at = hosts
+            .first()
+            .map_or("the database".to_string(), |h| match h {
+                Host::Tcp(h) => format!("{h}:{}", ports.first().copied().unwrap_or(5432)),
+                Host::Unix(p) => p.display().to_string(),
+            });
         return vec![(at, config.clone())];
     }
     hosts
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let port = ports
-                .get(i)
-                .or(ports.first())
-                .copied()
-                .unwrap_or(5432);
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             let mut c = tokio_postgres::Config::new();
             let at = match h {
                 Host::Tcp(h) => {
@@ -510,10 +514,11 @@ mod tests {
 
     #[test]
     fn a_multi_host_url_is_tried_host_by_host_with_its_settings() {
-        let config: tokio_postgres::Config = "postgres://app:pw@127.0.0.1:15412,127.0.0.1:15422/notes\
+        let config: tokio_postgres::Config =
+            "postgres://app:pw@127.0.0.1:15412,127.0.0.1:15422/notes\
              ?target_session_attrs=read-write"
-            .parse()
-            .unwrap();
+                .parse()
+                .unwrap();
         let hosts = per_host(&config);
         let names: Vec<&str> = hosts.iter().map(|(at, _)| at.as_str()).collect();
         assert_eq!(names, ["127.0.0.1:15412", "127.0.0.1:15422"]);
@@ -529,8 +534,7 @@ mod tests {
         }
         assert_eq!(hosts[1].1.get_ports(), [15422]);
 
-        let one_port: tokio_postgres::Config =
-            "host=a,b port=7000 user=u".parse().unwrap();
+        let one_port: tokio_postgres::Config = "host=a,b port=7000 user=u".parse().unwrap();
         let hosts = per_host(&one_port);
         assert_eq!(hosts[0].0, "a:7000");
         assert_eq!(hosts[1].0, "b:7000");

@@ -14,6 +14,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("node-kill", include_str!("../../scenarios/node-kill.toml")),
     (
+        "cache-failover",
+        include_str!("../../scenarios/cache-failover.toml"),
+    ),
+    (
+        "db-latency",
+        include_str!("../../scenarios/db-latency.toml"),
+    ),
+    (
         "rolling-deploy",
         include_str!("../../scenarios/rolling-deploy.toml"),
     ),

@@ -27,6 +27,10 @@ pub const TARGETS: &[(&str, &str)] = &[
         "local-example",
         include_str!("../../scenarios/targets/local-example.toml"),
     ),
+    (
+        "local-stack",
+        include_str!("../../scenarios/targets/local-stack.toml"),
+    ),
 ];
 
 /// The text of the shipped target `name`.

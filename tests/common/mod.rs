@@ -21,6 +21,7 @@ pub mod moto;
 pub mod params;
 pub mod sandbox;
 pub mod schema;
+pub mod stack;
 
 /// What the server does with each request.
 #[derive(Clone, Debug)]
