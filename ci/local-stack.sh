@@ -39,8 +39,9 @@
 set -euo pipefail
 
 DIR="${CHAOS_STACK_DIR:-/tmp/chaos-local-stack}"
-# A running stack's settings (written by `up`; the environment still wins), so the copy of this
-# script in its directory — what the target file's start commands run — needs only the directory.
+# A running stack's settings (written by `up`: its binary, PostgreSQL and replication mode win
+# over the environment, its port base does not), so the copy of this script in its directory —
+# what the target file's start commands run — starts a node exactly as `up` did.
 if [ "${1:-}" != up ] && [ -f "$DIR/stack.env" ]; then . "$DIR/stack.env"; fi
 BASE="${CHAOS_STACK_PORT_BASE:-15400}"
 PG_BIN="${CHAOS_PG_BIN:-/usr/lib/postgresql/15/bin}"
@@ -304,15 +305,20 @@ up() {
   [ -x "$PG_BIN/postgres" ] || die "no PostgreSQL at $PG_BIN (CHAOS_PG_BIN)"
   mkdir -p "$DIR"
   chmod 755 "$DIR"
-  # The target file's start commands run this copy, with the settings of this `up`.
-  local bin
+  # The target file's start commands run this copy, with the settings of this `up` (the
+  # binary by its absolute path: a start runs from wherever the run was started).
+  local bin src
   bin=$(chaos_bin) || exit 1
-  cp "$0" "$DIR/local-stack.sh"
+  case "$bin" in /*) ;; *) bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")" ;; esac
+  src="${BASH_SOURCE[0]}"
+  if ! [ "$src" -ef "$DIR/local-stack.sh" ]; then
+    cp "$src" "$DIR/local-stack.sh.new" && mv -f "$DIR/local-stack.sh.new" "$DIR/local-stack.sh"
+  fi
   {
-    printf 'CHAOS_BIN="${CHAOS_BIN:-%s}"\n' "$bin"
-    printf 'CHAOS_STACK_PORT_BASE="${CHAOS_STACK_PORT_BASE:-%s}"\n' "$BASE"
-    printf 'CHAOS_PG_BIN="${CHAOS_PG_BIN:-%s}"\n' "$PG_BIN"
-    printf 'CHAOS_STACK_SYNC="${CHAOS_STACK_SYNC:-%s}"\n' "$SYNC"
+    printf 'CHAOS_BIN=%q\n' "$bin"
+    printf 'CHAOS_PG_BIN=%q\n' "$PG_BIN"
+    printf 'CHAOS_STACK_SYNC=%q\n' "$SYNC"
+    printf 'CHAOS_STACK_PORT_BASE=${CHAOS_STACK_PORT_BASE:-%q}\n' "$BASE"
   } >"$DIR/stack.env"
   log "etcd on $ETCD"
   start_etcd
@@ -399,7 +405,7 @@ status() {
 # recovery; Redis: Sentinel's view).
 target() {
   local z start
-  start="CHAOS_STACK_DIR='$DIR' bash '$DIR/local-stack.sh' start"
+  start="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE bash '$DIR/local-stack.sh' start"
   cat <<TOML
 # The local stack of ci/local-stack.sh (written by \`ci/local-stack.sh target\`; with its defaults
 # this is scenarios/targets/local-stack.toml, \`--target local-stack\`). Start it first:

@@ -6,8 +6,10 @@
 //!
 //! A real backend never retries on its own: a request that meets a dead connection fails (the
 //! client sees it), and the next request connects again. Every call is bounded by a timeout
-//! (the database's 2 s, each of its hosts' connection 1 s, the cache's 200 ms), and a node's calls run concurrently on its one
-//! connection to each (pipelined), never one after another behind a lock.
+//! (the database's 2 s, connecting 1 s per host of its URL, the cache's 200 ms); after a failed
+//! connection attempt, calls fail at once for a moment instead of queueing to dial again. A
+//! node's calls run concurrently on its one connection to each (pipelined), never one after
+//! another behind a lock; only connecting is done once, for the calls that wait on it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use tokio::sync::Mutex;
 use super::cache::{CacheClient, CachePolicy};
 use super::db::DbClient;
 
-/// How long one call to the database may take.
+/// How long one call to the database may take, once connected.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting to one host of the database URL may take, its handshake included: a
 /// host that accepts but never answers (partitioned behind a proxy) costs this much before
@@ -30,6 +32,9 @@ pub const CACHE_TIMEOUT: Duration = Duration::from_millis(200);
 /// After a failed connection to the cache, calls fail at once for this long before the next
 /// attempt (a partitioned cache is not dialled by every request in turn).
 pub const CACHE_RECONNECT_AFTER: Duration = Duration::from_millis(500);
+/// The same pause for the database: requests queued behind a connection attempt that failed
+/// fail with it, instead of each dialling every host again.
+pub const DB_RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 pub enum DbBackend {
     Sim(DbClient),
@@ -133,8 +138,17 @@ pub struct Pg {
     /// One configuration per host of the URL, in its order (each tried in turn when
     /// connecting, so a host that hangs cannot take the others' turn).
     hosts: Vec<(String, tokio_postgres::Config)>,
-    /// Shared by the node's requests: tokio-postgres pipelines concurrent queries on it.
-    client: Mutex<Option<Arc<tokio_postgres::Client>>>,
+    /// `load_balance_hosts=random`: the hosts in a new random order at each connection.
+    shuffle: bool,
+    conn: Mutex<PgConn>,
+}
+
+/// The node's connection — shared by its requests: tokio-postgres pipelines concurrent
+/// queries on it — or when the last attempt to connect failed.
+#[derive(Default)]
+struct PgConn {
+    open: Option<Arc<tokio_postgres::Client>>,
+    failed_at: Option<std::time::Instant>,
 }
 
 impl Pg {
@@ -147,8 +161,10 @@ impl Pg {
             config.connect_timeout(HOST_CONNECT_TIMEOUT);
         }
         Ok(Pg {
-            hosts: per_host(&config),
-            client: Mutex::new(None),
+            hosts: per_host(&config).map_err(|e| format!("database URL `{url}`: {e}"))?,
+            shuffle: config.get_load_balance_hosts()
+                == tokio_postgres::config::LoadBalanceHosts::Random,
+            conn: Mutex::new(PgConn::default()),
         })
     }
 
@@ -164,8 +180,13 @@ impl Pg {
         ),
         String,
     > {
+        let mut order: Vec<&(String, tokio_postgres::Config)> = self.hosts.iter().collect();
+        if self.shuffle {
+            use rand::seq::SliceRandom;
+            order.shuffle(&mut rand::rng());
+        }
         let mut why = Vec::new();
-        for (at, config) in &self.hosts {
+        for (at, config) in order {
             match bounded(
                 at,
                 HOST_CONNECT_TIMEOUT,
@@ -206,25 +227,42 @@ impl Pg {
         >,
     ) -> Result<T, String> {
         let c = {
-            let mut slot = self.client.lock().await;
-            match slot.as_ref() {
+            // Held while connecting, so the calls that wait share one attempt: they get its
+            // connection, or fail at once if it failed.
+            let mut slot = self.conn.lock().await;
+            match slot.open.as_ref() {
                 Some(c) if !c.is_closed() => c.clone(),
                 _ => {
-                    let (client, conn) = self.connect().await?;
+                    if slot
+                        .failed_at
+                        .is_some_and(|t| t.elapsed() < DB_RECONNECT_AFTER)
+                    {
+                        return Err("the database: not connected (reconnecting)".into());
+                    }
+                    let (client, conn) = match self.connect().await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            slot.failed_at = Some(std::time::Instant::now());
+                            return Err(e);
+                        }
+                    };
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
                     let c = Arc::new(client);
-                    *slot = Some(c.clone());
+                    *slot = PgConn {
+                        open: Some(c.clone()),
+                        failed_at: None,
+                    };
                     c
                 }
             }
         };
         let r = bounded("the database", CALL_TIMEOUT, f(&c)).await;
         if r.is_err() {
-            let mut slot = self.client.lock().await;
-            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &c)) {
-                *slot = None;
+            let mut slot = self.conn.lock().await;
+            if slot.open.as_ref().is_some_and(|s| Arc::ptr_eq(s, &c)) {
+                slot.open = None;
             }
         }
         r
@@ -279,62 +317,105 @@ impl Pg {
     }
 }
 
-/// `config` split into one configuration per host (its ports matched as libpq does: one per
-/// host, or one for all), each named `host:port`.
-fn per_host(config: &tokio_postgres::Config) -> Vec<(String, tokio_postgres::Config)> {
+/// `config` split into one configuration per host (each with every setting of the URL; its
+/// ports matched as libpq does: one per host, or one for all), each named `host:port`.
+fn per_host(
+    config: &tokio_postgres::Config,
+) -> Result<Vec<(String, tokio_postgres::Config)>, String> {
     use tokio_postgres::config::Host;
-    let hosts = config.get_hosts();
-    let ports = config.get_ports();
-    if hosts.len() <= 1 || !config.get_hostaddrs().is_empty() {
-        let at = hosts
-            .first()
-            .map_or("the database".to_string(), |h| match h {
-                Host::Tcp(h) => format!("{h}:{}", ports.first().copied().unwrap_or(5432)),
-                Host::Unix(p) => p.display().to_string(),
-            });
-        return vec![(at, config.clone())];
+    let (hosts, addrs, ports) = (
+        config.get_hosts(),
+        config.get_hostaddrs(),
+        config.get_ports(),
+    );
+    let n = hosts.len().max(addrs.len());
+    if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
+        return Err(format!(
+            "{} hosts but {} hostaddrs",
+            hosts.len(),
+            addrs.len()
+        ));
     }
-    hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
+    if ports.len() > 1 && ports.len() != n {
+        return Err(format!(
+            "{} ports for {n} hosts (one port, or one per host)",
+            ports.len()
+        ));
+    }
+    if n <= 1 {
+        let at = match (hosts.first(), addrs.first()) {
+            (Some(Host::Tcp(h)), _) => format!("{h}:{}", ports.first().copied().unwrap_or(5432)),
+            (Some(Host::Unix(p)), _) => p.display().to_string(),
+            (None, Some(a)) => format!("{a}:{}", ports.first().copied().unwrap_or(5432)),
+            (None, None) => "the database".to_string(),
+        };
+        return Ok(vec![(at, config.clone())]);
+    }
+    Ok((0..n)
+        .map(|i| {
             let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             let mut c = tokio_postgres::Config::new();
-            let at = match h {
-                Host::Tcp(h) => {
-                    c.host(h);
-                    format!("{h}:{port}")
+            let mut at = String::new();
+            if let Some(h) = hosts.get(i) {
+                match h {
+                    Host::Tcp(h) => {
+                        c.host(h);
+                        at = format!("{h}:{port}");
+                    }
+                    Host::Unix(p) => {
+                        c.host_path(p);
+                        at = p.display().to_string();
+                    }
                 }
-                Host::Unix(p) => {
-                    c.host_path(p);
-                    p.display().to_string()
+            }
+            if let Some(a) = addrs.get(i) {
+                c.hostaddr(*a);
+                if at.is_empty() {
+                    at = format!("{a}:{port}");
                 }
-            };
+            }
             c.port(port);
-            if let Some(u) = config.get_user() {
-                c.user(u);
-            }
-            if let Some(p) = config.get_password() {
-                c.password(p);
-            }
-            if let Some(d) = config.get_dbname() {
-                c.dbname(d);
-            }
-            if let Some(o) = config.get_options() {
-                c.options(o);
-            }
-            if let Some(a) = config.get_application_name() {
-                c.application_name(a);
-            }
-            if let Some(t) = config.get_connect_timeout() {
-                c.connect_timeout(*t);
-            }
-            c.ssl_mode(config.get_ssl_mode());
-            c.target_session_attrs(config.get_target_session_attrs());
-            c.keepalives(config.get_keepalives());
+            copy_settings(config, &mut c);
             (at, c)
         })
-        .collect()
+        .collect())
+}
+
+/// Every setting of `from` but its hosts, hostaddrs, ports and host load balancing.
+fn copy_settings(from: &tokio_postgres::Config, c: &mut tokio_postgres::Config) {
+    if let Some(u) = from.get_user() {
+        c.user(u);
+    }
+    if let Some(p) = from.get_password() {
+        c.password(p);
+    }
+    if let Some(d) = from.get_dbname() {
+        c.dbname(d);
+    }
+    if let Some(o) = from.get_options() {
+        c.options(o);
+    }
+    if let Some(a) = from.get_application_name() {
+        c.application_name(a);
+    }
+    if let Some(t) = from.get_connect_timeout() {
+        c.connect_timeout(*t);
+    }
+    if let Some(t) = from.get_tcp_user_timeout() {
+        c.tcp_user_timeout(*t);
+    }
+    c.ssl_mode(from.get_ssl_mode());
+    c.ssl_negotiation(from.get_ssl_negotiation());
+    c.channel_binding(from.get_channel_binding());
+    c.target_session_attrs(from.get_target_session_attrs());
+    c.keepalives(from.get_keepalives());
+    c.keepalives_idle(from.get_keepalives_idle());
+    if let Some(i) = from.get_keepalives_interval() {
+        c.keepalives_interval(i);
+    }
+    if let Some(r) = from.get_keepalives_retries() {
+        c.keepalives_retries(r);
+    }
 }
 
 /// Where the Redis primary is: one address, or the one Sentinel names.
@@ -513,31 +594,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_multi_host_url_is_tried_host_by_host_with_its_settings() {
-        let config: tokio_postgres::Config =
-            "postgres://app:pw@127.0.0.1:15412,127.0.0.1:15422/notes\
-             ?target_session_attrs=read-write"
-                .parse()
-                .unwrap();
-        let hosts = per_host(&config);
+    fn a_multi_host_url_is_tried_host_by_host_with_every_setting() {
+        let url = "postgres://app:pw@127.0.0.1:15412,127.0.0.1:15422/notes?target_session_attrs=\
+                   read-write&application_name=chaos&connect_timeout=3&options=-c%20x%3Dy\
+                   &keepalives=0&keepalives_idle=7&tcp_user_timeout=9&channel_binding=disable\
+                   &sslmode=disable";
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let hosts = per_host(&config).unwrap();
         let names: Vec<&str> = hosts.iter().map(|(at, _)| at.as_str()).collect();
         assert_eq!(names, ["127.0.0.1:15412", "127.0.0.1:15422"]);
-        for (_, c) in &hosts {
-            assert_eq!(c.get_hosts().len(), 1);
-            assert_eq!(c.get_user(), Some("app"));
-            assert_eq!(c.get_password(), Some(&b"pw"[..]));
-            assert_eq!(c.get_dbname(), Some("notes"));
-            assert_eq!(
-                c.get_target_session_attrs(),
-                tokio_postgres::config::TargetSessionAttrs::ReadWrite
-            );
+        // Each is the URL with one host: the same settings, field by field (Debug shows all).
+        for (i, (_, c)) in hosts.iter().enumerate() {
+            let port = [15412, 15422][i];
+            let one: tokio_postgres::Config = url
+                .replace(
+                    "127.0.0.1:15412,127.0.0.1:15422",
+                    &format!("127.0.0.1:{port}"),
+                )
+                .parse()
+                .unwrap();
+            assert_eq!(format!("{c:?}"), format!("{one:?}"));
         }
-        assert_eq!(hosts[1].1.get_ports(), [15422]);
 
         let one_port: tokio_postgres::Config = "host=a,b port=7000 user=u".parse().unwrap();
-        let hosts = per_host(&one_port);
+        let hosts = per_host(&one_port).unwrap();
         assert_eq!(hosts[0].0, "a:7000");
         assert_eq!(hosts[1].0, "b:7000");
-        assert_eq!(per_host(&"host=a".parse().unwrap())[0].0, "a:5432");
+        assert_eq!(per_host(&"host=a".parse().unwrap()).unwrap()[0].0, "a:5432");
+        let addrs: tokio_postgres::Config = "host=a,b hostaddr=127.0.0.1,127.0.0.2 port=1,2"
+            .parse()
+            .unwrap();
+        let hosts = per_host(&addrs).unwrap();
+        assert_eq!(
+            hosts[1].1.get_hostaddrs(),
+            ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(hosts[1].1.get_ports(), [2]);
+        let bad: tokio_postgres::Config = "host=a,b,c port=1,2".parse().unwrap();
+        assert_eq!(
+            per_host(&bad).unwrap_err(),
+            "2 ports for 3 hosts (one port, or one per host)"
+        );
+        assert!(Pg::new("postgres://u@a:1,b:2,c/db").is_ok());
     }
 }

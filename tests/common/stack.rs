@@ -36,9 +36,10 @@ impl Stack {
                  redis-server redis-sentinel redis-tools haproxy"
             );
         }
-        // A port block of its own: 60 ports from a base no other test uses.
+        // A port block of its own: 60 ports from a base no other test uses (three slots per
+        // process, so two test binaries' blocks never overlap).
         // (Below Linux's ephemeral range, 32768 and up, which outgoing connections take.)
-        let base = 20_000 + (std::process::id() % 100) as u16 * 120 + slot * 60;
+        let base = 20_000 + (std::process::id() % 60) as u16 * 180 + slot * 60;
         let s = Stack {
             dir: std::env::temp_dir().join(format!("chaos-stack-{}-{slot}", std::process::id())),
             base,
