@@ -1,11 +1,13 @@
 //! The fault proxy is not the bottleneck (`cargo bench --bench proxy`): redis-server (Debian
 //! package) on 127.0.0.1, and in the same session redis-benchmark against it directly and
 //! through the built-in proxy (no fault applied, then with 1 ms of latency as a sanity check
-//! that the path really goes through it). Prints requests/s of each and the ratio proxy ÷
-//! direct; the target is ≥ 0.8.
+//! that the path really goes through it), and through haproxy in TCP mode — the peer: a
+//! production proxy on the same cores. Prints requests/s of each and the ratios proxy ÷
+//! direct (the target is ≥ 0.8) and proxy ÷ haproxy.
 //!
 //! Needs `redis-server` and `redis-benchmark` (apt: redis-server, redis-tools); missing, it is
-//! reported and skipped. Under `cargo test` (no `--bench` argument) it does nothing: timings
+//! reported and skipped. haproxy (apt: haproxy) is optional: without it the peer's column is
+//! left out. Under `cargo test` (no `--bench` argument) it does nothing: timings
 //! are never asserted in tests. Traffic goes to 127.0.0.1 only; every run is bounded by its
 //! request count.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
@@ -59,6 +61,42 @@ fn bench(port: u16, test: &str, n: u32, clients: u32, pipeline: u32) -> f64 {
         })
 }
 
+/// haproxy in TCP mode in front of `upstream` on a free loopback port (foreground, killed by
+/// the caller), if it is installed.
+fn haproxy(upstream: SocketAddr) -> Option<(u16, std::process::Child)> {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        println!("proxy: haproxy is not installed (apt-get install haproxy): no peer column");
+        return None;
+    }
+    let at = free();
+    let cfg = std::env::temp_dir().join(format!("chaos-bench-haproxy-{}.cfg", std::process::id()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  maxconn 2000\ndefaults\n  mode tcp\n  timeout connect 1s\n  \
+             timeout client 60s\n  timeout server 60s\nlisten redis\n  bind {at}\n  \
+             server r {upstream}\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    let t = Instant::now();
+    while TcpStream::connect(at).is_err() {
+        if t.elapsed() > Duration::from_secs(10) {
+            println!("proxy: haproxy did not start: no peer column");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((at.port(), child))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -105,27 +143,52 @@ fn main() {
             Duration::from_secs(15),
         ))
         .unwrap();
+    let peer = haproxy(redis);
     let n: u32 = std::env::var("PROXY_BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
-    println!("redis-benchmark -n {n} -c 50, direct vs through the chaos proxy (requests/s):");
+    println!(
+        "redis-benchmark -n {n} -c 50, direct vs through the chaos proxy{} (requests/s):",
+        if peer.is_some() {
+            " and haproxy (mode tcp)"
+        } else {
+            ""
+        }
+    );
     for (test, pipeline) in [("set", 1), ("get", 1), ("get", 16)] {
-        // Alternate the two, three times each: the machine's noise hits both alike.
-        let (mut d, mut p) = (Vec::new(), Vec::new());
+        // Alternate them, three times each: the machine's noise hits all alike.
+        let (mut d, mut p, mut h) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             d.push(bench(redis.port(), test, n, 50, pipeline));
             p.push(bench(listen.port(), test, n, 50, pipeline));
+            if let Some((port, _)) = &peer {
+                h.push(bench(*port, test, n, 50, pipeline));
+            }
         }
         let med = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[1]
         };
         let (d, p) = (med(&mut d), med(&mut p));
+        let vs_peer = if h.is_empty() {
+            String::new()
+        } else {
+            let h = med(&mut h);
+            format!(
+                "  haproxy {h:>9.0}  haproxy/direct {:.2}  proxy/haproxy {:.2}",
+                h / d,
+                p / h
+            )
+        };
         println!(
-            "  {test:<4} -P {pipeline:<2} direct {d:>9.0}  proxy {p:>9.0}  proxy/direct {:.2}",
+            "  {test:<4} -P {pipeline:<2} direct {d:>9.0}  proxy {p:>9.0}  proxy/direct {:.2}{vs_peer}",
             p / d
         );
+    }
+    if let Some((_, mut child)) = peer {
+        let _ = child.kill();
+        let _ = child.wait();
     }
     // The path goes through the proxy: 1 ms each way cuts a 50-client GET to ~25k/s at most.
     let url = format!(

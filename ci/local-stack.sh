@@ -30,7 +30,8 @@
 #   a1..a3     the notes app (`chaos app up`) on BASE+51..53, a1 and a2 in zone a, a3 in zone b,
 #              on PostgreSQL (multi-host URL through db-pg1,db-pg2, read-write target) and Redis
 #              (the primary the Sentinels name, i.e. its cache-* proxy)
-#   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2)
+#   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2;
+#              in the foreground, its warnings — a server DOWN or UP — in lb/haproxy.log)
 #              — the stack's base_url. The chaos binary: CHAOS_BIN, else target/{release,debug}
 #              of this repository, else `chaos` on PATH.
 #
@@ -270,10 +271,10 @@ start_lb() {
   local d="$DIR/lb"
   mkdir -p "$d"
   if pid_alive "$d/haproxy.pid"; then return; fi
+  # In the foreground (-db, its pid is $!): its warnings — a server going DOWN or UP — go to
+  # haproxy.log, which the target file's [logs.haproxy] reads.
   cat >"$d/haproxy.cfg" <<EOF
 global
-  daemon
-  pidfile $d/haproxy.pid
   stats socket $d/admin.sock mode 600 level admin
 defaults
   mode http
@@ -293,7 +294,8 @@ backend app
   server a2 127.0.0.1:$(APP_PORT a2) check
   server a3 127.0.0.1:$(APP_PORT a3) check
 EOF
-  haproxy -f "$d/haproxy.cfg" -D -p "$d/haproxy.pid" >>"$d/haproxy.log" 2>&1
+  haproxy -db -f "$d/haproxy.cfg" >>"$d/haproxy.log" 2>&1 </dev/null &
+  echo $! >"$d/haproxy.pid"
   wait_for 10 "haproxy on $LB_PORT" curl -sf "http://127.0.0.1:$LB_PORT/health"
 }
 
@@ -402,7 +404,7 @@ status() {
 
 # The target file for this stack: each node's pidfiles, role, zone, start command (the copy of
 # this script in the stack's directory) and how it tells it is the primary (PostgreSQL: not in
-# recovery; Redis: Sentinel's view).
+# recovery; Redis: Sentinel's view); the logs of its HA machinery whose lines are events.
 target() {
   local z start
   start="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE bash '$DIR/local-stack.sh' start"
@@ -466,6 +468,24 @@ start = "$start $n"
 start_timeout = "60s"
 TOML
   done
+  for n in pg1 pg2; do
+    cat <<TOML
+
+[logs.patroni-$n]
+file = "$DIR/$n/patroni.log"
+lines = ["promoted self to leader", "Demoting self", "demoted self"]
+TOML
+  done
+  cat <<TOML
+
+[logs.sentinel]
+file = "$DIR/s1/sentinel.log"
+lines = ["+sdown master", "-sdown master", "+odown", "+switch-master", "+failover-end"]
+
+[logs.haproxy]
+file = "$DIR/lb/haproxy.log"
+lines = ["is DOWN", "is UP", "has no server available"]
+TOML
   for n in r1 r2; do
     z=a
     if [ "$n" = r2 ]; then z=b; fi

@@ -11,6 +11,8 @@
 //! lost. Those headers are never written anywhere (report, journal, logs). A 404 is only believed after it repeats (a replica catching up is not a loss);
 //! transient failures (connect, timeout, 5xx) are retried with backoff, and a write that still
 //! cannot be read is reported as **unverified** — never silently counted as found or lost.
+//! With `durable.same`, an id that answers must also hold what its write sent (at that path):
+//! another value under it — an id handed out again after a split brain — is a lost write.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,10 @@ const GIVE_UP_AFTER: u64 = 2 * CONCURRENCY as u64;
 pub struct LostWrite {
     pub request: String,
     pub id: String,
+    /// Why, when it is not that the id is gone (404): `durable.same` found another value
+    /// under it. (The value itself is never written.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,7 +117,8 @@ impl Verification {
 
 enum Answer {
     Found,
-    Lost,
+    /// With a reason when the id answers with another value (`durable.same`).
+    Lost(Option<String>),
     Unverified(String),
 }
 
@@ -173,12 +180,13 @@ pub async fn read_back(
                 v.found += 1;
                 e.0 += 1;
             }
-            Answer::Lost => {
+            Answer::Lost(reason) => {
                 e.0 += 1;
                 e.1 += 1;
                 v.lost.push(LostWrite {
                     request: w.request,
                     id: w.id,
+                    reason,
                 });
             }
             Answer::Unverified(reason) => {
@@ -221,12 +229,29 @@ async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
             .request(method.clone(), &url)
             .headers(w.headers.map().clone());
         match req.send().await {
-            Ok(r) if r.status().is_success() => return Answer::Found,
+            Ok(r) if r.status().is_success() => {
+                let Some((path, sent)) = &w.same else {
+                    return Answer::Found;
+                };
+                // The id answers; is it this write? (A split brain's old primary hands the
+                // promoted one's ids out again, to other writes.)
+                let held = r.bytes().await.ok().and_then(|b| {
+                    let doc = serde_json::from_slice::<serde_json::Value>(&b).ok()?;
+                    crate::load::template::extract(&doc, path)
+                });
+                return match held {
+                    Some(h) if &h == sent => Answer::Found,
+                    Some(_) => {
+                        Answer::Lost(Some(format!("another value at {} under its id", path.text)))
+                    }
+                    None => Answer::Unverified(format!("the read-back has no {}", path.text)),
+                };
+            }
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
                 not_found += 1;
                 // Three 404s over ~0.7 s: gone, not a replica catching up.
                 if not_found >= 3 {
-                    return Answer::Lost;
+                    return Answer::Lost(None);
                 }
             }
             Ok(r) => last = format!("HTTP {}", r.status().as_u16()),

@@ -198,6 +198,7 @@ async fn captured_ids_feed_later_requests_and_durable_writes_are_collected() {
         id: id_path,
         read_method: "GET".into(),
         read_path: "/notes/{id}".into(),
+        same: None,
     });
     let mut read = get("read", "/notes/");
     read.path = Template {

@@ -520,3 +520,91 @@ async fn a_heal_that_fails_in_the_guardian_is_taken_up_by_a_later_revert() {
     assert!(!marker.exists(), "the later revert ran the revert command");
     assert!(!failed());
 }
+
+/// The pids whose parent is `pid`.
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
+                s.rfind(')').is_some_and(|i| {
+                    s[i + 1..].split_whitespace().nth(1) == Some(pid.to_string().as_str())
+                })
+            })
+        })
+        .collect()
+}
+
+/// A frozen node is frozen whole, as a VM would be: the process its pidfile names and every
+/// descendant (a postmaster's backends), stopped; a process beside it is not. When the run
+/// dies, the lease's guardian continues them all.
+#[tokio::test]
+async fn freeze_stops_a_nodes_descendants_too_and_the_guardian_continues_them() {
+    let dir = Dir::new("tree");
+    let pf = dir.path("db1.pid");
+    let parent_cmd = format!(
+        "sh -c 'sleep 60 & (sleep 60 & wait) & wait' >/dev/null 2>&1 & echo $! > {}",
+        pf.display()
+    );
+    let l = target(
+        &dir,
+        &format!(
+            "[processes.db1]\npidfiles = [\"{}\"]\nrole = \"db\"\nzone = \"a\"\n",
+            pf.display()
+        ),
+    );
+    assert!(std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&parent_cmd)
+        .status()
+        .unwrap()
+        .success());
+    let root = pid_of(&pf);
+    // Its tree: two children, one of them with a child of its own.
+    let tree = || {
+        let mut all = vec![root];
+        let mut i = 0;
+        while i < all.len() {
+            all.extend(children(all[i]));
+            i += 1;
+        }
+        all
+    };
+    until("the node's tree is up", Duration::from_secs(5), || {
+        tree().len() >= 4
+    })
+    .await;
+    let pids = tree();
+    let decoy = start(&dir.path("decoy.pid"));
+    {
+        let d = driver(&l).await;
+        let p = d
+            .plan(&fault(FaultKind::Freeze {
+                role: Role::Db,
+                count: Count::Nodes(1),
+                zone: None,
+            }))
+            .await
+            .unwrap();
+        let undo = d.inject(&p).await.unwrap();
+        confirmed(&d, &p, &undo).await;
+        for pid in &pids {
+            assert_eq!(state(*pid), Some('T'), "pid {pid} of {pids:?} is stopped");
+        }
+        assert!(running(decoy), "the decoy keeps running");
+        // The run "dies" here: nobody renews or reverts.
+    }
+    for pid in &pids {
+        until("thawed by the guardian", Duration::from_secs(8), || {
+            running(*pid)
+        })
+        .await;
+    }
+    for pid in pids.iter().chain([&decoy]) {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+}

@@ -25,9 +25,13 @@ const TOKEN: &str = "t0k3n-only-on-the-write";
 /// A notes API that wants `Authorization: Bearer TOKEN` on every request (401 otherwise):
 /// POST /notes -> 201 {"id": n}; GET /notes/{id} -> 200 if known, else 404. When a note was
 /// created with an `x-write-tag` header, reading it back needs the same tag (403 otherwise).
+/// A read answers `{"id", "text"}`: the text the note was written with, or — for ids from
+/// `reused_from` on (0: none), as after a split brain — another note's.
 #[derive(Default)]
 struct Api {
     notes: Mutex<HashMap<u64, Option<String>>>,
+    texts: Mutex<HashMap<u64, String>>,
+    reused_from: AtomicU64,
     unauthorized: AtomicU64,
     wrong_tag: AtomicU64,
     reads: AtomicU64,
@@ -76,11 +80,21 @@ async fn handle(
     let tag = header("x-write-tag");
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let _ = req.into_body().collect().await;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if method == Method::POST && path == "/notes" {
         let mut notes = api.notes.lock().unwrap();
         let id = notes.len() as u64 + 1;
         notes.insert(id, tag);
+        let text = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        api.texts.lock().unwrap().insert(id, text);
         return resp(201, format!(r#"{{"id": {id}}}"#));
     }
     if let Some(id) = path.strip_prefix("/notes/") {
@@ -95,7 +109,24 @@ async fn handle(
                 api.wrong_tag.fetch_add(1, Ordering::SeqCst);
                 resp(403, r#"{"error": "wrong tag"}"#.into())
             }
-            Some(_) => resp(200, format!(r#"{{"id": {id}}}"#)),
+            Some(_) => {
+                let n: u64 = id.parse().unwrap_or(0);
+                let from = api.reused_from.load(Ordering::SeqCst);
+                let text = if from > 0 && n >= from {
+                    "someone else's note".to_string()
+                } else {
+                    api.texts
+                        .lock()
+                        .unwrap()
+                        .get(&n)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                resp(
+                    200,
+                    serde_json::json!({ "id": n, "text": text }).to_string(),
+                )
+            }
         };
     }
     resp(404, "{}".into())
@@ -124,6 +155,7 @@ fn create(headers: Vec<Header>) -> RequestSpec {
         },
         read_method: "GET".into(),
         read_path: "/notes/{id}".into(),
+        same: None,
     });
     r
 }
@@ -238,4 +270,51 @@ async fn over_https_the_read_back_trusts_the_scenarios_ca() {
         .unwrap();
     assert_eq!((v.found, v.lost.len(), v.unverified.len()), (0, 0, 2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `durable.same = "$.text"`, an id that answers with another note's text (ids handed
+/// out again after a split brain) is a lost write, and says why; without it, the same answers
+/// count as found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_that_answers_with_another_value_is_lost_when_durable_same_is_set() {
+    let (url, api) = serve_api().await;
+    let mut w = create(vec![bearer()]);
+    w.durable.as_mut().unwrap().same = Some(JsonPath {
+        text: "$.text".into(),
+        steps: vec![PathStep::Key("text".into())],
+    });
+    let l = hold_load(20.0, 1.0, vec![w]);
+    let r = drive(&l, &url).await;
+    assert_eq!(r.durable_writes.len(), 20);
+    // The write's value is kept for its read-back, never serialized with it.
+    let json = serde_json::to_string(&r.durable_writes).unwrap();
+    assert!(!json.contains("a note"), "{json}");
+    api.reused_from.store(11, Ordering::SeqCst);
+    let v = chaos::verify::read_back(&url, &l.client, &r.durable_writes)
+        .await
+        .unwrap();
+    let mut lost: Vec<u64> = v.lost.iter().map(|l| l.id.parse().unwrap()).collect();
+    lost.sort_unstable();
+    assert_eq!((v.found, v.unverified.len()), (10, 0));
+    assert_eq!(lost, (11..=20).collect::<Vec<u64>>());
+    for l in &v.lost {
+        assert_eq!(
+            l.reason.as_deref(),
+            Some("another value at $.text under its id")
+        );
+    }
+    // Without `same`, an id that answers is found, whatever it holds.
+    let plain: Vec<_> = r
+        .durable_writes
+        .iter()
+        .cloned()
+        .map(|mut w| {
+            w.same = None;
+            w
+        })
+        .collect();
+    let v = chaos::verify::read_back(&url, &l.client, &plain)
+        .await
+        .unwrap();
+    assert_eq!((v.found, v.lost.len()), (20, 0));
 }

@@ -5,6 +5,9 @@
 //! the plan says. (Cutting a zone off with network namespaces and iptables as root is not
 //! built: processes started outside a namespace cannot be moved into one.)
 //!
+//! Its log part ([`super::logs`]) reads the HA machinery's log files the target names into
+//! control-plane events; it does no fault.
+//!
 //! A fault done by one part keeps that part's plan and undo data unchanged; an az-outage's
 //! undo data is `{"driver": "local", "parts": [...]}` with each part's own, so `chaos rollback`
 //! reverts each through its part. It must never do a fault through a part the target file
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::logs::LogWatch;
 use super::process::{Action, ProcessDriver};
 use super::proxy::ProxyDriver;
 use crate::fault::{BoxFut, Driver, DriverError, FaultPlan, Planned, Snapshot, Undo};
@@ -23,6 +27,7 @@ use crate::target::local::LocalTarget;
 pub struct LocalDriver {
     proxy: Option<ProxyDriver>,
     process: Option<ProcessDriver>,
+    logs: LogWatch,
 }
 
 impl LocalDriver {
@@ -39,7 +44,11 @@ impl LocalDriver {
             .unwrap_or_else(crate::fault::new_run_id);
         let process = (!l.processes.is_empty() || !l.commands.is_empty())
             .then(|| ProcessDriver::new(l, &run_id));
-        Ok(LocalDriver { proxy, process })
+        Ok(LocalDriver {
+            proxy,
+            process,
+            logs: LogWatch::new(&l.logs),
+        })
     }
 
     pub fn from_undo(undo: &Undo) -> Option<LocalDriver> {
@@ -50,6 +59,7 @@ impl LocalDriver {
         Some(LocalDriver {
             proxy: parts.iter().find_map(ProxyDriver::from_undo),
             process: parts.iter().find_map(ProcessDriver::from_undo),
+            logs: LogWatch::new(&[]),
         })
     }
 
@@ -300,7 +310,7 @@ impl Driver for LocalDriver {
     ) -> Option<BoxFut<'a, Result<Snapshot, DriverError>>> {
         let a = self.proxy.as_ref().and_then(|d| d.observe(planned));
         let b = self.process.as_ref().and_then(|d| d.observe(planned));
-        if a.is_none() && b.is_none() {
+        if a.is_none() && b.is_none() && self.logs.is_empty() {
             return None;
         }
         Some(Box::pin(async move {
@@ -308,6 +318,7 @@ impl Driver for LocalDriver {
             for f in a.into_iter().chain(b) {
                 s.extend(f.await?);
             }
+            s.extend(self.logs.poll());
             Ok(s)
         }))
     }

@@ -71,6 +71,10 @@ pub struct DurableWrite {
     /// never serialized (report.json, the journal), values hidden from `Debug`.
     #[serde(skip)]
     pub headers: ReadBackHeaders,
+    /// `durable.same`: the path, and the value the write sent there, that its read-back must
+    /// hold (never serialized: it is the write's content).
+    #[serde(skip)]
+    pub same: Option<(crate::scenario::JsonPath, String)>,
 }
 
 /// What the engine hands back.
@@ -504,7 +508,7 @@ async fn logical_request(sh: Arc<Shared>, seq: u64, intended: Duration, r: usize
     let reads = !req.captures.is_empty() || req.durable.is_some();
     if last.outcome == Outcome::Ok && last.status < 400 && reads {
         if let Some(body) = &last.body {
-            after_success(&sh, req, body, rendered.headers.as_ref());
+            after_success(&sh, req, body, &rendered.body, rendered.headers.as_ref());
         }
     }
     tx.send(sample);
@@ -560,9 +564,15 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
     }
 }
 
-/// Captures and durable-write ids from a successful response; `rendered` is the headers the
-/// request went with when some were templated (`None`: the prepared ones).
-fn after_success(sh: &Shared, req: &Prepared, body: &[u8], rendered: Option<&HeaderMap>) {
+/// Captures and durable-write ids from a successful response; `sent` is the request's body,
+/// `rendered` the headers it went with when some were templated (`None`: the prepared ones).
+fn after_success(
+    sh: &Shared,
+    req: &Prepared,
+    body: &[u8],
+    sent: &[u8],
+    rendered: Option<&HeaderMap>,
+) {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
         if req.durable.is_some() {
             sh.durable_without_id.fetch_add(1, Relaxed);
@@ -586,6 +596,10 @@ fn after_success(sh: &Shared, req: &Prepared, body: &[u8], rendered: Option<&Hea
                         Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
                         None => req.read_back_fixed.clone(),
                     },
+                    same: d.same.as_ref().and_then(|path| {
+                        let doc = serde_json::from_slice::<serde_json::Value>(sent).ok()?;
+                        Some((path.clone(), template::extract(&doc, path)?))
+                    }),
                 };
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
             }

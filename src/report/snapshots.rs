@@ -156,6 +156,7 @@ fn build(
                     read_method: "GET".into(),
                     read_path: format!("/notes/{}", 1050 + i),
                     headers: Default::default(),
+                    same: None,
                 })
                 .collect()
         } else {
@@ -200,6 +201,7 @@ fn summary_and_junit_with_lost_writes_and_insufficient_data() {
             .map(|id| crate::verify::LostWrite {
                 request: "list".into(),
                 id: id.to_string(),
+                reason: None,
             })
             .collect(),
         unverified: vec![crate::verify::Unverified {

@@ -294,7 +294,8 @@ fn requests() -> Value {
                     "additionalProperties": false,
                     "properties": {
                         "id": { "type": "string", "pattern": "^\\$" },
-                        "read": { "type": "string", "description": "\"GET /notes/{id}\"" }
+                        "read": { "type": "string", "description": "\"GET /notes/{id}\"" },
+                        "same": { "type": "string", "pattern": "^\\$", "description": "a JSON path (\"$.text\"): the read-back must hold there what the write sent there, or the write is lost (another value under its id)" }
                     }
                 },
                 "expect": expect()

@@ -5,7 +5,9 @@
 //! proxy's control API at `proxy_control`; each is a lease of `lease` the run renews.
 //! Each `[processes.NAME]` is one node of the stack — its processes named by pidfiles, never by
 //! a name pattern — with a role, a zone and the command that starts it again; each
-//! `[commands.NAME]` an inject/revert command pair a scenario's `command` fault names.
+//! `[commands.NAME]` an inject/revert command pair a scenario's `command` fault names; each
+//! `[logs.NAME]` a log file of the stack's own HA machinery (Patroni, Sentinel, haproxy) whose
+//! lines that hold one of its `lines` become control-plane events beside the recovery.
 //!
 //! Validation only reads the file: nothing here listens or connects.
 
@@ -27,7 +29,9 @@ pub const LOCAL_KEYS: &[&str] = &[
     "proxies",
     "processes",
     "commands",
+    "logs",
 ];
+pub const LOG_KEYS: &[&str] = &["file", "lines"];
 pub const PROXY_KEYS: &[&str] = &["listen", "upstream", "zone", "role", "alternates"];
 pub const PROCESS_KEYS: &[&str] = &[
     "pidfiles",
@@ -66,6 +70,17 @@ pub struct LocalTarget {
     pub processes: Vec<ProcessConfig>,
     /// By name, in name order.
     pub commands: Vec<CommandConfig>,
+    /// By name, in name order.
+    pub logs: Vec<LogConfig>,
+}
+
+/// A log file of the stack's HA machinery, and which of its lines are events (each line that
+/// holds one of `lines`, written during the run, is one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub name: String,
+    pub file: PathBuf,
+    pub lines: Vec<String>,
 }
 
 /// One node of a local stack: its processes, where it is, and how it comes back.
@@ -131,6 +146,10 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         Some(n) => named(cx, n, "commands", command),
         None => Some(Vec::new()),
     };
+    let logs = match top.get("logs") {
+        Some(n) => named(cx, n, "logs", log),
+        None => Some(Vec::new()),
+    };
     let lease = match top.get("lease") {
         Some(n) => cx.duration_in(n, "lease", LEASE_MIN, LEASE_MAX),
         None => Some(DEFAULT_LEASE),
@@ -160,6 +179,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
             proxies,
             processes: processes?,
             commands: commands?,
+            logs: logs?,
         });
     };
     // Two listeners on one address cannot both bind; the control API is one of them.
@@ -188,6 +208,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         proxies,
         processes: processes?,
         commands: commands?,
+        logs: logs?,
     })
 }
 
@@ -206,6 +227,11 @@ impl Named for ProcessConfig {
     }
 }
 impl Named for CommandConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+impl Named for LogConfig {
     fn name(&self) -> &str {
         &self.name
     }
@@ -308,6 +334,36 @@ fn command(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<CommandConfig> {
         inject: inject?,
         revert,
         timeout,
+    })
+}
+
+fn log(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<LogConfig> {
+    let t = cx.table(n, &format!("logs.{name}"))?;
+    t.check_keys(cx, LOG_KEYS, &format!("in [logs.{name}]"));
+    let file = t
+        .required(cx, "file")
+        .and_then(|n| non_empty(cx, n, "file"))
+        .map(PathBuf::from);
+    let lines = t.required(cx, "lines").and_then(|n| {
+        let items = cx.array(n, "lines")?;
+        if items.is_empty() {
+            cx.err(
+                &n.span,
+                "lines is empty: no line of the log would be an event",
+                Some("what the events' lines hold, e.g. [\"promoted self to leader\"]"),
+            );
+            return None;
+        }
+        let mut v = Vec::new();
+        for i in items {
+            v.push(non_empty(cx, i, "lines")?);
+        }
+        Some(v)
+    });
+    Some(LogConfig {
+        name: name.to_string(),
+        file: file?,
+        lines: lines?,
     })
 }
 

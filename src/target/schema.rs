@@ -158,6 +158,20 @@ pub fn json_schema() -> Value {
             }),
         ),
         (
+            "logs",
+            json!({
+                "type": "object", "description": "log files of the stack's HA machinery (Patroni, Sentinel, haproxy), by name: each line written during the run that holds one of `lines` is a control-plane event",
+                "propertyNames": { "pattern": "^[A-Za-z0-9_-]+$" },
+                "additionalProperties": {
+                    "type": "object", "additionalProperties": false, "required": ["file", "lines"],
+                    "properties": {
+                        "file": { "type": "string", "minLength": 1 },
+                        "lines": { "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 }, "description": "what an event's line holds (plain text, not a pattern)" }
+                    }
+                }
+            }),
+        ),
+        (
             "commands",
             json!({
                 "type": "object", "description": "inject/revert command pairs a scenario's `command` fault names",

@@ -340,3 +340,44 @@ fn a_local_target_declares_processes_and_commands_with_positions() {
     );
     assert!(e.contains("declares proxies but no proxy_control"), "{e}");
 }
+
+#[test]
+fn a_local_target_names_its_ha_logs_with_positions() {
+    let ok = format!(
+        "{LOCAL_OK}[logs.patroni]\nfile = \"/run/stack/pg1/patroni.log\"\n\
+         lines = [\"promoted self to leader\", \"Demoting self\"]\n"
+    );
+    let t = parse_str("l.toml", &ok).unwrap();
+    let Kind::Local(l) = &t.kind else {
+        panic!("{t:?}")
+    };
+    assert_eq!(l.logs.len(), 1);
+    assert_eq!(l.logs[0].name, "patroni");
+    assert_eq!(
+        l.logs[0].lines,
+        ["promoted self to leader", "Demoting self"]
+    );
+    let e = errors(
+        "l.toml",
+        &ok.replace(
+            "lines = [\"promoted self to leader\", \"Demoting self\"]",
+            "lines = []",
+        ),
+    );
+    assert!(
+        e.contains("l.toml:13:9") && e.contains("lines is empty"),
+        "{e}"
+    );
+    let e = errors(
+        "l.toml",
+        &ok.replace("file = \"/run/stack/pg1/patroni.log\"\n", ""),
+    );
+    assert!(e.contains("missing required key `file`"), "{e}");
+    let e = errors("l.toml", &ok.replace("file =", "path ="));
+    assert!(e.contains("`path`") && e.contains("[logs.patroni]"), "{e}");
+    let e = errors("l.toml", &ok.replace("\"Demoting self\"", "\" \""));
+    assert!(
+        e.contains("l.toml:13:37") && e.contains("lines is empty"),
+        "{e}"
+    );
+}

@@ -299,3 +299,17 @@ pub fn events(r: &serde_json::Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// When (run clock) the run's control-plane watch read a line holding `needle` from the
+/// stack's log `log` (the target's `[logs.NAME]`), if it did.
+pub fn log_event(r: &serde_json::Value, log: &str, needle: &str) -> Option<f64> {
+    let prefix = format!("log {log} #");
+    r["timeline"]["events"]
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e["what"].as_str().is_some_and(|w| w.starts_with(&prefix))
+                && e["to"].as_str().is_some_and(|t| t.contains(needle))
+        })
+        .and_then(|e| e["at_s"].as_f64())
+}

@@ -3,7 +3,8 @@
 //! pattern:
 //! - `kill-nodes`: SIGKILL every process of the picked nodes; the revert runs each node's
 //!   `start` command (unless the scenario says `restart = false`: the system heals by itself);
-//! - `freeze`: SIGSTOP, then SIGCONT on revert (a GC pause, a VM freeze);
+//! - `freeze`: SIGSTOP to the node's processes and every descendant of theirs (a VM freeze: a
+//!   PostgreSQL backend stops with its postmaster), then SIGCONT on revert;
 //! - `db-failover` / `cache-failover`: the node of the role whose `primary_if` command exits 0
 //!   at inject time is killed (its HA machinery — Patroni, Sentinel — must promote another),
 //!   then started again on revert to rejoin;
@@ -17,7 +18,8 @@
 //! `chaos rollback` in another process reverts with it alone.
 //!
 //! It must never signal a process that is not, at that moment, the one a declared pidfile
-//! names ([`os::read_pidfile`]).
+//! names ([`os::read_pidfile`]) or, for a freeze, a descendant of one by its parent links
+//! ([`os::descendants`]).
 
 pub mod os;
 

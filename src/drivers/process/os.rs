@@ -2,8 +2,9 @@
 //! can trust is the one the file names, signalling it, running a shell command with a timeout,
 //! and the lease files and their guardians that heal a fault when the run that applied it dies.
 //!
-//! Never signals a process it did not just read from a pidfile and check: not pid 0 or 1, not
-//! this process, not one that started after its pidfile was written (a reused pid).
+//! Never signals a process it did not just read from a pidfile and check — or, for a freeze,
+//! find below one by its parent links: not pid 0 or 1, not this process, not one that started
+//! after its pidfile was written (a reused pid).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -17,18 +18,65 @@ pub struct Proc {
     pub pid: i32,
     pub start: u64,
     pub pidfile: PathBuf,
+    /// A descendant of the process `pidfile` names (a PostgreSQL backend under its postmaster),
+    /// found by its parent links, not named by a file: it may exit on its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub child: bool,
 }
 
 /// The state letter and start time of `pid` from `/proc/PID/stat`, if it exists.
 fn stat(pid: i32) -> Option<(char, u64)> {
+    stat_parent(pid).map(|(state, _, start)| (state, start))
+}
+
+/// The state letter, parent pid and start time of `pid` from `/proc/PID/stat`.
+fn stat_parent(pid: i32) -> Option<(char, i32, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) S ...`: comm may hold spaces and parentheses; the fields follow the last ')'.
     let rest = &s[s.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let state = f.first()?.chars().next()?;
-    // Field 22 of proc(5), the 20th after the state's field 3.
+    // Field 4 of proc(5), the parent; field 22, the start time (the 20th after the state's).
+    let parent = f.get(1)?.parse().ok()?;
     let start = f.get(19)?.parse().ok()?;
-    Some((state, start))
+    Some((state, parent, start))
+}
+
+/// Every live process descended from `roots` (their children, the children's, …), read from
+/// `/proc` now: each named by its root's pidfile and marked `child`. A VM freeze stops them
+/// all, not only the processes the pidfiles name (a PostgreSQL backend keeps serving its
+/// connection while its postmaster is stopped).
+pub fn descendants(roots: &[Proc]) -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let table: Vec<(i32, char, i32, u64)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| stat_parent(pid).map(|(s, parent, start)| (pid, s, parent, start)))
+        .collect();
+    let mut out: Vec<Proc> = Vec::new();
+    let mut frontier: Vec<(i32, PathBuf)> = roots
+        .iter()
+        .filter(|r| alive(r))
+        .map(|r| (r.pid, r.pidfile.clone()))
+        .collect();
+    let me = std::process::id() as i32;
+    while let Some((parent, pidfile)) = frontier.pop() {
+        for (pid, state, _, start) in table.iter().filter(|(_, _, pp, _)| *pp == parent) {
+            let known = roots.iter().any(|r| r.pid == *pid) || out.iter().any(|p| p.pid == *pid);
+            if known || *pid <= 1 || *pid == me || matches!(state, 'Z' | 'X' | 'x') {
+                continue;
+            }
+            out.push(Proc {
+                pid: *pid,
+                start: *start,
+                pidfile: pidfile.clone(),
+                child: true,
+            });
+            frontier.push((*pid, pidfile.clone()));
+        }
+    }
+    out
 }
 
 fn clock_ticks() -> u64 {
@@ -77,6 +125,7 @@ pub fn read_pidfile(pidfile: &Path) -> Result<Proc, String> {
         pid,
         start,
         pidfile: pidfile.to_path_buf(),
+        child: false,
     })
 }
 

@@ -104,11 +104,19 @@ impl ProcessUndo {
         }
     }
 
-    /// Signal every process of `nodes` with `sig`, after the lease is taken.
+    /// Signal every process of `nodes` with `sig`, after the lease is taken. A freeze stops
+    /// their descendants too (found before the lease, so its guardian continues them; a child
+    /// forked between that scan and its parent's stop is found by a second scan, and stopped
+    /// and continued by the run, not by the guardian).
     fn signal_nodes(&mut self, nodes: &[NodeRef], sig: os::Signal) -> Result<(), DriverError> {
+        let freeze = sig == os::Signal::STOP;
         let mut all = Vec::new();
         for n in nodes {
-            let procs = n.procs().map_err(DriverError::Permanent)?;
+            let mut procs = n.procs().map_err(DriverError::Permanent)?;
+            if freeze {
+                let children = os::descendants(&procs);
+                procs.extend(children);
+            }
             all.push((n.name.clone(), procs));
         }
         let flat: Vec<Proc> = all.iter().flat_map(|(_, p)| p.clone()).collect();
@@ -117,6 +125,15 @@ impl ProcessUndo {
         self.signalled = all;
         for p in &flat {
             os::signal(p, sig).map_err(DriverError::Permanent)?;
+        }
+        if freeze {
+            for (_, procs) in &mut self.signalled {
+                let late = os::descendants(procs);
+                for p in &late {
+                    os::signal(p, sig).map_err(DriverError::Permanent)?;
+                }
+                procs.extend(late);
+            }
         }
         Ok(())
     }
@@ -186,8 +203,9 @@ impl Driver for ProcessDriver {
             let want_stopped = matches!(u.action, Action::Freeze { .. });
             for (node, procs) in &u.signalled {
                 for p in procs {
+                    // A frozen node's child may have exited on its own meanwhile.
                     let shows = if want_stopped {
-                        os::stopped(p)
+                        os::stopped(p) || (p.child && !os::alive(p))
                     } else {
                         !os::alive(p)
                     };
@@ -251,9 +269,15 @@ impl Driver for ProcessDriver {
                 Action::Freeze { nodes } => {
                     let mut procs: Vec<Proc> =
                         u.signalled.iter().flat_map(|(_, p)| p.clone()).collect();
-                    // Undo data from a plan alone: whatever the pidfiles name now.
+                    // Undo data from a plan alone: whatever the pidfiles name now, and theirs.
                     for n in nodes {
-                        procs.extend(n.pidfiles.iter().filter_map(|f| os::read_pidfile(f).ok()));
+                        let named: Vec<Proc> = n
+                            .pidfiles
+                            .iter()
+                            .filter_map(|f| os::read_pidfile(f).ok())
+                            .collect();
+                        procs.extend(os::descendants(&named));
+                        procs.extend(named);
                     }
                     for p in &procs {
                         os::signal(p, os::Signal::CONT).map_err(DriverError::retryable)?;

@@ -70,6 +70,11 @@ pub struct Durable {
     pub read_method: String,
     /// The read-back path, with `{id}` replaced by the captured id.
     pub read_path: String,
+    /// `same = "$.text"`: the read-back must hold at this path what the write's JSON body
+    /// held there — an id that answers with another value (reused after a split brain) is a
+    /// lost write, not a found one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same: Option<JsonPath>,
 }
 
 /// A `$.a.b[0]`-style path into a JSON document.

@@ -54,7 +54,7 @@ pub const RETRY: &[&str] = &[
 pub const REQUEST: &[&str] = &[
     "name", "weight", "method", "path", "headers", "json", "body", "capture", "durable", "expect",
 ];
-pub const DURABLE: &[&str] = &["id", "read"];
+pub const DURABLE: &[&str] = &["id", "read", "same"];
 pub const EXPECT: &[&str] = &["status", "body_contains", "json"];
 pub const EXPECT_JSON: &[&str] = &["path", "equals"];
 pub const FAULT: &[&str] = &["name", "kind", "at", "for"];

@@ -350,11 +350,19 @@ fn durable(cx: &mut Ctx<'_>, n: &Node) -> Option<Durable> {
         }
         Some((m, p.to_string()))
     });
+    let same = match t.get("same") {
+        Some(n) => {
+            let s = cx.string(n, "durable same")?;
+            Some(values::json_path(&s).map_err(|b| cx.bad(n, b)).ok()?)
+        }
+        None => None,
+    };
     let (read_method, read_path) = read?;
     Some(Durable {
         id: id?,
         read_method,
         read_path,
+        same,
     })
 }
 
