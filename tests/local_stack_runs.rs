@@ -54,17 +54,7 @@ fn the_shipped_db_failover_runs_on_the_stack_with_patronis_promotion_beside_the_
     // Lost writes: the acknowledged ids the promoted primary lacks, asked directly.
     let (acked, lost) = acked_and_lost(&r);
     assert!(!acked.is_empty());
-    let primary = if stack.in_recovery("pg2") == Some(false) {
-        "pg2"
-    } else {
-        "pg1"
-    };
-    let present = stack.notes(primary);
-    let missing: Vec<i64> = acked
-        .iter()
-        .copied()
-        .filter(|i| !present.contains(i))
-        .collect();
+    let (_, _, missing) = stack.missing(&acked);
     assert_eq!(
         lost, missing,
         "the read-back's lost writes vs the promoted primary's table"
@@ -256,19 +246,8 @@ fn five_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_serv
     let (acked, lost) = acked_and_lost(&r);
     // pg2, promoted; or pg1 if it took the leader key back after its thaw (Patroni 3.0.2's
     // etcd3 leader update could overwrite the key: patroni/patroni#2689, fixed in 3.0.3) and
-    // pg2 was demoted. (pg1's postmaster, thawed, can answer as a primary for a moment
-    // before Patroni demotes it: pg2 is asked first.)
-    let primary = if stack.in_recovery("pg2") == Some(false) {
-        "pg2"
-    } else {
-        "pg1"
-    };
-    let present = stack.notes(primary);
-    let missing: Vec<i64> = acked
-        .iter()
-        .copied()
-        .filter(|i| !present.contains(i))
-        .collect();
+    // pg2 was demoted.
+    let (primary, present, missing) = stack.missing(&acked);
     let only_lost = lost.iter().filter(|i| !missing.contains(i)).count();
     let only_missing = missing.iter().filter(|i| !lost.contains(i)).count();
     eprintln!(

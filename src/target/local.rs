@@ -275,20 +275,14 @@ fn process(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<ProcessConfig> {
     let t = cx.table(n, &format!("processes.{name}"))?;
     t.check_keys(cx, PROCESS_KEYS, &format!("in [processes.{name}]"));
     let pidfiles = t.required(cx, "pidfiles").and_then(|n| {
-        let items = cx.array(n, "pidfiles")?;
-        if items.is_empty() {
-            cx.err(
-                &n.span,
-                "pidfiles is empty: the node would have no process",
-                Some("the files holding its process ids, e.g. [\"/run/stack/app1.pid\"]"),
-            );
-            return None;
-        }
-        let mut v = Vec::new();
-        for i in items {
-            v.push(PathBuf::from(non_empty(cx, i, "pidfiles")?));
-        }
-        Some(v)
+        let v = strings(
+            cx,
+            n,
+            "pidfiles",
+            "the node would have no process",
+            "the files holding its process ids, e.g. [\"/run/stack/app1.pid\"]",
+        )?;
+        Some(v.into_iter().map(PathBuf::from).collect::<Vec<_>>())
     });
     let zone = match t.get("zone") {
         Some(n) => Some(cx.ident(n, "zone")?),
@@ -345,20 +339,13 @@ fn log(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<LogConfig> {
         .and_then(|n| non_empty(cx, n, "file"))
         .map(PathBuf::from);
     let lines = t.required(cx, "lines").and_then(|n| {
-        let items = cx.array(n, "lines")?;
-        if items.is_empty() {
-            cx.err(
-                &n.span,
-                "lines is empty: no line of the log would be an event",
-                Some("what the events' lines hold, e.g. [\"promoted self to leader\"]"),
-            );
-            return None;
-        }
-        let mut v = Vec::new();
-        for i in items {
-            v.push(non_empty(cx, i, "lines")?);
-        }
-        Some(v)
+        strings(
+            cx,
+            n,
+            "lines",
+            "no line of the log would be an event",
+            "what the events' lines hold, e.g. [\"promoted self to leader\"]",
+        )
     });
     Some(LogConfig {
         name: name.to_string(),
@@ -372,6 +359,20 @@ fn timeout(cx: &mut Ctx<'_>, n: Option<&Node>, what: &str) -> Option<Duration> {
         Some(n) => cx.duration_in(n, what, Duration::from_millis(100), COMMAND_TIMEOUT_MAX),
         None => Some(DEFAULT_COMMAND_TIMEOUT),
     }
+}
+
+/// A non-empty array of non-empty strings; `empty` says what an empty one would mean.
+fn strings(cx: &mut Ctx<'_>, n: &Node, what: &str, empty: &str, help: &str) -> Option<Vec<String>> {
+    let items = cx.array(n, what)?;
+    if items.is_empty() {
+        cx.err(&n.span, &format!("{what} is empty: {empty}"), Some(help));
+        return None;
+    }
+    let mut v = Vec::new();
+    for i in items {
+        v.push(non_empty(cx, i, what)?);
+    }
+    Some(v)
 }
 
 fn non_empty(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<String> {

@@ -69,22 +69,21 @@ impl Stack {
         self.base + if n == "pg1" { 10 } else { 20 }
     }
 
+    /// What `sql` prints on PostgreSQL node `n` (`psql -tA`; empty when it does not answer
+    /// within `connect_s`).
+    pub fn psql(&self, n: &str, sql: &str, connect_s: u32) -> String {
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.pg_port(n).to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-tAqc", sql])
+            .env("PGCONNECT_TIMEOUT", connect_s.to_string())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// `pg_is_in_recovery()` of a node: Some(false) on the primary; None when it does not answer.
     pub fn in_recovery(&self, n: &str) -> Option<bool> {
-        let o = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.pg_port(n).to_string()])
-            .args([
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-tAqc",
-                "select pg_is_in_recovery()",
-            ])
-            .env("PGCONNECT_TIMEOUT", "1")
-            .output()
-            .ok()?;
-        match String::from_utf8_lossy(&o.stdout).trim() {
+        match self.psql(n, "select pg_is_in_recovery()", 1).trim() {
             "t" => Some(true),
             "f" => Some(false),
             _ => None,
@@ -93,17 +92,14 @@ impl Stack {
 
     /// How many replicas stream from node `n`.
     pub fn streaming(&self, n: &str) -> u32 {
-        let o = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.pg_port(n).to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-tAqc"])
-            .arg("select count(*) from pg_stat_replication where state = 'streaming'")
-            .env("PGCONNECT_TIMEOUT", "1")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+        self.psql(
+            n,
+            "select count(*) from pg_stat_replication where state = 'streaming'",
+            1,
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0)
     }
 
     pub fn sentinel_primary(&self) -> String {
@@ -222,23 +218,30 @@ impl Stack {
 
     /// The ids in the notes table of PostgreSQL node `n`, asked directly.
     pub fn notes(&self, n: &str) -> std::collections::BTreeSet<i64> {
-        let o = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.pg_port(n).to_string()])
-            .args([
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-tAqc",
-                "select id from notes",
-            ])
-            .env("PGCONNECT_TIMEOUT", "2")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
+        self.psql(n, "select id from notes", 2)
             .lines()
             .filter_map(|l| l.trim().parse().ok())
             .collect()
+    }
+
+    /// The primary now (pg2 asked first: a thawed or restarted pg1 can answer as a primary for a
+    /// moment before Patroni demotes it), its ids, and the `acked` ids it lacks, in order.
+    pub fn missing(
+        &self,
+        acked: &[i64],
+    ) -> (&'static str, std::collections::BTreeSet<i64>, Vec<i64>) {
+        let primary = if self.in_recovery("pg2") == Some(false) {
+            "pg2"
+        } else {
+            "pg1"
+        };
+        let present = self.notes(primary);
+        let missing = acked
+            .iter()
+            .copied()
+            .filter(|i| !present.contains(i))
+            .collect();
+        (primary, present, missing)
     }
 }
 
