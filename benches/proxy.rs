@@ -61,9 +61,20 @@ fn bench(port: u16, test: &str, n: u32, clients: u32, pipeline: u32) -> f64 {
         })
 }
 
-/// haproxy in TCP mode in front of `upstream` on a free loopback port (foreground, killed by
-/// the caller), if it is installed.
-fn haproxy(upstream: SocketAddr) -> Option<(u16, std::process::Child)> {
+/// A child process killed (and reaped) when dropped: a panic or an early return leaves no
+/// haproxy behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// haproxy in TCP mode in front of `upstream` on a free loopback port (foreground, stopped
+/// when dropped), if it is installed.
+fn haproxy(upstream: SocketAddr) -> Option<(u16, Killed)> {
     if Command::new("haproxy").arg("-v").output().is_err() {
         println!("proxy: haproxy is not installed (apt-get install haproxy): no peer column");
         return None;
@@ -85,14 +96,27 @@ fn haproxy(upstream: SocketAddr) -> Option<(u16, std::process::Child)> {
         .arg(&cfg)
         .stdout(Stdio::null())
         .spawn()
-        .ok()?;
+        .ok()
+        .map(Killed);
+    let Some(child) = child else {
+        let _ = std::fs::remove_file(&cfg);
+        return None;
+    };
     let t = Instant::now();
-    while TcpStream::connect(at).is_err() {
+    let up = loop {
+        if TcpStream::connect(at).is_ok() {
+            break true;
+        }
         if t.elapsed() > Duration::from_secs(10) {
-            println!("proxy: haproxy did not start: no peer column");
-            return None;
+            break false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    // Read at its start: not needed once it listens.
+    let _ = std::fs::remove_file(&cfg);
+    if !up {
+        println!("proxy: haproxy did not start: no peer column");
+        return None;
     }
     Some((at.port(), child))
 }
@@ -186,10 +210,7 @@ fn main() {
             p / d
         );
     }
-    if let Some((_, mut child)) = peer {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(peer);
     // The path goes through the proxy: 1 ms each way cuts a 50-client GET to ~25k/s at most.
     let url = format!(
         "{}/proxies/cache/faults/latency?by=bench&delay_ms=1",

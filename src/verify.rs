@@ -233,18 +233,36 @@ async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
                 let Some((path, sent)) = &w.same else {
                     return Answer::Found;
                 };
+                let Some(sent) = sent else {
+                    return Answer::Unverified(format!(
+                        "the write sent no single value at {}",
+                        path.text
+                    ));
+                };
                 // The id answers; is it this write? (A split brain's old primary hands the
                 // promoted one's ids out again, to other writes.)
-                let held = r.bytes().await.ok().and_then(|b| {
-                    let doc = serde_json::from_slice::<serde_json::Value>(&b).ok()?;
-                    crate::load::template::extract(&doc, path)
-                });
+                let body = match r.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        last = format!("reading the answer: {e}");
+                        continue;
+                    }
+                };
+                let held = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|d| {
+                        crate::load::template::lookup(&d, path)
+                            .and_then(crate::load::engine::fingerprint)
+                    });
                 return match held {
-                    Some(h) if &h == sent => Answer::Found,
+                    Some(h) if h == *sent => Answer::Found,
                     Some(_) => {
                         Answer::Lost(Some(format!("another value at {} under its id", path.text)))
                     }
-                    None => Answer::Unverified(format!("the read-back has no {}", path.text)),
+                    None => Answer::Unverified(format!(
+                        "the read-back has no single value at {}",
+                        path.text
+                    )),
                 };
             }
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {

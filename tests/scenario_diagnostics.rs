@@ -531,3 +531,25 @@ fn freeze_command_and_restart_are_validated_with_positions() {
     let e = errors(&add("kind = \"freeze\"\nmode = \"stop\""));
     assert!(e.contains("mode"), "{e}");
 }
+
+/// `durable.same` compares a value of the write's JSON body: accepted with `json`, refused
+/// with a raw `body`, at its place.
+#[test]
+fn durable_same_needs_a_json_body() {
+    let ok = with(
+        "capture = { note_id = \"$.id\" }",
+        "durable = { id = \"$.id\", read = \"GET /notes/{id}\", same = \"$.text\" }",
+    );
+    let s = parse("demo.toml", &ok).unwrap();
+    let d = s.load.requests[1].durable.as_ref().unwrap();
+    assert_eq!(d.same.as_ref().unwrap().text, "$.text");
+    let e = errors(&ok.replace(
+        "json = { text = \"note {{seq}}\" }",
+        "body = \"note {{seq}}\"",
+    ));
+    assert!(
+        e.contains("demo.toml:26:59")
+            && e.contains("durable `same` compares a value of the write's JSON body"),
+        "{e}"
+    );
+}

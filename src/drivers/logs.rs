@@ -3,11 +3,13 @@
 //! each complete line that holds one of its `lines` becomes a snapshot entry `log NAME #N`
 //! (the line itself, its own timestamp in it), so the control-plane watch turns each into one
 //! event beside the run's recovery — Patroni's "promoted self to leader", Sentinel's
-//! `+switch-master`, haproxy's "is DOWN".
+//! `+switch-master`, haproxy's "is DOWN". (Lines read by the watch's first poll, one interval
+//! before the first fault, are its baseline, not events.)
 //!
 //! It only reads, at most [`READ_MAX`] bytes a poll and [`LINES_MAX`] lines a log; a file that
-//! is missing is read once it appears, one that shrank (rotated, truncated) from its start. It
-//! must never write to the files or follow anything but the paths the target names.
+//! is missing is read once it appears, one that shrank or was replaced (rotated, truncated)
+//! from its start. It must never write to the files or follow anything but the paths the
+//! target names.
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::PathBuf;
@@ -37,10 +39,15 @@ struct Watched {
 
 #[derive(Default)]
 struct Reading {
+    /// Which file (device, inode) the offset is in: a log replaced by another (rotated by a
+    /// rename) is read from its start.
+    file_id: Option<(u64, u64)>,
     /// Where the next read starts.
     offset: u64,
     /// A line read without its end yet.
     partial: Vec<u8>,
+    /// Inside a line too long to keep: skip to its end.
+    skipping: bool,
     seen: Vec<String>,
     dropped: u64,
 }
@@ -56,6 +63,7 @@ impl LogWatch {
                     file: l.file.clone(),
                     lines: l.lines.clone(),
                     at: Mutex::new(Reading {
+                        file_id: std::fs::metadata(&l.file).ok().map(|m| id_of(&m)),
                         offset: std::fs::metadata(&l.file).map_or(0, |m| m.len()),
                         ..Reading::default()
                     }),
@@ -77,10 +85,11 @@ impl LogWatch {
             for (i, line) in r.seen.iter().enumerate() {
                 s.insert(format!("log {} #{:03}", w.name, i + 1), line.clone());
             }
+            // One event when the cap is reached, not one per poll after it.
             if r.dropped > 0 {
                 s.insert(
                     format!("log {} (more)", w.name),
-                    format!("{} more matching lines not kept", r.dropped),
+                    format!("more than {LINES_MAX} matching lines: later ones not kept"),
                 );
             }
         }
@@ -88,16 +97,28 @@ impl LogWatch {
     }
 }
 
+/// A file's (device, inode).
+fn id_of(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    (m.dev(), m.ino())
+}
+
 impl Watched {
     fn read_new(&self, r: &mut Reading) {
         let Ok(mut f) = std::fs::File::open(&self.file) else {
             return;
         };
-        let len = f.metadata().map_or(0, |m| m.len());
-        if len < r.offset {
+        let Ok(meta) = f.metadata() else {
+            return;
+        };
+        let len = meta.len();
+        let id = Some(id_of(&meta));
+        if len < r.offset || (r.file_id.is_some() && r.file_id != id) {
             r.offset = 0;
             r.partial.clear();
+            r.skipping = false;
         }
+        r.file_id = id;
         if len == r.offset || f.seek(SeekFrom::Start(r.offset)).is_err() {
             return;
         }
@@ -106,11 +127,23 @@ impl Watched {
             return;
         };
         r.offset += n as u64;
-        r.partial.extend_from_slice(&got);
+        let mut got = &got[..];
+        if r.skipping {
+            // The rest of a line too long to keep: dropped up to its end.
+            match got.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    got = &got[i + 1..];
+                    r.skipping = false;
+                }
+                None => return,
+            }
+        }
+        r.partial.extend_from_slice(got);
         let Some(end) = r.partial.iter().rposition(|b| *b == b'\n') else {
-            // No complete line yet; a runaway line without an end is not kept whole.
+            // No complete line yet; a runaway line without an end is dropped, to its end.
             if r.partial.len() as u64 > READ_MAX {
                 r.partial.clear();
+                r.skipping = true;
             }
             return;
         };
@@ -216,7 +249,10 @@ mod tests {
         std::fs::write(&file, many).unwrap();
         let s = w.poll();
         assert_eq!(s.len(), LINES_MAX + 1);
-        assert_eq!(s["log x (more)"], "5 more matching lines not kept");
+        assert_eq!(
+            s["log x (more)"],
+            format!("more than {LINES_MAX} matching lines: later ones not kept")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

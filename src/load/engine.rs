@@ -71,10 +71,11 @@ pub struct DurableWrite {
     /// never serialized (report.json, the journal), values hidden from `Debug`.
     #[serde(skip)]
     pub headers: ReadBackHeaders,
-    /// `durable.same`: the path, and the value the write sent there, that its read-back must
-    /// hold (never serialized: it is the write's content).
+    /// `durable.same`: the path, and a fingerprint of the single value the write sent there
+    /// (`None`: it sent none — the write cannot be checked), that its read-back must hold.
+    /// Never the value itself: it may be a secret, and it is kept for every write.
     #[serde(skip)]
-    pub same: Option<(crate::scenario::JsonPath, String)>,
+    pub same: Option<(crate::scenario::JsonPath, Option<u64>)>,
 }
 
 /// What the engine hands back.
@@ -564,6 +565,20 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
     }
 }
 
+/// A single JSON value's fingerprint, the same for equal values (numbers by value: `1` and
+/// `1.0` alike); `None` for an object, an array or null (not one value to compare).
+pub fn fingerprint(v: &serde_json::Value) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match v {
+        serde_json::Value::String(s) => (0u8, s).hash(&mut h),
+        serde_json::Value::Number(n) => (1u8, n.as_f64()?.to_bits()).hash(&mut h),
+        serde_json::Value::Bool(b) => (2u8, b).hash(&mut h),
+        _ => return None,
+    }
+    Some(h.finish())
+}
+
 /// Captures and durable-write ids from a successful response; `sent` is the request's body,
 /// `rendered` the headers it went with when some were templated (`None`: the prepared ones).
 fn after_success(
@@ -596,9 +611,10 @@ fn after_success(
                         Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
                         None => req.read_back_fixed.clone(),
                     },
-                    same: d.same.as_ref().and_then(|path| {
-                        let doc = serde_json::from_slice::<serde_json::Value>(sent).ok()?;
-                        Some((path.clone(), template::extract(&doc, path)?))
+                    same: d.same.as_ref().map(|path| {
+                        let doc = serde_json::from_slice::<serde_json::Value>(sent).ok();
+                        let held = doc.as_ref().and_then(|d| template::lookup(d, path));
+                        (path.clone(), held.and_then(fingerprint))
                     }),
                 };
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);

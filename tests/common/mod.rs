@@ -51,7 +51,8 @@ pub struct Seen {
     /// Arrival times relative to the first request, and method + path.
     pub arrivals: Mutex<Vec<(Duration, String)>>,
     pub first: Mutex<Option<Instant>>,
-    pub notes: Mutex<Vec<u64>>,
+    /// `Behavior::Notes`: each note's text (`$.text` of its JSON body), by id from 1.
+    pub notes: Mutex<Vec<String>>,
     /// The headers of the last request, names lowercase, in the order received.
     pub last_headers: Mutex<Vec<(String, String)>>,
 }
@@ -206,7 +207,12 @@ async fn handle(
         .collect();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let _body = req.into_body().collect().await;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let resp = |code: u16, body: String| {
         Response::builder()
             .status(code)
@@ -248,18 +254,23 @@ async fn handle(
         }
         Behavior::Notes => {
             if method == hyper::Method::POST && path == "/notes" {
+                let text = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["text"].as_str().map(str::to_string))
+                    .unwrap_or_default();
                 let mut notes = seen.notes.lock().unwrap();
-                let id = notes.len() as u64 + 1;
-                notes.push(id);
+                notes.push(text);
+                let id = notes.len();
                 resp(201, format!("{{\"id\": {id}}}"))
             } else if let Some(id) = path.strip_prefix("/notes/") {
-                let known = id
-                    .parse::<u64>()
-                    .is_ok_and(|id| seen.notes.lock().unwrap().contains(&id));
-                if known {
-                    resp(200, format!("{{\"id\": {id}}}"))
-                } else {
-                    resp(404, "{}".into())
+                // As the notes app answers: the note's id and text.
+                let text = id.parse::<usize>().ok().and_then(|id| {
+                    let notes = seen.notes.lock().unwrap();
+                    id.checked_sub(1).and_then(|i| notes.get(i).cloned())
+                });
+                match text {
+                    Some(t) => resp(200, serde_json::json!({ "id": id, "text": t }).to_string()),
+                    None => resp(404, "{}".into()),
                 }
             } else {
                 resp(200, "[]".into())

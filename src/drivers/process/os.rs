@@ -54,17 +54,28 @@ pub fn descendants(roots: &[Proc]) -> Vec<Proc> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| stat_parent(pid).map(|(s, parent, start)| (pid, s, parent, start)))
         .collect();
+    // The harness's own ancestors (a `timeout` wrapper, the CI shell) are never stopped, even
+    // when a pidfile names one of theirs.
+    let me = std::process::id() as i32;
+    let mut ours = vec![me];
+    while let Some(up) = ours
+        .last()
+        .and_then(|p| table.iter().find(|t| t.0 == *p))
+        .map(|t| t.2)
+        .filter(|pp| *pp > 1 && !ours.contains(pp))
+    {
+        ours.push(up);
+    }
     let mut out: Vec<Proc> = Vec::new();
     let mut frontier: Vec<(i32, PathBuf)> = roots
         .iter()
         .filter(|r| alive(r))
         .map(|r| (r.pid, r.pidfile.clone()))
         .collect();
-    let me = std::process::id() as i32;
     while let Some((parent, pidfile)) = frontier.pop() {
         for (pid, state, _, start) in table.iter().filter(|(_, _, pp, _)| *pp == parent) {
             let known = roots.iter().any(|r| r.pid == *pid) || out.iter().any(|p| p.pid == *pid);
-            if known || *pid <= 1 || *pid == me || matches!(state, 'Z' | 'X' | 'x') {
+            if known || *pid <= 1 || ours.contains(pid) || matches!(state, 'Z' | 'X' | 'x') {
                 continue;
             }
             out.push(Proc {
@@ -279,6 +290,29 @@ impl LeaseFile {
         self.with(".reverting")
     }
 
+    /// The pids a freeze stopped, one per line, appended before each is signalled: what its
+    /// guardian's heal continues (children found after the lease was taken included).
+    pub fn pids(&self) -> PathBuf {
+        self.with(".pids")
+    }
+
+    /// Add `pids` to [`LeaseFile::pids`] (created if missing).
+    pub fn add_pids(&self, pids: &[Proc]) -> Result<(), String> {
+        use std::io::Write as _;
+        let f = self.pids();
+        if let Some(d) = f.parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&f)
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        let text: String = pids.iter().map(|p| format!("{}\n", p.pid)).collect();
+        out.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", f.display()))
+    }
+
     /// Create it (fresh) and start its guardian, detached in its own process group so that
     /// killing the run (or its process group) leaves it running.
     pub fn take(
@@ -358,6 +392,7 @@ impl LeaseFile {
     pub fn release(&self) {
         let _ = std::fs::remove_file(self.reverting());
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(self.pids());
     }
 }
 

@@ -11,6 +11,9 @@ use crate::scenario::Fault;
 /// How long one `primary_if` probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many times a freeze looks again for children forked before their parent stopped.
+const FREEZE_SCANS: usize = 10;
+
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -28,15 +31,18 @@ impl ProcessUndo {
                 let t = nodes.iter().map(|n| n.start_timeout_ms).sum::<u64>();
                 (!starts.is_empty()).then(|| (starts.join("; "), Duration::from_millis(t)))
             }
-            Action::Freeze { .. } => {
-                let pids: Vec<String> = procs.iter().map(|p| p.pid.to_string()).collect();
-                (!pids.is_empty()).then(|| {
-                    (
-                        format!("kill -CONT {}", pids.join(" ")),
-                        Duration::from_secs(5),
-                    )
-                })
-            }
+            // Each pid the freeze stopped, listed in its pids file (children found late too):
+            // continued one by one, a process gone meanwhile skipped, not a failed heal.
+            Action::Freeze { .. } => (!procs.is_empty()).then(|| {
+                let f = sh_quote(&self.lease().pids().display().to_string());
+                (
+                    format!(
+                        "for p in $(cat {f} 2>/dev/null); do kill -CONT \"$p\" 2>/dev/null || \
+                         ! kill -0 \"$p\" 2>/dev/null || exit 1; done; rm -f {f}"
+                    ),
+                    Duration::from_secs(5),
+                )
+            }),
             Action::Command {
                 revert, timeout_ms, ..
             } => revert
@@ -105,9 +111,9 @@ impl ProcessUndo {
     }
 
     /// Signal every process of `nodes` with `sig`, after the lease is taken. A freeze stops
-    /// their descendants too (found before the lease, so its guardian continues them; a child
-    /// forked between that scan and its parent's stop is found by a second scan, and stopped
-    /// and continued by the run, not by the guardian).
+    /// their descendants too, each listed in the lease's pids file before it is signalled (so
+    /// the guardian continues every one), scanning again until no child forked before its
+    /// parent stopped is left running.
     fn signal_nodes(&mut self, nodes: &[NodeRef], sig: os::Signal) -> Result<(), DriverError> {
         let freeze = sig == os::Signal::STOP;
         let mut all = Vec::new();
@@ -120,19 +126,39 @@ impl ProcessUndo {
             all.push((n.name.clone(), procs));
         }
         let flat: Vec<Proc> = all.iter().flat_map(|(_, p)| p.clone()).collect();
+        if freeze {
+            self.lease()
+                .add_pids(&flat)
+                .map_err(DriverError::Permanent)?;
+        }
         self.take_lease(nodes, &flat)?;
         // Recorded before signalling: a revert after a failure halfway knows them all.
         self.signalled = all;
         for p in &flat {
             os::signal(p, sig).map_err(DriverError::Permanent)?;
         }
-        if freeze {
+        // Children forked before their parent stopped: stopped too, until a scan finds none
+        // new (bounded), each listed for the guardian before it is signalled.
+        for _ in 0..FREEZE_SCANS {
+            if !freeze {
+                break;
+            }
+            let mut found = false;
+            let lease = self.lease();
             for (_, procs) in &mut self.signalled {
                 let late = os::descendants(procs);
+                if late.is_empty() {
+                    continue;
+                }
+                found = true;
+                lease.add_pids(&late).map_err(DriverError::Permanent)?;
                 for p in &late {
                     os::signal(p, sig).map_err(DriverError::Permanent)?;
                 }
                 procs.extend(late);
+            }
+            if !found {
+                break;
             }
         }
         Ok(())

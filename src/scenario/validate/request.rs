@@ -145,7 +145,7 @@ fn request(
         None => Some(Vec::new()),
     };
     let durable = match t.get("durable") {
-        Some(d) => durable(cx, d).map(Some),
+        Some(d) => durable(cx, d, t.get("json").is_some()).map(Some),
         None => Some(None),
     };
     let expect = match t.get("expect") {
@@ -329,7 +329,7 @@ fn capture(cx: &mut Ctx<'_>, n: &Node) -> Option<Vec<Capture>> {
 const READ_HELP: &str =
     "how to read a write back: \"<METHOD> <path with {id}>\", e.g. \"GET /notes/{id}\"";
 
-fn durable(cx: &mut Ctx<'_>, n: &Node) -> Option<Durable> {
+fn durable(cx: &mut Ctx<'_>, n: &Node, has_json: bool) -> Option<Durable> {
     let t = cx.table(n, "durable")?;
     t.check_keys(cx, keys::DURABLE, "in durable");
     let id = t.required(cx, "id").and_then(|i| {
@@ -351,6 +351,14 @@ fn durable(cx: &mut Ctx<'_>, n: &Node) -> Option<Durable> {
         Some((m, p.to_string()))
     });
     let same = match t.get("same") {
+        Some(n) if !has_json => {
+            cx.err(
+                &n.span,
+                "durable `same` compares a value of the write's JSON body, but the request has no `json`",
+                Some("send the write with `json = { ... }`, or leave `same` out"),
+            );
+            return None;
+        }
         Some(n) => {
             let s = cx.string(n, "durable same")?;
             Some(values::json_path(&s).map_err(|b| cx.bad(n, b)).ok()?)
