@@ -407,3 +407,29 @@ fn the_shipped_local_stack_target_is_the_one_the_stack_script_writes() {
     let t = chaos::target::load("local-stack").unwrap();
     assert!(matches!(t.kind, chaos::target::Kind::Local(_)));
 }
+
+/// `--target local-stack` before `ci/local-stack.sh up`: refused before anything happens —
+/// exit 2, the address that did not answer named, no run directory, nothing applied.
+#[test]
+fn the_local_stack_target_without_the_stack_is_refused() {
+    let dir = tmpdir("no-stack");
+    let out = dir.join("run");
+    // The stack's default proxy control port: nothing of the tests listens there.
+    if std::net::TcpStream::connect("127.0.0.1:15455").is_ok() {
+        eprintln!("skipped: a local stack is up on the default ports");
+        return;
+    }
+    let o = run_cmd("db-failover", &["--target", "local-stack"], &out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("no fault proxy answers at 127.0.0.1:15455"),
+        "{err}"
+    );
+    assert!(
+        !out.exists(),
+        "nothing written for a run that never started"
+    );
+}
