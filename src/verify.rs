@@ -211,6 +211,20 @@ pub async fn read_back(
     Ok(v)
 }
 
+/// A single JSON value's fingerprint, the same for equal values (numbers by value: `1` and
+/// `1.0` alike); `None` for an object, an array or null (not one value to compare).
+pub fn fingerprint(v: &serde_json::Value) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match v {
+        serde_json::Value::String(s) => (0u8, s).hash(&mut h),
+        serde_json::Value::Number(n) => (1u8, n.as_f64()?.to_bits()).hash(&mut h),
+        serde_json::Value::Bool(b) => (2u8, b).hash(&mut h),
+        _ => return None,
+    }
+    Some(h.finish())
+}
+
 /// Numeric ids sort as numbers, others as text.
 fn natural(id: &str) -> (u64, String) {
     (id.parse().unwrap_or(u64::MAX), id.to_string())
@@ -250,10 +264,7 @@ async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
                 };
                 let held = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
-                    .and_then(|d| {
-                        crate::load::template::lookup(&d, path)
-                            .and_then(crate::load::engine::fingerprint)
-                    });
+                    .and_then(|d| crate::load::template::lookup(&d, path).and_then(fingerprint));
                 return match held {
                     Some(h) if h == *sent => Answer::Found,
                     Some(_) => {

@@ -565,20 +565,6 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
     }
 }
 
-/// A single JSON value's fingerprint, the same for equal values (numbers by value: `1` and
-/// `1.0` alike); `None` for an object, an array or null (not one value to compare).
-pub fn fingerprint(v: &serde_json::Value) -> Option<u64> {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    match v {
-        serde_json::Value::String(s) => (0u8, s).hash(&mut h),
-        serde_json::Value::Number(n) => (1u8, n.as_f64()?.to_bits()).hash(&mut h),
-        serde_json::Value::Bool(b) => (2u8, b).hash(&mut h),
-        _ => return None,
-    }
-    Some(h.finish())
-}
-
 /// Captures and durable-write ids from a successful response; `sent` is the request's body,
 /// `rendered` the headers it went with when some were templated (`None`: the prepared ones).
 fn after_success(
@@ -614,7 +600,7 @@ fn after_success(
                     same: d.same.as_ref().map(|path| {
                         let doc = serde_json::from_slice::<serde_json::Value>(sent).ok();
                         let held = doc.as_ref().and_then(|d| template::lookup(d, path));
-                        (path.clone(), held.and_then(fingerprint))
+                        (path.clone(), held.and_then(crate::verify::fingerprint))
                     }),
                 };
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
