@@ -1,5 +1,6 @@
 //! `chaos run` on the embedded sandbox cut short, and the fault always reverted: on SIGINT and
-//! SIGTERM (exit 130), after SIGKILL through `chaos rollback`, after a revert that cannot happen
+//! SIGTERM (exit 130), after SIGKILL through `chaos rollback` or, with no rollback, by the
+//! sandbox's lease running out, after a revert that cannot happen
 //! (exit 4, with how to undo it), on an abort condition (exit 3). Like every sandbox run, each
 //! takes its turn (`heavy()`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -132,6 +133,75 @@ fn sigkill_mid_fault_then_rollback_restores_the_sandbox() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Nobody runs `chaos rollback`: a run killed with SIGKILL mid-fault leaves `chaos sandbox up`
+/// whole once the fault's lease runs out (`--lease 2s`). While the run lived it renewed the
+/// lease: the zone stayed down past it.
+#[test]
+fn sigkill_mid_fault_without_rollback_heals_when_the_lease_runs_out() {
+    let _turn = heavy();
+    let dir = tmpdir("lease");
+    let (mut sb, urls) = sandbox_urls_with(&["--lease", "2s"]);
+    let ctl = urls["control_url"].as_str().unwrap().to_string();
+    assert_eq!(http("GET", &format!("{ctl}/resources"))["lease_ms"], 2000);
+
+    let out = dir.join("run");
+    // az-outage at 0.1x: zone a down from 6 s to 12 s.
+    let mut run = run_cmd("az-outage", &["--sandbox-url", &ctl], &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_applied(&out.join("journal.jsonl"));
+    std::thread::sleep(Duration::from_secs(3));
+    let res = http("GET", &format!("{ctl}/resources"));
+    assert_eq!(
+        res["zones_down"],
+        serde_json::json!(["a"]),
+        "renewed: {res}"
+    );
+    assert_eq!(res["leases"][0]["by"], "fault:zone-a-down", "{res}");
+    let expired = |e: &serde_json::Value| e["event"] == "lease_expired";
+    let events = http("GET", &format!("{ctl}/events"));
+    assert!(!events.as_array().unwrap().iter().any(expired), "{events}");
+
+    run.kill().unwrap(); // SIGKILL: no cleanup, no rollback
+    run.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while http("GET", &format!("{ctl}/resources"))["zones_down"] != serde_json::json!([]) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(6),
+            "not healed 6 s after the kill, with a 2 s lease"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events = http("GET", &format!("{ctl}/events"));
+    let gone: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| expired(e))
+        .collect();
+    assert_eq!(gone.len(), 1, "{events}");
+    assert_eq!(gone[0]["by"], "fault:zone-a-down");
+    assert_eq!(gone[0]["release"], "POST /zones/a/up");
+    assert_eq!(gone[0]["ok"], true);
+    let res = http("GET", &format!("{ctl}/resources"));
+    assert_eq!(res["leases"], serde_json::json!([]), "{res}");
+    let running = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["role"] == "app" && r["state"] == "running")
+        .count();
+    assert_eq!(running, 6, "every node is back: {res}");
+    // The journal still says what was applied: a later rollback finds nothing held.
+    let o = chaos(&["rollback", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    drop(sb.stdin.take());
+    let _ = wait_exit(&mut sb, "stdin closed");
 }
 
 /// A revert that cannot happen (the sandbox died under the run): retried, then exit 4 with a

@@ -283,5 +283,9 @@ pub enum SandboxCmd {
         /// Settings from a sandbox target file (or a shipped one: sandbox-async).
         #[arg(long, value_name = "FILE|NAME")]
         target: Option<String>,
+        /// How long a fault's hold lasts unless the run renews it: a run killed without a
+        /// rollback leaves the sandbox whole this long after (1s to 10m).
+        #[arg(long, value_name = "DURATION", default_value = "15s")]
+        lease: String,
     },
 }

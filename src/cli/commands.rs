@@ -294,11 +294,22 @@ pub(super) fn sandbox_up(
     time_scale: f64,
     config: Option<String>,
     target: Option<String>,
+    lease: &str,
 ) -> i32 {
     if let Err(e) = run::check_time_scale(time_scale) {
         error(&e);
         return 2;
     }
+    use crate::target::local::{LEASE_MAX, LEASE_MIN};
+    let lease = match crate::scenario::values::duration(lease) {
+        Ok(d) if (LEASE_MIN..=LEASE_MAX).contains(&d) => d,
+        _ => {
+            err(&format!(
+                "error: --lease {lease}: give a duration from 1s to 10m, e.g. \"15s\" or \"2m\""
+            ));
+            return 2;
+        }
+    };
     let from_target = match target.as_deref().map(crate::target::load) {
         None => None,
         Some(Err(e)) => {
@@ -342,6 +353,7 @@ pub(super) fn sandbox_up(
                 return 2;
             }
         };
+        sb.stack().leases.set_default(lease);
         out(&serde_json::json!({ "lb_url": sb.lb_url, "control_url": sb.control_url }).to_string());
         err(&format!(
             "sandbox up: load balancer {}, control API {} (Ctrl-C to stop)",

@@ -56,8 +56,16 @@ pub fn dispatch(cmd: Command) -> i32 {
                     time_scale,
                     config,
                     target,
+                    lease,
                 },
-        } => sandbox_up(events, exit_on_stdin_eof, time_scale, config, target),
+        } => sandbox_up(
+            events,
+            exit_on_stdin_eof,
+            time_scale,
+            config,
+            target,
+            &lease,
+        ),
         Command::Proxy {
             action: ProxyCmd::Up { target },
         } => proxy_up(&target),

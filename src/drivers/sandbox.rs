@@ -21,6 +21,9 @@ pub struct SandboxDriver {
     /// ([at, end), end `None` = the end of the run): an overlapping kill-nodes fault picks
     /// other nodes while there are any, so two "kill 1 node" faults at once take 2 down.
     picked: std::sync::Mutex<Vec<Picked>>,
+    /// The sandbox's lease, as `GET /resources` tells it (learnt when planning): each hold
+    /// lasts that long unless renewed.
+    lease: std::sync::Mutex<Option<Duration>>,
 }
 
 /// The sandbox driver's undo data, as the journal keeps it: self-contained, so `chaos rollback`
@@ -35,6 +38,9 @@ pub struct SandboxUndo {
     /// How long the sandbox's event log was before the inject: `confirm` looks only after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_before: Option<u64>,
+    /// The holder the calls name (`fault:<name>`): whose leases the run renews.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl SandboxUndo {
@@ -58,6 +64,7 @@ impl SandboxDriver {
             control_url: control_url.trim_end_matches('/').to_string(),
             ctl: ControlClient::new("sandbox", control_url),
             picked: std::sync::Mutex::new(Vec::new()),
+            lease: std::sync::Mutex::new(None),
         }
     }
 
@@ -91,6 +98,9 @@ impl SandboxDriver {
 
     async fn plan_fault(&self, f: &Fault) -> Result<FaultPlan, DriverError> {
         let res = self.call("GET", "/resources").await?;
+        if let Some(ms) = res["lease_ms"].as_u64().filter(|ms| *ms > 0) {
+            *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(Duration::from_millis(ms));
+        }
         let empty = Vec::new();
         let resources = res["resources"].as_array().unwrap_or(&empty);
         let zones: Vec<&str> = res["zones"]
@@ -361,6 +371,9 @@ impl SandboxDriver {
             };
         }
         let res = self.call("GET", "/resources").await?;
+        if let Some(ms) = res["lease_ms"].as_u64().filter(|ms| *ms > 0) {
+            *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(Duration::from_millis(ms));
+        }
         let empty = Vec::new();
         let resources = res["resources"].as_array().unwrap_or(&empty);
         if let Some(ids) = c["down"].as_array() {
@@ -424,6 +437,7 @@ impl SandboxDriver {
             control_url: self.control_url.clone(),
             calls: p.revert.clone(),
             events_before: None,
+            by: Some(format!("fault:{}", p.fault)),
         }
     }
 
@@ -507,6 +521,31 @@ impl Driver for SandboxDriver {
 
     fn observe_every(&self) -> Duration {
         Duration::from_millis(500)
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        *self.lease.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn renew<'a>(&'a self, undo: &'a Undo) -> BoxFut<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let u = SandboxUndo::of(undo)?;
+            let (Some(by), false) = (&u.by, u.calls.is_empty()) else {
+                return Ok(()); // a one-shot fault (a failover) holds nothing
+            };
+            let r = self.call("POST", &format!("/renew?by={by}")).await?;
+            // Fewer renewed than held: a lease ran out before this renewal (the sandbox let go
+            // of that part of the fault).
+            let n = r["renewed"].as_u64().unwrap_or(0) as usize;
+            if n < u.calls.len() {
+                return Err(DriverError::Permanent(format!(
+                    "only {n} of the {} holds of {by} were still held: a lease ran out and the \
+                     sandbox let go of the rest",
+                    u.calls.len()
+                )));
+            }
+            Ok(())
+        })
     }
 }
 

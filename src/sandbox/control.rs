@@ -3,11 +3,16 @@
 //!
 //! Calls that take something down or add latency take `?by=<holder>` (the driver passes the
 //! fault's name; default `control`): the effect lasts while anyone holds it, and the matching
-//! release (`start`, `up`, `heal`, `DELETE`) lets go of that holder's hold only.
+//! release (`start`, `up`, `heal`, `DELETE`) lets go of that holder's hold only. Each hold is
+//! a lease ([`super::lease`]): `lease_ms=N` on the call (default: `chaos sandbox up --lease`,
+//! 15 s; `lease_ms=0`: until released), renewed by `POST /renew`, let go of by the sandbox
+//! itself when it runs out (an event, `lease_expired`).
 //!
 //! ```text
 //! GET  /health                      ready
-//! GET  /resources                   zones, nodes (state, LB health), db instances (role), cache
+//! GET  /resources                   zones, nodes (state, LB health), db instances (role), cache;
+//!                                   the default lease (`lease_ms`) and every lease held
+//! POST /renew?by=H[&lease_ms=N]     renew every lease H holds; answers how many (`renewed`)
 //! GET  /events[?since=N]             the ground-truth event log so far (from the Nth event on)
 //! GET  /events/count                 how many events there are so far
 //! POST /nodes/{id}/kill|stop|start  a node's port closed at once (kill) or after draining it
@@ -30,23 +35,102 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::http::{self, Body};
-use super::Stack;
+use super::{lease, Stack};
+
+/// At most this lease (a typo of minutes for milliseconds must not hold a fault for days).
+const MAX_LEASE: Duration = Duration::from_secs(3600);
 
 pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let q = |k: &str| http::query_param(&query, k);
+    let bad = |m: String| http::error(StatusCode::BAD_REQUEST, &m);
     let by = q("by")
         .filter(|b| http::is_holder(b))
         .unwrap_or_else(|| "control".into());
+    let lease = match q("lease_ms").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(ms)) if Duration::from_millis(ms) <= MAX_LEASE => Some(Duration::from_millis(ms)),
+        Some(_) => {
+            return bad(format!(
+                "lease_ms: a whole number of milliseconds, at most {} (an hour); 0 holds until \
+                 released",
+                MAX_LEASE.as_millis()
+            ))
+        }
+    };
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if (&method, segs.as_slice()) == (&Method::POST, &["renew"][..]) {
+        if lease.is_some_and(|l| l.is_zero()) {
+            return bad(
+                "lease_ms=0 on renew would end every lease at once: give the new lease".into(),
+            );
+        }
+        let n = stack.leases.renew(&by, lease);
+        return http::json(StatusCode::OK, &json!({ "ok": true, "renewed": n }));
+    }
+    let resp = dispatch(&stack, &method, &segs, &query, &by).await;
+    if resp.status() == StatusCode::OK {
+        if let Some(release) = lease::release_of(method.as_str(), &segs) {
+            stack.leases.hold(release, &by, lease);
+        } else if let Some(release) = lease::is_release(method.as_str(), &segs) {
+            stack.leases.released(&release, &by);
+        }
+    }
+    // Answer once whatever was taken down has really closed its port.
+    stack.db.settled().await;
+    stack.cache.settled().await;
+    resp
+}
+
+/// Let go of every hold whose lease ran out, as its holder's release call would, every
+/// [`lease::SWEEP_EVERY`]; each is an event (`lease_expired`). Runs as long as the sandbox.
+pub async fn sweep_leases(stack: Arc<Stack>) {
+    let mut tick = tokio::time::interval(lease::SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for ((m, path), by) in stack.leases.expired() {
+            let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let method = Method::from_bytes(m.as_bytes()).unwrap_or(Method::POST);
+            let resp = dispatch(&stack, &method, &segs, "", &by).await;
+            let ok = resp.status() == StatusCode::OK;
+            tracing::warn!(
+                "sandbox: the lease of {by} ran out: {m} {path} ({})",
+                if ok { "released" } else { "the release failed" }
+            );
+            stack.events.log(
+                "lease_expired",
+                json!({ "by": by, "release": format!("{m} {path}"), "ok": ok }),
+            );
+        }
+        stack.db.settled().await;
+        stack.cache.settled().await;
+    }
+}
+
+/// One control call, by `by` (lease bookkeeping aside): what [`handle`] answers.
+async fn dispatch(
+    stack: &Arc<Stack>,
+    method: &Method,
+    segs: &[&str],
+    query: &str,
+    by: &str,
+) -> Response<Body> {
+    let q = |k: &str| http::query_param(query, k);
+    let by = by.to_string();
     let done =
         |changed: bool| http::json(StatusCode::OK, &json!({ "ok": true, "changed": changed }));
     let io = |e: std::io::Error| http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-    let resp = match (method, segs.as_slice()) {
+    match (method.clone(), segs) {
         (Method::GET, ["health"]) => done(false),
-        (Method::GET, ["resources"]) => http::json(StatusCode::OK, &stack.describe()),
+        (Method::GET, ["resources"]) => {
+            let mut v = stack.describe();
+            v["lease_ms"] = json!(stack.leases.default_lease().as_millis() as u64);
+            v["leases"] = stack.leases.describe();
+            http::json(StatusCode::OK, &v)
+        }
         (Method::GET, ["events"]) => match q("since").map(|n| n.parse::<usize>()) {
             None => http::json(StatusCode::OK, &json!(stack.events.all())),
             Some(Ok(n)) => http::json(StatusCode::OK, &json!(stack.events.since(n))),
@@ -140,9 +224,5 @@ pub async fn handle(stack: Arc<Stack>, req: Request<Incoming>) -> Response<Body>
             }
         }
         _ => http::error(StatusCode::NOT_FOUND, "no such control call"),
-    };
-    // Answer once whatever was taken down has really closed its port.
-    stack.db.settled().await;
-    stack.cache.settled().await;
-    resp
+    }
 }

@@ -26,6 +26,7 @@ pub mod db;
 pub mod events;
 pub(crate) mod http;
 pub mod lb;
+pub mod lease;
 pub mod node;
 mod rolling;
 pub mod wire;
@@ -113,6 +114,8 @@ pub struct Stack {
     zone_holds: Holds<BTreeSet<String>>,
     /// Running rolling restarts, by who started them.
     rolling: Mutex<BTreeMap<String, JoinHandle<()>>>,
+    /// How long each hold lasts unless renewed.
+    pub leases: lease::Leases,
 }
 
 impl Sandbox {
@@ -158,6 +161,7 @@ impl Sandbox {
             events: events.clone(),
             zone_holds: Mutex::new(BTreeMap::new()),
             rolling: Mutex::new(BTreeMap::new()),
+            leases: lease::Leases::default(),
         });
         let l2 = lb.clone();
         let lb_task = tokio::spawn(http::serve(lb_listener, move |req| l2.clone().handle(req)));
@@ -166,6 +170,7 @@ impl Sandbox {
         let ctl_task = tokio::spawn(http::serve(ctl_listener, move |req| {
             control::handle(s2.clone(), req)
         }));
+        let lease_task = tokio::spawn(control::sweep_leases(stack.clone()));
         events.log(
             "sandbox_up",
             json!({ "lb_url": lb_url, "control_url": control_url, "nodes": stack.nodes.len() }),
@@ -174,7 +179,7 @@ impl Sandbox {
             lb_url,
             control_url,
             stack,
-            tasks: vec![lb_task, health_task, ctl_task],
+            tasks: vec![lb_task, health_task, ctl_task, lease_task],
         })
     }
 

@@ -148,9 +148,15 @@ pub fn sandbox_up() -> (std::process::Child, String) {
 
 /// `chaos sandbox up` as a separate process: (its process, its URLs: `control_url`, `lb_url`).
 pub fn sandbox_urls() -> (std::process::Child, serde_json::Value) {
+    sandbox_urls_with(&[])
+}
+
+/// [`sandbox_urls`] with more arguments to `chaos sandbox up`.
+pub fn sandbox_urls_with(extra: &[&str]) -> (std::process::Child, serde_json::Value) {
     use std::io::BufRead as _;
     let mut sb = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args(["sandbox", "up", "--exit-on-stdin-eof"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
