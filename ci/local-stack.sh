@@ -23,7 +23,10 @@
 #   s1..s3     three Redis Sentinels on BASE+40..42 watching `chaos` (quorum 2, down after 1 s)
 #   proxy      the built-in fault proxy (`chaos proxy up`, control API on BASE+55) with the
 #              stack's network links: db-pg1 / db-pg2 on BASE+12 / BASE+22 (the app's way to
-#              each PostgreSQL node; Patroni and replication go direct), cache-r1 / cache-r2
+#              each PostgreSQL node), repl-pg1 / repl-pg2 on BASE+13 / BASE+23 (each node's
+#              address for replication: Patroni's connect_address, so a replica streams and
+#              rewinds through it; the target's `cut-replication` command partitions both),
+#              cache-r1 / cache-r2
 #              on BASE+32 / BASE+33 (each Redis node's only address: the Sentinels monitor it
 #              there, the replica replicates through it, each node announces it), so a
 #              scenario's cache-partition, latency and az-outage cut or slow real links
@@ -54,6 +57,7 @@ API_PORT() { case $1 in pg1) echo $((BASE + 11)) ;; pg2) echo $((BASE + 21)) ;; 
 REDIS_PORT() { case $1 in r1) echo $((BASE + 30)) ;; r2) echo $((BASE + 31)) ;; esac; }
 # Each node's link through the fault proxy: the address everyone else uses.
 PG_LINK() { case $1 in pg1) echo $((BASE + 12)) ;; pg2) echo $((BASE + 22)) ;; esac; }
+REPL_LINK() { case $1 in pg1) echo $((BASE + 13)) ;; pg2) echo $((BASE + 23)) ;; esac; }
 REDIS_LINK() { case $1 in r1) echo $((BASE + 32)) ;; r2) echo $((BASE + 33)) ;; esac; }
 PROXY_CONTROL=$((BASE + 55))
 SENTINEL_PORT() { echo $((BASE + 39 + ${1#s})); }
@@ -130,7 +134,7 @@ bootstrap:
     - host all all 127.0.0.1/32 trust
 postgresql:
   listen: 127.0.0.1:$(PG_PORT "$n")
-  connect_address: 127.0.0.1:$(PG_PORT "$n")
+  connect_address: 127.0.0.1:$(REPL_LINK "$n")
   data_dir: $d/data
   bin_dir: $PG_BIN
   pgpass: $d/pgpass
@@ -324,14 +328,15 @@ up() {
   } >"$DIR/stack.env"
   log "etcd on $ETCD"
   start_etcd
+  # Before PostgreSQL: a replica reaches its leader only through the leader's repl-* link.
+  start_proxy
+  log "fault proxy: control on $PROXY_CONTROL, links db-pg1 $(PG_LINK pg1), db-pg2 $(PG_LINK pg2), repl-pg1 $(REPL_LINK pg1), repl-pg2 $(REPL_LINK pg2), cache-r1 $(REDIS_LINK r1), cache-r2 $(REDIS_LINK r2)"
   log "pg1 (leader) on $(PG_PORT pg1)"
   start_pg pg1
   wait_for 60 "pg1 leader" is_primary pg1
   log "pg2 (replica) on $(PG_PORT pg2)"
   start_pg pg2
   wait_for 60 "pg2 streaming" streams_to pg1
-  start_proxy
-  log "fault proxy: control on $PROXY_CONTROL, links db-pg1 $(PG_LINK pg1), db-pg2 $(PG_LINK pg2), cache-r1 $(REDIS_LINK r1), cache-r2 $(REDIS_LINK r2)"
   log "redis r1 on $(REDIS_PORT r1), r2 on $(REDIS_PORT r2)"
   start_redis r1
   start_redis r2
@@ -406,14 +411,20 @@ status() {
 # this script in the stack's directory) and how it tells it is the primary (PostgreSQL: not in
 # recovery; Redis: Sentinel's view); the logs of its HA machinery whose lines are events.
 target() {
-  local z start
+  local z start setup
   start="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE bash '$DIR/local-stack.sh' start"
+  # How to bring this stack up, named by the harness when its proxy does not answer.
+  setup="bash ci/local-stack.sh up"
+  if [ "$DIR" != /tmp/chaos-local-stack ] || [ "$BASE" != 15400 ]; then
+    setup="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE $setup"
+  fi
   cat <<TOML
 # The local stack of ci/local-stack.sh (written by \`ci/local-stack.sh target\`; with its defaults
 # this is scenarios/targets/local-stack.toml, \`--target local-stack\`). Start it first:
 # \`bash ci/local-stack.sh up\`; stop it with \`bash ci/local-stack.sh down\`.
 kind = "local"
 description = "the local stack of ci/local-stack.sh: haproxy, three app nodes, PostgreSQL under Patroni, Redis with Sentinel"
+setup = "$setup"
 base_url = "http://127.0.0.1:$LB_PORT"
 proxy_control = "127.0.0.1:$PROXY_CONTROL"
 lease = "15s"
@@ -429,6 +440,17 @@ listen = "127.0.0.1:$(PG_LINK $n)"
 upstream = "127.0.0.1:$(PG_PORT $n)"
 zone = "$z"
 role = "db"
+TOML
+  done
+  for n in pg1 pg2; do
+    z=a
+    if [ "$n" = pg2 ]; then z=b; fi
+    cat <<TOML
+
+[proxies.repl-$n]
+listen = "127.0.0.1:$(REPL_LINK $n)"
+upstream = "127.0.0.1:$(PG_PORT $n)"
+zone = "$z"
 TOML
   done
   for n in r1 r2; do
@@ -476,7 +498,15 @@ file = "$DIR/$n/patroni.log"
 lines = ["promoted self to leader", "Demoting self", "demoted self"]
 TOML
   done
+  local faults="http://127.0.0.1:$PROXY_CONTROL/proxies"
   cat <<TOML
+
+# Replication cut off, both ways (the repl-* links blackholed; the app's links stay): a replica
+# falls behind while the primary takes writes. Held for a minute at most if nobody reverts.
+[commands.cut-replication]
+inject = "for n in pg1 pg2; do curl -sfS -X PUT '$faults/repl-'\$n'/faults/partition?by=command:cut-replication&lease_ms=60000' || exit 1; done"
+revert = "for n in pg1 pg2; do curl -sfS -X DELETE '$faults/repl-'\$n'/faults/partition?by=command:cut-replication' || exit 1; done"
+timeout = "10s"
 
 [logs.sentinel]
 file = "$DIR/s1/sentinel.log"

@@ -49,7 +49,7 @@ export CHAOS_MOTO_PYTHON="$MOTO_VENV/bin/python"
 if ! command -v patroni >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 ||
   ! command -v redis-sentinel >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 ||
   ! command -v psql >/dev/null 2>&1 || [ ! -x /usr/lib/postgresql/15/bin/postgres ] ||
-  ! command -v haproxy >/dev/null 2>&1; then
+  ! command -v haproxy >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   log "installing patroni, etcd, postgresql-15, redis-server, redis-sentinel, haproxy (apt)"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -61,7 +61,7 @@ if ! command -v patroni >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 ||
   fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools haproxy
+    patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools haproxy curl
   if [ -n "$POLICY" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Every other server the tests use (the sandbox, HTTP test servers, the fault proxy, the

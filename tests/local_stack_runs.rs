@@ -198,8 +198,8 @@ fn five_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_serv
     eprintln!("db-latency: p99 {base} us before, {during} us during");
     assert!(during >= base + 80_000.0, "{base} → {during}");
 
-    // az-outage: zone a's processes (a1, a2, pg1, r1) frozen, its links (db-pg1, cache-r1)
-    // blackholed; Patroni promotes pg2 and the app writes to it while the zone is out.
+    // az-outage: zone a's processes (a1, a2, pg1, r1) frozen, its links (db-pg1, repl-pg1,
+    // cache-r1) blackholed; Patroni promotes pg2 and the app writes to it while the zone is out.
     let (code, stderr, r) = stack.run("az-outage");
     judged("az-outage", code, &stderr, &r);
     let ev = events(&r);
@@ -282,6 +282,93 @@ fn five_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_serv
                     "{w}: lost though {primary} has it"
                 );
             }
+        }
+    }
+}
+
+/// The question an owner asks of a failover: is any acknowledged write lost? The example
+/// `replica-behind-failover` cuts replication off (the target's `cut-replication` command: the
+/// repl-* proxy links blackholed), lets the primary take writes, then kills it; Patroni
+/// promotes pg2. Asynchronous replication loses exactly the writes acknowledged during the cut
+/// (asked of pg2 directly); Patroni's synchronous mode loses none, because those writes were
+/// never acknowledged (their commits waited for the replica until the app's 2 s timeout).
+#[test]
+#[allow(clippy::print_stderr)] // the figures, for the CI log
+fn a_failover_behind_a_cut_replica_loses_acknowledged_writes_async_and_none_in_sync_mode() {
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/examples/replica-behind-failover.toml"
+    );
+    for sync in [false, true] {
+        let mode = if sync { "sync" } else { "async" };
+        let stack = Stack::up_with(0, sync);
+        let standby = stack.psql("pg1", "show synchronous_standby_names", 2);
+        assert_eq!(standby.trim().is_empty(), !sync, "{mode}: {standby:?}");
+        let (code, stderr, r) = stack.run(scenario);
+        let faults = r["timeline"]["faults"].as_array().unwrap();
+        for f in faults {
+            assert_eq!(f["status"], "reverted", "{mode}: {f}");
+        }
+        let ev = events(&r);
+        for p in ["proxy repl-pg1", "proxy repl-pg2"] {
+            assert!(saw(&ev, p, "passing", "partition"), "{mode}: {ev:#?}");
+        }
+        assert!(
+            log_event(&r, "patroni-pg2", "promoted self to leader").is_some(),
+            "{mode}: Patroni promoted pg2: {ev:#?}"
+        );
+        let (acked, lost) = acked_and_lost(&r);
+        let (primary, present, missing) = stack.missing(&acked);
+        assert_eq!(primary, "pg2", "{mode}");
+        // Asked of pg2 directly: every acknowledged id it lacks is lost. Promoted from behind,
+        // pg2 hands the ids of the lost writes out again to new notes (its sequence never saw
+        // them): such an id is lost only because it holds another note (`durable.same`).
+        let lost_rows = r["durable"]["read_back"]["lost"].as_array().unwrap();
+        let mut reused = 0;
+        for w in lost_rows {
+            let id: i64 = w["id"].as_str().unwrap().parse().unwrap();
+            if present.contains(&id) {
+                reused += 1;
+                assert_eq!(
+                    w["reason"], "another value at $.text under its id",
+                    "{mode}: {w}: lost though pg2 has it"
+                );
+            }
+        }
+        let lost_missing: Vec<i64> = lost
+            .iter()
+            .copied()
+            .filter(|i| !present.contains(i))
+            .collect();
+        assert_eq!(
+            lost_missing, missing,
+            "{mode}: the read-back vs pg2's table"
+        );
+        let cut = faults[0]["injected_at_s"].as_f64().unwrap();
+        let kill = faults[1]["injected_at_s"].as_f64().unwrap();
+        eprintln!(
+            "replica-behind-failover, {mode}: {} acknowledged, {} lost: {} missing from pg2, \
+             {reused} under their id holding another note (cut at {cut:.1} s, primary killed \
+             at {kill:.1} s)",
+            acked.len(),
+            lost.len(),
+            missing.len()
+        );
+        assert!(acked.len() > 500, "{mode}: {} acknowledged", acked.len());
+        let write_p99 = r["per_request"]["create-note"]["latency_us"]["p99"]
+            .as_f64()
+            .unwrap();
+        if sync {
+            assert_eq!(code, Some(0), "{stderr}");
+            assert!(lost.is_empty(), "sync mode lost {lost:?}");
+            // The writes during the cut waited for the replica until the app gave up (2 s).
+            assert!(write_p99 >= 1.9e6, "write p99 {write_p99} us");
+        } else {
+            assert_eq!(code, Some(1), "lost_writes == 0 fails the run: {stderr}");
+            // Acknowledged at once during the cut (50 writes/s), and gone with the primary.
+            assert!(write_p99 < 1e6, "write p99 {write_p99} us");
+            assert!(lost.len() > 100, "async mode lost only {}", lost.len());
         }
     }
 }

@@ -283,6 +283,119 @@ async fn a_lease_that_runs_out_thaws_a_frozen_node_with_no_revert() {
     .await;
 }
 
+/// The guardian continues a pid only while it is the process the freeze stopped: a pid that a
+/// stranger has taken since (here: a stopped process listed with another start time, as a
+/// reused pid would be) gets no signal, while the frozen node is thawed.
+#[tokio::test]
+async fn a_guardian_never_continues_a_pid_another_process_has_taken() {
+    let dir = Dir::new("reused");
+    let l = target(&dir, &node(&dir, "app1", "app", "a"));
+    let pid = start(&dir.path("app1.pid"));
+    let stranger = start(&dir.path("stranger.pid"));
+    {
+        let d = driver(&l).await;
+        let p = d
+            .plan(&fault(FaultKind::Freeze {
+                role: Role::App,
+                count: Count::Nodes(1),
+                zone: None,
+            }))
+            .await
+            .unwrap();
+        let undo = d.inject(&p).await.unwrap();
+        confirmed(&d, &p, &undo).await;
+        assert_eq!(state(pid), Some('T'));
+        // The stranger, stopped by someone else, under a pid the lease lists with the start
+        // time of the process that had it before.
+        let pids = std::fs::read_dir(dir.path("state"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "pids"))
+            .expect("the freeze's pids file");
+        let listed = std::fs::read_to_string(&pids).unwrap();
+        assert!(listed.starts_with(&format!("{pid} ")), "{listed:?}");
+        std::fs::write(&pids, format!("{listed}{stranger} 1\n")).unwrap();
+        assert!(std::process::Command::new("kill")
+            .args(["-STOP", &stranger.to_string()])
+            .status()
+            .unwrap()
+            .success());
+        // The run "dies" here: nobody renews or reverts.
+    }
+    until("thawed by the guardian", Duration::from_secs(8), || {
+        running(pid)
+    })
+    .await;
+    // The heal has finished: it removes the pids file last.
+    until("the heal ends", Duration::from_secs(5), || {
+        !std::fs::read_dir(dir.path("state"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "pids"))
+    })
+    .await;
+    assert_eq!(state(stranger), Some('T'), "the stranger got no SIGCONT");
+    for p in [pid, stranger] {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
+}
+
+/// A run killed in the middle of its revert (it had taken the lease back, then died before
+/// healing) leaves nothing applied: the guardian watches the reverting process `.owner` names
+/// and heals in its place once that process is gone.
+#[tokio::test]
+async fn a_revert_that_dies_half_way_is_finished_by_the_guardian() {
+    let dir = Dir::new("half-revert");
+    let l = target(&dir, &node(&dir, "app1", "app", "a"));
+    let pid = start(&dir.path("app1.pid"));
+    let d = driver(&l).await;
+    let p = d
+        .plan(&fault(FaultKind::Freeze {
+            role: Role::App,
+            count: Count::Nodes(1),
+            zone: None,
+        }))
+        .await
+        .unwrap();
+    let undo = d.inject(&p).await.unwrap();
+    confirmed(&d, &p, &undo).await;
+    assert_eq!(state(pid), Some('T'));
+    // What a revert does first, by a process that then dies: it names itself the owner and
+    // takes the lease (renamed to `.reverting`), and never gets to the SIGCONT.
+    let lease = std::fs::read_dir(dir.path("state"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "lease"))
+        .expect("the freeze's lease file");
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let with = |ext: &str| PathBuf::from(format!("{}{ext}", lease.display()));
+    std::fs::write(with(".owner"), format!("{dead_pid} 1\n")).unwrap();
+    std::fs::rename(&lease, with(".reverting")).unwrap();
+    until("thawed by the guardian", Duration::from_secs(8), || {
+        running(pid)
+    })
+    .await;
+    until("the guardian cleans up", Duration::from_secs(5), || {
+        !with(".reverting").exists() && !with(".expired").exists() && !with(".owner").exists()
+    })
+    .await;
+    // A later revert (`chaos rollback`) finds nothing left to do, and leaves nothing behind.
+    assert!(matches!(
+        d.revert(&undo).await,
+        Err(DriverError::AlreadyReverted)
+    ));
+    assert!(!with(".owner").exists());
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
 #[tokio::test]
 async fn renewing_keeps_a_fault_past_its_lease() {
     let dir = Dir::new("renew");
@@ -434,6 +547,54 @@ async fn a_command_pair_runs_its_inject_and_revert_and_a_command_past_its_timeou
         e.contains("no command `nope`") && e.contains("mark, slow"),
         "{e}"
     );
+}
+
+/// A command cancelled mid-run (the run stopped while its inject waited: Ctrl-C, an abort)
+/// takes its whole process group with it, not only the `sh` that runs it.
+#[tokio::test]
+async fn a_cancelled_command_is_killed_with_its_process_group() {
+    let dir = Dir::new("cancel");
+    let child_pid = dir.path("child.pid");
+    let l = target(
+        &dir,
+        &format!(
+            "[commands.long]\ninject = \"sleep 30 & echo $! > {s}; wait\"\ntimeout = \"60s\"\n",
+            s = child_pid.display()
+        ),
+    );
+    let d = driver(&l).await;
+    let f = Fault {
+        name: "long".into(),
+        ..fault(FaultKind::Command {
+            command: "long".into(),
+        })
+    };
+    let p = d.plan(&f).await.unwrap();
+    // A boxed future: dropping it drops the inject itself.
+    let mut inject = d.inject(&p);
+    // Until the command's child is up, then the inject is dropped unfinished.
+    let t = Instant::now();
+    while !child_pid.exists()
+        || std::fs::read_to_string(&child_pid)
+            .unwrap()
+            .trim()
+            .is_empty()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the command never started"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), &mut inject).await;
+    }
+    let pid = pid_of(&child_pid);
+    assert!(state(pid).is_some());
+    drop(inject);
+    until(
+        "the cancelled command's child is killed",
+        Duration::from_secs(5),
+        || state(pid).is_none(),
+    )
+    .await;
 }
 
 #[tokio::test]

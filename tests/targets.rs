@@ -428,6 +428,11 @@ fn the_local_stack_target_without_the_stack_is_refused() {
         err.contains("no fault proxy answers at 127.0.0.1:15455"),
         "{err}"
     );
+    // The advice is the target's own `setup`, not `chaos proxy up` (the script starts it).
+    assert!(
+        err.contains("start it with `bash ci/local-stack.sh up`"),
+        "{err}"
+    );
     assert!(
         !out.exists(),
         "nothing written for a run that never started"

@@ -62,9 +62,12 @@ impl ProxyDriver {
             run_id: crate::fault::new_run_id(),
         };
         let got = d.ctl.call("GET", "/proxies").await.map_err(|e| {
-            format!(
-                "no fault proxy answers at {control} ({e}): start it with `chaos proxy up FILE`"
-            )
+            // The target's own way up when it names one (a stack script starts its proxy).
+            let how = l
+                .setup
+                .as_deref()
+                .map_or_else(|| "chaos proxy up FILE".to_string(), str::to_string);
+            format!("no fault proxy answers at {control} ({e}): start it with `{how}`")
         })?;
         let running: Vec<(String, String)> = got["proxies"]
             .as_array()

@@ -30,6 +30,7 @@ pub const LOCAL_KEYS: &[&str] = &[
     "processes",
     "commands",
     "logs",
+    "setup",
 ];
 pub const LOG_KEYS: &[&str] = &["file", "lines"];
 pub const PROXY_KEYS: &[&str] = &["listen", "upstream", "zone", "role", "alternates"];
@@ -72,6 +73,9 @@ pub struct LocalTarget {
     pub commands: Vec<CommandConfig>,
     /// By name, in name order.
     pub logs: Vec<LogConfig>,
+    /// How the stack is brought up (`setup = "bash ci/local-stack.sh up"`): shown as the
+    /// advice when a part of it (the fault proxy) does not answer. Never run by the harness.
+    pub setup: Option<String>,
 }
 
 /// A log file of the stack's HA machinery, and which of its lines are events (each line that
@@ -134,6 +138,10 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         Some(n) => addr(cx, n, "proxy_control", true).map(Some),
         None => Some(None),
     };
+    let setup = match top.get("setup") {
+        Some(n) => non_empty(cx, n, "setup").map(Some),
+        None => Some(None),
+    };
     let state_dir = match top.get("state_dir") {
         Some(n) => cx.string(n, "state_dir").map(PathBuf::from),
         None => Some(std::env::temp_dir().join("chaos-holds")),
@@ -180,6 +188,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
             processes: processes?,
             commands: commands?,
             logs: logs?,
+            setup: setup?,
         });
     };
     // Two listeners on one address cannot both bind; the control API is one of them.
@@ -209,6 +218,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         processes: processes?,
         commands: commands?,
         logs: logs?,
+        setup: setup?,
     })
 }
 

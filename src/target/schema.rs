@@ -115,6 +115,10 @@ pub fn json_schema() -> Value {
             json!({ "description": "the fault proxy's control API (`chaos proxy up FILE` listens there), loopback: 127.0.0.1:PORT", "allOf": [addr.clone()] }),
         ),
         (
+            "setup",
+            json!({ "type": "string", "minLength": 1, "description": "how the stack is brought up (e.g. `bash ci/local-stack.sh up`): the advice shown when its fault proxy does not answer; never run by the harness" }),
+        ),
+        (
             "lease",
             json!({ "type": "string", "pattern": crate::scenario::schema::DURATION, "description": "how long a fault holds unless the run renews it, from 1s to 10m (default 15s): the proxy heals it by itself after" }),
         ),

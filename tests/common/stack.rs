@@ -8,6 +8,8 @@ use std::process::Command;
 pub struct Stack {
     pub dir: PathBuf,
     pub base: u16,
+    /// Patroni's synchronous mode (`CHAOS_STACK_SYNC=1`), else asynchronous replication.
+    pub sync: bool,
 }
 
 impl Stack {
@@ -18,11 +20,17 @@ impl Stack {
             .env("CHAOS_STACK_DIR", &self.dir)
             .env("CHAOS_STACK_PORT_BASE", self.base.to_string())
             .env("CHAOS_BIN", env!("CARGO_BIN_EXE_chaos"))
+            .env("CHAOS_STACK_SYNC", if self.sync { "1" } else { "0" })
             .output()
             .unwrap()
     }
 
     pub fn up(slot: u16) -> Stack {
+        Stack::up_with(slot, false)
+    }
+
+    /// [`Stack::up`] with Patroni's synchronous mode (`sync`) or asynchronous replication.
+    pub fn up_with(slot: u16, sync: bool) -> Stack {
         for c in ["patroni", "etcd", "redis-sentinel", "psql", "haproxy"] {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {c}")])
@@ -43,6 +51,7 @@ impl Stack {
         let s = Stack {
             dir: std::env::temp_dir().join(format!("chaos-stack-{}-{slot}", std::process::id())),
             base,
+            sync,
         };
         let o = s.script(&["up"]);
         if !o.status.success() {
@@ -142,12 +151,13 @@ impl Drop for Stack {
 }
 
 /// The time of the first log line that holds `needle` (Patroni's `YYYY-MM-DD HH:MM:SS,mmm` or
-/// Redis's `DD Mon YYYY HH:MM:SS.mmm`), as seconds of the day.
+/// Redis's `DD Mon YYYY HH:MM:SS.mmm`, UTC here), as seconds since the Unix epoch: a run that
+/// crosses midnight compares its times as any other.
 pub fn logged_at(log: &str, needle: &str) -> Option<f64> {
     logged_times(log, needle).into_iter().next()
 }
 
-/// The times of every log line that holds `needle`, as seconds of the day.
+/// The times of every log line that holds `needle`, as seconds since the Unix epoch.
 pub fn logged_times(log: &str, needle: &str) -> Vec<f64> {
     log.lines()
         .filter(|l| l.contains(needle))
@@ -156,9 +166,30 @@ pub fn logged_times(log: &str, needle: &str) -> Vec<f64> {
 }
 
 fn line_time(line: &str) -> Option<f64> {
-    let hms = line
-        .split_whitespace()
-        .find(|w| w.len() >= 12 && w.as_bytes()[2] == b':' && w.as_bytes()[5] == b':')?;
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let i = w
+        .iter()
+        .position(|w| w.len() >= 12 && w.as_bytes()[2] == b':' && w.as_bytes()[5] == b':')?;
+    // The date before it: `YYYY-MM-DD` (Patroni) or `DD Mon YYYY` (Redis).
+    let (y, m, d) = match w[..i] {
+        [.., ymd] if ymd.len() == 10 && ymd.as_bytes()[4] == b'-' => {
+            let mut p = ymd.split('-').map(str::parse::<i64>);
+            (p.next()?.ok()?, p.next()?.ok()?, p.next()?.ok()?)
+        }
+        [.., d, mon, y] => {
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
+            (y.parse().ok()?, m, d.parse().ok()?)
+        }
+        _ => return None,
+    };
+    Some(epoch_days(y, m, d) as f64 * 86400.0 + day_seconds(w[i])?)
+}
+
+/// `HH:MM:SS.mmm` (or `,mmm`) as seconds of the day.
+fn day_seconds(hms: &str) -> Option<f64> {
     let (h, rest) = hms.split_once(':')?;
     let (m, s) = rest.split_once(':')?;
     Some(
@@ -166,6 +197,16 @@ fn line_time(line: &str) -> Option<f64> {
             + m.parse::<f64>().ok()? * 60.0
             + s.replace(',', ".").parse::<f64>().ok()?,
     )
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`.
+fn epoch_days(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 pub fn pid_in(f: &Path) -> Option<i32> {
@@ -188,10 +229,12 @@ pub fn alive(pid: i32) -> bool {
 }
 
 impl Stack {
-    /// `chaos run NAME` at half its length on this stack (the target file `up` wrote):
+    /// `chaos run NAME` (or a scenario file) at half its length on this stack (the target file `up` wrote):
     /// its exit code, its stderr and its report.
     pub fn run(&self, scenario: &str) -> (Option<i32>, String, serde_json::Value) {
-        let out = self.dir.join("runs").join(scenario);
+        // A shipped name or a file's path: the run directory is named after its stem.
+        let stem = Path::new(scenario).file_stem().unwrap();
+        let out = self.dir.join("runs").join(stem);
         let o = Command::new(env!("CARGO_BIN_EXE_chaos"))
             .args([
                 "run",
@@ -245,12 +288,25 @@ impl Stack {
     }
 }
 
-/// When a run started, as seconds of the day (UTC, the logs' clock here).
+/// When a run started, as seconds since the Unix epoch (UTC, the logs' clock here).
 pub fn started_s(r: &serde_json::Value) -> f64 {
     let t = r["started_at"].as_str().unwrap();
-    let t = t.split('T').nth(1).unwrap().trim_end_matches('Z');
-    let hms: Vec<f64> = t.split(':').map(|x| x.parse().unwrap()).collect();
-    hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]
+    let (date, time) = t.trim_end_matches('Z').split_once('T').unwrap();
+    let ymd: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    epoch_days(ymd[0], ymd[1], ymd[2]) as f64 * 86400.0 + day_seconds(time).unwrap()
+}
+
+#[test]
+fn log_times_across_midnight_and_formats() {
+    let patroni = "2026-12-07 00:00:11,955 INFO: promoted self to leader by acquiring session lock";
+    let redis = "123:X 06 Dec 2026 23:59:58.500 # +switch-master chaos 127.0.0.1 1 127.0.0.1 2";
+    let (p, r) = (line_time(patroni).unwrap(), line_time(redis).unwrap());
+    assert!((p - r - 13.455).abs() < 1e-6, "{p} {r}");
+    // 2026-12-06 is day 20,793 since the epoch.
+    assert_eq!(epoch_days(2026, 12, 6), 20_793);
+    assert_eq!(epoch_days(1970, 1, 1), 0);
+    let run = serde_json::json!({ "started_at": "2026-12-06T23:59:50.000Z" });
+    assert!((p - started_s(&run) - 21.955).abs() < 1e-6);
 }
 
 /// The acknowledged durable writes' ids, and those the read-back found lost.

@@ -153,16 +153,35 @@ pub fn stopped(p: &Proc) -> bool {
 pub use rustix::process::Signal;
 
 /// Send `sig` to `p` if it is still that process. `Ok(false)`: it is gone.
+///
+/// A handle to the process (a pidfd) is opened first and checked after: if `p` exits and its
+/// pid is reused between the check and the signal, the handle still names `p` (now gone: the
+/// signal fails with ESRCH), never the newcomer. Where pidfds are not to be had (a kernel
+/// before 5.3, a seccomp filter), the plain kill after the check is the fallback, with that
+/// race.
 pub fn signal(p: &Proc, sig: Signal) -> Result<bool, String> {
+    use rustix::io::Errno;
+    use rustix::process::{kill_process, pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
+    let Some(pid) = Pid::from_raw(p.pid) else {
+        return Ok(false);
+    };
+    let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => Some(fd),
+        Err(Errno::SRCH) => return Ok(false),
+        Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS) => None,
+        Err(e) => return Err(format!("pidfd_open of pid {}: {e}", p.pid)),
+    };
+    // The check, after the handle is held: `fd` names the process this reads, or one gone.
     if !alive(p) {
         return Ok(false);
     }
-    let Some(pid) = rustix::process::Pid::from_raw(p.pid) else {
-        return Ok(false);
+    let sent = match &fd {
+        Some(fd) => pidfd_send_signal(fd, sig),
+        None => kill_process(pid, sig),
     };
-    match rustix::process::kill_process(pid, sig) {
+    match sent {
         Ok(()) => Ok(true),
-        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(Errno::SRCH) => Ok(false),
         Err(e) => Err(format!("signal {sig:?} to pid {}: {e}", p.pid)),
     }
 }
@@ -205,7 +224,14 @@ pub async fn sh(cmd: &str, cwd: &Path, scratch: &Path, timeout: Duration) -> Res
         .spawn()
         .map_err(|e| format!("cannot run sh: {e}"))?;
     let pgid = child.id().map(|p| p as i32);
+    // Dropped before the command ends (the run cancelled mid-command): its whole group is
+    // killed, not only the `sh` (`kill_on_drop`). Disarmed once the `sh` has ended, so what a
+    // finished command started in the background (a daemon) keeps running.
+    let mut group = GroupKill(pgid.and_then(rustix::process::Pid::from_raw));
     let status = tokio::time::timeout(timeout, child.wait()).await;
+    if matches!(status, Ok(Ok(_))) {
+        group.0 = None;
+    }
     let read = |p: &Path| {
         let mut s = std::fs::read(p).unwrap_or_default();
         s.truncate(OUTPUT_MAX);
@@ -224,7 +250,7 @@ pub async fn sh(cmd: &str, cwd: &Path, scratch: &Path, timeout: Duration) -> Res
         }),
         Ok(Err(e)) => Err(format!("waiting for `{cmd}`: {e}")),
         Err(_) => {
-            if let Some(g) = pgid.and_then(rustix::process::Pid::from_raw) {
+            if let Some(g) = group.0.take() {
                 let _ = rustix::process::kill_process_group(g, Signal::KILL);
             }
             let _ = child.wait().await;
@@ -241,10 +267,24 @@ pub async fn sh(cmd: &str, cwd: &Path, scratch: &Path, timeout: Duration) -> Res
     }
 }
 
+/// Kills a command's process group when dropped, unless disarmed (`None`).
+struct GroupKill(Option<rustix::process::Pid>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(g) = self.0 {
+            let _ = rustix::process::kill_process_group(g, Signal::KILL);
+        }
+    }
+}
+
 /// A fault's lease on disk: the file whose age the guardian watches. While it exists and is
 /// younger than the lease, the fault holds; once it is older (the run stopped renewing), the
 /// guardian renames it to `.expired`, runs the heal command, and removes it. A revert renames
-/// it to `.reverting` first: the one rename that succeeds decides who heals.
+/// it to `.reverting` first: the one rename that succeeds decides who heals. The reverting
+/// process names itself in `.owner` (pid and start time) before it renames; the guardian
+/// watches that process while `.reverting` is there, and heals if it dies before the revert
+/// ends (a run killed mid-revert, its start command half done, leaves nothing applied).
 #[derive(Debug, Clone)]
 pub struct LeaseFile {
     pub path: PathBuf,
@@ -296,7 +336,7 @@ impl LeaseFile {
         self.with(".pids")
     }
 
-    /// Add `pids` to [`LeaseFile::pids`] (created if missing).
+    /// Add `pids` to [`LeaseFile::pids`] (created if missing), each with its start time.
     pub fn add_pids(&self, pids: &[Proc]) -> Result<(), String> {
         use std::io::Write as _;
         let f = self.pids();
@@ -308,7 +348,12 @@ impl LeaseFile {
             .append(true)
             .open(&f)
             .map_err(|e| format!("{}: {e}", f.display()))?;
-        let text: String = pids.iter().map(|p| format!("{}\n", p.pid)).collect();
+        // `pid start` a line: the guardian continues a pid only while it is still the process
+        // that was stopped (its start time, as `/proc/PID/stat` gives it, unchanged).
+        let text: String = pids
+            .iter()
+            .map(|p| format!("{} {}\n", p.pid, p.start))
+            .collect();
         out.write_all(text.as_bytes())
             .map_err(|e| format!("{}: {e}", f.display()))
     }
@@ -360,12 +405,20 @@ impl LeaseFile {
 
     /// Take it back for a revert (also after a guardian's heal failed).
     pub fn claim(&self) -> Holder {
+        // Who reverts, for the guardian to watch: written before the rename that hands the
+        // fault over, so `.reverting` never exists without it.
+        let me = std::process::id() as i32;
+        if let Some((_, start)) = stat(me) {
+            let _ = std::fs::write(self.with(".owner"), format!("{me} {start}\n"));
+        }
         if std::fs::rename(&self.path, self.reverting()).is_ok()
             || self.reverting().exists()
             || std::fs::rename(self.with(".failed"), self.reverting()).is_ok()
         {
             return Holder::Us;
         }
+        // Not ours to revert: no owner left behind.
+        let _ = std::fs::remove_file(self.with(".owner"));
         if self.with(".expired").exists() {
             return Holder::Guardian;
         }
@@ -393,26 +446,42 @@ impl LeaseFile {
         let _ = std::fs::remove_file(self.reverting());
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_file(self.pids());
+        let _ = std::fs::remove_file(self.with(".owner"));
     }
 }
 
 /// The guardian: `sh -c GUARDIAN chaos-lease-guardian FILE LEASE_S HEAL_TIMEOUT_S HEAL`. Polls
-/// twice a second; exits when the file is gone (reverted) or after healing. The clock has a
-/// one-second grain (`date +%s`, `stat %Y`): the lease runs out between LEASE and LEASE + 1 s
-/// after the last renewal, never before. A heal that fails leaves `.failed`: a later revert
-/// (`chaos rollback`) takes it up.
+/// twice a second. The clock has a one-second grain (`date +%s`, `stat %Y`): the lease runs
+/// out between LEASE and LEASE + 1 s after the last renewal, never before. Once a revert has
+/// taken the file (`.reverting`), the guardian watches the process `.owner` names (alive, with
+/// the same start time, not a zombie) and heals in its place if it dies before the revert is
+/// done; it exits when the revert has released everything, or after healing. A heal that
+/// fails leaves `.failed`: a later revert (`chaos rollback`) takes it up.
 const GUARDIAN: &str = r#"f=$1; lease=$2; t=$3; heal=$4
-while [ -e "$f" ]; do
-  m=$(stat -c %Y "$f" 2>/dev/null) || exit 0
-  now=$(date +%s)
-  if [ $((now - m)) -gt "$lease" ]; then
-    if mv "$f" "$f.expired" 2>/dev/null; then
-      if timeout -s KILL "$t" sh -c "$heal" >"$f.log" 2>&1; then
-        rm -f "$f.expired"
-      else
-        mv "$f.expired" "$f.failed"
-      fi
+heal() {
+  if timeout -s KILL "$t" sh -c "$heal" >"$f.log" 2>&1; then
+    rm -f "$f.expired" "$f.owner"
+  else
+    mv "$f.expired" "$f.failed"
+  fi
+}
+owner_alive() {
+  read -r op os <"$f.owner" 2>/dev/null || return 1
+  st=$(sed 's/.*) //' /proc/"$op"/stat 2>/dev/null) || return 1
+  [ "${st%% *}" != Z ] && [ "$(printf '%s
+' "$st" | cut -d' ' -f20)" = "$os" ]
+}
+while :; do
+  if [ -e "$f" ]; then
+    m=$(stat -c %Y "$f" 2>/dev/null) || m=$(date +%s)
+    now=$(date +%s)
+    if [ $((now - m)) -gt "$lease" ]; then
+      if mv "$f" "$f.expired" 2>/dev/null; then heal; fi
+      exit 0
     fi
+  elif [ -e "$f.reverting" ] && [ -e "$f.owner" ]; then
+    if ! owner_alive && mv "$f.reverting" "$f.expired" 2>/dev/null; then heal; exit 0; fi
+  else
     exit 0
   fi
   sleep 0.5

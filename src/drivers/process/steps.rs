@@ -31,14 +31,20 @@ impl ProcessUndo {
                 let t = nodes.iter().map(|n| n.start_timeout_ms).sum::<u64>();
                 (!starts.is_empty()).then(|| (starts.join("; "), Duration::from_millis(t)))
             }
-            // Each pid the freeze stopped, listed in its pids file (children found late too):
-            // continued one by one, a process gone meanwhile skipped, not a failed heal.
+            // Each pid the freeze stopped, listed with its start time in its pids file
+            // (children found late too): continued one by one while it is still that process
+            // (the start time after the last `) ` of /proc/PID/stat, its 20th field there);
+            // one gone meanwhile, or whose pid another process now has, is skipped — not a
+            // failed heal, and no signal to a stranger.
             Action::Freeze { .. } => (!procs.is_empty()).then(|| {
                 let f = sh_quote(&self.lease().pids().display().to_string());
                 (
                     format!(
-                        "for p in $(cat {f} 2>/dev/null); do kill -CONT \"$p\" 2>/dev/null || \
-                         ! kill -0 \"$p\" 2>/dev/null || exit 1; done; rm -f {f}"
+                        "while read -r p s; do \
+                         now=$(sed 's/.*) //' /proc/\"$p\"/stat 2>/dev/null | cut -d' ' -f20); \
+                         [ -n \"$p\" ] && [ \"$now\" = \"$s\" ] || continue; \
+                         kill -CONT \"$p\" 2>/dev/null || ! kill -0 \"$p\" 2>/dev/null || exit 1; \
+                         done < {f}; rm -f {f}"
                     ),
                     Duration::from_secs(5),
                 )
