@@ -103,8 +103,14 @@ async fn until(what: &str, limit: Duration, f: impl Fn() -> bool) {
 }
 
 fn target(dir: &Dir, body: &str) -> LocalTarget {
+    target_leased(dir, "1s", body)
+}
+
+/// [`target`] with another lease: long enough for a test to act on the lease's files before
+/// the guardian could find it run out, on a busy machine.
+fn target_leased(dir: &Dir, lease: &str, body: &str) -> LocalTarget {
     let text = format!(
-        "kind = \"local\"\nbase_url = \"http://127.0.0.1:9\"\nlease = \"1s\"\nstate_dir = \"{}\"\n{body}",
+        "kind = \"local\"\nbase_url = \"http://127.0.0.1:9\"\nlease = \"{lease}\"\nstate_dir = \"{}\"\n{body}",
         dir.path("state").display()
     );
     let t = chaos::target::parse_str("t.toml", &text).unwrap_or_else(|d| panic!("{d:?}"));
@@ -289,7 +295,7 @@ async fn a_lease_that_runs_out_thaws_a_frozen_node_with_no_revert() {
 #[tokio::test]
 async fn a_guardian_never_continues_a_pid_another_process_has_taken() {
     let dir = Dir::new("reused");
-    let l = target(&dir, &node(&dir, "app1", "app", "a"));
+    let l = target_leased(&dir, "4s", &node(&dir, "app1", "app", "a"));
     let pid = start(&dir.path("app1.pid"));
     let stranger = start(&dir.path("stranger.pid"));
     {
@@ -349,7 +355,7 @@ async fn a_guardian_never_continues_a_pid_another_process_has_taken() {
 #[tokio::test]
 async fn a_revert_that_dies_half_way_is_finished_by_the_guardian() {
     let dir = Dir::new("half-revert");
-    let l = target(&dir, &node(&dir, "app1", "app", "a"));
+    let l = target_leased(&dir, "4s", &node(&dir, "app1", "app", "a"));
     let pid = start(&dir.path("app1.pid"));
     let d = driver(&l).await;
     let p = d
@@ -393,6 +399,67 @@ async fn a_revert_that_dies_half_way_is_finished_by_the_guardian() {
     assert!(!with(".owner").exists());
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+/// The guardian that takes over a dead revert of killed nodes starts only the nodes that
+/// revert had not started yet (its notes): a node is never started twice.
+#[tokio::test]
+async fn a_guardian_taking_over_a_revert_starts_only_the_nodes_not_started_yet() {
+    let dir = Dir::new("half-start");
+    let l = target_leased(
+        &dir,
+        "4s",
+        &format!(
+            "{}{}",
+            node(&dir, "app1", "app", "a"),
+            node(&dir, "app2", "app", "b")
+        ),
+    );
+    let app1 = start(&dir.path("app1.pid"));
+    let app2 = start(&dir.path("app2.pid"));
+    let d = driver(&l).await;
+    let p = d
+        .plan(&fault(FaultKind::KillNodes {
+            role: Role::App,
+            count: Count::Nodes(2),
+            zone: None,
+            mode: KillMode::Kill,
+            restart: true,
+        }))
+        .await
+        .unwrap();
+    let undo = d.inject(&p).await.unwrap();
+    confirmed(&d, &p, &undo).await;
+    assert_eq!((state(app1), state(app2)), (None, None));
+    // A revert that noted app1 as started (it did not, here: so a start would show) and died.
+    let lease = std::fs::read_dir(dir.path("state"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "lease"))
+        .expect("the kill's lease file");
+    let with = |ext: &str| PathBuf::from(format!("{}{ext}", lease.display()));
+    std::fs::write(with(".owner"), "999999999 1\n").unwrap();
+    std::fs::rename(&lease, with(".reverting")).unwrap();
+    std::fs::write(with(".reverting"), "app1\n").unwrap();
+    until(
+        "app2 started by the guardian",
+        Duration::from_secs(8),
+        || pid_of(&dir.path("app2.pid")) != app2,
+    )
+    .await;
+    until("the guardian's heal ends", Duration::from_secs(5), || {
+        !with(".expired").exists()
+    })
+    .await;
+    assert_eq!(
+        pid_of(&dir.path("app1.pid")),
+        app1,
+        "app1, noted as started, is not started again"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid_of(&dir.path("app2.pid")).to_string()])
         .status();
 }
 
@@ -549,7 +616,7 @@ async fn a_command_pair_runs_its_inject_and_revert_and_a_command_past_its_timeou
     );
 }
 
-/// A command cancelled mid-run (the run stopped while its inject waited: Ctrl-C, an abort)
+/// A command whose future is dropped mid-run (a panic unwinding the run, a runtime shut down)
 /// takes its whole process group with it, not only the `sh` that runs it.
 #[tokio::test]
 async fn a_cancelled_command_is_killed_with_its_process_group() {

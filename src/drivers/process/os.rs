@@ -168,8 +168,9 @@ pub fn signal(p: &Proc, sig: Signal) -> Result<bool, String> {
     let fd = match pidfd_open(pid, PidfdFlags::empty()) {
         Ok(fd) => Some(fd),
         Err(Errno::SRCH) => return Ok(false),
-        Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS) => None,
-        Err(e) => return Err(format!("pidfd_open of pid {}: {e}", p.pid)),
+        // No pidfds here (old kernel, seccomp), a thread id (EINVAL before Linux 6.9), out of
+        // descriptors: the plain kill after the check.
+        Err(_) => None,
     };
     // The check, after the handle is held: `fd` names the process this reads, or one gone.
     if !alive(p) {
@@ -205,7 +206,17 @@ pub const OUTPUT_MAX: usize = 4096;
 /// Run `cmd` with `sh -c` in `cwd`, its own process group, bounded by `timeout` (then the
 /// whole group is killed). Output goes to files, not pipes, so a command that starts a daemon
 /// (which keeps them open) returns when the command does.
-pub async fn sh(cmd: &str, cwd: &Path, scratch: &Path, timeout: Duration) -> Result<Ran, String> {
+///
+/// `group_file`: while the command runs, this file names its process group (`PGID START`, the
+/// leader's start time), so a lease's guardian that heals in place of a run killed meanwhile
+/// first kills the command that run left behind (it never runs two start commands at once).
+pub async fn sh(
+    cmd: &str,
+    cwd: &Path,
+    scratch: &Path,
+    timeout: Duration,
+    group_file: Option<&Path>,
+) -> Result<Ran, String> {
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let tag = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let out_path = scratch.join(format!("out-{tag}"));
@@ -224,13 +235,25 @@ pub async fn sh(cmd: &str, cwd: &Path, scratch: &Path, timeout: Duration) -> Res
         .spawn()
         .map_err(|e| format!("cannot run sh: {e}"))?;
     let pgid = child.id().map(|p| p as i32);
-    // Dropped before the command ends (the run cancelled mid-command): its whole group is
-    // killed, not only the `sh` (`kill_on_drop`). Disarmed once the `sh` has ended, so what a
-    // finished command started in the background (a daemon) keeps running.
+    let named = match (
+        group_file,
+        pgid.and_then(|g| stat(g).map(|(_, st)| (g, st))),
+    ) {
+        (Some(f), Some((g, start))) => std::fs::write(f, format!("{g} {start}\n")).is_ok(),
+        _ => false,
+    };
+    // Dropped before the command ends (a panic unwinding the run, a probe given up): its
+    // whole group is killed, not only the `sh` (`kill_on_drop`). Disarmed once the `sh` has
+    // ended, so what a finished command started in the background (a daemon) keeps running.
     let mut group = GroupKill(pgid.and_then(rustix::process::Pid::from_raw));
     let status = tokio::time::timeout(timeout, child.wait()).await;
     if matches!(status, Ok(Ok(_))) {
         group.0 = None;
+    }
+    if named {
+        if let Some(f) = group_file {
+            let _ = std::fs::remove_file(f);
+        }
     }
     let read = |p: &Path| {
         let mut s = std::fs::read(p).unwrap_or_default();
@@ -273,6 +296,12 @@ struct GroupKill(Option<rustix::process::Pid>);
 impl Drop for GroupKill {
     fn drop(&mut self) {
         if let Some(g) = self.0 {
+            // The `sh` (the group's leader, not reaped yet: the child is dropped after this)
+            // already ended: the command finished and what is left in its group it started
+            // on purpose.
+            if matches!(stat(g.as_raw_nonzero().get()), Some(('Z', _))) {
+                return;
+            }
             let _ = rustix::process::kill_process_group(g, Signal::KILL);
         }
     }
@@ -328,6 +357,16 @@ impl LeaseFile {
 
     pub fn reverting(&self) -> PathBuf {
         self.with(".reverting")
+    }
+
+    /// The lease while its guardian heals; holds the revert's notes when it took over one.
+    pub fn expired(&self) -> PathBuf {
+        self.with(".expired")
+    }
+
+    /// The process group of the command this lease's fault runs now (see [`sh`]).
+    pub fn command_group(&self) -> PathBuf {
+        self.with(".cmd")
     }
 
     /// The pids a freeze stopped, one per line, appended before each is signalled: what its
@@ -407,9 +446,14 @@ impl LeaseFile {
     pub fn claim(&self) -> Holder {
         // Who reverts, for the guardian to watch: written before the rename that hands the
         // fault over, so `.reverting` never exists without it.
+        // Written whole, then renamed into place: the guardian never reads a half-written one
+        // (an empty file would read as a dead owner).
         let me = std::process::id() as i32;
         if let Some((_, start)) = stat(me) {
-            let _ = std::fs::write(self.with(".owner"), format!("{me} {start}\n"));
+            let tmp = self.with(&format!(".owner-{me}"));
+            if std::fs::write(&tmp, format!("{me} {start}\n")).is_ok() {
+                let _ = std::fs::rename(&tmp, self.with(".owner"));
+            }
         }
         if std::fs::rename(&self.path, self.reverting()).is_ok()
             || self.reverting().exists()
@@ -447,6 +491,7 @@ impl LeaseFile {
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_file(self.pids());
         let _ = std::fs::remove_file(self.with(".owner"));
+        let _ = std::fs::remove_file(self.command_group());
     }
 }
 
@@ -459,6 +504,8 @@ impl LeaseFile {
 /// fails leaves `.failed`: a later revert (`chaos rollback`) takes it up.
 const GUARDIAN: &str = r#"f=$1; lease=$2; t=$3; heal=$4
 heal() {
+  # A command the dead run left running (a start command half done) is killed first.
+  if read -r pg _ <"$f.cmd" 2>/dev/null; then kill -KILL -- "-$pg" 2>/dev/null; rm -f "$f.cmd"; fi
   if timeout -s KILL "$t" sh -c "$heal" >"$f.log" 2>&1; then
     rm -f "$f.expired" "$f.owner"
   else
@@ -475,8 +522,9 @@ while :; do
   if [ -e "$f" ]; then
     m=$(stat -c %Y "$f" 2>/dev/null) || m=$(date +%s)
     now=$(date +%s)
-    if [ $((now - m)) -gt "$lease" ]; then
-      if mv "$f" "$f.expired" 2>/dev/null; then heal; fi
+    # A failed rename: a revert took it meanwhile; watch that revert (next turn).
+    if [ $((now - m)) -gt "$lease" ] && mv "$f" "$f.expired" 2>/dev/null; then
+      heal
       exit 0
     fi
   elif [ -e "$f.reverting" ] && [ -e "$f.owner" ]; then

@@ -23,10 +23,21 @@ impl ProcessUndo {
     fn heal(&self, nodes: &[NodeRef], procs: &[Proc]) -> Option<(String, Duration)> {
         match &self.action {
             Action::Kill { restart: false, .. } => None,
+            // Each node's start command, unless a revert the guardian took over had started
+            // it already (its notes, carried into `.expired`): never started twice.
             Action::Kill { .. } | Action::KillPrimary { .. } => {
+                let notes = sh_quote(&self.lease().expired().display().to_string());
                 let starts: Vec<String> = nodes
                     .iter()
-                    .filter_map(|n| n.start.as_ref().map(|s| format!("sh -c {}", sh_quote(s))))
+                    .filter_map(|n| {
+                        n.start.as_ref().map(|s| {
+                            format!(
+                                "{{ grep -qxF {} {notes} 2>/dev/null || sh -c {}; }}",
+                                sh_quote(&n.name),
+                                sh_quote(s)
+                            )
+                        })
+                    })
                     .collect();
                 let t = nodes.iter().map(|n| n.start_timeout_ms).sum::<u64>();
                 (!starts.is_empty()).then(|| (starts.join("; "), Duration::from_millis(t)))
@@ -69,7 +80,8 @@ impl ProcessUndo {
     }
 
     async fn run(&self, what: &str, cmd: &str, timeout: Duration) -> Result<os::Ran, DriverError> {
-        let r = os::sh(cmd, &self.cwd, &self.scratch(), timeout)
+        let group = self.leased.then(|| self.lease().command_group());
+        let r = os::sh(cmd, &self.cwd, &self.scratch(), timeout, group.as_deref())
             .await
             .map_err(|e| DriverError::Permanent(format!("{what}: {e}")))?;
         if !r.ok() {
@@ -92,7 +104,7 @@ impl ProcessUndo {
     async fn primary(&self, role: &str, nodes: &[NodeRef]) -> Result<NodeRef, DriverError> {
         let probes = nodes.iter().map(|n| async move {
             let cmd = n.primary_if.as_deref().unwrap_or("false");
-            let r = os::sh(cmd, &self.cwd, &self.scratch(), PROBE_TIMEOUT).await;
+            let r = os::sh(cmd, &self.cwd, &self.scratch(), PROBE_TIMEOUT, None).await;
             (n, matches!(r, Ok(r) if r.ok()))
         });
         let said: Vec<&NodeRef> = futures_util::future::join_all(probes)
@@ -389,7 +401,7 @@ impl Driver for ProcessDriver {
                     };
                     let primary = match &p.primary_if {
                         Some(cmd) => {
-                            let r = os::sh(cmd, &self.cwd, &scratch, PROBE_TIMEOUT).await;
+                            let r = os::sh(cmd, &self.cwd, &scratch, PROBE_TIMEOUT, None).await;
                             Some(if matches!(r, Ok(r) if r.ok()) {
                                 "primary"
                             } else {
