@@ -410,6 +410,12 @@ status() {
 # The target file for this stack: each node's pidfiles, role, zone, start command (the copy of
 # this script in the stack's directory) and how it tells it is the primary (PostgreSQL: not in
 # recovery; Redis: Sentinel's view); the logs of its HA machinery whose lines are events.
+# One [proxies.NAME] section of the target file: NAME LISTEN_PORT UPSTREAM_PORT ZONE [ROLE].
+proxy_toml() {
+  printf '\n[proxies.%s]\nlisten = "127.0.0.1:%s"\nupstream = "127.0.0.1:%s"\nzone = "%s"\n' "$1" "$2" "$3" "$4"
+  if [ -n "${5:-}" ]; then printf 'role = "%s"\n' "$5"; fi
+}
+
 target() {
   local z start setup
   start="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE bash '$DIR/local-stack.sh' start"
@@ -433,37 +439,17 @@ TOML
   for n in pg1 pg2; do
     z=a
     if [ "$n" = pg2 ]; then z=b; fi
-    cat <<TOML
-
-[proxies.db-$n]
-listen = "127.0.0.1:$(PG_LINK $n)"
-upstream = "127.0.0.1:$(PG_PORT $n)"
-zone = "$z"
-role = "db"
-TOML
+    proxy_toml "db-$n" "$(PG_LINK $n)" "$(PG_PORT $n)" "$z" db
   done
   for n in pg1 pg2; do
     z=a
     if [ "$n" = pg2 ]; then z=b; fi
-    cat <<TOML
-
-[proxies.repl-$n]
-listen = "127.0.0.1:$(REPL_LINK $n)"
-upstream = "127.0.0.1:$(PG_PORT $n)"
-zone = "$z"
-TOML
+    proxy_toml "repl-$n" "$(REPL_LINK $n)" "$(PG_PORT $n)" "$z"
   done
   for n in r1 r2; do
     z=a
     if [ "$n" = r2 ]; then z=b; fi
-    cat <<TOML
-
-[proxies.cache-$n]
-listen = "127.0.0.1:$(REDIS_LINK $n)"
-upstream = "127.0.0.1:$(REDIS_PORT $n)"
-zone = "$z"
-role = "cache"
-TOML
+    proxy_toml "cache-$n" "$(REDIS_LINK $n)" "$(REDIS_PORT $n)" "$z" cache
   done
   for n in pg1 pg2; do
     z=a

@@ -120,6 +120,31 @@ fn target_leased(dir: &Dir, lease: &str, body: &str) -> LocalTarget {
     }
 }
 
+/// The one file in the target's state directory with extension `ext` (`lease`, `pids`).
+fn state_file(dir: &Dir, ext: &str) -> PathBuf {
+    std::fs::read_dir(dir.path("state"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == ext))
+        .unwrap_or_else(|| panic!("no .{ext} file in the state directory"))
+}
+
+/// Freeze the one app node of `d`'s target, confirmed: its plan and undo data.
+async fn freeze_app(d: &LocalDriver) -> (FaultPlan, chaos::fault::Undo) {
+    let p = d
+        .plan(&fault(FaultKind::Freeze {
+            role: Role::App,
+            count: Count::Nodes(1),
+            zone: None,
+        }))
+        .await
+        .unwrap();
+    let undo = d.inject(&p).await.unwrap();
+    confirmed(d, &p, &undo).await;
+    (p, undo)
+}
+
 fn node(dir: &Dir, name: &str, role: &str, zone: &str) -> String {
     let pf = dir.path(&format!("{name}.pid"));
     format!(
@@ -300,25 +325,11 @@ async fn a_guardian_never_continues_a_pid_another_process_has_taken() {
     let stranger = start(&dir.path("stranger.pid"));
     {
         let d = driver(&l).await;
-        let p = d
-            .plan(&fault(FaultKind::Freeze {
-                role: Role::App,
-                count: Count::Nodes(1),
-                zone: None,
-            }))
-            .await
-            .unwrap();
-        let undo = d.inject(&p).await.unwrap();
-        confirmed(&d, &p, &undo).await;
+        freeze_app(&d).await;
         assert_eq!(state(pid), Some('T'));
         // The stranger, stopped by someone else, under a pid the lease lists with the start
         // time of the process that had it before.
-        let pids = std::fs::read_dir(dir.path("state"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "pids"))
-            .expect("the freeze's pids file");
+        let pids = state_file(&dir, "pids");
         let listed = std::fs::read_to_string(&pids).unwrap();
         assert!(listed.starts_with(&format!("{pid} ")), "{listed:?}");
         std::fs::write(&pids, format!("{listed}{stranger} 1\n")).unwrap();
@@ -358,25 +369,11 @@ async fn a_revert_that_dies_half_way_is_finished_by_the_guardian() {
     let l = target_leased(&dir, "4s", &node(&dir, "app1", "app", "a"));
     let pid = start(&dir.path("app1.pid"));
     let d = driver(&l).await;
-    let p = d
-        .plan(&fault(FaultKind::Freeze {
-            role: Role::App,
-            count: Count::Nodes(1),
-            zone: None,
-        }))
-        .await
-        .unwrap();
-    let undo = d.inject(&p).await.unwrap();
-    confirmed(&d, &p, &undo).await;
+    let (_, undo) = freeze_app(&d).await;
     assert_eq!(state(pid), Some('T'));
     // What a revert does first, by a process that then dies: it names itself the owner and
     // takes the lease (renamed to `.reverting`), and never gets to the SIGCONT.
-    let lease = std::fs::read_dir(dir.path("state"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "lease"))
-        .expect("the freeze's lease file");
+    let lease = state_file(&dir, "lease");
     let mut dead = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
@@ -433,12 +430,7 @@ async fn a_guardian_taking_over_a_revert_starts_only_the_nodes_not_started_yet()
     confirmed(&d, &p, &undo).await;
     assert_eq!((state(app1), state(app2)), (None, None));
     // A revert that noted app1 as started (it did not, here: so a start would show) and died.
-    let lease = std::fs::read_dir(dir.path("state"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "lease"))
-        .expect("the kill's lease file");
+    let lease = state_file(&dir, "lease");
     let with = |ext: &str| PathBuf::from(format!("{}{ext}", lease.display()));
     std::fs::write(with(".owner"), "999999999 1\n").unwrap();
     std::fs::rename(&lease, with(".reverting")).unwrap();
