@@ -1,7 +1,8 @@
 //! The load engine: the open model (arrival-rate schedule, coordinated omission corrected), the
 //! HTTP client under test (headers; its transport: connections, TLS, the keep-alive pool), its
 //! retry policy and budget, request templates, `expect` (what counts as a success) and the
-//! samples of failed responses kept for the post-mortem.
+//! samples of failed responses kept for the post-mortem; and the closed model, users running
+//! journeys on goose ([`journeys`]).
 //!
 //! The engine never learns about faults: it measures the system only through its own requests.
 
@@ -9,6 +10,7 @@ pub mod client;
 pub mod engine;
 pub mod expect;
 pub mod failures;
+pub mod journeys;
 mod prepared;
 pub mod progress;
 pub mod retry;
