@@ -1,7 +1,7 @@
 //! The closed model on goose against the sandbox, called as a library: virtual users run a
 //! login → create → read-back journey with their own cookies and captures, every step reaches
 //! the recorder under `journey:step`, and the counts match the sandbox's own account (the notes
-//! its database holds).
+//! its database holds, the sessions its cache failover lost).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -55,17 +55,16 @@ path = "/notes/{{id}}"
 expect = { status = [200] }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_run_journeys_on_goose_and_every_step_reaches_the_recorder() {
-    let sb = Sandbox::start(common::sandbox::fast(), None).await.unwrap();
+/// One journey, login → create → read, for `users` users: ramped up over 1 s, held for
+/// `hold`, with `think` between steps and iterations.
+fn write_and_read(users: usize, hold: Duration, think: (u64, u64)) -> Journeys {
     let mut steps = chaos::scenario::parse_str("steps.toml", STEPS)
         .unwrap_or_else(|d| panic!("{d:?}"))
         .load
         .requests;
     with_user(&mut steps[0], false);
     with_user(&mut steps[1], true);
-    let users = 6;
-    let j = Journeys {
+    Journeys {
         journeys: vec![Journey {
             name: "write-and-read".into(),
             weight: 1,
@@ -73,24 +72,26 @@ async fn users_run_journeys_on_goose_and_every_step_reaches_the_recorder() {
         }],
         plan: vec![
             (users, Duration::from_secs(1)),
-            (users, Duration::from_secs(3)),
+            (users, hold),
             (0, Duration::ZERO),
         ],
-        think: (Duration::from_millis(20), Duration::from_millis(60)),
+        think: (
+            Duration::from_millis(think.0),
+            Duration::from_millis(think.1),
+        ),
         timeout: Duration::from_secs(2),
-    };
+    }
+}
+
+/// goose's killswitch, logger and signal handler are process-wide: one attack at a time.
+static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Run `j` against `sb` with a recorder: the journey counts and the recording.
+async fn run(sb: &Sandbox, j: &Journeys) -> (Vec<journeys::JourneyCounts>, recorder::Recording) {
+    let _one = ONE.lock().await;
     let clock = Clock::start();
-    let names = j.step_names();
-    assert_eq!(
-        names,
-        [
-            "write-and-read:login",
-            "write-and-read:create",
-            "write-and-read:read"
-        ]
-    );
     let (sink, handle) = recorder::spawn(
-        names,
+        j.step_names(),
         Duration::from_secs(1),
         clock,
         Options {
@@ -98,8 +99,67 @@ async fn users_run_journeys_on_goose_and_every_step_reaches_the_recorder() {
             settle: Duration::from_secs(1),
         },
     );
-    let counts = journeys::run(&j, &sb.lb_url, sink, clock, 0).await.unwrap();
-    let rec = handle.finish().await;
+    let counts = journeys::run(j, &sb.lb_url, sink, clock, 0).await.unwrap();
+    (counts, handle.finish().await)
+}
+
+/// A cache failover that loses every session (the replica never got them) logs the users out:
+/// a step after it that carries its user's cookie answers 401 and ends the journey there —
+/// which it can only do if each user sent its own session cookie (an anonymous request is
+/// never 401). The users log in again on their next iteration and go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_failover_that_loses_the_sessions_logs_the_users_out() {
+    let mut cfg = common::sandbox::fast();
+    cfg.cache.replication_lag = Duration::from_secs(600);
+    cfg.cache.failover_time = Duration::from_millis(200);
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    // Each user is between its login and its last step about two thirds of the time: with 10,
+    // at least one is when the failover ends but for a chance of about (1/3)^10.
+    let users = 10;
+    let j = write_and_read(users, Duration::from_secs(5), (150, 300));
+    let cache = sb.stack().cache.clone();
+    let failover = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(cache.failover());
+    });
+    let (counts, rec) = run(&sb, &j).await;
+    failover.await.unwrap();
+    let c = &counts[0];
+    eprintln!("{counts:?}");
+    let lost: u64 = common::sandbox::events(&sb, "cache_failover_end")[0]["sessions_lost"]
+        .as_u64()
+        .unwrap();
+    assert!(lost > 0, "the failover lost the sessions");
+    let failed = |step: &str| c.failed.iter().find(|(n, _)| n == step).unwrap().1;
+    let logged_out = failed("create") + failed("read");
+    assert!(logged_out >= 1, "{c:?}");
+    assert!(logged_out <= users as u64, "each user once at most: {c:?}");
+    assert_eq!(failed("login"), 0, "{c:?}");
+    // Every failure is a 401 in the recorder, under its step; the users went on after it.
+    let s401 = |i: usize| {
+        rec.aggregate(0, rec.intervals.len(), Some(i))
+            .statuses
+            .get(401)
+    };
+    assert_eq!(s401(1) + s401(2), logged_out);
+    assert!(c.completed > logged_out, "{c:?}");
+    assert_eq!(c.started, c.completed + logged_out, "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_run_journeys_on_goose_and_every_step_reaches_the_recorder() {
+    let sb = Sandbox::start(common::sandbox::fast(), None).await.unwrap();
+    let users = 6;
+    let j = write_and_read(users, Duration::from_secs(3), (10, 30));
+    assert_eq!(
+        j.step_names(),
+        [
+            "write-and-read:login",
+            "write-and-read:create",
+            "write-and-read:read"
+        ]
+    );
+    let (counts, rec) = run(&sb, &j).await;
     let c = &counts[0];
     eprintln!("{counts:?}");
     assert!(c.completed >= users as u64, "{c:?}");

@@ -8,7 +8,8 @@
 //! one goose transaction per journey *iteration* that runs the steps in order — a transaction
 //! that fails does not stop goose's iteration, so a journey that must end at its first failed
 //! step cannot be one transaction per step. The user plan is goose's test plan
-//! (`users,timespan;…`), the think time its wait time (after every iteration). The attack is
+//! (`users,timespan;…`), the think time its wait time (after every iteration) and a pause
+//! between two steps inside the iteration. The attack is
 //! built from a [`GooseConfiguration`] in code, never from the process's argv (which is
 //! clap's), with goose's telnet controller and its final table off.
 //!
@@ -38,7 +39,8 @@ pub struct Journeys {
     pub journeys: Vec<Journey>,
     /// The user plan, in goose's order: reach `users` over `over` (0 s: at once).
     pub plan: Vec<(usize, Duration)>,
-    /// Think time between two iterations of a user, drawn in `think.0..=think.1`.
+    /// Think time, drawn in `think.0..=think.1`: between two steps of a journey (a user
+    /// reads the page before the next click) and between two iterations.
     pub think: (Duration, Duration),
     /// Each step's timeout.
     pub timeout: Duration,
@@ -101,6 +103,7 @@ struct Shared {
     sink: SampleSink,
     clock: Clock,
     timeout: Duration,
+    think: (Duration, Duration),
     /// Logical requests so far (`{{seq}}`), over every journey.
     seq: Arc<AtomicU64>,
     started: AtomicU64,
@@ -135,6 +138,7 @@ pub async fn run(
             sink: sink.clone(),
             clock,
             timeout: j.timeout,
+            think: j.think,
             seq: seq.clone(),
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
@@ -197,12 +201,23 @@ impl Shared {
         let caps = Captures::new(self.vars.iter().map(String::as_str));
         caps.put("user", user.weighted_users_index.to_string());
         for (k, step) in self.journey.steps.iter().enumerate() {
+            if k > 0 {
+                // The user thinks before the next step (the time is drawn before the await:
+                // the thread's rng is not Send).
+                let (lo, hi) = self.think;
+                let pause = if hi > lo {
+                    rand::Rng::random_range(&mut rand::rng(), lo..=hi)
+                } else {
+                    lo
+                };
+                tokio::time::sleep(pause).await;
+            }
+            if goose::is_killswitch_triggered() {
+                return;
+            }
             let ok = self.step(user, k, step, &caps).await;
             if !ok {
                 self.failed[k].fetch_add(1, Relaxed);
-                return;
-            }
-            if goose::is_killswitch_triggered() {
                 return;
             }
         }
