@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use chaos::clock::Clock;
+use chaos::load::client::ClientConfig;
 use chaos::load::journeys::{self, Journey, Journeys};
 use chaos::metrics::recorder::{self, Options};
 use chaos::metrics::Outcome;
@@ -79,7 +80,7 @@ fn write_and_read(users: usize, hold: Duration, think: (u64, u64)) -> Journeys {
             Duration::from_millis(think.0),
             Duration::from_millis(think.1),
         ),
-        timeout: Duration::from_secs(2),
+        client: ClientConfig::plain(Duration::from_secs(2)),
     }
 }
 
@@ -87,8 +88,8 @@ fn write_and_read(users: usize, hold: Duration, think: (u64, u64)) -> Journeys {
 static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Run `j` against `sb` with a recorder: the journey counts and the recording.
+/// The caller holds [`ONE`].
 async fn run(sb: &Sandbox, j: &Journeys) -> (Vec<journeys::JourneyCounts>, recorder::Recording) {
-    let _one = ONE.lock().await;
     let clock = Clock::start();
     let (sink, handle) = recorder::spawn(
         j.step_names(),
@@ -105,10 +106,12 @@ async fn run(sb: &Sandbox, j: &Journeys) -> (Vec<journeys::JourneyCounts>, recor
 
 /// A cache failover that loses every session (the replica never got them) logs the users out:
 /// a step after it that carries its user's cookie answers 401 and ends the journey there —
-/// which it can only do if each user sent its own session cookie (an anonymous request is
-/// never 401). The users log in again on their next iteration and go on.
+/// which it can only do if the steps carry the session cookie their login set (an anonymous
+/// request is never 401). The users log in again on their next iteration and go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_failover_that_loses_the_sessions_logs_the_users_out() {
+    // Held before the failover's timer starts: it is timed from this run's start.
+    let _one = ONE.lock().await;
     let mut cfg = common::sandbox::fast();
     cfg.cache.replication_lag = Duration::from_secs(600);
     cfg.cache.failover_time = Duration::from_millis(200);
@@ -143,11 +146,13 @@ async fn a_cache_failover_that_loses_the_sessions_logs_the_users_out() {
     };
     assert_eq!(s401(1) + s401(2), logged_out);
     assert!(c.completed > logged_out, "{c:?}");
+    assert_eq!(c.canceled, 0, "{c:?}");
     assert_eq!(c.started, c.completed + logged_out, "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_run_journeys_on_goose_and_every_step_reaches_the_recorder() {
+    let _one = ONE.lock().await;
     let sb = Sandbox::start(common::sandbox::fast(), None).await.unwrap();
     let users = 6;
     let j = write_and_read(users, Duration::from_secs(3), (10, 30));

@@ -123,6 +123,15 @@ impl ClientConfig {
     /// the configured timeout per request. For an http URL no roots are loaded (see
     /// [`ClientConfig::tls`]): redirects are not followed, so nothing can lead it to https.
     pub fn reqwest(&self, base_url: &str) -> Result<reqwest::Client, ClientError> {
+        self.reqwest_builder(base_url)?
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))
+    }
+
+    /// [`ClientConfig::reqwest`] before it is built, for a client that needs more (a journey
+    /// user's cookie jar). No compression asked for: the bytes are measured as the server
+    /// sends them.
+    pub fn reqwest_builder(&self, base_url: &str) -> Result<reqwest::ClientBuilder, ClientError> {
         let tls = if base_url.starts_with("https://") {
             self.tls()?
         } else {
@@ -133,13 +142,12 @@ impl ClientConfig {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth()
         };
-        reqwest::Client::builder()
+        Ok(reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
+            .gzip(false)
             .timeout(self.timeout)
-            .tls_backend_preconfigured(tls)
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))
+            .tls_backend_preconfigured(tls))
     }
 
     /// A request's headers merged with the client's (a request header replaces the client

@@ -14,8 +14,15 @@
 //! clap's), with goose's telnet controller and its final table off.
 //!
 //! What it must never do: run in the process whose signal handling does the rollback. goose's
-//! `execute` installs a process-wide SIGINT handler (shared/FACTS.md) that replaces tokio's, so
-//! a run drives journeys from a child process; this module only runs the attack and reports.
+//! `execute` installs a process-wide SIGINT handler (`ctrlc::set_handler`, which replaces
+//! tokio's; a second SIGINT exits the process), and its killswitch and logger are
+//! process-wide too, so a run is to drive journeys from a child process (not built yet); this
+//! module only runs the attack and reports. goose prints "N users launched." on stdout.
+//!
+//! A goose user runs one journey (scenario) for its whole life: with fewer users than the
+//! journeys' total weight a light journey may get none. Each user's client is built from
+//! `[load.client]` with its own cookie jar: no proxy, no redirects, no compression, the
+//! client's headers and CA roots — as the open model's.
 //! Its latency is measured from when a step was sent (a closed model has no intended send
 //! time: a stalled service slows the users instead — what it hides is said in the README).
 
@@ -26,6 +33,7 @@ use std::time::Duration;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
+use super::client::{self, ClientConfig, ClientError};
 use super::expect;
 use super::template::{self, Captures};
 use crate::clock::Clock;
@@ -42,8 +50,10 @@ pub struct Journeys {
     /// Think time, drawn in `think.0..=think.1`: between two steps of a journey (a user
     /// reads the page before the next click) and between two iterations.
     pub think: (Duration, Duration),
-    /// Each step's timeout.
-    pub timeout: Duration,
+    /// `[load.client]`: each step's timeout, the headers every step sends (a step's own
+    /// header of the same name wins), the extra CA roots. No proxy, no redirects followed, no
+    /// compression asked for, as in the open model.
+    pub client: ClientConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -83,8 +93,11 @@ impl Journeys {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JourneyCounts {
     pub name: String,
+    /// `completed + canceled + Σ failed`.
     pub started: u64,
     pub completed: u64,
+    /// Iterations stopped between two steps by goose's killswitch (the run stopping early).
+    pub canceled: u64,
     /// Iterations that ended at a failed step, by the step's name (in step order).
     pub failed: Vec<(String, u64)>,
 }
@@ -93,6 +106,8 @@ pub struct JourneyCounts {
 pub enum JourneyError {
     #[error("the user journeys could not run: {0}")]
     Goose(String),
+    #[error("the journeys' HTTP client: {0}")]
+    Client(#[from] ClientError),
 }
 
 /// What one journey's transaction needs, shared by all its users.
@@ -102,12 +117,16 @@ struct Shared {
     first: u16,
     sink: SampleSink,
     clock: Clock,
-    timeout: Duration,
+    client: ClientConfig,
+    /// The target's base URL without its trailing `/`: a step's path is appended to it (goose
+    /// would resolve it against the origin, losing a base path).
+    base: String,
     think: (Duration, Duration),
     /// Logical requests so far (`{{seq}}`), over every journey.
     seq: Arc<AtomicU64>,
     started: AtomicU64,
     completed: AtomicU64,
+    canceled: AtomicU64,
     failed: Vec<AtomicU64>,
     /// The capture names its steps use (a fresh store per iteration).
     vars: Vec<String>,
@@ -122,6 +141,9 @@ pub async fn run(
     clock: Clock,
     first: u16,
 ) -> Result<Vec<JourneyCounts>, JourneyError> {
+    // A client is built once here so that a bad configuration fails the run before any user
+    // starts; each user then builds its own (its own cookie jar).
+    j.client.reqwest(base_url)?;
     let seq = Arc::new(AtomicU64::new(0));
     let mut shared = Vec::new();
     let mut index = first;
@@ -137,11 +159,13 @@ pub async fn run(
             first: index,
             sink: sink.clone(),
             clock,
-            timeout: j.timeout,
+            client: j.client.clone(),
+            base: base_url.trim_end_matches('/').to_string(),
             think: j.think,
             seq: seq.clone(),
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            canceled: AtomicU64::new(0),
             failed: journey.steps.iter().map(|_| AtomicU64::new(0)).collect(),
             vars,
         }));
@@ -155,6 +179,8 @@ pub async fn run(
     config.no_print_metrics = true;
     config.no_error_summary = true;
     config.quiet = 1;
+    // goose's own metrics: nothing reads them (every step goes to our recorder).
+    config.no_metrics = true;
     let mut attack = *GooseAttack::initialize_with_config(config)
         .map_err(goose)?
         .set_default(GooseDefault::TestPlan, j.test_plan().as_str())
@@ -168,11 +194,28 @@ pub async fn run(
                 Ok(())
             })
         });
+        // Each user's own client, built from `[load.client]` with a cookie jar of its own,
+        // before its first iteration.
+        let setup_shared = s.clone();
+        let setup: TransactionFunction = Arc::new(move |user| {
+            let s = setup_shared.clone();
+            Box::pin(async move {
+                if let Ok(c) = s.client.reqwest_builder(&s.base).and_then(|b| {
+                    b.cookie_store(true)
+                        .build()
+                        .map_err(|e| ClientError::Build(e.to_string()))
+                }) {
+                    user.client = c;
+                }
+                Ok(())
+            })
+        });
         let scenario = Scenario::new(&s.journey.name)
             .set_weight(s.journey.weight.max(1) as usize)
             .map_err(goose)?
             .set_wait_time(j.think.0, j.think.1)
             .map_err(goose)?
+            .register_transaction(Transaction::new(setup).set_on_start())
             .register_transaction(Transaction::new(f).set_name(&s.journey.name));
         attack = attack.register_scenario(scenario);
     }
@@ -183,6 +226,7 @@ pub async fn run(
             name: s.journey.name.clone(),
             started: s.started.load(Relaxed),
             completed: s.completed.load(Relaxed),
+            canceled: s.canceled.load(Relaxed),
             failed: s
                 .journey
                 .steps
@@ -213,6 +257,7 @@ impl Shared {
                 tokio::time::sleep(pause).await;
             }
             if goose::is_killswitch_triggered() {
+                self.canceled.fetch_add(1, Relaxed);
                 return;
             }
             let ok = self.step(user, k, step, &caps).await;
@@ -249,15 +294,15 @@ impl Shared {
         let rendered = {
             let mut rng = rand::rng();
             let mut path = String::new();
-            let headers: Result<Vec<(String, String)>, template::Missing> = step
-                .headers
-                .iter()
-                .map(|h| {
-                    let mut v = String::new();
-                    template::render(&h.value, seq, &mut rng, caps, &mut v)?;
-                    Ok((h.name.clone(), v))
-                })
-                .collect();
+            let headers: Result<Vec<(String, String)>, template::Missing> =
+                client::merge(&self.client.headers, &step.headers)
+                    .into_iter()
+                    .map(|h| {
+                        let mut v = String::new();
+                        template::render(&h.value, seq, &mut rng, caps, &mut v)?;
+                        Ok((h.name.clone(), v))
+                    })
+                    .collect();
             let body = match &step.body {
                 Some(Body::Json(t)) => template::render_json(t, seq, &mut rng, caps).map(Some),
                 Some(Body::Text(t)) => {
@@ -286,11 +331,13 @@ impl Shared {
                 return false;
             }
         };
-        let Ok(mut rb) = user.get_request_builder(&method, &path) else {
+        // An absolute URL: goose sends it as it is (the base path kept).
+        let url = format!("{}{path}", self.base);
+        let Ok(mut rb) = user.get_request_builder(&method, &url) else {
             self.sink.send(sample(Outcome::NotSent, 0, 0));
             return false;
         };
-        rb = rb.timeout(self.timeout);
+        rb = rb.timeout(self.client.timeout);
         for (n, v) in &headers {
             rb = rb.header(n.as_str(), v.as_str());
         }
@@ -311,20 +358,31 @@ impl Shared {
             .build();
         let sent = self.clock.elapsed();
         let resp = user.request(req).await;
-        let done = |d: Duration| d.as_micros().min(u128::from(u64::MAX)) as u64;
-        let (outcome, status, keep) = match resp {
+        let took = || {
+            let d = self.clock.elapsed().saturating_sub(sent);
+            d.as_micros().min(u128::from(u64::MAX)) as u64
+        };
+        let (outcome, status, keep, us) = match resp {
             Ok(r) => match r.response {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let body = resp.bytes().await.ok();
-                    let (o, _) = expect::judge(step.expect.as_ref(), status, body.as_deref());
-                    (o, status, body)
+                    // The body is part of the answer: a timeout or reset while it arrives is
+                    // that outcome, not a success on the status alone.
+                    match resp.bytes().await {
+                        Ok(body) => {
+                            let us = took();
+                            let (o, _) = expect::judge(step.expect.as_ref(), status, Some(&body));
+                            (o, status, Some(body), us)
+                        }
+                        Err(e) => (transport_outcome(&e), status, None, took()),
+                    }
                 }
-                Err(e) => (transport_outcome(&e), 0, None),
+                Err(e) => (transport_outcome(&e), 0, None, took()),
             },
-            Err(_) => (Outcome::ConnectError, 0, None),
+            // goose could not build the request (a rendered header that is no valid value):
+            // nothing was sent.
+            Err(_) => (Outcome::NotSent, 0, None, 0),
         };
-        let us = done(self.clock.elapsed().saturating_sub(sent));
         self.sink.send(sample(outcome, status, us));
         if outcome != Outcome::Ok {
             return false;
