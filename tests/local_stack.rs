@@ -16,7 +16,7 @@ use chaos::drivers::local::LocalDriver;
 use chaos::fault::{Driver, FaultPlan, Undo};
 use chaos::scenario::{Fault, FaultKind};
 use chaos::target::Kind;
-use common::stack::{alive, logged_at, pid_in, Stack, ONE};
+use common::stack::{alive, logged_at, pid_in, started_s, Stack, ONE};
 
 async fn until(what: &str, limit: Duration, f: impl Fn() -> bool) -> Duration {
     let t = Instant::now();
@@ -193,4 +193,20 @@ async fn patroni_and_sentinel_promote_a_replica_when_the_process_driver_kills_th
     for (f, pid) in pids {
         assert!(!alive(pid), "{f}: pid {pid} still runs after down");
     }
+}
+
+/// The stack tests' clock: log lines of both formats and a run's start, across midnight, in
+/// seconds since the epoch.
+#[test]
+fn log_times_across_midnight_and_formats() {
+    let patroni = "2026-12-07 00:00:11,955 INFO: promoted self to leader by acquiring session lock";
+    let redis = "123:X 06 Dec 2026 23:59:58.500 # +switch-master chaos 127.0.0.1 1 127.0.0.1 2";
+    let p = logged_at(patroni, "promoted").unwrap();
+    let r = logged_at(redis, "+switch-master").unwrap();
+    assert!((p - r - 13.455).abs() < 1e-6, "{p} {r}");
+    // 2026-12-06 is day 20,793 since the epoch.
+    let day = serde_json::json!({ "started_at": "2026-12-06T00:00:00Z" });
+    assert_eq!(started_s(&day), 20_793.0 * 86400.0);
+    let run = serde_json::json!({ "started_at": "2026-12-06T23:59:50.000Z" });
+    assert!((p - started_s(&run) - 21.955).abs() < 1e-6);
 }
