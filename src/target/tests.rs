@@ -381,3 +381,27 @@ fn a_local_target_names_its_ha_logs_with_positions() {
         "{e}"
     );
 }
+
+/// `setup` says how the stack is brought up (the advice when its proxy does not answer); an
+/// empty one, or one that is not a string, is refused at its position.
+#[test]
+fn a_local_target_says_how_it_is_set_up() {
+    let with = |v: &str| LOCAL_OK.replacen('\n', &format!("\nsetup = {v}\n"), 1);
+    let t = parse_str("l.toml", &with("\"./stack.sh up\"")).unwrap();
+    let Kind::Local(l) = &t.kind else {
+        panic!("{t:?}")
+    };
+    assert_eq!(l.setup.as_deref(), Some("./stack.sh up"));
+    let t = parse_str("l.toml", LOCAL_OK).unwrap();
+    let Kind::Local(l) = &t.kind else {
+        panic!("{t:?}")
+    };
+    assert_eq!(l.setup, None);
+    let e = errors("l.toml", &with("\" \""));
+    assert!(
+        e.contains("l.toml:2:9") && e.contains("setup is empty"),
+        "{e}"
+    );
+    let e = errors("l.toml", &with("true"));
+    assert!(e.contains("l.toml:2:9") && e.contains("setup"), "{e}");
+}
