@@ -401,6 +401,16 @@ fn schema_lists_exactly_the_keys_the_validator_accepts() {
     let stages = &load["properties"]["stages"]["items"]["oneOf"];
     assert_eq!(props(&stages[0]), sorted(keys::RAMP));
     assert_eq!(props(&stages[1]), sorted(keys::HOLD));
+    let users = &s["properties"]["users"];
+    assert_eq!(props(users), sorted(keys::USERS));
+    assert_eq!(props(&users["properties"]["think"]), sorted(keys::THINK));
+    assert_eq!(props(&users["properties"]["client"]), sorted(keys::CLIENT));
+    let journey = &users["properties"]["journeys"]["items"];
+    assert_eq!(props(journey), sorted(keys::JOURNEY));
+    assert_eq!(props(&journey["properties"]["steps"]["items"]), sorted(keys::STEP));
+    let plan = &users["properties"]["plan"]["items"]["oneOf"];
+    assert_eq!(props(&plan[0]), sorted(keys::RAMP));
+    assert_eq!(props(&plan[1]), sorted(keys::HOLD));
     let variants = s["properties"]["faults"]["items"]["oneOf"]
         .as_array()
         .unwrap();
@@ -552,4 +562,98 @@ fn durable_same_needs_a_json_body() {
             && e.contains("durable `same` compares a value of the write's JSON body"),
         "{e}"
     );
+}
+
+/// `[users]` alone: the closed model's plan in multiples of the peak, think time, journeys whose
+/// steps see `{{user}}` and what earlier steps captured; the run is as long as the plan.
+const USERS: &str = r#"name = "journeys"
+
+[users]
+peak = 50
+plan = [ { ramp = "1x", over = "20s" }, { hold = "4x", for = "2m" }, { ramp = "0x", over = "10s" } ]
+think = { min = "500ms", max = "2s" }
+
+[[users.journeys]]
+name = "write-and-read"
+weight = 3
+steps = [
+  { name = "login",  method = "POST", path = "/login", json = { user = "u{{user}}" } },
+  { name = "create", method = "POST", path = "/notes", json = { text = "{{uuid}}" }, capture = { id = "$.id" } },
+  { name = "read",   method = "GET",  path = "/notes/{{id}}" },
+]
+
+[[users.journeys]]
+name = "browse"
+steps = [ { name = "list", path = "/notes" } ]
+
+[slo]
+whole = ["errors < 1%"]
+"write-and-read:read" = { whole = ["p95 < 3s"] }
+"#;
+
+#[test]
+fn a_users_section_is_read_into_a_plan_of_users_and_journeys() {
+    let s = parse("demo.toml", USERS).unwrap_or_else(|d| panic!("{d}"));
+    assert!(s.load.is_empty(), "no [load]: no open-model requests");
+    let u = s.users.as_ref().expect("users");
+    let plan: Vec<(u32, u64)> = u.plan.iter().map(|p| (p.users, p.duration.as_secs())).collect();
+    assert_eq!(plan, [(50, 20), (200, 120), (0, 10)]);
+    assert_eq!(u.max_users(), 200);
+    assert_eq!((u.think_min.as_millis(), u.think_max.as_millis()), (500, 2000));
+    assert_eq!(s.duration().as_secs(), 150, "the run is as long as the user plan");
+    assert_eq!(
+        u.step_names(),
+        ["write-and-read:login", "write-and-read:create", "write-and-read:read", "browse:list"]
+    );
+    assert_eq!((u.journeys[0].weight, u.journeys[1].weight), (3, 1));
+    assert_eq!(u.client.timeout.as_secs(), 10, "the default client");
+    assert_eq!(
+        s.slo.objectives[1].request.as_deref(),
+        Some("write-and-read:read"),
+        "a step's SLOs are keyed `journey:step`"
+    );
+    // With [load] too, both run: the run is as long as the longer, and the users' client is
+    // [load.client] when they have none of their own.
+    let both = format!(
+        "{}\n[load]\npeak_rps = 10\nstages = [{{ hold = \"1x\", for = \"3m\" }}]\n         [load.client]\ntimeout = \"2s\"\n[[load.requests]]\nname = \"list\"\npath = \"/notes\"\n",
+        USERS.replace("[slo]\nwhole = [\"errors < 1%\"]\n\"write-and-read:read\" = { whole = [\"p95 < 3s\"] }\n", "")
+    );
+    let s = parse("demo.toml", &both).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(s.duration().as_secs(), 180);
+    assert_eq!(s.users.as_ref().unwrap().client.timeout.as_secs(), 2);
+}
+
+#[test]
+fn a_bad_users_section_is_refused_at_each_mistake_with_what_is_accepted() {
+    let bad = USERS
+        .replace("peak = 50\n", "")
+        .replace("think = { min = \"500ms\", max = \"2s\" }", "think = { min = \"3s\", max = \"2s\" }\nthinks = 1")
+        .replace("path = \"/notes/{{id}}\"", "path = \"/notes/{{idd}}\", capture = { user = \"$.u\" }")
+        .replace("{ name = \"list\", path = \"/notes\" }", "{ name = \"list\", method = \"OPTIONS\", path = \"/notes\", weight = 2, durable = { id = \"$.id\", read = \"GET /n/{id}\" } }");
+    let e = errors(&bad);
+    let has = |needle: &str| assert!(e.contains(needle), "no `{needle}` in:\n{e}");
+    has("demo.toml:4:19");
+    has("users \"1x\" is a multiple of peak, but [users] sets no peak");
+    has("unknown key `thinks` in [users]");
+    has("did you mean `think`?");
+    has("think max 2s is below min 3s");
+    has("unknown template variable `{{idd}}`");
+    has("did you mean `{{id}}`?");
+    has("a journey step cannot capture `user`");
+    has("a journey step cannot send OPTIONS");
+    has("unknown key `weight` in a journey step");
+    has("`durable` is not supported in a journey step yet");
+    // A step cannot use what only a later step captures.
+    let later = USERS.replace("path = \"/login\"", "path = \"/login/{{id}}\"");
+    let e = errors(&later);
+    assert!(e.contains("unknown template variable `{{id}}`"), "{e}");
+    assert!(e.contains("demo.toml:12:46"), "{e}");
+    assert!(!e.contains("unknown SLO window"), "the steps are still known to [slo]: {e}");
+    // Neither [load] nor [users]: one error that names both.
+    let e = errors("name = \"x\"\n");
+    assert!(e.contains("missing required key `load` (or `users`)"), "{e}");
+    let zero = USERS.replace("weight = 3", "weight = 0").replace("name = \"browse\"", "name = \"browse\"\nweight = 0");
+    assert!(errors(&zero).contains("the journey weights sum to 0"));
+    let dup = USERS.replace("name = \"browse\"", "name = \"during\"");
+    assert!(errors(&dup).contains("journey name \"during\" is reserved"));
 }

@@ -18,12 +18,14 @@ mod expect;
 mod fault;
 mod request;
 mod slo;
+mod users;
 pub use expect::{Expect, JsonCheck};
 pub use fault::{AzPart, AzParts, Count, Fault, FaultKind, KillMode, Link, Role};
 pub use request::{
     Body, Capture, Durable, Header, JsonPath, JsonTemplate, Part, PathStep, RequestSpec, Template,
 };
 pub use slo::{CmpOp, Metric, Objective, Offset, SloSpec, Trim, Window};
+pub use users::{Journey, UserStage, Users};
 
 /// A fully validated scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -47,7 +49,11 @@ pub struct Scenario {
     /// Findings that do not make the file invalid (unset variables, no SLOs, an unused `--env`).
     #[serde(skip)]
     pub warnings: Vec<super::diag::Diagnostic>,
+    /// `[load]`, the open model; with only `[users]` in the file, a load of no requests and no
+    /// stages ([`Load::is_empty`]) that keeps the recorder interval and client defaults.
     pub load: Load,
+    /// `[users]`, the closed model (run with the load, both at once, when both are written).
+    pub users: Option<Users>,
     pub faults: Vec<Fault>,
     pub slo: SloSpec,
     /// Settings of the embedded sandbox when the run uses it (`[sandbox]`); unset = default.
@@ -175,10 +181,23 @@ pub struct RetryOn {
     pub statuses: Vec<u16>,
 }
 
-impl Scenario {
-    /// Total scheduled length of the load (sum of stage durations).
+impl Load {
+    /// No open-model traffic: the file has only `[users]`.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// The length of the rate curve.
     pub fn duration(&self) -> Duration {
-        self.load.stages.iter().map(|s| s.duration).sum()
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+}
+
+impl Scenario {
+    /// The run's scheduled length: the longer of the load's stages and the users' plan.
+    pub fn duration(&self) -> Duration {
+        let users = self.users.as_ref().map_or(Duration::ZERO, Users::duration);
+        self.load.duration().max(users)
     }
 
     /// A copy with every duration multiplied by `factor` (rates unchanged): `--time-scale`.
@@ -187,6 +206,13 @@ impl Scenario {
         let mut s = self.clone();
         for st in &mut s.load.stages {
             st.duration = sc(st.duration);
+        }
+        if let Some(u) = &mut s.users {
+            for st in &mut u.plan {
+                st.duration = sc(st.duration);
+            }
+            u.think_min = sc(u.think_min);
+            u.think_max = sc(u.think_max);
         }
         // What is scaled is shown scaled, with what was written: `recovery < 3s (30s × 0.1)`,
         // `baseline[1s..-100ms]`, `errors > 50% for 1s (10s × 0.1)` — every report and the plan

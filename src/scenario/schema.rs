@@ -101,7 +101,8 @@ pub fn json_schema() -> Value {
         "title": "chaos scenario",
         "description": "Traffic, a fault timeline and SLOs for `chaos run`.",
         "type": "object",
-        "required": ["name", "load"],
+        "required": ["name"],
+        "anyOf": [{ "required": ["load"] }, { "required": ["users"] }],
         "additionalProperties": false,
         "properties": {
             "name": { "type": "string", "pattern": IDENT, "description": "used in report directory names" },
@@ -138,6 +139,7 @@ pub fn json_schema() -> Value {
                     "requests": requests()
                 }
             },
+            "users": users(),
             "faults": {
                 "type": "array",
                 "items": {
@@ -263,6 +265,79 @@ fn client() -> Value {
             },
             "headers": headers(),
             "ca_cert": { "type": "string", "description": "PEM file of an extra root CA, relative to the scenario file" }
+        }
+    })
+}
+
+/// `[users]`: the closed model (journeys on goose).
+fn users() -> Value {
+    let count = or_env(json!({
+        "description": "a multiple of peak (\"4x\") or a number of users (200)",
+        "oneOf": [
+            { "type": "string", "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*x|[0-9]+)\\s*$" },
+            { "type": "integer", "minimum": 0 }
+        ]
+    }));
+    let mut step = requests()["items"].clone();
+    if let Some(p) = step["properties"].as_object_mut() {
+        p.remove("weight");
+        p.remove("durable");
+        let methods: Vec<&str> = keys::METHODS
+            .iter()
+            .copied()
+            .filter(|m| *m != "OPTIONS")
+            .collect();
+        p.insert("method".into(), strings(&methods));
+        p.insert("path".into(), json!({ "type": "string", "pattern": "^/", "description": "template: {{user}}, {{seq}}, {{uuid}}, {{rand_int(a,b)}}, {{captured by an earlier step}}" }));
+    }
+    json!({
+        "type": "object",
+        "description": "virtual users running journeys with think time and their own cookies (the closed model, on goose); runs with [load] when both are given",
+        "required": ["plan", "journeys"],
+        "additionalProperties": false,
+        "properties": {
+            "peak": int(json!({ "type": "integer", "minimum": 1, "description": "the stated peak of concurrent users; \"Nx\" counts are multiples of it" })),
+            "plan": {
+                "type": "array",
+                "minItems": 1,
+                "items": { "oneOf": [
+                    {
+                        "type": "object",
+                        "description": "linear ramp of the user count from the previous stage's (0 at the start)",
+                        "required": ["ramp", "over"],
+                        "additionalProperties": false,
+                        "properties": { "ramp": count.clone(), "over": duration("length of the ramp") }
+                    },
+                    {
+                        "type": "object",
+                        "description": "a constant user count",
+                        "required": ["hold", "for"],
+                        "additionalProperties": false,
+                        "properties": { "hold": count, "for": duration("length of the stage") }
+                    }
+                ]}
+            },
+            "think": {
+                "type": "object",
+                "description": "think time drawn in [min, max] between two steps and two iterations (default 1s..3s)",
+                "additionalProperties": false,
+                "properties": { "min": duration("shortest think time"), "max": duration("longest think time") }
+            },
+            "client": client(),
+            "journeys": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "steps"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "name": { "type": "string", "pattern": IDENT },
+                        "weight": int(json!({ "type": "integer", "minimum": 0, "default": 1, "description": "share of the users that run this journey" })),
+                        "steps": { "type": "array", "minItems": 1, "items": step }
+                    }
+                }
+            }
         }
     })
 }

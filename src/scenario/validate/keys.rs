@@ -5,6 +5,7 @@ pub const TOP: &[&str] = &[
     "name",
     "description",
     "load",
+    "users",
     "faults",
     "slo",
     "sandbox",
@@ -54,6 +55,14 @@ pub const RETRY: &[&str] = &[
 pub const REQUEST: &[&str] = &[
     "name", "weight", "method", "path", "headers", "json", "body", "capture", "durable", "expect",
 ];
+/// A journey step: a request without `weight` (steps run in order) or `durable` (refused with
+/// its own message: the read-back has no session cookie).
+pub const STEP: &[&str] = &[
+    "name", "method", "path", "headers", "json", "body", "capture", "expect",
+];
+pub const USERS: &[&str] = &["peak", "plan", "think", "client", "journeys"];
+pub const THINK: &[&str] = &["min", "max"];
+pub const JOURNEY: &[&str] = &["name", "weight", "steps"];
 pub const DURABLE: &[&str] = &["id", "read", "same"];
 pub const EXPECT: &[&str] = &["status", "body_contains", "json"];
 pub const EXPECT_JSON: &[&str] = &["path", "equals"];

@@ -14,6 +14,18 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The load of a file without `[load]` (only `[users]`): no requests, no stages, the defaults.
+pub fn no_load() -> Load {
+    Load {
+        peak_rps: 0.0,
+        stages: Vec::new(),
+        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        interval: DEFAULT_INTERVAL,
+        client: default_client(),
+        requests: Vec::new(),
+    }
+}
+
 pub(super) fn load(cx: &mut Ctx<'_>, n: &Node) -> Option<Load> {
     let t = cx.table(n, "[load]")?;
     t.check_keys(cx, keys::LOAD, "in [load]");
@@ -49,12 +61,12 @@ pub(super) fn load(cx: &mut Ctx<'_>, n: &Node) -> Option<Load> {
     };
     let captures = super::request::capture_names(t.get("requests"));
     let client = match t.get("client") {
-        Some(n) => client(cx, n, &captures),
+        Some(n) => client(cx, n, &captures, "[load.client]"),
         None => Some(default_client()),
     };
     let requests = t
         .required(cx, "requests")
-        .and_then(|n| super::request::requests(cx, n, &captures));
+        .and_then(|n| super::request::requests(cx, n, &captures, super::request::Kind::Load));
     Some(Load {
         peak_rps: peak.unwrap_or(0.0),
         stages: stages?,
@@ -201,9 +213,15 @@ pub fn default_retry() -> RetryPolicy {
     }
 }
 
-fn client(cx: &mut Ctx<'_>, n: &Node, captures: &[String]) -> Option<Client> {
-    let t = cx.table(n, "[load.client]")?;
-    t.check_keys(cx, keys::CLIENT, "in [load.client]");
+/// A client table: `[load.client]` or `[users.client]` (`place`).
+pub(super) fn client(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    captures: &[String],
+    place: &str,
+) -> Option<Client> {
+    let t = cx.table(n, place)?;
+    t.check_keys(cx, keys::CLIENT, &format!("in {place}"));
     let d = default_client();
     let timeout = match t.get("timeout") {
         Some(n) => cx.duration_in(

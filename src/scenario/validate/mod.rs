@@ -18,6 +18,7 @@ mod load;
 mod request;
 pub(crate) mod sandbox;
 mod slo;
+mod users;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -150,11 +151,33 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         Some(n) => cx.string(n, "description").unwrap_or_default(),
         None => String::new(),
     };
-    let load = top.required(cx, "load").and_then(|n| load::load(cx, n));
-    let run = load
-        .as_ref()
-        .filter(|_| !cx.run_unknown)
-        .map(|l| l.stages.iter().map(|s| s.duration).sum::<Duration>());
+    // `[load]` (the open model), `[users]` (the closed one), or both at once.
+    let load = match (top.get("load"), top.get("users")) {
+        (Some(n), _) => load::load(cx, n),
+        (None, Some(_)) => Some(load::no_load()),
+        (None, None) => {
+            cx.err(
+                &top.node.span,
+                "missing required key `load` (or `users`)",
+                Some("[load] sends requests at a rate (the open model), [users] runs user journeys (the closed model); a scenario has one or both"),
+            );
+            None
+        }
+    };
+    let users = match top.get("users") {
+        Some(n) => {
+            let written_client = top.get("load").and(load.as_ref()).map(|l| &l.client);
+            users::users(cx, n, written_client).map(Some)
+        }
+        None => Some(None),
+    };
+    let run = match (&load, &users) {
+        (Some(l), Some(u)) if !cx.run_unknown => Some(
+            l.duration()
+                .max(u.as_ref().map_or(Duration::ZERO, |u| u.duration())),
+        ),
+        _ => None,
+    };
     if let Some(n) = top.get("sandbox") {
         // Still read (for the default target only), but a scenario should run unchanged on
         // every target: the sandbox's settings belong in a target file.
@@ -180,7 +203,8 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
             .map(|e| &e.node),
         _ => None,
     };
-    let request_names = names_written(raw_requests);
+    let mut request_names = names_written(raw_requests);
+    request_names.extend(step_names_written(top.get("users")));
     let fault_names = names_written(top.get("faults"));
     let slo = match top.get("slo") {
         Some(n) => slo::slo(cx, n, &fault_names, &request_names),
@@ -217,6 +241,7 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         unknown: Vec::new(),
         warnings: Vec::new(),
         load: load?,
+        users: users?,
         faults,
         slo,
         sandbox,
@@ -242,6 +267,30 @@ fn names_written(array: Option<&Node>) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The `journey:step` names of `[users]`, read leniently like [`names_written`].
+fn step_names_written(users: Option<&Node>) -> Vec<String> {
+    let Some(V::Table(entries)) = users.map(|n| &n.v) else {
+        return Vec::new();
+    };
+    let journeys = entries.iter().find(|e| e.key == "journeys").map(|e| &e.node);
+    let Some(V::Array(items)) = journeys.map(|n| &n.v) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for j in items {
+        let V::Table(es) = &j.v else { continue };
+        let name = es.iter().find(|e| e.key == "name").and_then(|e| match &e.node.v {
+            V::Str(s) => Some(s.clone()),
+            _ => None,
+        });
+        let steps = es.iter().find(|e| e.key == "steps").map(|e| &e.node);
+        if let Some(name) = name {
+            out.extend(names_written(steps).into_iter().map(|s| format!("{name}:{s}")));
+        }
+    }
+    out
 }
 
 /// A table's entries, with the node for error positions.

@@ -34,29 +34,76 @@ pub(super) fn capture_names(requests: Option<&Node>) -> Vec<String> {
     out
 }
 
+/// What a list of requests is: the open model's mix, or a journey's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `[[load.requests]]`: weighted, any captured name usable by any request.
+    Load,
+    /// A journey's `steps`: in order, `{{user}}` and the earlier steps' captures usable.
+    Step,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Load => "request",
+            Kind::Step => "step",
+        }
+    }
+}
+
+/// The names the captures of one request table write (read leniently).
+fn captures_of(item: &Node) -> Vec<String> {
+    let V::Table(entries) = &item.v else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|e| e.key == "capture")
+        .filter_map(|e| match &e.node.v {
+            V::Table(caps) => Some(caps.iter().map(|c| c.key.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 pub(super) fn requests(
     cx: &mut Ctx<'_>,
     n: &Node,
     captures: &[String],
+    kind: Kind,
 ) -> Option<Vec<RequestSpec>> {
-    let items = cx.array(n, "requests")?;
+    let what = match kind {
+        Kind::Load => "requests",
+        Kind::Step => "steps",
+    };
+    let items = cx.array(n, what)?;
     if items.is_empty() {
-        cx.err(
-            &n.span,
-            "requests is empty",
-            Some("at least one [[load.requests]] with a name and a path"),
-        );
+        let help = match kind {
+            Kind::Load => "at least one [[load.requests]] with a name and a path",
+            Kind::Step => "at least one step, e.g. { name = \"login\", method = \"POST\", path = \"/login\" }",
+        };
+        cx.err(&n.span, &format!("{what} is empty"), Some(help));
         return None;
     }
     let mut out: Vec<RequestSpec> = Vec::new();
     let mut ok = true;
+    // A step sees `{{user}}` and what the steps before it capture, in this iteration.
+    let mut known: Vec<String> = match kind {
+        Kind::Load => captures.to_vec(),
+        Kind::Step => vec!["user".to_string()],
+    };
     for item in items {
-        match request(cx, item, captures, &out) {
+        match request(cx, item, &known, &out, kind) {
             Some(r) => out.push(r),
             None => ok = false,
         }
+        if kind == Kind::Step {
+            known.extend(captures_of(item));
+        }
     }
-    if ok && out.iter().map(|r| u64::from(r.weight)).sum::<u64>() == 0 {
+    if ok && kind == Kind::Load && out.iter().map(|r| u64::from(r.weight)).sum::<u64>() == 0 {
         cx.err(
             &n.span,
             "the request weights sum to 0: no request would ever be sent",
@@ -72,21 +119,38 @@ fn request(
     n: &Node,
     captures: &[String],
     earlier: &[RequestSpec],
+    kind: Kind,
 ) -> Option<RequestSpec> {
-    let t = cx.table(n, "a request")?;
-    t.check_keys(cx, keys::REQUEST, "in [[load.requests]]");
+    let noun = kind.noun();
+    let t = cx.table(n, &format!("a {noun}"))?;
+    match kind {
+        Kind::Load => t.check_keys(cx, keys::REQUEST, "in [[load.requests]]"),
+        Kind::Step => {
+            for e in t.entries {
+                if e.key == "durable" {
+                    cx.err(
+                        &e.key_span,
+                        "`durable` is not supported in a journey step yet",
+                        Some("a journey's writes are made under its user's session cookie, which the after-run read-back does not have; declare the durable write in [[load.requests]]"),
+                    );
+                } else if !keys::STEP.contains(&e.key.as_str()) {
+                    cx.unknown_key(e, keys::STEP, "in a journey step");
+                }
+            }
+        }
+    }
     let name = t.required(cx, "name").and_then(|nn| {
-        let name = cx.ident(nn, "request name")?;
+        let name = cx.ident(nn, &format!("{noun} name"))?;
         if earlier.iter().any(|r| r.name == name) {
             cx.err(
                 &nn.span,
-                &format!("duplicate request name \"{name}\""),
-                Some("request names are unique: reports and SLOs refer to requests by name"),
+                &format!("duplicate {noun} name \"{name}\""),
+                Some(&format!("{noun} names are unique: reports and SLOs refer to {noun}s by name")),
             );
             return None;
         }
         let reserved = keys::SLO_WINDOWS.iter().chain(keys::SLO_LATER);
-        if reserved.clone().any(|w| *w == name) {
+        if kind == Kind::Load && reserved.clone().any(|w| *w == name) {
             cx.err(
                 &nn.span,
                 &format!("request name \"{name}\" is reserved"),
@@ -99,12 +163,12 @@ fn request(
         }
         Some(name)
     });
-    let weight = match t.get("weight") {
+    let weight = match t.get("weight").filter(|_| kind == Kind::Load) {
         Some(w) => cx.int(w, "weight", 0, 1_000_000).map(|v| v as u32),
         None => Some(1),
     };
     let method = match t.get("method") {
-        Some(m) => method(cx, m),
+        Some(m) => method(cx, m, kind),
         None => Some("GET".to_string()),
     };
     let path = t.required(cx, "path").and_then(|p| {
@@ -141,10 +205,10 @@ fn request(
         (None, None) => Some(None),
     };
     let capture = match t.get("capture") {
-        Some(c) => capture(cx, c),
+        Some(c) => capture(cx, c, kind),
         None => Some(Vec::new()),
     };
-    let durable = match t.get("durable") {
+    let durable = match t.get("durable").filter(|_| kind == Kind::Load) {
         Some(d) => durable(cx, d, t.get("json").is_some()).map(Some),
         None => Some(None),
     };
@@ -165,9 +229,17 @@ fn request(
     })
 }
 
-fn method(cx: &mut Ctx<'_>, n: &Node) -> Option<String> {
+fn method(cx: &mut Ctx<'_>, n: &Node, kind: Kind) -> Option<String> {
     let s = cx.string(n, "method")?;
     let up = s.trim().to_ascii_uppercase();
+    if kind == Kind::Step && keys::METHODS.contains(&up.as_str()) && up == "OPTIONS" {
+        cx.err(
+            &n.span,
+            "a journey step cannot send OPTIONS",
+            Some("journeys run on goose, whose requests are GET, POST, PUT, PATCH, DELETE and HEAD"),
+        );
+        return None;
+    }
     if keys::METHODS.contains(&up.as_str()) {
         return Some(up);
     }
@@ -294,11 +366,20 @@ fn json(cx: &mut Ctx<'_>, n: &Node, captures: &[String]) -> Option<JsonTemplate>
     })
 }
 
-fn capture(cx: &mut Ctx<'_>, n: &Node) -> Option<Vec<Capture>> {
+fn capture(cx: &mut Ctx<'_>, n: &Node, kind: Kind) -> Option<Vec<Capture>> {
     let t = cx.table(n, "capture")?;
     let mut out = Vec::new();
     let mut ok = true;
     for e in t.entries {
+        if kind == Kind::Step && e.key == "user" {
+            cx.err(
+                &e.key_span,
+                "a journey step cannot capture `user`",
+                Some("{{user}} is the user's number in a journey: capture under another name"),
+            );
+            ok = false;
+            continue;
+        }
         let name_ok = !e.key.is_empty()
             && e.key
                 .chars()
