@@ -8,80 +8,54 @@ mod common;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use chaos::clock::Clock;
-use chaos::load::client::ClientConfig;
-use chaos::load::journeys::{self, Journey, Journeys};
+use chaos::load::journeys::{self, Journeys};
 use chaos::metrics::recorder::{self, Options};
 use chaos::metrics::Outcome;
 use chaos::sandbox::Sandbox;
-use chaos::scenario::{Body, JsonTemplate, Part, RequestSpec, Template};
+use chaos::shutdown::Shutdown;
 
-/// `step`'s JSON body `{KEY = "USER"}` becomes `{KEY = "u{{user}}"}`, with ` {{uuid}}` after
-/// it when `uuid`.
-fn with_user(step: &mut RequestSpec, uuid: bool) {
-    let Some(Body::Json(JsonTemplate::Object(fields))) = &mut step.body else {
-        panic!("{step:?}")
-    };
-    let mut parts = vec![Part::Lit("u".into()), Part::Var("user".into())];
-    if uuid {
-        parts.extend([Part::Lit(" ".into()), Part::Uuid]);
-    }
-    fields[0].1 = JsonTemplate::String(Template { parts });
-}
-
-/// The steps, written as a scenario's requests (validated as any scenario is): `{{id}}` is
-/// what this iteration's create captured. `{{user}}` (the user's number) is the journeys' own
-/// variable, which the open model's validator does not know: [`with_user`] puts it in.
-const STEPS: &str = r#"
-name = "steps"
-[load]
-peak_rps = 1
-stages = [{ hold = "1x", for = "1s" }]
-[[load.requests]]
-name = "login"
-method = "POST"
-path = "/login"
-json = { user = "USER" }
-[[load.requests]]
-name = "create"
-method = "POST"
-path = "/notes"
-json = { text = "USER" }
-capture = { id = "$.id" }
-expect = { status = [201] }
-[[load.requests]]
-name = "read"
-method = "GET"
-path = "/notes/{{id}}"
-expect = { status = [200] }
+/// One journey, login → create → read, written as a scenario's `[users]` (validated as any
+/// scenario is): `{{id}}` is what this iteration's create captured, `{{user}}` the user's
+/// number. USERS users ramp up over 1 s and hold for HOLD, thinking THINK between steps.
+const SCENARIO: &str = r#"
+name = "journeys"
+[users]
+plan = [{ ramp = USERS, over = "1s" }, { hold = USERS, for = "HOLD" }]
+think = THINK
+[users.client]
+timeout = "2s"
+[[users.journeys]]
+name = "write-and-read"
+steps = [
+  { name = "login", method = "POST", path = "/login", json = { user = "u{{user}}" } },
+  { name = "create", method = "POST", path = "/notes", json = { text = "u{{user}} {{uuid}}" }, capture = { id = "$.id" }, expect = { status = [201] } },
+  { name = "read", method = "GET", path = "/notes/{{id}}", expect = { status = [200] } },
+]
 "#;
 
-/// One journey, login → create → read, for `users` users: ramped up over 1 s, held for
-/// `hold`, with `think` between steps and iterations.
 fn write_and_read(users: usize, hold: Duration, think: (u64, u64)) -> Journeys {
-    let mut steps = chaos::scenario::parse_str("steps.toml", STEPS)
-        .unwrap_or_else(|d| panic!("{d:?}"))
-        .load
-        .requests;
-    with_user(&mut steps[0], false);
-    with_user(&mut steps[1], true);
-    Journeys {
-        journeys: vec![Journey {
-            name: "write-and-read".into(),
-            weight: 1,
-            steps,
-        }],
-        plan: vec![
+    let text = SCENARIO
+        .replace("USERS", &users.to_string())
+        .replace("HOLD", &format!("{}ms", hold.as_millis()))
+        .replace(
+            "THINK",
+            &format!("{{ min = \"{}ms\", max = \"{}ms\" }}", think.0, think.1),
+        );
+    let s = chaos::scenario::parse_str("journeys.toml", &text).unwrap_or_else(|d| panic!("{d}"));
+    let j = Journeys::new(s.users.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        j.plan,
+        [
             (users, Duration::from_secs(1)),
             (users, hold),
-            (0, Duration::ZERO),
+            (0, Duration::ZERO)
         ],
-        think: (
-            Duration::from_millis(think.0),
-            Duration::from_millis(think.1),
-        ),
-        client: ClientConfig::plain(Duration::from_secs(2)),
-    }
+        "a hold at the count reached is one step; the users leave at the end"
+    );
+    j
 }
 
 /// goose's killswitch, logger and signal handler are process-wide: one attack at a time.
@@ -100,7 +74,9 @@ async fn run(sb: &Sandbox, j: &Journeys) -> (Vec<journeys::JourneyCounts>, recor
             settle: Duration::from_secs(1),
         },
     );
-    let counts = journeys::run(j, &sb.lb_url, sink, clock, 0).await.unwrap();
+    let counts = journeys::run(j, &sb.lb_url, sink, clock, 0, Arc::new(Shutdown::new()))
+        .await
+        .unwrap();
     (counts, handle.finish().await)
 }
 
@@ -189,4 +165,90 @@ async fn users_run_journeys_on_goose_and_every_step_reaches_the_recorder() {
         let u: usize = text[1..text.find(' ').unwrap()].parse().unwrap();
         assert!(u < users, "{text}");
     }
+}
+
+/// The shipped `journeys-redis-partition` with a `[load]` section added runs both models at
+/// once on the embedded sandbox: the users' steps and the load's requests in one recording
+/// and every report, the journey counts agreeing with the steps' samples, and the cache
+/// partition showing where users see it — sessions made while the cache was cut off are
+/// unknown once it is back, so their next steps answer 401 after the heal, not before the cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_report() {
+    let _one = ONE.lock().await;
+    let dir = std::env::temp_dir().join(format!("chaos-journeys-both-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = chaos::scenario::builtin::get("journeys-redis-partition").unwrap().to_string()
+        + "\n[load]\npeak_rps = 20\nstages = [{ hold = \"1x\", for = \"75s\" }]\n\
+           [[load.requests]]\nname = \"list\"\npath = \"/notes\"\n";
+    let file = dir.join("both.toml");
+    std::fs::write(&file, text).unwrap();
+    let opts = chaos::run::RunOptions {
+        scenario: file.display().to_string(),
+        out: Some(dir.join("run")),
+        time_scale: 0.2,
+        // 40 users at the plan's 4x: a debug build on two cores keeps up.
+        set: vec!["users.peak=10".into()],
+        sandbox_exe: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_chaos"))),
+        progress_every: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let o = chaos::run::run(
+        &opts,
+        Arc::new(Shutdown::new()),
+        &mut chaos::load::engine::NoProgress,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = &o.report;
+    let names = &r.recording.names;
+    assert_eq!(
+        names,
+        &[
+            "list",
+            "write-and-read:login",
+            "write-and-read:create",
+            "write-and-read:read",
+            "browse:login",
+            "browse:list"
+        ]
+    );
+    let totals = |i: usize| r.totals(Some(i));
+    assert!(totals(0).requests() > 200, "the open model ran: {:?}", totals(0).requests());
+    assert_eq!(r.journeys.len(), 2);
+    for (j, first) in r.journeys.iter().zip([1usize, 4]) {
+        let failed: u64 = j.failed.iter().map(|(_, n)| n).sum();
+        assert_eq!(j.started, j.completed + j.canceled + failed, "{j:?}");
+        assert!(j.completed > 20, "{j:?}");
+        // Each iteration sends its first step once; a step's failures are its non-ok samples.
+        assert_eq!(totals(first).requests(), j.started, "{j:?}");
+        for (k, (step, n)) in j.failed.iter().enumerate() {
+            let s = totals(first + k);
+            assert_eq!(s.requests() - s.count(chaos::metrics::Outcome::Ok), *n, "{step}");
+        }
+    }
+    // 401s: none before the cut (all sessions known), some after it (sessions made while the
+    // cache was cut off); the cut is 30 s..50 s at scale 0.2, i.e. 6 s..10 s.
+    let rec = &r.recording;
+    let s401 = |from: f64, to: f64| {
+        let (a, b) = rec.range(Duration::from_secs_f64(from), Duration::from_secs_f64(to));
+        (1..names.len())
+            .map(|i| rec.aggregate(a, b, Some(i)).statuses.get(401))
+            .sum::<u64>()
+    };
+    assert_eq!(s401(0.0, 6.0), 0);
+    assert!(s401(10.0, 15.0) > 0, "users logged in during the cut are logged out after it");
+    // Every report has both: report.json (journeys and the steps), summary.md.
+    let json = common_report(&o.dir);
+    assert_eq!(json["journeys"].as_array().unwrap().len(), 2);
+    assert!(json["per_request"]["write-and-read:read"].is_object());
+    assert!(json["per_request"]["list"].is_object());
+    let md = std::fs::read_to_string(o.dir.join("summary.md")).unwrap();
+    assert!(md.contains("## Journeys") && md.contains("| `write-and-read` |"), "{md}");
+    assert!(md.contains("| list |") && md.contains("| write-and-read:login |"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn common_report(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }

@@ -317,3 +317,57 @@ whole = ["errors < 90%"]
 
 // The panic test (a panic mid-fault still reverts it) is in tests/run_injected.rs: the
 // panics come from a driver and a progress sink injected through the library.
+
+#[test]
+fn sigint_mid_fault_with_users_on_goose_reverts_it_and_exits_130() {
+    users_signal_mid_fault("INT");
+}
+
+#[test]
+fn sigterm_mid_fault_with_users_on_goose_reverts_it_and_exits_130() {
+    users_signal_mid_fault("TERM");
+}
+
+/// The users' journeys run on goose in the run's process; goose would take SIGINT for itself
+/// (its killswitch only, then exit on a second one). The harness's handler is the one that
+/// fires: the run stops, the cache partition is healed, exit 130.
+fn users_signal_mid_fault(sig: &str) {
+    let _turn = heavy();
+    let dir = tmpdir(&format!("users-sig{sig}"));
+    let out = dir.join("run");
+    let mut child = run_cmd(
+        "journeys-redis-partition",
+        &["--set", "users.peak=10"],
+        &out,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The cut is applied from 3 s to 5 s (scale 0.1): interrupt half a second in.
+    let journal = out.join("journal.jsonl");
+    wait_applied(&journal);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, sig);
+    let status = wait_exit(&mut child, &format!("SIG{sig}"));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let steps: Vec<String> = lines(&journal)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["intent", "applied", "confirmed", "reverted"]);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    assert_eq!(count(&ev, "cache_healed"), 1, "the cache is back");
+    let r = report(&out);
+    assert_eq!(r["verdict"], "interrupted");
+    let rev = r["timeline"]["faults"][0]["reverted_at_s"].as_f64().unwrap();
+    assert!(rev < 4.9, "reverted at the signal, before the scheduled 5 s: {rev}");
+    for j in r["journeys"].as_array().unwrap() {
+        let n = |k: &str| j[k].as_u64().unwrap();
+        let failed: u64 = j["failed"].as_array().unwrap().iter().map(|f| f[1].as_u64().unwrap()).sum();
+        assert!(n("started") > 0, "{j}");
+        assert_eq!(n("started"), n("completed") + n("canceled") + failed, "{j}");
+    }
+}

@@ -540,9 +540,12 @@ pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat
     };
     rt.block_on(async move {
         let shutdown = Arc::new(Shutdown::new());
-        spawn_signal_handlers(shutdown.clone());
+        super::signals::install_run_handlers(shutdown.clone());
         let mut progress = progress::for_stderr(quiet);
-        match run::run(&opts, shutdown, progress.as_mut()).await {
+        let to_stderr = super::signals::StdoutToStderr::new();
+        let r = run::run(&opts, shutdown, progress.as_mut()).await;
+        drop(to_stderr);
+        match r {
             Ok(o) => {
                 match summary {
                     SummaryFormat::Md => out(&o.summary),
@@ -564,25 +567,3 @@ pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat
     })
 }
 
-/// Ctrl-C and SIGTERM trigger the run's shutdown: the load stops, in-flight requests finish,
-/// partial reports are written, exit 130. A second Ctrl-C does not kill the process: cleanup
-/// (rollback, once faults exist) must always run.
-fn spawn_signal_handlers(shutdown: Arc<Shutdown>) {
-    let s = shutdown.clone();
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            err("\ninterrupt: stopping the load and writing partial reports…");
-            s.trigger();
-        }
-    });
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            while term.recv().await.is_some() {
-                err("\nSIGTERM: stopping the load and writing partial reports…");
-                shutdown.trigger();
-            }
-        }
-    });
-}

@@ -8,6 +8,7 @@ mod commands;
 pub mod output;
 pub mod plan;
 pub mod progress;
+mod signals;
 
 pub use args::{Cli, Command, ParamArgs, ProxyCmd, SandboxCmd, SummaryFormat, TargetArgs};
 

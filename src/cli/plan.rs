@@ -14,14 +14,29 @@ use crate::slo::Timeline;
 
 /// `2 stages, 1 request, 1 fault, 3 SLOs` (`chaos check`'s line).
 pub fn counts(s: &Scenario) -> String {
+    let load = if s.load.is_empty() {
+        "no [load]".to_string()
+    } else {
+        format!(
+            "{}, {}",
+            plural(s.load.stages.len(), "stage"),
+            plural(s.load.requests.len(), "request")
+        )
+    };
     let mut c = format!(
-        "{}: {}, {}, {}, {}",
+        "{}: {load}, {}, {}",
         s.name,
-        plural(s.load.stages.len(), "stage"),
-        plural(s.load.requests.len(), "request"),
         plural(s.faults.len(), "fault"),
         plural(s.slo.objectives.len(), "SLO")
     );
+    if let Some(u) = &s.users {
+        let _ = write!(
+            c,
+            "; up to {} in {}",
+            plural(u.max_users() as usize, "user"),
+            plural(u.journeys.len(), "journey")
+        );
+    }
     if !s.unknown.is_empty() {
         let _ = write!(c, "; not set: {}", unknown_names(s).join(", "));
     }
@@ -55,12 +70,21 @@ pub fn render(s: &Scenario) -> String {
     }
     let segs = schedule::segments(&s.load.stages);
     let total = s.duration();
+    if s.load.is_empty() {
+        let _ = writeln!(o, "length   {:.1}s, users only (no [load])", total.as_secs_f64());
+        if let Some(u) = &s.users {
+            users(&mut o, u);
+        }
+        faults_and_slos(&mut o, s);
+        return o;
+    }
     let _ = writeln!(
         o,
-        "length   {:.1}s, about {:.0} requests (peak {} req/s)",
+        "length   {:.1}s, about {:.0} requests (peak {} req/s){}",
         total.as_secs_f64(),
         schedule::expected_total(&segs),
-        s.load.peak_rps
+        s.load.peak_rps,
+        if s.users.is_some() { " besides the users'" } else { "" }
     );
     let _ = writeln!(
         o,
@@ -135,6 +159,15 @@ pub fn render(s: &Scenario) -> String {
             }
         );
     }
+    if let Some(u) = &s.users {
+        users(&mut o, u);
+    }
+    faults_and_slos(&mut o, s);
+    o
+}
+
+/// The fault timeline and the SLOs with their windows.
+fn faults_and_slos(o: &mut String, s: &Scenario) {
     let tl = Timeline::of(s);
     let _ = writeln!(o, "\nfaults");
     if tl.faults.is_empty() {
@@ -167,7 +200,47 @@ pub fn render(s: &Scenario) -> String {
             b.as_secs_f64()
         );
     }
-    o
+}
+
+/// `[users]`: the plan of concurrent users, think time, each journey's steps.
+fn users(o: &mut String, u: &crate::scenario::Users) {
+    let _ = writeln!(
+        o,
+        "\nusers (closed model on goose: each user runs one journey, its next step after the last answer and a think time of {:?}..{:?})",
+        u.think_min, u.think_max
+    );
+    let mut at = std::time::Duration::ZERO;
+    let mut from = 0;
+    for st in &u.plan {
+        let what = match st.kind {
+            StageKind::Ramp => format!("ramp {from} -> {} users", st.users),
+            StageKind::Hold => format!("hold {} users", st.users),
+        };
+        let _ = writeln!(
+            o,
+            "  {:>8.1}s - {:>8.1}s  {what} ({})",
+            at.as_secs_f64(),
+            (at + st.duration).as_secs_f64(),
+            st.users_text
+        );
+        at += st.duration;
+        from = st.users;
+    }
+    let total: u32 = u.journeys.iter().map(|j| j.weight).sum();
+    for j in &u.journeys {
+        let steps: Vec<String> = j
+            .steps
+            .iter()
+            .map(|q| format!("{} {} {}", q.name, q.method, q.path))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {:>5.1}%  journey {}: {}",
+            f64::from(j.weight) * 100.0 / f64::from(total.max(1)),
+            j.name,
+            steps.join(" → ")
+        );
+    }
 }
 
 /// The plan of a scenario with unknown values: which, where, and what does not depend on them.

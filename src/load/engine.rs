@@ -37,7 +37,7 @@ use super::expect::{self, Rejection};
 use super::failures::{Failures, Seen};
 use super::prepared::{prepare, render, Prepared, Rendered};
 pub use super::progress::{NoProgress, Progress, ProgressSnapshot};
-use super::retry::{backoff, RetryBudget};
+use super::retry::{backoff, retryable, RetryBudget};
 use super::schedule::{self, Schedule};
 use super::template::{self, Captures};
 use super::transport::{self, Target, Transport};
@@ -92,6 +92,10 @@ pub struct LoadResult {
     pub started_at: SystemTime,
     /// From the clock's epoch to the last response.
     pub wall: Duration,
+    /// The users' journeys, one entry each (empty without `[users]`).
+    pub journeys: Vec<super::journeys::JourneyCounts>,
+    /// Why the users could not run (goose refused the attack): the run was shut down.
+    pub users_error: Option<String>,
 }
 
 struct Shared {
@@ -160,6 +164,8 @@ pub struct Engine {
     mode: Mode,
     reqs: Vec<Prepared>,
     transport: Transport,
+    /// The closed model run beside the load (`[users]`), and the URL its users go to.
+    users: Option<(super::journeys::Journeys, String)>,
 }
 
 impl Engine {
@@ -183,13 +189,22 @@ impl Engine {
             mode,
             reqs,
             transport,
+            users: None,
         })
+    }
+
+    /// Run the users' journeys (`[users]`) beside the load, into the same recorder: their
+    /// steps come after the load's requests in the recording's names (`journey:step`).
+    pub fn with_users(mut self, users: &crate::scenario::Users, base_url: &str) -> Result<Engine, EngineError> {
+        let j = super::journeys::Journeys::new(users)?;
+        self.users = Some((j, base_url.to_string()));
+        Ok(self)
     }
 
     /// Run to the end of the schedule (or `shutdown`): the recorder task gets the samples, and
     /// its ticks drive `progress` (the live view, abort conditions).
     pub async fn run(
-        self,
+        mut self,
         clock: Clock,
         shutdown: Arc<Shutdown>,
         progress: &mut dyn Progress,
@@ -200,15 +215,34 @@ impl Engine {
         // The longest a logical request can live after its intended time: a slot wait (bounded
         // by the timeout), every attempt's timeout and every backoff. Intervals older than this
         // are final and get compressed.
-        let settle = load.client.timeout * (policy.attempts + 1)
-            + policy.max_backoff * policy.attempts.saturating_sub(1)
-            + load.interval;
-        let names = load.requests.iter().map(|r| r.name.clone()).collect();
+        let lives = |timeout: Duration, p: &RetryPolicy| {
+            timeout * (p.attempts + 1) + p.max_backoff * p.attempts.saturating_sub(1)
+        };
+        let mut settle = lives(load.client.timeout, policy) + load.interval;
+        let mut names: Vec<String> = load.requests.iter().map(|r| r.name.clone()).collect();
+        let mut total: Duration = load.stages.iter().map(|s| s.duration).sum();
+        if let Some((j, _)) = &self.users {
+            // A step lives as long as its attempts, and a user may still think before it.
+            settle = settle.max(lives(j.client.timeout, &j.retry) + j.think.1 + load.interval);
+            names.extend(j.step_names());
+            total = total.max(j.duration());
+        }
+        let first_step = load.requests.len().min(usize::from(u16::MAX)) as u16;
         let (sink, mut recorder) =
             recorder::spawn(names, load.interval, clock, Options { tick, settle });
         let segs = schedule::segments(&load.stages);
-        let total: Duration = load.stages.iter().map(|s| s.duration).sum();
         let max_in_flight = load.max_in_flight;
+        let users = self.users.take().map(|(j, url)| {
+            let (sink, shutdown) = (sink.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let r = super::journeys::run(&j, &url, sink, clock, first_step, shutdown.clone()).await;
+                if r.is_err() {
+                    // Half a run is no run: stop the load and the faults too.
+                    shutdown.trigger();
+                }
+                r
+            })
+        });
         let running = self.start(clock, sink, shutdown);
         let snapshot = |t: &Tick, sh: &Shared| {
             let dt = t.at.saturating_sub(t.since).as_secs_f64();
@@ -243,6 +277,14 @@ impl Engine {
         }
         let mut recording = recorder.finish().await;
         let (scheduled, interrupted) = running.scheduler.await.unwrap_or((completed, true));
+        let (journeys, users_error) = match users {
+            None => (Vec::new(), None),
+            Some(task) => match task.await {
+                Ok(Ok(counts)) => (counts, None),
+                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+                Err(e) => (Vec::new(), Some(format!("the users' task ended: {e}"))),
+            },
+        };
         let wall = clock.elapsed();
         let sh = running.shared;
         let durable_writes =
@@ -256,6 +298,8 @@ impl Engine {
             interrupted,
             started_at: clock.started_at(),
             wall,
+            journeys,
+            users_error,
         }
     }
 
@@ -285,6 +329,12 @@ impl Engine {
             shutdown,
         });
         let weights: Vec<u64> = load.requests.iter().map(|r| u64::from(r.weight)).collect();
+        if load.requests.is_empty() {
+            // Only users (`[users]` without `[load]`): nothing to schedule.
+            drop(sink);
+            let scheduler = tokio::spawn(async { (0, false) });
+            return Running { shared, scheduler };
+        }
         let scheduler = match self.mode {
             Mode::Open => {
                 let shared = shared.clone();
@@ -473,18 +523,7 @@ async fn logical_request(sh: Arc<Shared>, seq: u64, intended: Duration, r: usize
     let last = loop {
         attempts += 1;
         let a = attempt(&sh, r, req, &rendered).await;
-        // An expected status is a success, never retried; a response `expect` rejects is
-        // retried like any other when its status is in `retry.on`.
-        let retryable = match a.outcome {
-            Outcome::Ok | Outcome::NotSent => false,
-            Outcome::Http4xx | Outcome::Http5xx | Outcome::Unexpected => {
-                policy.on.statuses.contains(&a.status)
-            }
-            Outcome::Timeout => policy.on.timeout,
-            Outcome::ConnectError => policy.on.connect,
-            Outcome::Reset => policy.on.reset,
-        };
-        if !retryable {
+        if !retryable(policy, a.outcome, a.status) {
             break a;
         }
         if attempts >= policy.attempts || sh.shutdown.is_triggered() {

@@ -13,11 +13,13 @@
 //! built from a [`GooseConfiguration`] in code, never from the process's argv (which is
 //! clap's), with goose's telnet controller and its final table off.
 //!
-//! What it must never do: run in the process whose signal handling does the rollback. goose's
-//! `execute` installs a process-wide SIGINT handler (`ctrlc::set_handler`, which replaces
-//! tokio's; a second SIGINT exits the process), and its killswitch and logger are
-//! process-wide too, so a run is to drive journeys from a child process (not built yet); this
-//! module only runs the attack and reports. goose prints "N users launched." on stdout.
+//! Process-wide state: goose's `execute` installs a SIGINT handler with `ctrlc::set_handler`
+//! (a second SIGINT then exits the process), sets itself as the `log` logger unless one is
+//! set, and its killswitch is global. A run drives its users in-process all the same: `chaos
+//! run` installs its own ctrlc handler and logger first (`cli::signals`), so goose's attempts
+//! fail harmlessly and the harness's shutdown — and rollback — stays in charge; the killswitch
+//! is pulled by [`run`] itself when the run's shutdown fires or the plan's time is up. One
+//! attack per process at a time (a `chaos run` has one; tests take a lock).
 //!
 //! A goose user runs one journey (scenario) for its whole life: with fewer users than the
 //! journeys' total weight a light journey may get none. Each user's client is built from
@@ -36,36 +38,70 @@ use goose::prelude::*;
 use super::client::{self, ClientConfig, ClientError};
 use super::expect;
 use super::template::{self, Captures};
+use super::retry::{self as retries, RetryBudget};
 use crate::clock::Clock;
 use crate::metrics::recorder::SampleSink;
 use crate::metrics::{Outcome, Sample};
-use crate::scenario::{Body, RequestSpec};
+use crate::scenario::{Body, Journey, RequestSpec, RetryPolicy, StageKind, Users};
+use crate::shutdown::Shutdown;
 
 /// What the users do: journeys, how many users over time, how long each thinks.
 #[derive(Debug, Clone)]
 pub struct Journeys {
+    /// In order; a step's captures are `{{name}}` for the later steps of the same iteration,
+    /// besides `{{user}}` (the user's number, from 0).
     pub journeys: Vec<Journey>,
     /// The user plan, in goose's order: reach `users` over `over` (0 s: at once).
     pub plan: Vec<(usize, Duration)>,
     /// Think time, drawn in `think.0..=think.1`: between two steps of a journey (a user
     /// reads the page before the next click) and between two iterations.
     pub think: (Duration, Duration),
-    /// `[load.client]`: each step's timeout, the headers every step sends (a step's own
+    /// The users' client: each step's timeout, the headers every step sends (a step's own
     /// header of the same name wins), the extra CA roots. No proxy, no redirects followed, no
     /// compression asked for, as in the open model.
     pub client: ClientConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct Journey {
-    pub name: String,
-    pub weight: u32,
-    /// In order; a step's captures are `{{name}}` for the later steps of the same iteration,
-    /// besides `{{user}}` (the user's number, from 0).
-    pub steps: Vec<RequestSpec>,
+    /// Retries of a step, with backoff and a budget shared by every user, as the open model's.
+    pub retry: RetryPolicy,
 }
 
 impl Journeys {
+    /// The scenario's `[users]` as goose will run it: a ramp is goose's "reach N over D", a
+    /// hold is "reach N at once, then stay for D".
+    pub fn new(u: &Users) -> Result<Journeys, ClientError> {
+        let mut plan = Vec::new();
+        for st in &u.plan {
+            let n = st.users as usize;
+            match st.kind {
+                StageKind::Ramp => plan.push((n, st.duration)),
+                StageKind::Hold => {
+                    // A step that changes nothing in no time stalls goose's plan (measured:
+                    // the attack never ended): a hold at the count already reached is one step.
+                    let at = plan.last().map_or(0, |(u, _)| *u);
+                    if at != n {
+                        plan.push((n, Duration::ZERO));
+                    }
+                    plan.push((n, st.duration));
+                }
+            }
+        }
+        // goose ends a plan where it is: the last users leave at once.
+        if plan.last().is_some_and(|(n, _)| *n > 0) {
+            plan.push((0, Duration::ZERO));
+        }
+        Ok(Journeys {
+            journeys: u.journeys.clone(),
+            plan,
+            think: (u.think_min, u.think_max),
+            client: ClientConfig::new(&u.client)?,
+            retry: u.client.retry.clone(),
+        })
+    }
+
+    /// The plan's length.
+    pub fn duration(&self) -> Duration {
+        self.plan.iter().map(|(_, d)| *d).sum()
+    }
+
     /// The recorder's request names, `journey:step`, in the order of [`run`]'s sample indices.
     pub fn step_names(&self) -> Vec<String> {
         self.journeys
@@ -79,18 +115,27 @@ impl Journeys {
     }
 
     /// The plan as goose's test plan text (`10,5s;10,30s;0,0s`). goose takes whole seconds:
-    /// a step's length is rounded to the nearest (a ramp of under half a second is at once).
+    /// each step ends at its end rounded to the nearest second (so rounding never adds up
+    /// over the steps; a ramp of under half a second is at once).
     fn test_plan(&self) -> String {
+        let mut end = Duration::ZERO;
+        let mut shown = 0u64;
         self.plan
             .iter()
-            .map(|(u, d)| format!("{u},{}s", d.as_secs_f64().round() as u64))
+            .map(|(u, d)| {
+                end += *d;
+                let at = end.as_secs_f64().round() as u64;
+                let secs = at.saturating_sub(shown);
+                shown = at;
+                format!("{u},{secs}s")
+            })
             .collect::<Vec<_>>()
             .join(";")
     }
 }
 
 /// One journey's counts over the run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JourneyCounts {
     pub name: String,
     /// `completed + canceled + Σ failed`.
@@ -122,6 +167,8 @@ struct Shared {
     /// would resolve it against the origin, losing a base path).
     base: String,
     think: (Duration, Duration),
+    retry: RetryPolicy,
+    budget: Arc<RetryBudget>,
     /// Logical requests so far (`{{seq}}`), over every journey.
     seq: Arc<AtomicU64>,
     started: AtomicU64,
@@ -132,19 +179,24 @@ struct Shared {
     vars: Vec<String>,
 }
 
-/// Run the users until their plan ends (or goose's killswitch is pulled), sending each step's
-/// sample to `sink` with index `first + ` its place in [`Journeys::step_names`].
+/// Run the users until their plan ends, `shutdown` fires or goose's killswitch is pulled,
+/// sending each step's sample to `sink` with index `first + ` its place in
+/// [`Journeys::step_names`]. The killswitch is pulled here when `shutdown` fires and a second
+/// after the plan's time (from the clock's epoch) is up: goose's whole-second plan never
+/// outlives ours by more.
 pub async fn run(
     j: &Journeys,
     base_url: &str,
     sink: SampleSink,
     clock: Clock,
     first: u16,
+    shutdown: Arc<Shutdown>,
 ) -> Result<Vec<JourneyCounts>, JourneyError> {
     // A client is built once here so that a bad configuration fails the run before any user
     // starts; each user then builds its own (its own cookie jar).
     j.client.reqwest(base_url)?;
     let seq = Arc::new(AtomicU64::new(0));
+    let budget = Arc::new(RetryBudget::new(j.retry.budget, j.retry.budget_window));
     let mut shared = Vec::new();
     let mut index = first;
     for journey in &j.journeys {
@@ -162,6 +214,8 @@ pub async fn run(
             client: j.client.clone(),
             base: base_url.trim_end_matches('/').to_string(),
             think: j.think,
+            retry: j.retry.clone(),
+            budget: budget.clone(),
             seq: seq.clone(),
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
@@ -219,7 +273,28 @@ pub async fn run(
             .register_transaction(Transaction::new(f).set_name(&s.journey.name));
         attack = attack.register_scenario(scenario);
     }
-    attack.execute().await.map_err(goose)?;
+    // goose clears the killswitch when its attack starts: keep pulling it while the run is
+    // over (shut down, or past the plan's end) until the attack has returned. At the plan's
+    // end goose lets each user finish its iteration; one still running a second later (goose
+    // rounds the plan to whole seconds) is stopped before its next step, counted `canceled`.
+    let end = j.duration() + Duration::from_secs(1);
+    let stopper = async {
+        tokio::select! {
+            _ = shutdown.wait() => {}
+            _ = tokio::time::sleep_until(clock.at(end)) => {}
+        }
+        loop {
+            goose::trigger_killswitch("the run is over");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let attack = attack.execute();
+    tokio::pin!(attack);
+    let r = tokio::select! {
+        r = &mut attack => r,
+        () = stopper => unreachable!("the stopper loops until the attack returns"),
+    };
+    r.map_err(goose)?;
     Ok(shared
         .iter()
         .map(|s| JourneyCounts {
@@ -352,38 +427,68 @@ impl Shared {
             rb = rb.body(b);
         }
         let name = format!("{}:{}", self.journey.name, step.name);
-        let req = GooseRequest::builder()
-            .set_request_builder(rb)
-            .name(name.as_str())
-            .build();
         let sent = self.clock.elapsed();
-        let resp = user.request(req).await;
+        self.budget.deposit(sent);
         let took = || {
             let d = self.clock.elapsed().saturating_sub(sent);
             d.as_micros().min(u128::from(u64::MAX)) as u64
         };
-        let (outcome, status, keep, us) = match resp {
-            Ok(r) => match r.response {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    // The body is part of the answer: a timeout or reset while it arrives is
-                    // that outcome, not a success on the status alone.
-                    match resp.bytes().await {
-                        Ok(body) => {
-                            let us = took();
-                            let (o, _) = expect::judge(step.expect.as_ref(), status, Some(&body));
-                            (o, status, Some(body), us)
+        let mut attempts = 0u32;
+        let mut exhausted = false;
+        let (outcome, status, keep) = loop {
+            attempts += 1;
+            let Some(rb) = rb.try_clone() else {
+                break (Outcome::NotSent, 0, None);
+            };
+            let req = GooseRequest::builder()
+                .set_request_builder(rb)
+                .name(name.as_str())
+                .build();
+            let (outcome, status, keep) = match user.request(req).await {
+                Ok(r) => match r.response {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        // The body is part of the answer: a timeout or reset while it arrives
+                        // is that outcome, not a success on the status alone.
+                        match resp.bytes().await {
+                            Ok(body) => {
+                                let (o, _) =
+                                    expect::judge(step.expect.as_ref(), status, Some(&body));
+                                (o, status, Some(body))
+                            }
+                            Err(e) => (transport_outcome(&e), status, None),
                         }
-                        Err(e) => (transport_outcome(&e), status, None, took()),
                     }
-                }
-                Err(e) => (transport_outcome(&e), 0, None, took()),
-            },
-            // goose could not build the request (a rendered header that is no valid value):
-            // nothing was sent.
-            Err(_) => (Outcome::NotSent, 0, None, 0),
+                    Err(e) => (transport_outcome(&e), 0, None),
+                },
+                // goose could not build the request (a rendered header that is no valid
+                // value): nothing was sent.
+                Err(_) => (Outcome::NotSent, 0, None),
+            };
+            if !retries::retryable(&self.retry, outcome, status) {
+                break (outcome, status, keep);
+            }
+            if attempts >= self.retry.attempts
+                || goose::is_killswitch_triggered()
+                || !self.budget.try_withdraw(self.clock.elapsed())
+            {
+                exhausted = true;
+                break (outcome, status, keep);
+            }
+            let pause = retries::backoff(&self.retry, attempts, &mut rand::rng());
+            tokio::time::sleep(pause).await;
         };
-        self.sink.send(sample(outcome, status, us));
+        let us = if outcome == Outcome::NotSent && attempts == 1 { 0 } else { took() };
+        let sample = Sample {
+            attempts: if outcome == Outcome::NotSent && attempts == 1 {
+                0
+            } else {
+                attempts.min(u32::from(u8::MAX)) as u8
+            },
+            exhausted,
+            ..sample(outcome, status, us)
+        };
+        self.sink.send(sample);
         if outcome != Outcome::Ok {
             return false;
         }

@@ -12,7 +12,23 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use crate::metrics::Outcome;
 use crate::scenario::{Jitter, RetryPolicy};
+
+/// Whether an attempt that ended so is retried under `policy`. An expected status is a
+/// success, never retried; a response `expect` rejects is retried like any other when its
+/// status is in `retry.on`.
+pub fn retryable(policy: &RetryPolicy, outcome: Outcome, status: u16) -> bool {
+    match outcome {
+        Outcome::Ok | Outcome::NotSent => false,
+        Outcome::Http4xx | Outcome::Http5xx | Outcome::Unexpected => {
+            policy.on.statuses.contains(&status)
+        }
+        Outcome::Timeout => policy.on.timeout,
+        Outcome::ConnectError => policy.on.connect,
+        Outcome::Reset => policy.on.reset,
+    }
+}
 
 /// Delay before retry number `retry` (1 = the first retry).
 pub fn backoff(policy: &RetryPolicy, retry: u32, rng: &mut impl Rng) -> Duration {

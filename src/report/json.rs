@@ -148,6 +148,7 @@ pub fn record(r: &RunReport) -> ReportFile {
             writes: r.durable_writes.clone(),
             read_back: r.verification.clone(),
         },
+        journeys: r.journeys.clone(),
         scenario_digest: Some(super::compare::digest(&r.scenario)),
         totals: StatsSummary::of(&r.totals(None)),
         per_request,

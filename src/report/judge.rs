@@ -19,13 +19,7 @@ pub enum JudgeError {
 /// during the run (its faults' fate, an abort, an interrupt) stands; only the SLOs are judged
 /// again.
 pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError> {
-    let names: Vec<&str> = scenario
-        .load
-        .requests
-        .iter()
-        .map(|q| q.name.as_str())
-        .collect();
-    if run.recording.names != names {
+    if run.recording.names != scenario.request_names() {
         return Err(JudgeError::Requests);
     }
     let timeline = Timeline::of(&scenario);
@@ -47,6 +41,7 @@ pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError
     );
     let verdict = Verdict::of_run(&run.faults, run.aborted.is_some(), run.interrupted, &slo);
     Ok(RunReport {
+        journeys: run.journeys,
         journal: run.journal,
         events: run.events,
         segments: crate::load::schedule::segments(&scenario.load.stages),

@@ -167,6 +167,7 @@ pub fn render(r: &RunReport) -> String {
     }
     control_plane(&mut o, r);
     durable_writes(&mut o, r);
+    journeys(&mut o, r);
     let _ = writeln!(o, "\n## Timeline\n");
     let _ = writeln!(o, "| from | to | stage | rate |\n|---:|---:|---|---|");
     for (seg, st) in r.segments.iter().zip(&r.scenario.load.stages) {
@@ -209,6 +210,42 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     o
+}
+
+/// The users' journeys: how many began, ended complete, failed (at which step), or were
+/// stopped by the run's end. Each step's latency and outcomes are in the per-request table,
+/// as `journey:step`.
+fn journeys(o: &mut String, r: &RunReport) {
+    let Some(u) = &r.scenario.users else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "\n## Journeys\n\nUp to {} virtual users (closed model, on goose; peak {}), think time {}–{}. An iteration ends at its first failed step.\n\n| journey | started | completed | failed | failed at | canceled at the end |\n|---|---:|---:|---:|---|---:|",
+        u.max_users(),
+        u.peak,
+        crate::scenario::validate::show(u.think_min),
+        crate::scenario::validate::show(u.think_max),
+    );
+    for j in &r.journeys {
+        let failed: u64 = j.failed.iter().map(|(_, n)| n).sum();
+        let at: Vec<String> = j
+            .failed
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("`{s}` {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            j.name,
+            j.started,
+            j.completed,
+            failed,
+            if at.is_empty() { "—".to_string() } else { at.join(", ") },
+            j.canceled
+        );
+    }
 }
 
 /// What the target's control plane showed while the faults were applied, beside the

@@ -190,6 +190,8 @@ pub struct RunReport {
     pub journal: Vec<crate::fault::journal::Record>,
     /// What the target's control plane showed while the faults were applied (in time order).
     pub events: Vec<crate::fault::ControlEvent>,
+    /// The users' journeys (`[users]`): started, completed, failed at which step.
+    pub journeys: Vec<crate::load::journeys::JourneyCounts>,
     pub verdict: Verdict,
 }
 

@@ -68,6 +68,10 @@ pub struct ReportFile {
     #[serde(default)]
     pub journal: Vec<journal::Record>,
     pub durable: Durable,
+    /// The users' journeys (`[users]`), one entry each; absent without users and in older
+    /// reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journeys: Vec<crate::load::journeys::JourneyCounts>,
 
     // Derived from the raw run.
     /// See `report::compare::digest`; absent in older reports.
@@ -388,6 +392,8 @@ pub struct RunRecord {
     pub journal: Vec<journal::Record>,
     /// What the target's control plane showed while the faults were applied.
     pub events: Vec<crate::fault::ControlEvent>,
+    /// The users' journeys (`[users]`): started, completed, failed at which step.
+    pub journeys: Vec<crate::load::journeys::JourneyCounts>,
 }
 
 /// A report.json whose fields parse but do not describe a run this build can use.
@@ -509,6 +515,7 @@ impl ReportFile {
             verification,
             journal: self.journal,
             events: self.timeline.events,
+            journeys: self.journeys,
         })
     }
 }

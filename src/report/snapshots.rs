@@ -118,6 +118,7 @@ fn build(
     let verdict = Verdict::of_slos(&slo);
     RunReport {
         journal: vec![],
+        journeys: vec![],
         // The zone as the sandbox's control plane showed it (a reverted fault only).
         events: if fault == FaultStatus::Reverted {
             vec![

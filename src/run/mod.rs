@@ -116,6 +116,10 @@ pub enum RunError {
     /// The recording does not fit the scenario (an invariant of a live run; a bug if seen).
     #[error(transparent)]
     Judge(#[from] report::judge::JudgeError),
+    /// goose refused to run the users (`[users]`); the load and the faults were stopped and
+    /// reverted.
+    #[error("{0}")]
+    Users(String),
     /// Ctrl-C or SIGTERM before the run started (at the confirmation prompt): nothing ran.
     #[error("interrupted before the run started: nothing was run")]
     Interrupted,
@@ -137,6 +141,7 @@ impl RunError {
             RunError::Scenario(_)
             | RunError::Target(_)
             | RunError::Usage(_)
+            | RunError::Users(_)
             | RunError::Engine(_)
             | RunError::Connect(_)
             | RunError::Build(_)
@@ -370,7 +375,10 @@ async fn execute(
     let tick = opts.progress_every.min(scenario.load.interval);
     // The engine is built (requests prepared, TLS set up, a CA file read) before the clock
     // starts: its setup is not counted as the first sends' lateness.
-    let engine = load::engine::Engine::new(&scenario.load, &url, load::engine::Mode::Open)?;
+    let mut engine = load::engine::Engine::new(&scenario.load, &url, load::engine::Mode::Open)?;
+    if let Some(u) = &scenario.users {
+        engine = engine.with_users(u, &url)?;
+    }
     // The run's one clock: the schedule's offsets, the fault timeline, the recorder and the
     // report's started_at all count from this epoch.
     let clock = crate::clock::Clock::start();
@@ -434,6 +442,10 @@ async fn execute(
         }
     };
     let aborted = watch.fired.take();
+    if let Some(e) = result.users_error {
+        // Every fault is reverted by now (the timeline returned); the run is no run.
+        return Err(RunError::Users(e));
+    }
 
     // Stopped by Ctrl-C/SIGTERM (an abort condition also stops the load early, but the run ran
     // its course as the scenario asked: its acknowledged writes are still read back).
@@ -529,6 +541,7 @@ async fn execute(
         verification,
         journal,
         events,
+        journeys: result.journeys,
     };
     Ok(report::judge::judge(scenario, record)?)
 }

@@ -26,6 +26,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         include_str!("../../scenarios/rolling-deploy.toml"),
     ),
     ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
+    (
+        "journeys-redis-partition",
+        include_str!("../../scenarios/journeys-redis-partition.toml"),
+    ),
 ];
 
 /// The text of the shipped scenario `name` (exactly: `az-outage`, not `az-outage.toml`).

@@ -53,6 +53,7 @@ pub struct Scenario {
     /// stages ([`Load::is_empty`]) that keeps the recorder interval and client defaults.
     pub load: Load,
     /// `[users]`, the closed model (run with the load, both at once, when both are written).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Users>,
     pub faults: Vec<Fault>,
     pub slo: SloSpec,
@@ -198,6 +199,16 @@ impl Scenario {
     pub fn duration(&self) -> Duration {
         let users = self.users.as_ref().map_or(Duration::ZERO, Users::duration);
         self.load.duration().max(users)
+    }
+
+    /// The recording's names, in its order: the load's requests, then the users' steps
+    /// (`journey:step`).
+    pub fn request_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.load.requests.iter().map(|r| r.name.clone()).collect();
+        if let Some(u) = &self.users {
+            names.extend(u.step_names());
+        }
+        names
     }
 
     /// A copy with every duration multiplied by `factor` (rates unchanged): `--time-scale`.

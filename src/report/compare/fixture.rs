@@ -165,6 +165,7 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
         verification: None,
         journal: Vec::new(),
         events: Vec::new(),
+        journeys: Vec::new(),
         scenario: s,
     };
     let v = crate::report::json::render(&r);

@@ -24,15 +24,18 @@ use crate::scenario::Scenario;
 pub fn digest(s: &Scenario) -> String {
     let load = serde_json::to_value(&s.load).unwrap_or(Value::Null);
     let faults = serde_json::to_value(&s.faults).unwrap_or(Value::Null);
-    digest_of(&load, &faults)
+    let users = s.users.as_ref().and_then(|u| serde_json::to_value(u).ok());
+    digest_of(&load, &faults, users.as_ref())
 }
 
-fn digest_of(load: &Value, faults: &Value) -> String {
+/// A scenario without users keeps the digest it had before `[users]` existed.
+fn digest_of(load: &Value, faults: &Value, users: Option<&Value>) -> String {
     let mut text = String::new();
-    canonical(
-        &serde_json::json!({ "load": load, "faults": faults }),
-        &mut text,
-    );
+    let mut of = serde_json::json!({ "load": load, "faults": faults });
+    if let Some(u) = users {
+        of["users"] = u.clone();
+    }
+    canonical(&of, &mut text);
     // FNV-1a: stable across platforms and versions (std's hasher is neither), and enough to
     // tell scenarios apart; nobody forges a scenario to pass for another here.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -139,6 +142,7 @@ fn of(s: &ScenarioInfo, stored_digest: Option<&str>, time_scale: f64) -> Identit
         (None, None) => digest_of(
             s.model.get("load").unwrap_or(&null),
             s.model.get("faults").unwrap_or(&null),
+            s.model.get("users"),
         ),
     };
     Identity {
