@@ -178,7 +178,9 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
     let dir = std::env::temp_dir().join(format!("chaos-journeys-both-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let text = chaos::scenario::builtin::get("journeys-redis-partition").unwrap().to_string()
+    let text = chaos::scenario::builtin::get("journeys-redis-partition")
+        .unwrap()
+        .to_string()
         + "\n[load]\npeak_rps = 20\nstages = [{ hold = \"1x\", for = \"75s\" }]\n\
            [[load.requests]]\nname = \"list\"\npath = \"/notes\"\n";
     let file = dir.join("both.toml");
@@ -214,7 +216,11 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
         ]
     );
     let totals = |i: usize| r.totals(Some(i));
-    assert!(totals(0).requests() > 200, "the open model ran: {:?}", totals(0).requests());
+    assert!(
+        totals(0).requests() > 200,
+        "the open model ran: {:?}",
+        totals(0).requests()
+    );
     assert_eq!(r.journeys.len(), 2);
     for (j, first) in r.journeys.iter().zip([1usize, 4]) {
         let failed: u64 = j.failed.iter().map(|(_, n)| n).sum();
@@ -224,7 +230,11 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
         assert_eq!(totals(first).requests(), j.started, "{j:?}");
         for (k, (step, n)) in j.failed.iter().enumerate() {
             let s = totals(first + k);
-            assert_eq!(s.requests() - s.count(chaos::metrics::Outcome::Ok), *n, "{step}");
+            assert_eq!(
+                s.requests() - s.count(chaos::metrics::Outcome::Ok),
+                *n,
+                "{step}"
+            );
         }
     }
     // 401s: none before the cut (all sessions known), some after it (sessions made while the
@@ -237,15 +247,24 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
             .sum::<u64>()
     };
     assert_eq!(s401(0.0, 6.0), 0);
-    assert!(s401(10.0, 15.0) > 0, "users logged in during the cut are logged out after it");
+    assert!(
+        s401(10.0, 15.0) > 0,
+        "users logged in during the cut are logged out after it"
+    );
     // Every report has both: report.json (journeys and the steps), summary.md.
     let json = common_report(&o.dir);
     assert_eq!(json["journeys"].as_array().unwrap().len(), 2);
     assert!(json["per_request"]["write-and-read:read"].is_object());
     assert!(json["per_request"]["list"].is_object());
     let md = std::fs::read_to_string(o.dir.join("summary.md")).unwrap();
-    assert!(md.contains("## Journeys") && md.contains("| `write-and-read` |"), "{md}");
-    assert!(md.contains("| list |") && md.contains("| write-and-read:login |"), "{md}");
+    assert!(
+        md.contains("## Journeys") && md.contains("| `write-and-read` |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| list |") && md.contains("| write-and-read:login |"),
+        "{md}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

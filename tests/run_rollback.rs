@@ -362,11 +362,21 @@ fn users_signal_mid_fault(sig: &str) {
     assert_eq!(count(&ev, "cache_healed"), 1, "the cache is back");
     let r = report(&out);
     assert_eq!(r["verdict"], "interrupted");
-    let rev = r["timeline"]["faults"][0]["reverted_at_s"].as_f64().unwrap();
-    assert!(rev < 4.9, "reverted at the signal, before the scheduled 5 s: {rev}");
+    let rev = r["timeline"]["faults"][0]["reverted_at_s"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        rev < 4.9,
+        "reverted at the signal, before the scheduled 5 s: {rev}"
+    );
     for j in r["journeys"].as_array().unwrap() {
         let n = |k: &str| j[k].as_u64().unwrap();
-        let failed: u64 = j["failed"].as_array().unwrap().iter().map(|f| f[1].as_u64().unwrap()).sum();
+        let failed: u64 = j["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f[1].as_u64().unwrap())
+            .sum();
         assert!(n("started") > 0, "{j}");
         assert_eq!(n("started"), n("completed") + n("canceled") + failed, "{j}");
     }

@@ -407,7 +407,10 @@ fn schema_lists_exactly_the_keys_the_validator_accepts() {
     assert_eq!(props(&users["properties"]["client"]), sorted(keys::CLIENT));
     let journey = &users["properties"]["journeys"]["items"];
     assert_eq!(props(journey), sorted(keys::JOURNEY));
-    assert_eq!(props(&journey["properties"]["steps"]["items"]), sorted(keys::STEP));
+    assert_eq!(
+        props(&journey["properties"]["steps"]["items"]),
+        sorted(keys::STEP)
+    );
     let plan = &users["properties"]["plan"]["items"]["oneOf"];
     assert_eq!(props(&plan[0]), sorted(keys::RAMP));
     assert_eq!(props(&plan[1]), sorted(keys::HOLD));
@@ -596,14 +599,30 @@ fn a_users_section_is_read_into_a_plan_of_users_and_journeys() {
     let s = parse("demo.toml", USERS).unwrap_or_else(|d| panic!("{d}"));
     assert!(s.load.is_empty(), "no [load]: no open-model requests");
     let u = s.users.as_ref().expect("users");
-    let plan: Vec<(u32, u64)> = u.plan.iter().map(|p| (p.users, p.duration.as_secs())).collect();
+    let plan: Vec<(u32, u64)> = u
+        .plan
+        .iter()
+        .map(|p| (p.users, p.duration.as_secs()))
+        .collect();
     assert_eq!(plan, [(50, 20), (200, 120), (0, 10)]);
     assert_eq!(u.max_users(), 200);
-    assert_eq!((u.think_min.as_millis(), u.think_max.as_millis()), (500, 2000));
-    assert_eq!(s.duration().as_secs(), 150, "the run is as long as the user plan");
+    assert_eq!(
+        (u.think_min.as_millis(), u.think_max.as_millis()),
+        (500, 2000)
+    );
+    assert_eq!(
+        s.duration().as_secs(),
+        150,
+        "the run is as long as the user plan"
+    );
     assert_eq!(
         u.step_names(),
-        ["write-and-read:login", "write-and-read:create", "write-and-read:read", "browse:list"]
+        [
+            "write-and-read:login",
+            "write-and-read:create",
+            "write-and-read:read",
+            "browse:list"
+        ]
     );
     assert_eq!((u.journeys[0].weight, u.journeys[1].weight), (3, 1));
     assert_eq!(u.client.timeout.as_secs(), 10, "the default client");
@@ -648,11 +667,19 @@ fn a_bad_users_section_is_refused_at_each_mistake_with_what_is_accepted() {
     let e = errors(&later);
     assert!(e.contains("unknown template variable `{{id}}`"), "{e}");
     assert!(e.contains("demo.toml:12:46"), "{e}");
-    assert!(!e.contains("unknown SLO window"), "the steps are still known to [slo]: {e}");
+    assert!(
+        !e.contains("unknown SLO window"),
+        "the steps are still known to [slo]: {e}"
+    );
     // Neither [load] nor [users]: one error that names both.
     let e = errors("name = \"x\"\n");
-    assert!(e.contains("missing required key `load` (or `users`)"), "{e}");
-    let zero = USERS.replace("weight = 3", "weight = 0").replace("name = \"browse\"", "name = \"browse\"\nweight = 0");
+    assert!(
+        e.contains("missing required key `load` (or `users`)"),
+        "{e}"
+    );
+    let zero = USERS
+        .replace("weight = 3", "weight = 0")
+        .replace("name = \"browse\"", "name = \"browse\"\nweight = 0");
     assert!(errors(&zero).contains("the journey weights sum to 0"));
     let dup = USERS.replace("name = \"browse\"", "name = \"during\"");
     assert!(errors(&dup).contains("journey name \"during\" is reserved"));

@@ -566,4 +566,3 @@ pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat
         }
     })
 }
-

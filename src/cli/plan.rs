@@ -71,7 +71,11 @@ pub fn render(s: &Scenario) -> String {
     let segs = schedule::segments(&s.load.stages);
     let total = s.duration();
     if s.load.is_empty() {
-        let _ = writeln!(o, "length   {:.1}s, users only (no [load])", total.as_secs_f64());
+        let _ = writeln!(
+            o,
+            "length   {:.1}s, users only (no [load])",
+            total.as_secs_f64()
+        );
         if let Some(u) = &s.users {
             users(&mut o, u);
         }
@@ -84,7 +88,11 @@ pub fn render(s: &Scenario) -> String {
         total.as_secs_f64(),
         schedule::expected_total(&segs),
         s.load.peak_rps,
-        if s.users.is_some() { " besides the users'" } else { "" }
+        if s.users.is_some() {
+            " besides the users'"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         o,

@@ -195,7 +195,11 @@ impl Engine {
 
     /// Run the users' journeys (`[users]`) beside the load, into the same recorder: their
     /// steps come after the load's requests in the recording's names (`journey:step`).
-    pub fn with_users(mut self, users: &crate::scenario::Users, base_url: &str) -> Result<Engine, EngineError> {
+    pub fn with_users(
+        mut self,
+        users: &crate::scenario::Users,
+        base_url: &str,
+    ) -> Result<Engine, EngineError> {
         let j = super::journeys::Journeys::new(users)?;
         self.users = Some((j, base_url.to_string()));
         Ok(self)
@@ -235,7 +239,8 @@ impl Engine {
         let users = self.users.take().map(|(j, url)| {
             let (sink, shutdown) = (sink.clone(), shutdown.clone());
             tokio::spawn(async move {
-                let r = super::journeys::run(&j, &url, sink, clock, first_step, shutdown.clone()).await;
+                let r =
+                    super::journeys::run(&j, &url, sink, clock, first_step, shutdown.clone()).await;
                 if r.is_err() {
                     // Half a run is no run: stop the load and the faults too.
                     shutdown.trigger();

@@ -37,8 +37,8 @@ use goose::prelude::*;
 
 use super::client::{self, ClientConfig, ClientError};
 use super::expect;
-use super::template::{self, Captures};
 use super::retry::{self as retries, RetryBudget};
+use super::template::{self, Captures};
 use crate::clock::Clock;
 use crate::metrics::recorder::SampleSink;
 use crate::metrics::{Outcome, Sample};
@@ -478,7 +478,11 @@ impl Shared {
             let pause = retries::backoff(&self.retry, attempts, &mut rand::rng());
             tokio::time::sleep(pause).await;
         };
-        let us = if outcome == Outcome::NotSent && attempts == 1 { 0 } else { took() };
+        let us = if outcome == Outcome::NotSent && attempts == 1 {
+            0
+        } else {
+            took()
+        };
         let sample = Sample {
             attempts: if outcome == Outcome::NotSent && attempts == 1 {
                 0

@@ -242,7 +242,11 @@ fn journeys(o: &mut String, r: &RunReport) {
             j.started,
             j.completed,
             failed,
-            if at.is_empty() { "—".to_string() } else { at.join(", ") },
+            if at.is_empty() {
+                "—".to_string()
+            } else {
+                at.join(", ")
+            },
             j.canceled
         );
     }

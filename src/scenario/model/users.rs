@@ -56,7 +56,11 @@ impl Users {
     pub fn step_names(&self) -> Vec<String> {
         self.journeys
             .iter()
-            .flat_map(|j| j.steps.iter().map(move |s| format!("{}:{}", j.name, s.name)))
+            .flat_map(|j| {
+                j.steps
+                    .iter()
+                    .map(move |s| format!("{}:{}", j.name, s.name))
+            })
             .collect()
     }
 

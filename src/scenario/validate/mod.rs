@@ -274,20 +274,30 @@ fn step_names_written(users: Option<&Node>) -> Vec<String> {
     let Some(V::Table(entries)) = users.map(|n| &n.v) else {
         return Vec::new();
     };
-    let journeys = entries.iter().find(|e| e.key == "journeys").map(|e| &e.node);
+    let journeys = entries
+        .iter()
+        .find(|e| e.key == "journeys")
+        .map(|e| &e.node);
     let Some(V::Array(items)) = journeys.map(|n| &n.v) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for j in items {
         let V::Table(es) = &j.v else { continue };
-        let name = es.iter().find(|e| e.key == "name").and_then(|e| match &e.node.v {
-            V::Str(s) => Some(s.clone()),
-            _ => None,
-        });
+        let name = es
+            .iter()
+            .find(|e| e.key == "name")
+            .and_then(|e| match &e.node.v {
+                V::Str(s) => Some(s.clone()),
+                _ => None,
+            });
         let steps = es.iter().find(|e| e.key == "steps").map(|e| &e.node);
         if let Some(name) = name {
-            out.extend(names_written(steps).into_iter().map(|s| format!("{name}:{s}")));
+            out.extend(
+                names_written(steps)
+                    .into_iter()
+                    .map(|s| format!("{name}:{s}")),
+            );
         }
     }
     out

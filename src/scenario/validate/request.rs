@@ -82,7 +82,9 @@ pub(super) fn requests(
     if items.is_empty() {
         let help = match kind {
             Kind::Load => "at least one [[load.requests]] with a name and a path",
-            Kind::Step => "at least one step, e.g. { name = \"login\", method = \"POST\", path = \"/login\" }",
+            Kind::Step => {
+                "at least one step, e.g. { name = \"login\", method = \"POST\", path = \"/login\" }"
+            }
         };
         cx.err(&n.span, &format!("{what} is empty"), Some(help));
         return None;
@@ -145,7 +147,9 @@ fn request(
             cx.err(
                 &nn.span,
                 &format!("duplicate {noun} name \"{name}\""),
-                Some(&format!("{noun} names are unique: reports and SLOs refer to {noun}s by name")),
+                Some(&format!(
+                    "{noun} names are unique: reports and SLOs refer to {noun}s by name"
+                )),
             );
             return None;
         }
@@ -236,7 +240,9 @@ fn method(cx: &mut Ctx<'_>, n: &Node, kind: Kind) -> Option<String> {
         cx.err(
             &n.span,
             "a journey step cannot send OPTIONS",
-            Some("journeys run on goose, whose requests are GET, POST, PUT, PATCH, DELETE and HEAD"),
+            Some(
+                "journeys run on goose, whose requests are GET, POST, PUT, PATCH, DELETE and HEAD",
+            ),
         );
         return None;
     }

@@ -21,9 +21,9 @@ const RESERVED: &[&str] = &["during", "after", "journey"];
 pub(super) fn users(cx: &mut Ctx<'_>, n: &Node, load_client: Option<&Client>) -> Option<Users> {
     let t = cx.table(n, "[users]")?;
     t.check_keys(cx, keys::USERS, "in [users]");
-    let peak = t.get("peak").and_then(|n| {
-        cx.int(n, "peak", 1, MAX_USERS).map(|v| v as u32)
-    });
+    let peak = t
+        .get("peak")
+        .and_then(|n| cx.int(n, "peak", 1, MAX_USERS).map(|v| v as u32));
     // A bad peak is already reported; don't also report every "Nx" count as lacking it.
     let peak_for_plan = peak.or(t.get("peak").map(|_| 1));
     let plan = t
@@ -35,7 +35,11 @@ pub(super) fn users(cx: &mut Ctx<'_>, n: &Node, load_client: Option<&Client>) ->
     };
     let client = match t.get("client") {
         Some(n) => super::load::client(cx, n, &[], "[users.client]"),
-        None => Some(load_client.cloned().unwrap_or_else(super::load::default_client)),
+        None => Some(
+            load_client
+                .cloned()
+                .unwrap_or_else(super::load::default_client),
+        ),
     };
     let journeys = t.required(cx, "journeys").and_then(|n| journeys(cx, n));
     let (think_min, think_max) = think?;
@@ -78,7 +82,11 @@ fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<UserStage> {
         (Some(_), None) => (StageKind::Ramp, "ramp", "over", keys::RAMP),
         (None, Some(_)) => (StageKind::Hold, "hold", "for", keys::HOLD),
         (Some(_), Some(_)) => {
-            cx.err(&n.span, "a stage has both `ramp` and `hold`", Some(STAGE_HELP));
+            cx.err(
+                &n.span,
+                "a stage has both `ramp` and `hold`",
+                Some(STAGE_HELP),
+            );
             return None;
         }
         (None, None) => {
@@ -119,7 +127,8 @@ fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<UserStage> {
     })
 }
 
-const COUNT_HELP: &str = "a user count is a multiple of peak (\"4x\", \"0.5x\") or a number of users (200)";
+const COUNT_HELP: &str =
+    "a user count is a multiple of peak (\"4x\", \"0.5x\") or a number of users (200)";
 
 /// A user count: `"4x"` (of `peak`), `200` or `"200"`, or `${env:…}` giving one.
 fn count(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<(u32, String)> {
@@ -151,7 +160,11 @@ fn count(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<(u32, String)>
                 t.parse::<u64>().ok().map(|u| u as f64)
             };
             let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) else {
-                cx.err(&n.span, &format!("invalid user count \"{s}\""), Some(COUNT_HELP));
+                cx.err(
+                    &n.span,
+                    &format!("invalid user count \"{s}\""),
+                    Some(COUNT_HELP),
+                );
                 return None;
             };
             (v, t.to_string())
@@ -159,7 +172,10 @@ fn count(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<(u32, String)>
         _ => {
             cx.err(
                 &n.span,
-                &format!("a user count: expected a string or integer, found {}", n.type_name()),
+                &format!(
+                    "a user count: expected a string or integer, found {}",
+                    n.type_name()
+                ),
                 Some(COUNT_HELP),
             );
             return None;
@@ -170,7 +186,9 @@ fn count(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<(u32, String)>
         cx.err(
             &n.span,
             &format!("{users} users is out of range"),
-            Some(&format!("from 0 to {MAX_USERS} concurrent users (each holds its own HTTP client)")),
+            Some(&format!(
+                "from 0 to {MAX_USERS} concurrent users (each holds its own HTTP client)"
+            )),
         );
         return None;
     }
@@ -186,14 +204,25 @@ fn think(cx: &mut Ctx<'_>, n: &Node) -> Option<(Duration, Duration)> {
         None => Some(d),
     };
     let lo = get(cx, "min", DEFAULT_THINK.0);
-    let hi = get(cx, "max", lo.unwrap_or(DEFAULT_THINK.0).max(DEFAULT_THINK.1));
+    let hi = get(
+        cx,
+        "max",
+        lo.unwrap_or(DEFAULT_THINK.0).max(DEFAULT_THINK.1),
+    );
     let known = |cx: &Ctx<'_>, k: &str| t.get(k).is_none_or(|n| !cx.unknown(n));
     if let (Some(l), Some(h)) = (lo, hi) {
         if h < l && known(cx, "min") && known(cx, "max") {
-            let at = t.get("max").or(t.get("min")).map_or(n.span.clone(), |n| n.span.clone());
+            let at = t
+                .get("max")
+                .or(t.get("min"))
+                .map_or(n.span.clone(), |n| n.span.clone());
             cx.err(
                 &at,
-                &format!("think max {} is below min {}", super::show(h), super::show(l)),
+                &format!(
+                    "think max {} is below min {}",
+                    super::show(h),
+                    super::show(l)
+                ),
                 Some("a user thinks a time drawn between min and max, so max is at least min"),
             );
             return None;
