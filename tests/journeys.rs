@@ -74,9 +74,27 @@ async fn run(sb: &Sandbox, j: &Journeys) -> (Vec<journeys::JourneyCounts>, recor
             settle: Duration::from_secs(1),
         },
     );
-    let counts = journeys::run(j, &sb.lb_url, sink, clock, 0, Arc::new(Shutdown::new()))
+    let (journey_sink, journeys_rec) = recorder::spawn(
+        j.journey_names(),
+        Duration::from_secs(1),
+        clock,
+        Options {
+            tick: Duration::from_secs(3600),
+            settle: Duration::from_secs(1),
+        },
+    );
+    let shutdown = Arc::new(Shutdown::new());
+    let counts = journeys::run(j, &sb.lb_url, sink, journey_sink, clock, 0, shutdown)
         .await
         .unwrap();
+    // One journey sample per ended iteration: completed ones ok, failed ones not.
+    let jr = journeys_rec.finish().await;
+    for (i, c) in counts.iter().enumerate() {
+        let s = jr.aggregate(0, jr.intervals.len(), Some(i));
+        let failed: u64 = c.failed.iter().map(|(_, n)| n).sum();
+        assert_eq!(s.requests(), c.completed + failed, "{c:?}");
+        assert_eq!(s.count(Outcome::Ok), c.completed, "{c:?}");
+    }
     (counts, handle.finish().await)
 }
 
@@ -221,8 +239,9 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
         "the open model ran: {:?}",
         totals(0).requests()
     );
-    assert_eq!(r.journeys.len(), 2);
-    for (j, first) in r.journeys.iter().zip([1usize, 4]) {
+    let js = r.journeys.as_ref().expect("the users' record");
+    assert_eq!(js.counts.len(), 2);
+    for (j, first) in js.counts.iter().zip([1usize, 4]) {
         let failed: u64 = j.failed.iter().map(|(_, n)| n).sum();
         assert_eq!(j.started, j.completed + j.canceled + failed, "{j:?}");
         assert!(j.completed > 20, "{j:?}");
@@ -251,9 +270,53 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
         s401(10.0, 15.0) > 0,
         "users logged in during the cut are logged out after it"
     );
+    // Journey SLOs are judged on the journeys' own recording: `failed` is the share of ended
+    // iterations that failed, exactly the counts'.
+    let c = &js.counts[0];
+    let failed: u64 = c.failed.iter().map(|(_, n)| n).sum();
+    let res = |text: &str, request: &str| {
+        r.slo
+            .iter()
+            .find(|s| s.objective.text == text && s.objective.request.as_deref() == Some(request))
+            .unwrap_or_else(|| panic!("no {request} {text}: {:?}", r.slo))
+    };
+    let jr = &js.recording;
+    let all = jr.aggregate(0, jr.intervals.len(), Some(0));
+    assert_eq!(
+        all.requests(),
+        c.completed + failed,
+        "one sample per ended iteration"
+    );
+    assert_eq!(all.errors(), failed, "the failed ones are the errors");
+    // `whole` is the run's span: iterations begun in the second goose may overrun the plan
+    // by are past it (as requests sent past the end are).
+    let (a, b) = jr.range(Duration::ZERO, r.timeline.total);
+    let whole = jr.aggregate(a, b, Some(0));
+    let f = res("failed < 10%", "journey:write-and-read");
+    assert_eq!(f.samples, whole.requests());
+    assert!(
+        (f.value.unwrap() - whole.error_rate()).abs() < 1e-12,
+        "{f:?}"
+    );
+    assert!(whole.requests() + 20 >= all.requests(), "{whole:?} {all:?}");
+    let p95 = res("p95 < 3s", "journey:write-and-read");
+    assert!(
+        p95.value.unwrap() > 0.0 && p95.samples == f.samples,
+        "{p95:?}"
+    );
+    let during = res("p95 < 2.5s", "journey:browse");
+    assert!(
+        during.samples > 0 && during.samples < js.counts[1].started,
+        "{during:?}"
+    );
     // Every report has both: report.json (journeys and the steps), summary.md.
     let json = common_report(&o.dir);
     assert_eq!(json["journeys"].as_array().unwrap().len(), 2);
+    let cells = &json["journey_histograms"]["intervals"][3]["requests"];
+    assert!(
+        cells["write-and-read"].is_object() && cells["browse"].is_object(),
+        "{cells}"
+    );
     assert!(json["per_request"]["write-and-read:read"].is_object());
     assert!(json["per_request"]["list"].is_object());
     let md = std::fs::read_to_string(o.dir.join("summary.md")).unwrap();

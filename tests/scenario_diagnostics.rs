@@ -681,6 +681,29 @@ fn a_bad_users_section_is_refused_at_each_mistake_with_what_is_accepted() {
         .replace("weight = 3", "weight = 0")
         .replace("name = \"browse\"", "name = \"browse\"\nweight = 0");
     assert!(errors(&zero).contains("the journey weights sum to 0"));
+    // Journey SLOs: a journey that exists, its own metrics, no recovery.
+    let slos = USERS.replace(
+        "whole = [\"errors < 1%\"]",
+        "\"journey:write-and-red\" = [\"failed < 1%\"]\n\"journey:browse\" = [\"throughput > 99%\", \"failed < 2%\", \"p95 < 3s\"]\n\"journey:write-and-read\" = { recovery = { x = \"< 1s\" } }",
+    );
+    let e = errors(&slos);
+    let has = |needle: &str| assert!(e.contains(needle), "no `{needle}` in:\n{e}");
+    has("SLOs for journey `write-and-red`, which is no journey of this scenario");
+    has("did you mean `journey:write-and-read`?");
+    has("`throughput > 99%` is no SLO of a journey");
+    has("a journey has no `recovery` SLOs");
+    assert_eq!(e.matches("error:").count(), 3, "{e}");
+    let ok = USERS.replace(
+        "whole = [\"errors < 1%\"]",
+        "\"journey:browse\" = [\"failed < 2%\", \"p95 < 3s\"]",
+    );
+    let s = parse("demo.toml", &ok).unwrap_or_else(|d| panic!("{d}"));
+    let o = &s.slo.objectives[0];
+    assert_eq!(
+        (o.journey(), o.metric, o.bound),
+        (Some("browse"), chaos::scenario::Metric::Errors, 0.02)
+    );
+    assert_eq!(o.text, "failed < 2%");
     let dup = USERS.replace("name = \"browse\"", "name = \"during\"");
     assert!(errors(&dup).contains("journey name \"during\" is reserved"));
 }

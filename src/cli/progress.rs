@@ -11,11 +11,18 @@ use crate::load::{Progress, ProgressSnapshot};
 use crate::slo::{show_ratio, show_us};
 
 fn line(s: &ProgressSnapshot) -> String {
+    // With users, the plan's user count; the achieved rate then counts their steps too.
+    let target = match s.users {
+        None => format!("target {:>7.1} req/s", s.target_rps),
+        Some(u) if s.target_rps > 0.0 => {
+            format!("target {:>7.1} req/s + {u:>5} users", s.target_rps)
+        }
+        Some(u) => format!("users {u:>5}"),
+    };
     format!(
-        "{:>6.1}s/{:.0}s  target {:>7.1} req/s  achieved {:>7.1} req/s  p99 {:>8}  errors {:>6}  in flight {}",
+        "{:>6.1}s/{:.0}s  {target}  achieved {:>7.1} req/s  p99 {:>8}  errors {:>6}  in flight {}",
         s.elapsed.as_secs_f64(),
         s.total.as_secs_f64(),
-        s.target_rps,
         s.achieved_rps,
         s.p99_us.map_or_else(|| "—".into(), |v| show_us(v as f64)),
         show_ratio(s.error_rate),

@@ -85,7 +85,9 @@ impl StdoutToStderr {
     pub(super) fn new() -> StdoutToStderr {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        let saved = rustix::io::dup(rustix::stdio::stdout()).ok();
+        // Close-on-exec: a process the run starts (a node's start command, a daemon) must not
+        // inherit the real stdout, or whoever reads it never sees it end.
+        let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 0).ok();
         if saved.is_some() && rustix::stdio::dup2_stdout(rustix::stdio::stderr()).is_err() {
             return StdoutToStderr(None);
         }

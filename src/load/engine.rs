@@ -92,10 +92,9 @@ pub struct LoadResult {
     pub started_at: SystemTime,
     /// From the clock's epoch to the last response.
     pub wall: Duration,
-    /// The users' journeys, one entry each (empty without `[users]`).
-    pub journeys: Vec<super::journeys::JourneyCounts>,
-    /// Why the users could not run (goose refused the attack): the run was shut down.
-    pub users_error: Option<String>,
+    /// What the users did (`[users]`): their journeys' counts and recording, or why goose
+    /// could not run them (the run was shut down then).
+    pub users: Option<super::journeys::UsersResult>,
 }
 
 struct Shared {
@@ -236,17 +235,18 @@ impl Engine {
             recorder::spawn(names, load.interval, clock, Options { tick, settle });
         let segs = schedule::segments(&load.stages);
         let max_in_flight = load.max_in_flight;
+        let user_plan = self.users.as_ref().map(|(j, _)| j.plan.clone());
         let users = self.users.take().map(|(j, url)| {
-            let (sink, shutdown) = (sink.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let r =
-                    super::journeys::run(&j, &url, sink, clock, first_step, shutdown.clone()).await;
-                if r.is_err() {
-                    // Half a run is no run: stop the load and the faults too.
-                    shutdown.trigger();
-                }
-                r
-            })
+            let rec = (load.interval, settle);
+            super::journeys::spawn(
+                j,
+                url,
+                sink.clone(),
+                clock,
+                first_step,
+                shutdown.clone(),
+                rec,
+            )
         });
         let running = self.start(clock, sink, shutdown);
         let snapshot = |t: &Tick, sh: &Shared| {
@@ -255,6 +255,9 @@ impl Engine {
                 elapsed: t.at,
                 total,
                 target_rps: schedule::rate_at(&segs, t.at),
+                users: user_plan
+                    .as_deref()
+                    .map(|p| super::journeys::users_at(p, t.at)),
                 achieved_rps: if dt > 0.0 {
                     t.live.requests() as f64 / dt
                 } else {
@@ -282,13 +285,9 @@ impl Engine {
         }
         let mut recording = recorder.finish().await;
         let (scheduled, interrupted) = running.scheduler.await.unwrap_or((completed, true));
-        let (journeys, users_error) = match users {
-            None => (Vec::new(), None),
-            Some(task) => match task.await {
-                Ok(Ok(counts)) => (counts, None),
-                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-                Err(e) => (Vec::new(), Some(format!("the users' task ended: {e}"))),
-            },
+        let users = match users {
+            Some(u) => Some(u.finish().await),
+            None => None,
         };
         let wall = clock.elapsed();
         let sh = running.shared;
@@ -303,8 +302,7 @@ impl Engine {
             interrupted,
             started_at: clock.started_at(),
             wall,
-            journeys,
-            users_error,
+            users,
         }
     }
 

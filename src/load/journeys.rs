@@ -40,8 +40,8 @@ use super::expect;
 use super::retry::{self as retries, RetryBudget};
 use super::template::{self, Captures};
 use crate::clock::Clock;
-use crate::metrics::recorder::SampleSink;
-use crate::metrics::{Outcome, Sample};
+use crate::metrics::recorder::{self, Options, RecorderHandle, SampleSink};
+use crate::metrics::{Outcome, Recording, Sample};
 use crate::scenario::{Body, Journey, RequestSpec, RetryPolicy, StageKind, Users};
 use crate::shutdown::Shutdown;
 
@@ -104,14 +104,12 @@ impl Journeys {
 
     /// The recorder's request names, `journey:step`, in the order of [`run`]'s sample indices.
     pub fn step_names(&self) -> Vec<String> {
-        self.journeys
-            .iter()
-            .flat_map(|j| {
-                j.steps
-                    .iter()
-                    .map(move |s| format!("{}:{}", j.name, s.name))
-            })
-            .collect()
+        crate::scenario::step_names(&self.journeys)
+    }
+
+    /// The journeys' recording's names, in the order of its sample indices.
+    pub fn journey_names(&self) -> Vec<String> {
+        self.journeys.iter().map(|j| j.name.clone()).collect()
     }
 
     /// The plan as goose's test plan text (`10,5s;10,30s;0,0s`). goose takes whole seconds:
@@ -132,6 +130,22 @@ impl Journeys {
             .collect::<Vec<_>>()
             .join(";")
     }
+}
+
+/// Users a goose plan (`(users, over)` steps, linear from the previous count) has at `t`.
+pub fn users_at(plan: &[(usize, Duration)], t: Duration) -> usize {
+    let mut start = Duration::ZERO;
+    let mut from = 0usize;
+    for (to, d) in plan {
+        let end = start + *d;
+        if t < end {
+            let f = (t - start).as_secs_f64() / d.as_secs_f64();
+            return (from as f64 + (*to as f64 - from as f64) * f).round() as usize;
+        }
+        start = end;
+        from = *to;
+    }
+    from
 }
 
 /// One journey's counts over the run.
@@ -161,6 +175,10 @@ struct Shared {
     /// The recorder index of its first step.
     first: u16,
     sink: SampleSink,
+    /// Its index in the journeys' recording, and that recording's sink: one sample per
+    /// iteration that ended (completed, or failed at a step), not one the run's end canceled.
+    index: u16,
+    journeys: SampleSink,
     clock: Clock,
     client: ClientConfig,
     /// The target's base URL without its trailing `/`: a step's path is appended to it (goose
@@ -179,15 +197,91 @@ struct Shared {
     vars: Vec<String>,
 }
 
+/// What the users did over a run.
+#[derive(Debug)]
+pub struct UsersResult {
+    /// One entry per journey.
+    pub counts: Vec<JourneyCounts>,
+    /// Per journey (the names of [`Journeys::journey_names`]), one sample per ended
+    /// iteration: its steps' time without think time, failed or not. `journey:NAME` SLOs are
+    /// judged on it.
+    pub recording: Recording,
+    /// Why goose could not run the users; the run's shutdown was triggered.
+    pub error: Option<String>,
+}
+
+/// The users running beside a run's load: [`spawn`], then [`UsersTask::finish`].
+pub struct UsersTask {
+    task: tokio::task::JoinHandle<Result<Vec<JourneyCounts>, JourneyError>>,
+    recorder: RecorderHandle,
+}
+
+/// Start the users on a task of their own: steps into `sink` from index `first`, journeys
+/// into a recording of their own (`(interval, settle)` as the run's recorder). A goose error
+/// triggers `shutdown`: half a run is no run.
+pub fn spawn(
+    j: Journeys,
+    base_url: String,
+    sink: SampleSink,
+    clock: Clock,
+    first: u16,
+    shutdown: Arc<Shutdown>,
+    (interval, settle): (Duration, Duration),
+) -> UsersTask {
+    let opts = Options {
+        // Nobody reads its ticks: the live view and aborts read the steps.
+        tick: Duration::from_secs(3600),
+        settle,
+    };
+    let (journey_sink, recorder) = recorder::spawn(j.journey_names(), interval, clock, opts);
+    let task = tokio::spawn(async move {
+        let r = run(
+            &j,
+            &base_url,
+            sink,
+            journey_sink,
+            clock,
+            first,
+            shutdown.clone(),
+        )
+        .await;
+        if r.is_err() {
+            shutdown.trigger();
+        }
+        r
+    });
+    UsersTask { task, recorder }
+}
+
+impl UsersTask {
+    /// Wait for the users to end (the plan, the shutdown) and their recording to close.
+    pub async fn finish(self) -> UsersResult {
+        let r = self.task.await;
+        let recording = self.recorder.finish().await;
+        let (counts, error) = match r {
+            Ok(Ok(counts)) => (counts, None),
+            Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+            Err(e) => (Vec::new(), Some(format!("the users' task ended: {e}"))),
+        };
+        UsersResult {
+            counts,
+            recording,
+            error,
+        }
+    }
+}
+
 /// Run the users until their plan ends, `shutdown` fires or goose's killswitch is pulled,
 /// sending each step's sample to `sink` with index `first + ` its place in
-/// [`Journeys::step_names`]. The killswitch is pulled here when `shutdown` fires and a second
+/// [`Journeys::step_names`], and each ended iteration's to `journey_sink` with the journey's
+/// index (for journey SLOs: its duration without think time, failed or not). The killswitch is pulled here when `shutdown` fires and a second
 /// after the plan's time (from the clock's epoch) is up: goose's whole-second plan never
 /// outlives ours by more.
 pub async fn run(
     j: &Journeys,
     base_url: &str,
     sink: SampleSink,
+    journey_sink: SampleSink,
     clock: Clock,
     first: u16,
     shutdown: Arc<Shutdown>,
@@ -199,7 +293,7 @@ pub async fn run(
     let budget = Arc::new(RetryBudget::new(j.retry.budget, j.retry.budget_window));
     let mut shared = Vec::new();
     let mut index = first;
-    for journey in &j.journeys {
+    for (ji, journey) in j.journeys.iter().enumerate() {
         let mut vars: Vec<String> = journey
             .steps
             .iter()
@@ -210,6 +304,8 @@ pub async fn run(
             journey: journey.clone(),
             first: index,
             sink: sink.clone(),
+            index: ji.min(usize::from(u16::MAX)) as u16,
+            journeys: journey_sink.clone(),
             clock,
             client: j.client.clone(),
             base: base_url.trim_end_matches('/').to_string(),
@@ -226,6 +322,7 @@ pub async fn run(
         index = index.saturating_add(journey.steps.len() as u16);
     }
     drop(sink);
+    drop(journey_sink);
     let goose = |e: GooseError| JourneyError::Goose(e.to_string());
     let mut config = GooseConfiguration::default();
     config.host = Some(base_url.to_string());
@@ -317,6 +414,20 @@ impl Shared {
     /// One iteration: each step in order until one fails.
     async fn iterate(&self, user: &mut GooseUser) {
         self.started.fetch_add(1, Relaxed);
+        let began = self.clock.elapsed();
+        // The journey's own sample: its steps' latencies summed (no think time), the
+        // outcome of the step it ended at.
+        let mut journey = Sample {
+            request: self.index,
+            intended: began,
+            latency_us: 0,
+            service_us: 0,
+            lateness_us: 0,
+            outcome: Outcome::Ok,
+            status: 0,
+            attempts: 1,
+            exhausted: false,
+        };
         let caps = Captures::new(self.vars.iter().map(String::as_str));
         caps.put("user", user.weighted_users_index.to_string());
         for (k, step) in self.journey.steps.iter().enumerate() {
@@ -335,23 +446,29 @@ impl Shared {
                 self.canceled.fetch_add(1, Relaxed);
                 return;
             }
-            let ok = self.step(user, k, step, &caps).await;
-            if !ok {
+            let s = self.step(user, k, step, &caps).await;
+            journey.latency_us = journey.latency_us.saturating_add(s.latency_us);
+            journey.service_us = journey.latency_us;
+            journey.status = s.status;
+            if s.outcome != Outcome::Ok {
                 self.failed[k].fetch_add(1, Relaxed);
+                journey.outcome = s.outcome;
+                self.journeys.send(journey);
                 return;
             }
         }
         self.completed.fetch_add(1, Relaxed);
+        self.journeys.send(journey);
     }
 
-    /// Send one step, record its sample, keep its captures; whether it succeeded.
+    /// Send one step, record its sample, keep its captures; the sample (`ok` or not).
     async fn step(
         &self,
         user: &mut GooseUser,
         k: usize,
         step: &RequestSpec,
         caps: &Captures,
-    ) -> bool {
+    ) -> Sample {
         let seq = self.seq.fetch_add(1, Relaxed);
         let at = self.clock.elapsed();
         let sample = |outcome: Outcome, status: u16, us: u64| Sample {
@@ -391,8 +508,7 @@ impl Shared {
         };
         let Ok((path, headers, body)) = rendered else {
             // A captured value the step needs never came: not sent.
-            self.sink.send(sample(Outcome::NotSent, 0, 0));
-            return false;
+            return self.sent(sample(Outcome::NotSent, 0, 0));
         };
         let method = match step.method.as_str() {
             "GET" => GooseMethod::Get,
@@ -402,15 +518,13 @@ impl Shared {
             "DELETE" => GooseMethod::Delete,
             "HEAD" => GooseMethod::Head,
             _ => {
-                self.sink.send(sample(Outcome::NotSent, 0, 0));
-                return false;
+                return self.sent(sample(Outcome::NotSent, 0, 0));
             }
         };
         // An absolute URL: goose sends it as it is (the base path kept).
         let url = format!("{}{path}", self.base);
         let Ok(mut rb) = user.get_request_builder(&method, &url) else {
-            self.sink.send(sample(Outcome::NotSent, 0, 0));
-            return false;
+            return self.sent(sample(Outcome::NotSent, 0, 0));
         };
         rb = rb.timeout(self.client.timeout);
         for (n, v) in &headers {
@@ -494,7 +608,7 @@ impl Shared {
         };
         self.sink.send(sample);
         if outcome != Outcome::Ok {
-            return false;
+            return sample;
         }
         if !step.capture.is_empty() {
             let doc = keep.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
@@ -505,7 +619,13 @@ impl Shared {
                 }
             }
         }
-        true
+        sample
+    }
+
+    /// `s`, once sent to the recorder.
+    fn sent(&self, s: Sample) -> Sample {
+        self.sink.send(s);
+        s
     }
 }
 
@@ -517,5 +637,47 @@ fn transport_outcome(e: &reqwest::Error) -> Outcome {
         Outcome::ConnectError
     } else {
         Outcome::Reset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(steps: &[(usize, f64)]) -> Vec<(usize, Duration)> {
+        steps
+            .iter()
+            .map(|(u, s)| (*u, Duration::from_secs_f64(*s)))
+            .collect()
+    }
+
+    #[test]
+    fn the_plan_counts_users_linearly_and_jumps_at_once() {
+        let p = plan(&[(10, 10.0), (40, 0.0), (40, 20.0), (0, 5.0)]);
+        let at = |s: f64| users_at(&p, Duration::from_secs_f64(s));
+        assert_eq!((at(0.0), at(5.0), at(9.9)), (0, 5, 10));
+        assert_eq!((at(10.0), at(29.9)), (40, 40), "the jump to 40 is at once");
+        assert_eq!((at(32.5), at(35.0), at(99.0)), (20, 0, 0));
+    }
+
+    #[test]
+    fn goose_gets_whole_seconds_rounded_at_each_step_end_so_errors_do_not_add_up() {
+        let j = Journeys {
+            journeys: Vec::new(),
+            plan: plan(&[(5, 1.4), (5, 1.4), (5, 1.4), (0, 0.0)]),
+            think: (Duration::ZERO, Duration::ZERO),
+            client: ClientConfig::plain(Duration::from_secs(1)),
+            retry: RetryPolicy {
+                attempts: 1,
+                backoff: Duration::ZERO,
+                max_backoff: Duration::ZERO,
+                jitter: crate::scenario::Jitter::None,
+                on: crate::scenario::RetryOn::default(),
+                budget: None,
+                budget_window: Duration::from_secs(10),
+            },
+        };
+        // Ends at 1.4, 2.8, 4.2 s: goose's steps end at 1, 3 and 4 s (not 1, 2, 3).
+        assert_eq!(j.test_plan(), "5,1s;5,2s;5,1s;0,0s");
     }
 }

@@ -18,6 +18,8 @@ pub struct ProgressSnapshot {
     pub total: Duration,
     /// Scheduled rate now (req/s).
     pub target_rps: f64,
+    /// Users the plan has running now (`[users]`; `None` without).
+    pub users: Option<usize>,
     /// Responses per second over the last tick.
     pub achieved_rps: f64,
     /// p99 latency of the responses in the last tick (µs).

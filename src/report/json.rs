@@ -17,13 +17,35 @@ use super::record::{
     SeriesLatency, SeriesPoint, StageInfo, StatsSummary, TargetInfo, TimelineInfo, ENCODING,
 };
 use super::{utc, RunReport, SCHEMA};
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, Recording};
 
 /// report.json as JSON (what `chaos run` writes).
 pub fn render(r: &RunReport) -> Value {
     // Every map of these types has string keys (a non-finite number becomes null): serializing
     // into a `Value` cannot fail, so a failure is a broken invariant, not an input error.
     serde_json::to_value(record(r)).expect("report.json's types serialize to JSON")
+}
+
+/// A recording's cells as report.json holds them.
+fn histograms(rec: &Recording) -> Histograms {
+    let iv = rec.interval.as_secs_f64();
+    Histograms {
+        encoding: ENCODING.into(),
+        unit: "us".into(),
+        intervals: rec
+            .intervals
+            .iter()
+            .enumerate()
+            .map(|(i, row)| IntervalCells {
+                t: i as f64 * iv,
+                requests: row
+                    .iter()
+                    .zip(&rec.names)
+                    .map(|(c, n)| (n.clone(), Cell::of(c)))
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 /// report.json as its types.
@@ -58,19 +80,6 @@ pub fn record(r: &RunReport) -> ReportFile {
                 lateness_p99_us: (!s.lateness.is_empty())
                     .then(|| s.lateness.value_at_quantile(0.99)),
             }
-        })
-        .collect();
-    let intervals = rec
-        .intervals
-        .iter()
-        .enumerate()
-        .map(|(i, row)| IntervalCells {
-            t: i as f64 * iv,
-            requests: row
-                .iter()
-                .zip(&rec.names)
-                .map(|(c, n)| (n.clone(), Cell::of(c)))
-                .collect(),
         })
         .collect();
     let per_request = rec
@@ -135,11 +144,7 @@ pub fn record(r: &RunReport) -> ReportFile {
         scheduled: r.scheduled,
         interval_s: Some(iv),
         requests: rec.names.clone(),
-        histograms: Histograms {
-            encoding: ENCODING.into(),
-            unit: "us".into(),
-            intervals,
-        },
+        histograms: histograms(rec),
         failures: rec.failures.clone(),
         journal: r.journal.clone(),
         durable: Durable {
@@ -148,7 +153,12 @@ pub fn record(r: &RunReport) -> ReportFile {
             writes: r.durable_writes.clone(),
             read_back: r.verification.clone(),
         },
-        journeys: r.journeys.clone(),
+        journeys: r
+            .journeys
+            .as_ref()
+            .map(|j| j.counts.clone())
+            .unwrap_or_default(),
+        journey_histograms: r.journeys.as_ref().map(|j| histograms(&j.recording)),
         scenario_digest: Some(super::compare::digest(&r.scenario)),
         totals: StatsSummary::of(&r.totals(None)),
         per_request,

@@ -25,7 +25,7 @@ pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError
     let timeline = Timeline::of(&scenario);
     let (slo, recoveries) = slo::judge_run(
         &scenario,
-        &run.recording,
+        (&run.recording, run.journeys.as_ref().map(|j| &j.recording)),
         &timeline,
         run.faults
             .iter()

@@ -190,9 +190,18 @@ pub struct RunReport {
     pub journal: Vec<crate::fault::journal::Record>,
     /// What the target's control plane showed while the faults were applied (in time order).
     pub events: Vec<crate::fault::ControlEvent>,
-    /// The users' journeys (`[users]`): started, completed, failed at which step.
-    pub journeys: Vec<crate::load::journeys::JourneyCounts>,
+    /// The users' journeys (`[users]`): counts and their recording.
+    pub journeys: Option<JourneysRecord>,
     pub verdict: Verdict,
+}
+
+/// What the users did (`[users]`): each journey's counts, and the journeys' recording (one
+/// sample per ended iteration: its steps' time without think time) that `journey:NAME` SLOs
+/// are judged on.
+#[derive(Debug, Clone)]
+pub struct JourneysRecord {
+    pub counts: Vec<crate::load::journeys::JourneyCounts>,
+    pub recording: Recording,
 }
 
 impl RunReport {

@@ -72,6 +72,11 @@ pub struct ReportFile {
     /// reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journeys: Vec<crate::load::journeys::JourneyCounts>,
+    /// Per journey (named as in `journeys`), one sample per ended iteration: its steps' time
+    /// without think time, its outcome. Same layout and interval as `histograms`; absent
+    /// without users and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey_histograms: Option<Histograms>,
 
     // Derived from the raw run.
     /// See `report::compare::digest`; absent in older reports.
@@ -392,8 +397,8 @@ pub struct RunRecord {
     pub journal: Vec<journal::Record>,
     /// What the target's control plane showed while the faults were applied.
     pub events: Vec<crate::fault::ControlEvent>,
-    /// The users' journeys (`[users]`): started, completed, failed at which step.
-    pub journeys: Vec<crate::load::journeys::JourneyCounts>,
+    /// The users' journeys (`[users]`): counts and their recording.
+    pub journeys: Option<super::JourneysRecord>,
 }
 
 /// A report.json whose fields parse but do not describe a run this build can use.
@@ -422,6 +427,23 @@ pub enum RecordError {
 impl ReportFile {
     /// The recording (per-interval histograms and counters), every histogram checked.
     pub fn recording(&self) -> Result<Recording, RecordError> {
+        let mut r = self.recording_of(&self.histograms, &self.requests)?;
+        r.failures = self.failures.clone();
+        Ok(r)
+    }
+
+    /// The journeys' recording (`journey_histograms`, named by `journeys`), if the run had
+    /// users.
+    pub fn journey_recording(&self) -> Result<Option<Recording>, RecordError> {
+        let Some(h) = &self.journey_histograms else {
+            return Ok(None);
+        };
+        let names: Vec<String> = self.journeys.iter().map(|j| j.name.clone()).collect();
+        self.recording_of(h, &names).map(Some)
+    }
+
+    /// A recording of `names` from `h` at the file's interval, every histogram checked.
+    fn recording_of(&self, h: &Histograms, names: &[String]) -> Result<Recording, RecordError> {
         let interval = match self.interval_s {
             None => return Err(RecordError::NoInterval),
             Some(s) => Duration::try_from_secs_f64(s)
@@ -429,10 +451,10 @@ impl ReportFile {
                 .filter(|d| !d.is_zero())
                 .ok_or(RecordError::Interval(s))?,
         };
-        let mut intervals = Vec::with_capacity(self.histograms.intervals.len());
-        for (i, row) in self.histograms.intervals.iter().enumerate() {
-            let mut cells = Vec::with_capacity(self.requests.len());
-            for n in &self.requests {
+        let mut intervals = Vec::with_capacity(h.intervals.len());
+        for (i, row) in h.intervals.iter().enumerate() {
+            let mut cells = Vec::with_capacity(names.len());
+            for n in names {
                 let c = row
                     .requests
                     .get(n)
@@ -454,9 +476,9 @@ impl ReportFile {
         }
         Ok(Recording {
             interval,
-            names: self.requests.clone(),
+            names: names.to_vec(),
             intervals,
-            failures: self.failures.clone(),
+            failures: Vec::new(),
         })
     }
 
@@ -479,6 +501,12 @@ impl ReportFile {
     /// The raw run, validated (the judgement and the derived figures are left behind).
     pub fn into_run_record(self) -> Result<RunRecord, RecordError> {
         let recording = self.recording()?;
+        let journeys = self
+            .journey_recording()?
+            .map(|recording| super::JourneysRecord {
+                counts: self.journeys.clone(),
+                recording,
+            });
         let faults = self.faults();
         let started_at =
             parse_utc(&self.started_at).ok_or(RecordError::StartedAt(self.started_at))?;
@@ -515,7 +543,7 @@ impl ReportFile {
             verification,
             journal: self.journal,
             events: self.timeline.events,
-            journeys: self.journeys,
+            journeys,
         })
     }
 }

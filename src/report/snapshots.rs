@@ -106,7 +106,7 @@ fn build(
     );
     let (slo, recoveries) = crate::slo::judge_run(
         &s,
-        &recording,
+        (&recording, None),
         &timeline,
         faults
             .iter()
@@ -118,7 +118,7 @@ fn build(
     let verdict = Verdict::of_slos(&slo);
     RunReport {
         journal: vec![],
-        journeys: vec![],
+        journeys: None,
         // The zone as the sandbox's control plane showed it (a reverted fault only).
         events: if fault == FaultStatus::Reverted {
             vec![

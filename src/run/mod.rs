@@ -442,7 +442,8 @@ async fn execute(
         }
     };
     let aborted = watch.fired.take();
-    if let Some(e) = result.users_error {
+    let users = result.users;
+    if let Some(e) = users.as_ref().and_then(|u| u.error.clone()) {
         // Every fault is reverted by now (the timeline returned); the run is no run.
         return Err(RunError::Users(e));
     }
@@ -541,7 +542,10 @@ async fn execute(
         verification,
         journal,
         events,
-        journeys: result.journeys,
+        journeys: users.map(|u| report::JourneysRecord {
+            counts: u.counts,
+            recording: u.recording,
+        }),
     };
     Ok(report::judge::judge(scenario, record)?)
 }

@@ -24,8 +24,8 @@ pub use fault::{AzPart, AzParts, Count, Fault, FaultKind, KillMode, Link, Role};
 pub use request::{
     Body, Capture, Durable, Header, JsonPath, JsonTemplate, Part, PathStep, RequestSpec, Template,
 };
-pub use slo::{CmpOp, Metric, Objective, Offset, SloSpec, Trim, Window};
-pub use users::{Journey, UserStage, Users};
+pub use slo::{CmpOp, Metric, Objective, Offset, SloSpec, Trim, Window, JOURNEY_PREFIX};
+pub use users::{step_names, Journey, UserStage, Users};
 
 /// A fully validated scenario.
 #[derive(Debug, Clone, Serialize)]

@@ -179,7 +179,19 @@ pub fn json_schema() -> Value {
                 },
                 "patternProperties": {
                     "^(during|after):": slo_list(),
-                    TRIMMED: slo_list()
+                    TRIMMED: slo_list(),
+                    "^journey:": {
+                        "description": "a journey's SLOs on its iterations (steps' time without think time): \"failed < 1%\", \"p95 < 3s\", \"max < 10s\"; a list for the whole run, or windows -> lists",
+                        "oneOf": [
+                            slo_list(),
+                            {
+                                "type": "object",
+                                "properties": { "whole": slo_list(), "baseline": slo_list() },
+                                "patternProperties": { "^(during|after):": slo_list(), TRIMMED: slo_list() },
+                                "additionalProperties": false
+                            }
+                        ]
+                    }
                 },
                 "additionalProperties": {
                     "type": "object",

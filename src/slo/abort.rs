@@ -138,6 +138,7 @@ mod tests {
             elapsed: Duration::from_secs(at_s),
             total: Duration::from_secs(60),
             target_rps: 100.0,
+            users: None,
             achieved_rps: 100.0,
             p99_us: None,
             error_rate: live.error_rate(),

@@ -271,9 +271,33 @@ pub fn evaluate_with_data(
     data: Option<&DataCheck>,
     sustain: Duration,
 ) -> Vec<SloResult> {
+    evaluate_all(objectives, rec, None, tl, data, sustain)
+}
+
+/// [`evaluate_with_data`], with `journey:NAME` objectives judged on the journeys' recording
+/// (`None`: the run had no users — insufficient data, never the requests' recording).
+fn evaluate_all(
+    objectives: &[Objective],
+    rec: &Recording,
+    journeys: Option<&Recording>,
+    tl: &Timeline,
+    data: Option<&DataCheck>,
+    sustain: Duration,
+) -> Vec<SloResult> {
     objectives
         .iter()
         .map(|o| {
+            if let Some(name) = o.journey() {
+                let (start, end) = tl.span_of(o);
+                let stats = journeys
+                    .and_then(|j| j.request_index(name).map(|i| (j, i)))
+                    .map(|(j, i)| {
+                        let (from, to) = j.range(start, end);
+                        j.aggregate(from, to, Some(i))
+                    })
+                    .unwrap_or_default();
+                return judge(o, &stats);
+            }
             if o.metric == Metric::LostWrites {
                 return judge_data(o, data);
             }
@@ -445,9 +469,11 @@ fn judge_data(o: &Objective, data: Option<&DataCheck>) -> SloResult {
 /// reached`, `inject failed`): every SLO of their `during:`/`after:` windows and their
 /// `recovery` bounds is [`Status::NotJudged`] — a window of a fault that did not happen
 /// measures nothing about it — and they get no recovery row.
+///
+/// `(rec, journeys)`: the requests' recording and the users' journeys' (`journey:NAME` SLOs).
 pub fn judge_run<'a>(
     s: &Scenario,
-    rec: &Recording,
+    (rec, journeys): (&Recording, Option<&Recording>),
     tl: &Timeline,
     applied: impl Iterator<Item = (&'a str, Option<f64>, Option<f64>)>,
     unapplied: &[(&str, &str)],
@@ -463,7 +489,7 @@ pub fn judge_run<'a>(
             .map(|(n, why)| format!("not judged: fault `{n}` {why}")),
         _ => None,
     };
-    let mut slo = evaluate_with_data(&s.slo.objectives, rec, &judged, data, sustain);
+    let mut slo = evaluate_all(&s.slo.objectives, rec, journeys, &judged, data, sustain);
     for (r, o) in slo.iter_mut().zip(&s.slo.objectives) {
         if let Some(note) = why_not(o) {
             *r = not_judged(o, note);

@@ -165,7 +165,7 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
         verification: None,
         journal: Vec::new(),
         events: Vec::new(),
-        journeys: Vec::new(),
+        journeys: None,
         scenario: s,
     };
     let v = crate::report::json::render(&r);

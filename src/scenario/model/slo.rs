@@ -27,14 +27,25 @@ pub struct Objective {
     pub window: Window,
     /// Part of the window only, e.g. `baseline[10s..]` (without its first 10 s of warm-up).
     pub trim: Option<Trim>,
-    /// `None` = over all requests.
+    /// `None` = over all requests; `journey:NAME` = over a journey's iterations
+    /// ([`Objective::journey`]).
     pub request: Option<String>,
     pub metric: Metric,
     pub op: CmpOp,
     pub bound: f64,
 }
 
+/// An objective's `request` for a journey's SLOs: `journey:NAME` (request names cannot hold a
+/// `:`, and steps are `NAME:step` with no journey named `journey`).
+pub const JOURNEY_PREFIX: &str = "journey:";
+
 impl Objective {
+    /// The journey this objective is about (`"journey:NAME" = [...]`): judged on the
+    /// journeys' recording, one sample per ended iteration.
+    pub fn journey(&self) -> Option<&str> {
+        self.request.as_deref()?.strip_prefix(JOURNEY_PREFIX)
+    }
+
     /// The window as written: `baseline`, `during:zone-a-down`, `baseline[10s..]`.
     pub fn window_label(&self) -> String {
         match &self.trim {

@@ -54,18 +54,23 @@ impl Users {
 
     /// The recorder's names of the steps, `journey:step`, journey by journey.
     pub fn step_names(&self) -> Vec<String> {
-        self.journeys
-            .iter()
-            .flat_map(|j| {
-                j.steps
-                    .iter()
-                    .map(move |s| format!("{}:{}", j.name, s.name))
-            })
-            .collect()
+        step_names(&self.journeys)
     }
 
     /// Most users at once over the plan.
     pub fn max_users(&self) -> u32 {
         self.plan.iter().map(|s| s.users).max().unwrap_or(0)
     }
+}
+
+/// The recorder's names of `journeys`' steps, `journey:step`, journey by journey.
+pub fn step_names(journeys: &[Journey]) -> Vec<String> {
+    journeys
+        .iter()
+        .flat_map(|j| {
+            j.steps
+                .iter()
+                .map(move |s| format!("{}:{}", j.name, s.name))
+        })
+        .collect()
 }

@@ -102,28 +102,43 @@ const STAGE_HELP: &str =
     "a stage is { ramp = \"4x\", over = \"20s\" } (linear, from the previous rate) or { hold = \"4x\", for = \"90s\" }";
 
 fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<f64>) -> Option<Stage> {
-    let t = cx.table(n, "a stage")?;
-    let (kind, rate_key, dur_key, allowed) = match (t.get("ramp"), t.get("hold")) {
+    let (kind, (rps, rate_text), duration) =
+        ramp_or_hold(cx, n, "a stage", STAGE_HELP, |cx, v| rate(cx, v, peak))?;
+    Some(Stage {
+        kind,
+        rps,
+        rate_text,
+        duration,
+    })
+}
+
+/// A `{ ramp = X, over = D }` or `{ hold = X, for = D }` table (`what`: "a stage"): its kind,
+/// what `value` reads from X, its duration (above 0). Shared by `[load]` stages (rates) and
+/// the `[users]` plan (user counts).
+pub(super) fn ramp_or_hold<T>(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    what: &str,
+    help: &str,
+    value: impl FnOnce(&mut Ctx<'_>, &Node) -> Option<T>,
+) -> Option<(StageKind, T, Duration)> {
+    let t = cx.table(n, what)?;
+    let (kind, value_key, dur_key, allowed) = match (t.get("ramp"), t.get("hold")) {
         (Some(_), None) => (StageKind::Ramp, "ramp", "over", keys::RAMP),
         (None, Some(_)) => (StageKind::Hold, "hold", "for", keys::HOLD),
         (Some(_), Some(_)) => {
-            cx.err(
-                &n.span,
-                "a stage has both `ramp` and `hold`",
-                Some(STAGE_HELP),
-            );
+            cx.err(&n.span, "a stage has both `ramp` and `hold`", Some(help));
             return None;
         }
         (None, None) => {
             let all: Vec<&str> = keys::RAMP.iter().chain(keys::HOLD).copied().collect();
-            t.check_keys(cx, &all, "in a stage");
-            cx.err(&n.span, "a stage needs `ramp` or `hold`", Some(STAGE_HELP));
+            t.check_keys(cx, &all, &format!("in {what}"));
+            cx.err(&n.span, "a stage needs `ramp` or `hold`", Some(help));
             return None;
         }
     };
-    t.check_keys(cx, allowed, &format!("in a `{rate_key}` stage"));
-    let rate_node = t.get(rate_key)?;
-    let rate = rate(cx, rate_node, peak);
+    t.check_keys(cx, allowed, &format!("in a `{value_key}` stage"));
+    let v = value(cx, t.get(value_key)?);
     let duration = match t.get(dur_key) {
         Some(d_node) => cx.duration(d_node, dur_key).and_then(|d| {
             if cx.unknown(d_node) {
@@ -138,19 +153,13 @@ fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<f64>) -> Option<Stage> {
         None => {
             cx.err(
                 &n.span,
-                &format!("a `{rate_key}` stage needs `{dur_key}`"),
-                Some(STAGE_HELP),
+                &format!("a `{value_key}` stage needs `{dur_key}`"),
+                Some(help),
             );
             None
         }
     };
-    let (rps, rate_text) = rate?;
-    Some(Stage {
-        kind,
-        rps,
-        rate_text,
-        duration: duration?,
-    })
+    Some((kind, v?, duration?))
 }
 
 /// A rate as a string ("4x", "800/s") or a plain number of requests per second, or

@@ -207,7 +207,13 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
     request_names.extend(step_names_written(top.get("users")));
     let fault_names = names_written(top.get("faults"));
     let slo = match top.get("slo") {
-        Some(n) => slo::slo(cx, n, &fault_names, &request_names),
+        Some(n) => slo::slo(
+            cx,
+            n,
+            &fault_names,
+            &request_names,
+            &journey_names_written(top.get("users")),
+        ),
         None => Default::default(),
     };
     let abort = match top.get("abort") {
@@ -269,16 +275,25 @@ fn names_written(array: Option<&Node>) -> Vec<String> {
         .collect()
 }
 
-/// The `journey:step` names of `[users]`, read leniently like [`names_written`].
-fn step_names_written(users: Option<&Node>) -> Vec<String> {
+/// The journeys of `[users]` (the `journeys` array), read leniently.
+fn journeys_written(users: Option<&Node>) -> Option<&Node> {
     let Some(V::Table(entries)) = users.map(|n| &n.v) else {
-        return Vec::new();
+        return None;
     };
-    let journeys = entries
+    entries
         .iter()
         .find(|e| e.key == "journeys")
-        .map(|e| &e.node);
-    let Some(V::Array(items)) = journeys.map(|n| &n.v) else {
+        .map(|e| &e.node)
+}
+
+/// The journey names of `[users]`, read leniently like [`names_written`].
+fn journey_names_written(users: Option<&Node>) -> Vec<String> {
+    names_written(journeys_written(users))
+}
+
+/// The `journey:step` names of `[users]`, read leniently like [`names_written`].
+fn step_names_written(users: Option<&Node>) -> Vec<String> {
+    let Some(V::Array(items)) = journeys_written(users).map(|n| &n.v) else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -9,11 +9,17 @@
 
 use super::keys;
 use super::Ctx;
-use crate::scenario::model::{Metric, Objective, SloSpec, Trim, Window};
-use crate::scenario::node::{Entry, Node};
+use crate::scenario::model::{Metric, Objective, SloSpec, Trim, Window, JOURNEY_PREFIX};
+use crate::scenario::node::{Entry, Node, V};
 use crate::scenario::values;
 
-pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[String]) -> SloSpec {
+pub(super) fn slo(
+    cx: &mut Ctx<'_>,
+    n: &Node,
+    faults: &[String],
+    requests: &[String],
+    journeys: &[String],
+) -> SloSpec {
     let mut objectives = Vec::new();
     let mut allow_insufficient = false;
     let Some(t) = cx.table(n, "[slo]") else {
@@ -38,6 +44,10 @@ pub(super) fn slo(cx: &mut Ctx<'_>, n: &Node, faults: &[String], requests: &[Str
                 ),
                 None => {}
             }
+            continue;
+        }
+        if let Some(name) = e.key.strip_prefix(JOURNEY_PREFIX) {
+            journey(cx, e, name, faults, journeys, &mut objectives);
             continue;
         }
         if requests.contains(&e.key) {
@@ -158,6 +168,56 @@ fn base_window(
     None
 }
 
+const JOURNEY_HELP: &str = "a journey's SLOs are judged on its iterations (its steps' time without think time): \"failed < 1%\" (iterations that ended at a failed step), \"p95 < 3s\", \"max < 10s\"";
+
+/// `"journey:NAME" = ["failed < 1%", "p95 < 3s"]` (over the whole run) or
+/// `"journey:NAME" = { "during:f" = [...], ... }` (windows as a request's).
+fn journey(
+    cx: &mut Ctx<'_>,
+    e: &Entry,
+    name: &str,
+    faults: &[String],
+    journeys: &[String],
+    out: &mut Vec<Objective>,
+) {
+    if !journeys.iter().any(|j| j == name) {
+        let hint = super::did_you_mean(name, journeys.iter().map(String::as_str))
+            .map(|j| format!("did you mean `{JOURNEY_PREFIX}{j}`? "))
+            .unwrap_or_default();
+        let known = if journeys.is_empty() {
+            "this scenario has no [[users.journeys]]".to_string()
+        } else {
+            format!("journeys: {}", journeys.join(", "))
+        };
+        cx.err(
+            &e.key_span,
+            &format!("SLOs for journey `{name}`, which is no journey of this scenario"),
+            Some(&format!("{hint}{known}")),
+        );
+        return;
+    }
+    if let V::Array(_) = &e.node.v {
+        list(cx, &e.node, &(Window::Whole, None), Some(&e.key), out);
+        return;
+    }
+    let Some(per) = cx.table(&e.node, &format!("SLOs of journey `{name}`")) else {
+        return;
+    };
+    for w in per.entries {
+        if w.key == "recovery" || w.key == "data" {
+            cx.err(
+                &w.key_span,
+                &format!("a journey has no `{}` SLOs", w.key),
+                Some(JOURNEY_HELP),
+            );
+            continue;
+        }
+        if let Some(window) = window(cx, w, faults, &[]) {
+            list(cx, &w.node, &window, Some(&e.key), out);
+        }
+    }
+}
+
 fn list(
     cx: &mut Ctx<'_>,
     n: &Node,
@@ -165,6 +225,7 @@ fn list(
     request: Option<&str>,
     out: &mut Vec<Objective>,
 ) {
+    let journey = request.is_some_and(|r| r.starts_with(JOURNEY_PREFIX));
     let label = match trim {
         Some(t) => format!("{window}[{}]", t.text),
         None => window.to_string(),
@@ -176,7 +237,29 @@ fn list(
         let Some(text) = cx.string(item, "an SLO") else {
             continue;
         };
-        match values::slo_expr(&text) {
+        // A journey's `failed` is its iterations' error rate.
+        let parsed = match text.trim().strip_prefix("failed") {
+            Some(rest) if journey => values::slo_expr(&format!("errors{rest}")),
+            _ => values::slo_expr(&text),
+        };
+        if journey
+            && !matches!(
+                parsed,
+                Ok((
+                    Metric::Latency(_) | Metric::MaxLatency | Metric::Errors,
+                    _,
+                    _
+                )) | Err(_)
+            )
+        {
+            cx.err(
+                &item.span,
+                &format!("`{}` is no SLO of a journey", text.trim()),
+                Some(JOURNEY_HELP),
+            );
+            continue;
+        }
+        match parsed {
             Ok((metric, _, _)) if (metric == Metric::LostWrites) != (*window == Window::Data) => {
                 let help = if metric == Metric::LostWrites {
                     "lost writes are counted after the run, once: put it under `data = [\"lost_writes == 0\"]`"

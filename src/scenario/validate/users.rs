@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::env::Got;
 use super::keys;
 use super::request::Kind;
-use super::{Ctx, Fields};
-use crate::scenario::model::{Client, Journey, StageKind, UserStage, Users};
+use super::Ctx;
+use crate::scenario::model::{Client, Journey, UserStage, Users};
 use crate::scenario::node::{Node, V};
 
 /// Most concurrent users one run may plan: goose gives each user its own HTTP client (about
@@ -77,53 +77,15 @@ fn plan(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<Vec<UserStage>>
 }
 
 fn stage(cx: &mut Ctx<'_>, n: &Node, peak: Option<u32>) -> Option<UserStage> {
-    let t: Fields<'_> = cx.table(n, "a plan stage")?;
-    let (kind, count_key, dur_key, allowed) = match (t.get("ramp"), t.get("hold")) {
-        (Some(_), None) => (StageKind::Ramp, "ramp", "over", keys::RAMP),
-        (None, Some(_)) => (StageKind::Hold, "hold", "for", keys::HOLD),
-        (Some(_), Some(_)) => {
-            cx.err(
-                &n.span,
-                "a stage has both `ramp` and `hold`",
-                Some(STAGE_HELP),
-            );
-            return None;
-        }
-        (None, None) => {
-            let all: Vec<&str> = keys::RAMP.iter().chain(keys::HOLD).copied().collect();
-            t.check_keys(cx, &all, "in a plan stage");
-            cx.err(&n.span, "a stage needs `ramp` or `hold`", Some(STAGE_HELP));
-            return None;
-        }
-    };
-    t.check_keys(cx, allowed, &format!("in a `{count_key}` stage"));
-    let count = count(cx, t.get(count_key)?, peak);
-    let duration = match t.get(dur_key) {
-        Some(d_node) => cx.duration(d_node, dur_key).and_then(|d| {
-            if cx.unknown(d_node) {
-                cx.run_unknown = true;
-            }
-            if d.is_zero() {
-                cx.err(&n.span, "a stage lasts 0s", Some("above 0, e.g. \"30s\""));
-                return None;
-            }
-            Some(d)
-        }),
-        None => {
-            cx.err(
-                &n.span,
-                &format!("a `{count_key}` stage needs `{dur_key}`"),
-                Some(STAGE_HELP),
-            );
-            None
-        }
-    };
-    let (users, users_text) = count?;
+    let (kind, (users, users_text), duration) =
+        super::load::ramp_or_hold(cx, n, "a plan stage", STAGE_HELP, |cx, v| {
+            count(cx, v, peak)
+        })?;
     Some(UserStage {
         kind,
         users,
         users_text,
-        duration: duration?,
+        duration,
     })
 }
 
