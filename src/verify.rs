@@ -4,15 +4,20 @@
 //! them.
 //!
 //! The read-back is not part of the measured load: its own client (reqwest, built from the
-//! same [`ClientConfig`] as the load's transport: CA, timeout), bounded concurrency, not
-//! recorded. Each write is read back with the headers it was acknowledged with — the client's
-//! and its request's, a templated one with the value rendered for that write — and nothing
-//! else: a write whose token has expired by then is unverified (a 401 is not a 404), never
-//! lost. Those headers are never written anywhere (report, journal, logs). A 404 is only believed after it repeats (a replica catching up is not a loss);
-//! transient failures (connect, timeout, 5xx) are retried with backoff, and a write that still
-//! cannot be read is reported as **unverified** — never silently counted as found or lost.
-//! With `durable.same`, an id that answers must also hold what its write sent (at that path):
-//! another value under it — an id handed out again after a split brain — is a lost write.
+//! same [`ClientConfig`] as the writes' client: CA, timeout — `[load.client]` for the load's
+//! requests, `[users.client]` for journey steps), bounded concurrency, not recorded. Each
+//! write is read back with the headers it was acknowledged with — the client's and its
+//! request's, a templated one with the value rendered for that write, and for a journey step
+//! its user's session cookie — and nothing else. Those headers are never written anywhere
+//! (report, journal, logs).
+//!
+//! A 404 is only believed after it repeats (a replica catching up is not a loss). A 401 or
+//! 403 (a token expired, a session lost since) makes the write **unverified** at once, never
+//! lost. Transient failures (connect, timeout, 5xx) are retried with backoff, and a write that
+//! still cannot be read is reported as **unverified** — never silently counted as found or
+//! lost. With `durable.same`, an id that answers must also hold what its write sent (at that
+//! path): another value under it — an id handed out again after a split brain — is a lost
+//! write.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,6 +103,36 @@ impl Verification {
     }
 }
 
+/// Read back each group of writes with its own client configuration (the load's writes with
+/// `[load.client]`, the journeys' with `[users.client]`) into one verification. A group whose
+/// client cannot be built (a CA file gone since validation) is not bad input and loses no
+/// evidence: its writes are unverified, with the reason.
+pub async fn read_back_groups(
+    base_url: &str,
+    groups: &[(&Client, &[DurableWrite])],
+) -> Verification {
+    let mut all = Verification::default();
+    for (client, writes) in groups.iter().filter(|(_, w)| !w.is_empty()) {
+        let v = match read_back(base_url, client, writes).await {
+            Ok(v) => v,
+            Err(e) => {
+                Verification::none_read(writes, &format!("cannot read back durable writes: {e}"))
+            }
+        };
+        all.checked += v.checked;
+        all.found += v.found;
+        all.lost.extend(v.lost);
+        all.unverified.extend(v.unverified);
+        for (name, (checked, lost)) in v.per_request {
+            let e = all.per_request.entry(name).or_default();
+            e.0 += checked;
+            e.1 += lost;
+        }
+    }
+    all.lost.sort_by_key(|l| natural(&l.id));
+    all
+}
+
 impl Verification {
     /// A read-back that could not start at all: every write unverified, for `reason`.
     pub fn none_read(writes: &[DurableWrite], reason: &str) -> Verification {
@@ -119,7 +154,10 @@ enum Answer {
     Found,
     /// With a reason when the id answers with another value (`durable.same`).
     Lost(Option<String>),
+    /// No definite answer: the target kept failing (transport errors, 5xx).
     Unverified(String),
+    /// Unverified too, but the target answered (401, 403): not a sign it is down.
+    Refused(String),
 }
 
 /// Why the read-back could not even start (a write that cannot be read is data, not this).
@@ -189,7 +227,7 @@ pub async fn read_back(
                     reason,
                 });
             }
-            Answer::Unverified(reason) => {
+            Answer::Unverified(reason) | Answer::Refused(reason) => {
                 tracing::debug!(request = %w.request, id = %w.id, %reason, "write unverified");
                 v.unverified.push(Unverified {
                     request: w.request,
@@ -282,6 +320,14 @@ async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
                 if not_found >= 3 {
                     return Answer::Lost(None);
                 }
+            }
+            // The target answers, and refuses the credentials the write was made with (a
+            // session lost since, a token expired): no retry makes them valid again.
+            Ok(r) if [401, 403].contains(&r.status().as_u16()) => {
+                return Answer::Refused(format!(
+                    "HTTP {}: the credentials it was written with are refused now",
+                    r.status().as_u16()
+                ));
             }
             Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
             Err(e) => last = e.to_string(),

@@ -86,7 +86,8 @@ async fn run(sb: &Sandbox, j: &Journeys) -> (Vec<journeys::JourneyCounts>, recor
     let shutdown = Arc::new(Shutdown::new());
     let counts = journeys::run(j, &sb.lb_url, sink, journey_sink, clock, 0, shutdown)
         .await
-        .unwrap();
+        .unwrap()
+        .counts;
     // One journey sample per ended iteration: completed ones ok, failed ones not.
     let jr = journeys_rec.finish().await;
     for (i, c) in counts.iter().enumerate() {
@@ -256,6 +257,30 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
             );
         }
     }
+    // Every create acknowledged is a durable write, read back after the run with its user's
+    // session cookie: none is lost (the database was never touched). Those written under a
+    // session the cut lost are refused now (401): unverified, never lost — and proof that the
+    // read-back carries the session, as the sandbox serves a read without one.
+    let creates = totals(2).count(chaos::metrics::Outcome::Ok);
+    assert_eq!(r.durable_writes.len() as u64, creates);
+    assert!(
+        r.durable_writes
+            .iter()
+            .all(|w| w.request == "write-and-read:create" && w.headers.map().contains_key("cookie")),
+        "each with its user's session"
+    );
+    assert_eq!(r.durable_without_id, 0);
+    let v = r.verification.as_ref().expect("the writes were read back");
+    assert_eq!(v.checked, creates);
+    assert!(v.lost.is_empty(), "{:?}", v.lost);
+    assert_eq!(v.found + v.unverified.len() as u64, v.checked);
+    assert!(v.found > creates / 2, "{v:?}");
+    assert!(!v.unverified.is_empty(), "sessions made during the cut");
+    assert!(
+        v.unverified.iter().all(|u| u.reason.contains("HTTP 401")),
+        "{:?}",
+        v.unverified
+    );
     // 401s: none before the cut (all sessions known), some after it (sessions made while the
     // cache was cut off); the cut is 30 s..50 s at scale 0.2, i.e. 6 s..10 s.
     let rec = &r.recording;
@@ -328,6 +353,17 @@ async fn the_shipped_journeys_scenario_runs_both_models_at_once_into_every_repor
         md.contains("| list |") && md.contains("| write-and-read:login |"),
         "{md}"
     );
+    // The HTML report has the same journeys table, row for row.
+    let html = std::fs::read_to_string(o.dir.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Journeys</h2>"), "{html}");
+    for j in &js.counts {
+        let row = format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td>",
+            j.name, j.started, j.completed
+        );
+        assert!(html.contains(&row), "no {row} in {html}");
+    }
+    assert!(html.contains("steps/s achieved"), "{html}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

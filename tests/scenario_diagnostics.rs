@@ -581,7 +581,7 @@ name = "write-and-read"
 weight = 3
 steps = [
   { name = "login",  method = "POST", path = "/login", json = { user = "u{{user}}" } },
-  { name = "create", method = "POST", path = "/notes", json = { text = "{{uuid}}" }, capture = { id = "$.id" } },
+  { name = "create", method = "POST", path = "/notes", json = { text = "{{uuid}}" }, capture = { id = "$.id" }, durable = { id = "$.id", read = "GET /notes/{id}" } },
   { name = "read",   method = "GET",  path = "/notes/{{id}}" },
 ]
 
@@ -625,6 +625,13 @@ fn a_users_section_is_read_into_a_plan_of_users_and_journeys() {
         ]
     );
     assert_eq!((u.journeys[0].weight, u.journeys[1].weight), (3, 1));
+    let create = &u.journeys[0].steps[1];
+    let d = create.durable.as_ref().expect("a step's durable write");
+    assert_eq!(
+        (d.read_method.as_str(), d.read_path.as_str()),
+        ("GET", "/notes/{id}")
+    );
+    assert!(u.journeys[0].steps[0].durable.is_none());
     assert_eq!(u.client.timeout.as_secs(), 10, "the default client");
     assert_eq!(
         s.slo.objectives[1].request.as_deref(),
@@ -648,7 +655,7 @@ fn a_bad_users_section_is_refused_at_each_mistake_with_what_is_accepted() {
         .replace("peak = 50\n", "")
         .replace("think = { min = \"500ms\", max = \"2s\" }", "think = { min = \"3s\", max = \"2s\" }\nthinks = 1")
         .replace("path = \"/notes/{{id}}\"", "path = \"/notes/{{idd}}\", capture = { user = \"$.u\" }")
-        .replace("{ name = \"list\", path = \"/notes\" }", "{ name = \"list\", method = \"OPTIONS\", path = \"/notes\", weight = 2, durable = { id = \"$.id\", read = \"GET /n/{id}\" } }");
+        .replace("{ name = \"list\", path = \"/notes\" }", "{ name = \"list\", method = \"OPTIONS\", path = \"/notes\", weight = 2, durable = { id = \"$.id\", read = \"GET /n\" } }");
     let e = errors(&bad);
     let has = |needle: &str| assert!(e.contains(needle), "no `{needle}` in:\n{e}");
     has("demo.toml:4:19");
@@ -661,7 +668,8 @@ fn a_bad_users_section_is_refused_at_each_mistake_with_what_is_accepted() {
     has("a journey step cannot capture `user`");
     has("a journey step cannot send OPTIONS");
     has("unknown key `weight` in a journey step");
-    has("`durable` is not supported in a journey step yet");
+    // A step's durable write is checked as a request's is.
+    has("invalid read \"GET /n\"");
     // A step cannot use what only a later step captures.
     let later = USERS.replace("path = \"/login\"", "path = \"/login/{{id}}\"");
     let e = errors(&later);

@@ -239,7 +239,14 @@ fn users(o: &mut String, u: &crate::scenario::Users) {
         let steps: Vec<String> = j
             .steps
             .iter()
-            .map(|q| format!("{} {} {}", q.name, q.method, q.path))
+            .map(|q| {
+                let durable = if q.durable.is_some() {
+                    " (durable)"
+                } else {
+                    ""
+                };
+                format!("{} {} {}{durable}", q.name, q.method, q.path)
+            })
             .collect();
         let _ = writeln!(
             o,

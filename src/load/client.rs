@@ -162,7 +162,7 @@ impl ClientConfig {
         };
         for h in merge(&self.headers, request) {
             let name = header_name(h)?;
-            if ![CONTENT_TYPE, CONTENT_LENGTH, HOST].contains(&name) {
+            if read_back_sends(&name) {
                 out.read_back.push(name.clone());
             }
             if h.value.is_literal() {
@@ -231,6 +231,11 @@ impl ReadBackHeaders {
         ReadBackHeaders(Arc::new(m))
     }
 
+    /// These headers, as they are.
+    pub fn new(m: HeaderMap) -> ReadBackHeaders {
+        ReadBackHeaders(Arc::new(m))
+    }
+
     pub fn map(&self) -> &HeaderMap {
         &self.0
     }
@@ -244,6 +249,12 @@ impl std::fmt::Debug for ReadBackHeaders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.0.keys()).finish()
     }
+}
+
+/// Whether a durable write's read-back sends this header of its write again: all but those
+/// describing the write's own body or connection (`content-type`, `content-length`, `host`).
+pub fn read_back_sends(name: &HeaderName) -> bool {
+    ![CONTENT_TYPE, CONTENT_LENGTH, HOST].contains(name)
 }
 
 /// A header's name as sent (validation already checked it; this converts it).

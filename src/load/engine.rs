@@ -78,6 +78,31 @@ pub struct DurableWrite {
     pub same: Option<(crate::scenario::JsonPath, Option<u64>)>,
 }
 
+impl DurableWrite {
+    /// Write `id`, acknowledged for `request` (declared `d`), that sent `sent` as its body
+    /// with `headers` among what it sent again on its read-back.
+    pub fn new(
+        request: &str,
+        d: &crate::scenario::Durable,
+        id: String,
+        headers: ReadBackHeaders,
+        sent: &[u8],
+    ) -> DurableWrite {
+        DurableWrite {
+            request: request.to_string(),
+            read_path: d.read_path.replace("{id}", &id),
+            read_method: d.read_method.clone(),
+            id,
+            headers,
+            same: d.same.as_ref().map(|path| {
+                let doc = serde_json::from_slice::<serde_json::Value>(sent).ok();
+                let held = doc.as_ref().and_then(|d| template::lookup(d, path));
+                (path.clone(), held.and_then(crate::verify::fingerprint))
+            }),
+        }
+    }
+}
+
 /// What the engine hands back.
 pub struct LoadResult {
     pub recording: Recording,
@@ -630,21 +655,11 @@ fn after_success(
     if let Some(d) = &req.durable {
         match template::extract(&doc, &d.id) {
             Some(id) => {
-                let w = DurableWrite {
-                    request: req.name.clone(),
-                    read_path: d.read_path.replace("{id}", &id),
-                    read_method: d.read_method.clone(),
-                    id,
-                    headers: match rendered {
-                        Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
-                        None => req.read_back_fixed.clone(),
-                    },
-                    same: d.same.as_ref().map(|path| {
-                        let doc = serde_json::from_slice::<serde_json::Value>(sent).ok();
-                        let held = doc.as_ref().and_then(|d| template::lookup(d, path));
-                        (path.clone(), held.and_then(crate::verify::fingerprint))
-                    }),
+                let headers = match rendered {
+                    Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
+                    None => req.read_back_fixed.clone(),
                 };
+                let w = DurableWrite::new(&req.name, d, id, headers, sent);
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
             }
             None => {

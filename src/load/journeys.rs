@@ -29,20 +29,21 @@
 //! time: a stalled service slows the users instead — what it hides is said in the README).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
-use super::client::{self, ClientConfig, ClientError};
+use super::client::{self, ClientConfig, ClientError, ReadBackHeaders};
+use super::engine::DurableWrite;
 use super::expect;
 use super::retry::{self as retries, RetryBudget};
 use super::template::{self, Captures};
 use crate::clock::Clock;
 use crate::metrics::recorder::{self, Options, RecorderHandle, SampleSink};
 use crate::metrics::{Outcome, Recording, Sample};
-use crate::scenario::{Body, Journey, RequestSpec, RetryPolicy, StageKind, Users};
+use crate::scenario::{Body, Durable, Header, Journey, RequestSpec, RetryPolicy, StageKind, Users};
 use crate::shutdown::Shutdown;
 
 /// What the users do: journeys, how many users over time, how long each thinks.
@@ -189,6 +190,8 @@ struct Shared {
     budget: Arc<RetryBudget>,
     /// Logical requests so far (`{{seq}}`), over every journey.
     seq: Arc<AtomicU64>,
+    /// Every journey's acknowledged durable writes.
+    writes: Arc<Writes>,
     started: AtomicU64,
     completed: AtomicU64,
     canceled: AtomicU64,
@@ -208,11 +211,39 @@ pub struct UsersResult {
     pub recording: Recording,
     /// Why goose could not run the users; the run's shutdown was triggered.
     pub error: Option<String>,
+    /// The steps' acknowledged durable writes, to be read back after the run (with the
+    /// headers and the session cookie each was made with).
+    pub durable_writes: Vec<DurableWrite>,
+    /// Durable writes acknowledged (2xx) whose response held no id at the configured path.
+    pub durable_without_id: u64,
 }
+
+/// What [`run`] hands back once the users have stopped.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// One entry per journey.
+    pub counts: Vec<JourneyCounts>,
+    /// See [`UsersResult::durable_writes`].
+    pub durable_writes: Vec<DurableWrite>,
+    /// See [`UsersResult::durable_without_id`].
+    pub durable_without_id: u64,
+}
+
+/// The durable writes the steps of every journey acknowledged.
+#[derive(Default)]
+struct Writes {
+    acknowledged: Mutex<Vec<DurableWrite>>,
+    without_id: AtomicU64,
+}
+
+/// A user's state between its iterations (goose's session data): its cookie jar, kept so
+/// that a durable write is read back with the session it was made under.
+#[derive(Clone)]
+struct Session(Arc<reqwest::cookie::Jar>);
 
 /// The users running beside a run's load: [`spawn`], then [`UsersTask::finish`].
 pub struct UsersTask {
-    task: tokio::task::JoinHandle<Result<Vec<JourneyCounts>, JourneyError>>,
+    task: tokio::task::JoinHandle<Result<Ran, JourneyError>>,
     recorder: RecorderHandle,
 }
 
@@ -258,15 +289,17 @@ impl UsersTask {
     pub async fn finish(self) -> UsersResult {
         let r = self.task.await;
         let recording = self.recorder.finish().await;
-        let (counts, error) = match r {
-            Ok(Ok(counts)) => (counts, None),
-            Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-            Err(e) => (Vec::new(), Some(format!("the users' task ended: {e}"))),
+        let (ran, error) = match r {
+            Ok(Ok(ran)) => (ran, None),
+            Ok(Err(e)) => (Ran::default(), Some(e.to_string())),
+            Err(e) => (Ran::default(), Some(format!("the users' task ended: {e}"))),
         };
         UsersResult {
-            counts,
+            counts: ran.counts,
             recording,
             error,
+            durable_writes: ran.durable_writes,
+            durable_without_id: ran.durable_without_id,
         }
     }
 }
@@ -285,12 +318,13 @@ pub async fn run(
     clock: Clock,
     first: u16,
     shutdown: Arc<Shutdown>,
-) -> Result<Vec<JourneyCounts>, JourneyError> {
+) -> Result<Ran, JourneyError> {
     // A client is built once here so that a bad configuration fails the run before any user
     // starts; each user then builds its own (its own cookie jar).
     j.client.reqwest(base_url)?;
     let seq = Arc::new(AtomicU64::new(0));
     let budget = Arc::new(RetryBudget::new(j.retry.budget, j.retry.budget_window));
+    let writes = Arc::new(Writes::default());
     let mut shared = Vec::new();
     let mut index = first;
     for (ji, journey) in j.journeys.iter().enumerate() {
@@ -313,6 +347,7 @@ pub async fn run(
             retry: j.retry.clone(),
             budget: budget.clone(),
             seq: seq.clone(),
+            writes: writes.clone(),
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             canceled: AtomicU64::new(0),
@@ -351,12 +386,14 @@ pub async fn run(
         let setup: TransactionFunction = Arc::new(move |user| {
             let s = setup_shared.clone();
             Box::pin(async move {
+                let jar = Arc::new(reqwest::cookie::Jar::default());
                 if let Ok(c) = s.client.reqwest_builder(&s.base).and_then(|b| {
-                    b.cookie_store(true)
+                    b.cookie_provider(jar.clone())
                         .build()
                         .map_err(|e| ClientError::Build(e.to_string()))
                 }) {
                     user.client = c;
+                    user.set_session_data(Session(jar));
                 }
                 Ok(())
             })
@@ -392,7 +429,7 @@ pub async fn run(
         () = stopper => unreachable!("the stopper loops until the attack returns"),
     };
     r.map_err(goose)?;
-    Ok(shared
+    let counts = shared
         .iter()
         .map(|s| JourneyCounts {
             name: s.journey.name.clone(),
@@ -407,7 +444,14 @@ pub async fn run(
                 .map(|(st, n)| (st.name.clone(), n.load(Relaxed)))
                 .collect(),
         })
-        .collect())
+        .collect();
+    // Taken, not unwrapped: a user's closure may still hold the Arc.
+    let durable_writes = std::mem::take(&mut *lock(&writes.acknowledged));
+    Ok(Ran {
+        counts,
+        durable_writes,
+        durable_without_id: writes.without_id.load(Relaxed),
+    })
 }
 
 impl Shared {
@@ -486,13 +530,13 @@ impl Shared {
         let rendered = {
             let mut rng = rand::rng();
             let mut path = String::new();
-            let headers: Result<Vec<(String, String)>, template::Missing> =
+            let headers: Result<Vec<(&Header, String)>, template::Missing> =
                 client::merge(&self.client.headers, &step.headers)
                     .into_iter()
                     .map(|h| {
                         let mut v = String::new();
                         template::render(&h.value, seq, &mut rng, caps, &mut v)?;
-                        Ok((h.name.clone(), v))
+                        Ok((h, v))
                     })
                     .collect();
             let body = match &step.body {
@@ -527,16 +571,21 @@ impl Shared {
             return self.sent(sample(Outcome::NotSent, 0, 0));
         };
         rb = rb.timeout(self.client.timeout);
-        for (n, v) in &headers {
-            rb = rb.header(n.as_str(), v.as_str());
+        for (h, v) in &headers {
+            rb = rb.header(h.name.as_str(), v.as_str());
         }
+        // A durable write's body, kept for its `same` check.
+        let mut written = Vec::new();
         if let Some(b) = body {
             if matches!(step.body, Some(Body::Json(_)))
                 && !headers
                     .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                    .any(|(h, _)| h.name.eq_ignore_ascii_case("content-type"))
             {
                 rb = rb.header("content-type", "application/json");
+            }
+            if step.durable.as_ref().is_some_and(|d| d.same.is_some()) {
+                written = b.clone().into_bytes();
             }
             rb = rb.body(b);
         }
@@ -610,16 +659,73 @@ impl Shared {
         if outcome != Outcome::Ok {
             return sample;
         }
-        if !step.capture.is_empty() {
-            let doc = keep.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            // One missing: a later step that needs it is not sent (the journey fails there).
-            for c in &step.capture {
-                if let Some(v) = doc.as_ref().and_then(|d| template::extract(d, &c.path)) {
-                    caps.put(&c.name, v);
+        // Captures and durable writes come from successes below 400 only: an expected 404
+        // is `ok` but acknowledges nothing.
+        if status >= 400 || (step.capture.is_empty() && step.durable.is_none()) {
+            return sample;
+        }
+        let doc = keep.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        // One missing: a later step that needs it is not sent (the journey fails there).
+        for c in &step.capture {
+            if let Some(v) = doc.as_ref().and_then(|d| template::extract(d, &c.path)) {
+                caps.put(&c.name, v);
+            }
+        }
+        if let Some(d) = &step.durable {
+            let id = doc.as_ref().and_then(|doc| template::extract(doc, &d.id));
+            match id {
+                Some(id) => {
+                    let w = self.durable(user, &name, d, id, &headers, &written);
+                    lock(&self.writes.acknowledged).push(w);
+                }
+                None => {
+                    self.writes.without_id.fetch_add(1, Relaxed);
                 }
             }
         }
         sample
+    }
+
+    /// An acknowledged durable write of step `name`, read back after the run with the headers
+    /// it was sent with (the client's and the step's, rendered; secrets stay marked
+    /// sensitive) and its user's cookies for the read's URL — the session it was made under,
+    /// unless the step set its own `cookie` header. A session lost by then makes the
+    /// read-back unverified (a 401), never a loss.
+    fn durable(
+        &self,
+        user: &GooseUser,
+        name: &str,
+        d: &Durable,
+        id: String,
+        headers: &[(&Header, String)],
+        written: &[u8],
+    ) -> DurableWrite {
+        let mut m = reqwest::header::HeaderMap::new();
+        for (h, v) in headers {
+            let (Ok(n), Ok(v)) = (client::header_name(h), client::header_value(h, v)) else {
+                continue;
+            };
+            if client::read_back_sends(&n) {
+                m.insert(n, v);
+            }
+        }
+        let mut w = DurableWrite::new(name, d, id, ReadBackHeaders::new(m.clone()), written);
+        let url = reqwest::Url::parse(&format!("{}{}", self.base, w.read_path));
+        let cookies = user
+            .get_session_data::<Session>()
+            .zip(url.ok())
+            .and_then(|(s, u)| {
+                use reqwest::cookie::CookieStore as _;
+                s.0.cookies(&u)
+            });
+        if let Some(mut c) = cookies {
+            if !m.contains_key(reqwest::header::COOKIE) {
+                c.set_sensitive(true);
+                m.insert(reqwest::header::COOKIE, c);
+                w.headers = ReadBackHeaders::new(m);
+            }
+        }
+        w
     }
 
     /// `s`, once sent to the recorder.
@@ -627,6 +733,10 @@ impl Shared {
         self.sink.send(s);
         s
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A transport failure's outcome, as the open model counts it.

@@ -130,6 +130,61 @@ fn chart(
     o
 }
 
+/// The users' section: the plan beside the steps/s achieved, and each journey's counts and
+/// duration (the rows of [`super::users`]).
+fn journeys(o: &mut String, r: &RunReport) {
+    let Some(u) = &r.scenario.users else {
+        return;
+    };
+    if r.journeys.is_none() {
+        return;
+    }
+    let _ = write!(
+        o,
+        "<h2>Journeys</h2><p>{}</p><table><tr><th>from</th><th>to</th><th>users</th><th>steps sent</th><th>steps/s achieved</th></tr>",
+        esc(&super::users::caption(u))
+    );
+    for s in super::users::stages(r, u) {
+        let _ = write!(
+            o,
+            "<tr><td>{:.1}s</td><td>{:.1}s</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            s.from.as_secs_f64(),
+            s.to.as_secs_f64(),
+            esc(&s.users),
+            s.sent,
+            s.per_s
+        );
+    }
+    o.push_str("</table><table><tr><th>journey</th><th>started</th><th>completed</th><th>failed</th><th>failed at</th><th>canceled at the end</th><th>duration p50</th><th>p95</th><th>max</th></tr>");
+    let us = |v: Option<f64>| v.map_or("—".to_string(), show_us);
+    for j in super::users::journeys(r) {
+        let at: Vec<String> = j
+            .failed_at
+            .iter()
+            .map(|(s, n)| format!("<code>{}</code> {n}", esc(s)))
+            .collect();
+        let _ = write!(
+            o,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&j.name),
+            j.started,
+            j.completed,
+            if j.failed > 0 { " class=fail" } else { "" },
+            j.failed,
+            if at.is_empty() {
+                "—".to_string()
+            } else {
+                at.join(", ")
+            },
+            j.canceled,
+            us(j.p50_us),
+            us(j.p95_us),
+            us(j.max_us),
+        );
+    }
+    o.push_str("</table>");
+}
+
 pub fn render(r: &RunReport) -> String {
     let rec = &r.recording;
     let iv = rec.interval.as_secs_f64();
@@ -287,6 +342,7 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     o.push_str("</table>");
+    journeys(&mut o, r);
     if !r.faults.is_empty() {
         o.push_str("<h2>Faults</h2><table><tr><th>fault</th><th>kind</th><th>status</th><th>injected</th><th>reverted</th><th>recovered after</th><th>note</th></tr>");
         for f in &r.faults {

@@ -222,97 +222,56 @@ pub fn render(r: &RunReport) -> String {
 /// stopped by the run's end. Each step's latency and outcomes are in the per-request table,
 /// as `journey:step`.
 fn journeys(o: &mut String, r: &RunReport) {
-    let (Some(u), Some(js)) = (&r.scenario.users, &r.journeys) else {
+    let Some(u) = &r.scenario.users else {
         return;
     };
+    if r.journeys.is_none() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Journeys\n\n{}", super::users::caption(u));
     let _ = writeln!(
         o,
-        "\n## Journeys\n\nUp to {} virtual users (closed model, on goose; peak {}), think time {}–{}. An iteration ends at its first failed step; its duration is its steps' time without think time.",
-        u.max_users(),
-        u.peak,
-        crate::scenario::validate::show(u.think_min),
-        crate::scenario::validate::show(u.think_max),
+        "\n| from | to | users | steps sent | steps/s achieved |\n|---:|---:|---|---:|---:|"
     );
-    users_plan(o, r, u);
+    for s in super::users::stages(r, u) {
+        let _ = writeln!(
+            o,
+            "| {:.1}s | {:.1}s | {} | {} | {:.1} |",
+            s.from.as_secs_f64(),
+            s.to.as_secs_f64(),
+            s.users,
+            s.sent,
+            s.per_s
+        );
+    }
     let _ = writeln!(
         o,
         "\n| journey | started | completed | failed | failed at | canceled at the end | duration p50 | p95 | max |\n|---|---:|---:|---:|---|---:|---:|---:|---:|"
     );
-    let rec = &js.recording;
-    for (i, j) in js.counts.iter().enumerate() {
-        let failed: u64 = j.failed.iter().map(|(_, n)| n).sum();
+    let us = |v: Option<f64>| v.map_or("—".to_string(), show_us);
+    for j in super::users::journeys(r) {
         let at: Vec<String> = j
-            .failed
+            .failed_at
             .iter()
-            .filter(|(_, n)| *n > 0)
             .map(|(s, n)| format!("`{s}` {n}"))
             .collect();
-        let d = rec.aggregate(0, rec.intervals.len(), Some(i)).latency;
-        let q = |p: f64| {
-            if d.is_empty() {
-                "—".to_string()
-            } else {
-                show_us(d.value_at_quantile(p) as f64)
-            }
-        };
-        let max = if d.is_empty() {
-            "—".to_string()
-        } else {
-            show_us(d.max() as f64)
-        };
         let _ = writeln!(
             o,
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {max} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
             j.name,
             j.started,
             j.completed,
-            failed,
+            j.failed,
             if at.is_empty() {
                 "—".to_string()
             } else {
                 at.join(", ")
             },
             j.canceled,
-            q(0.5),
-            q(0.95),
+            us(j.p50_us),
+            us(j.p95_us),
+            us(j.max_us),
         );
-    }
-}
-
-/// The user plan beside what the users achieved: the steps they sent per second in each
-/// stage. A closed model sends less when the service slows down — the rate shows by how much.
-fn users_plan(o: &mut String, r: &RunReport, u: &crate::scenario::Users) {
-    let rec = &r.recording;
-    let steps = r.scenario.load.requests.len()..rec.names.len();
-    let _ = writeln!(
-        o,
-        "\n| from | to | users | steps sent | steps/s achieved |\n|---:|---:|---|---:|---:|"
-    );
-    let mut at = std::time::Duration::ZERO;
-    let mut before = 0;
-    for st in &u.plan {
-        let end = at + st.duration;
-        let (a, b) = rec.range(at, end);
-        let sent: u64 = steps
-            .clone()
-            .map(|i| rec.aggregate(a, b, Some(i)).requests())
-            .sum();
-        let users = match st.kind {
-            crate::scenario::StageKind::Ramp => {
-                format!("{before} → {} ({})", st.users, st.users_text)
-            }
-            crate::scenario::StageKind::Hold => format!("{} ({})", st.users, st.users_text),
-        };
-        let secs = (rec.interval * (b - a) as u32).as_secs_f64();
-        let _ = writeln!(
-            o,
-            "| {:.1}s | {:.1}s | {users} | {sent} | {:.1} |",
-            at.as_secs_f64(),
-            end.as_secs_f64(),
-            if secs > 0.0 { sent as f64 / secs } else { 0.0 }
-        );
-        at = end;
-        before = st.users;
     }
 }
 

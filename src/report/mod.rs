@@ -11,6 +11,7 @@ pub mod junit;
 pub mod markdown;
 pub mod record;
 pub mod reread;
+pub mod users;
 pub mod write;
 
 use std::time::{Duration, SystemTime};

@@ -452,17 +452,22 @@ async fn execute(
     // its course as the scenario asked: its acknowledged writes are still read back).
     let interrupted = aborted.is_none() && (result.interrupted || shutdown.is_triggered());
     // The data check, once the faults are reverted (run_timeline returns only then).
-    let verification = if !interrupted && !result.durable_writes.is_empty() {
-        // A read-back that cannot even start (a CA file gone since validation) is not bad
-        // input and loses no evidence: every write is reported unverified, with the reason,
-        // and the reports are written.
-        match crate::verify::read_back(&url, &scenario.load.client, &result.durable_writes).await {
-            Ok(v) => Some(v),
-            Err(e) => Some(crate::verify::Verification::none_read(
-                &result.durable_writes,
-                &format!("cannot read back durable writes: {e}"),
-            )),
-        }
+    let mut durable_writes = result.durable_writes;
+    let mut durable_without_id = result.durable_without_id;
+    let load_writes = durable_writes.len();
+    if let Some(u) = users.as_ref() {
+        durable_writes.extend(u.durable_writes.iter().cloned());
+        durable_without_id += u.durable_without_id;
+    }
+    let verification = if !interrupted && !durable_writes.is_empty() {
+        // The load's writes with [load.client], the journeys' with [users.client].
+        let (load_w, users_w) = durable_writes.split_at(load_writes);
+        let users_client = scenario.users.as_ref().map(|u| &u.client);
+        let groups = [
+            (&scenario.load.client, load_w),
+            (users_client.unwrap_or(&scenario.load.client), users_w),
+        ];
+        Some(crate::verify::read_back_groups(&url, &groups).await)
     } else {
         None
     };
@@ -537,8 +542,8 @@ async fn execute(
         aborted,
         recording: result.recording,
         faults,
-        durable_writes: result.durable_writes,
-        durable_without_id: result.durable_without_id,
+        durable_writes,
+        durable_without_id,
         verification,
         journal,
         events,

@@ -293,7 +293,6 @@ fn users() -> Value {
     let mut step = requests()["items"].clone();
     if let Some(p) = step["properties"].as_object_mut() {
         p.remove("weight");
-        p.remove("durable");
         let methods: Vec<&str> = keys::METHODS
             .iter()
             .copied()

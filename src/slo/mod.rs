@@ -306,8 +306,13 @@ fn evaluate_all(
             }
             let (start, end) = tl.span_of(o);
             let (from, to) = rec.range(start, end);
-            let request = o.request.as_deref().and_then(|n| rec.request_index(n));
-            let stats = rec.aggregate(from, to, request);
+            // A request the recording does not hold has no samples (insufficient data),
+            // never the aggregate of every request.
+            let stats = match o.request.as_deref().map(|n| rec.request_index(n)) {
+                Some(None) => Stats::default(),
+                Some(Some(i)) => rec.aggregate(from, to, Some(i)),
+                None => rec.aggregate(from, to, None),
+            };
             judge(o, &stats)
         })
         .collect()

@@ -136,6 +136,11 @@ pub fn recovery_of(
         extra_p99_us: None,
         note: String::new(),
     };
+    if let (Some(name), None) = (request, req) {
+        // Never the recovery of every request under this one's name.
+        r.note = format!("the recording holds no request \"{name}\"");
+        return r;
+    }
     let Some((max_errors, max_p99, base_p99)) = thresholds(objectives, rec, tl, request) else {
         r.note = "no baseline window (or no requests in it) to compare with".into();
         return r;

@@ -488,3 +488,40 @@ fn recovery_per_request_name() {
     assert_eq!(res[1].status, Status::Pass);
     assert_eq!(res[1].samples, 200, "b's requests during the fault");
 }
+
+#[test]
+fn a_request_the_recording_does_not_hold_is_insufficient_data_never_every_request() {
+    // A report re-judged against a recording made before a request was added, say: its SLOs
+    // have no samples. Aggregating every request instead would pass "c" on "a"'s and "b"'s.
+    let tl = Timeline {
+        total: Duration::from_secs(10),
+        faults: vec![],
+    };
+    let c = |m: Metric| Objective {
+        request: Some("c".into()),
+        ..obj(Window::Whole, m, CmpOp::Lt, f64::MAX)
+    };
+    let res = evaluate(
+        &[c(Metric::Latency(0.5)), c(Metric::Errors)],
+        &two_requests(),
+        &tl,
+    );
+    for r in &res {
+        assert_eq!(r.status, Status::InsufficientData, "{r:?}");
+        assert_eq!(r.samples, 0, "{r:?}");
+    }
+    // Its recovery too: no recovery of every request under its name.
+    let rec = Objective {
+        request: Some("c".into()),
+        ..obj(Window::During("f".into()), Metric::Recovery, CmpOp::Lt, 1e6)
+    };
+    let res = evaluate_with_data(
+        &[rec],
+        &two_requests(),
+        &timeline(),
+        None,
+        Duration::from_secs(2),
+    );
+    assert_ne!(res[0].status, Status::Pass, "{:?}", res[0]);
+    assert_eq!(res[0].value, None, "{:?}", res[0]);
+}

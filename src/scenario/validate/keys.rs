@@ -58,7 +58,7 @@ pub const REQUEST: &[&str] = &[
 /// A journey step: a request without `weight` (steps run in order) or `durable` (refused with
 /// its own message: the read-back has no session cookie).
 pub const STEP: &[&str] = &[
-    "name", "method", "path", "headers", "json", "body", "capture", "expect",
+    "name", "method", "path", "headers", "json", "body", "capture", "expect", "durable",
 ];
 pub const USERS: &[&str] = &["peak", "plan", "think", "client", "journeys"];
 pub const THINK: &[&str] = &["min", "max"];

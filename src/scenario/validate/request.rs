@@ -127,19 +127,7 @@ fn request(
     let t = cx.table(n, &format!("a {noun}"))?;
     match kind {
         Kind::Load => t.check_keys(cx, keys::REQUEST, "in [[load.requests]]"),
-        Kind::Step => {
-            for e in t.entries {
-                if e.key == "durable" {
-                    cx.err(
-                        &e.key_span,
-                        "`durable` is not supported in a journey step yet",
-                        Some("a journey's writes are made under its user's session cookie, which the after-run read-back does not have; declare the durable write in [[load.requests]]"),
-                    );
-                } else if !keys::STEP.contains(&e.key.as_str()) {
-                    cx.unknown_key(e, keys::STEP, "in a journey step");
-                }
-            }
-        }
+        Kind::Step => t.check_keys(cx, keys::STEP, "in a journey step"),
     }
     let name = t.required(cx, "name").and_then(|nn| {
         let name = cx.ident(nn, &format!("{noun} name"))?;
@@ -212,7 +200,7 @@ fn request(
         Some(c) => capture(cx, c, kind),
         None => Some(Vec::new()),
     };
-    let durable = match t.get("durable").filter(|_| kind == Kind::Load) {
+    let durable = match t.get("durable") {
         Some(d) => durable(cx, d, t.get("json").is_some()).map(Some),
         None => Some(None),
     };
