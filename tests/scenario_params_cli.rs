@@ -134,6 +134,80 @@ fn check_and_plan_pass_without_values_and_run_refuses_them_with_exit_2() {
     );
 }
 
+/// The users' peak as a parameter: `check` and `plan` count no users from a placeholder but
+/// show the journeys; `run` refuses without it, and a `--set users.…` out of range is exit 2 at
+/// the flag, before any user starts.
+#[test]
+fn a_users_peak_from_the_environment_is_never_counted_from_a_placeholder() {
+    let dir = tmpdir("users-peak");
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/journeys-redis-partition.toml"),
+    )
+    .unwrap();
+    let t = shipped.replace("peak = 50\n", "peak = \"${env:PEAK}\"\n");
+    assert_ne!(t, shipped);
+    std::fs::write(dir.join("users.toml"), t).unwrap();
+    let o = chaos_in(&dir, &["check", "users.toml"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "ok: users.toml (journeys-redis-partition: no [load], 1 fault, 9 SLOs; users in 2 journeys; not set: PEAK)"
+    );
+    let o = chaos_in(&dir, &["plan", "users.toml"], &[]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("PEAK             peak at users.toml:"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "journey write-and-read: login POST /login → create POST /notes (durable) → read"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("users (closed"), "no user counts: {out}");
+    // With the value: counted.
+    let o = chaos_in(&dir, &["check", "users.toml", "--env", "PEAK=3"], &[]);
+    assert!(
+        text(&o.stdout).contains("up to 12 users in 2 journeys"),
+        "{}",
+        text(&o.stdout)
+    );
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "users.toml",
+            "--target-url",
+            "http://127.0.0.1:9",
+            "--skip-faults",
+            "--quiet",
+            "--out",
+            "run",
+        ];
+        a.extend_from_slice(extra);
+        chaos_in(&dir, &a, &[])
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("environment variable `PEAK` is not set (peak reads it)"),
+        "{}",
+        text(&o.stderr)
+    );
+    for (set, at, why) in [
+        ("users.peak=0", ":1:18", "an integer from 1 to 100000"),
+        ("users.think.max=100ms", ":1:23", "max is at least min"),
+    ] {
+        let o = run(&["--env", "PEAK=1", "--set", set]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("--> --set {set}{at}")), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    assert!(!dir.join("run").exists(), "nothing was started");
+}
+
 #[test]
 fn a_path_that_does_not_exist_is_an_error_never_the_shipped_scenario() {
     let dir = tmpdir("paths");

@@ -30,12 +30,13 @@ pub fn counts(s: &Scenario) -> String {
         plural(s.slo.objectives.len(), "SLO")
     );
     if let Some(u) = &s.users {
-        let _ = write!(
-            c,
-            "; up to {} in {}",
-            plural(u.max_users() as usize, "user"),
-            plural(u.journeys.len(), "journey")
-        );
+        // A count computed from a placeholder is no count: none while values are unknown.
+        let users = if s.unknown.is_empty() {
+            format!("up to {} in ", plural(u.max_users() as usize, "user"))
+        } else {
+            "users in ".to_string()
+        };
+        let _ = write!(c, "; {users}{}", plural(u.journeys.len(), "journey"));
     }
     if !s.unknown.is_empty() {
         let _ = write!(c, "; not set: {}", unknown_names(s).join(", "));
@@ -234,6 +235,11 @@ fn users(o: &mut String, u: &crate::scenario::Users) {
         at += st.duration;
         from = st.users;
     }
+    journeys(o, u);
+}
+
+/// Each journey: its share of the users and its steps.
+fn journeys(o: &mut String, u: &crate::scenario::Users) {
     let total: u32 = u.journeys.iter().map(|j| j.weight).sum();
     for j in &u.journeys {
         let steps: Vec<String> = j
@@ -276,9 +282,15 @@ fn render_unknown(o: &mut String, s: &Scenario) {
         "  rates, times and the faults' blast radius are not computed; pass {} (or export them) to see them",
         give.join(" ")
     );
-    let _ = writeln!(o, "\nrequests");
-    for q in &s.load.requests {
-        let _ = writeln!(o, "  {:<16} {} {}", q.name, q.method, q.path);
+    if !s.load.requests.is_empty() {
+        let _ = writeln!(o, "\nrequests");
+        for q in &s.load.requests {
+            let _ = writeln!(o, "  {:<16} {} {}", q.name, q.method, q.path);
+        }
+    }
+    if let Some(u) = &s.users {
+        let _ = writeln!(o, "\nusers");
+        journeys(o, u);
     }
     let _ = writeln!(o, "\nfaults");
     if s.faults.is_empty() {

@@ -2,8 +2,9 @@
 //! `report.json`, and the scenario's name and content digest.
 //!
 //! The digest is FNV-1a (64 bit) over the canonical JSON (keys sorted) of the *parsed*
-//! scenario's `load` and `faults`, time-scaled as the run ran them: the traffic and the fault
-//! timeline, which is what makes two runs' numbers comparable. A comment, a description, the SLOs
+//! scenario's `load`, `faults` and `users` (only when it has users: a scenario without keeps the
+//! digest it had before `[users]` existed), time-scaled as the run ran them: the traffic and
+//! the fault timeline, which is what makes two runs' numbers comparable. A comment, a description, the SLOs
 //! and the `[sandbox]` settings do not count — a worse sandbox under the same scenario is exactly
 //! what `compare` is for. It is computed from the scenario text stored in report.json, parsed
 //! by this build, so two reports written by different chaos versions still agree; the stored
@@ -211,6 +212,36 @@ mod tests {
         }
         // Another time scale is another run of the load: a different digest.
         assert_ne!(identity(&report_of(SHIPPED, 1.0)).digest, base.digest);
+    }
+
+    /// The users are traffic too: another user plan, think time or journey is another run;
+    /// their SLOs and comments are not.
+    #[test]
+    fn the_digest_follows_the_users() {
+        let users = crate::scenario::builtin::get("journeys-redis-partition").unwrap();
+        let base = identity(&report_of(users, 0.1));
+        let same = [
+            format!("# a comment\n{users}"),
+            users.replace("\"failed < 10%\"", "\"failed < 5%\""),
+        ];
+        for t in &same {
+            assert_eq!(identity(&report_of(t, 0.1)), base, "{t}");
+        }
+        let different = [
+            users.replace("peak = 50", "peak = 60"),
+            users.replace("min = \"500ms\"", "min = \"400ms\""),
+            users.replace("weight = 3", "weight = 2"),
+            users.replace("path = \"/notes\" }", "path = \"/notes?all\" }"),
+        ];
+        for t in &different {
+            assert_ne!(t, users, "the replacement applies");
+            assert_ne!(identity(&report_of(t, 0.1)).digest, base.digest, "{t}");
+        }
+        // Users beside a load are not the load alone.
+        let both = format!(
+            "{users}\n[load]\npeak_rps = 20\nstages = [{{ hold = \"1x\", for = \"75s\" }}]\n[[load.requests]]\nname = \"list\"\npath = \"/notes\"\n"
+        );
+        assert_ne!(identity(&report_of(&both, 0.1)).digest, base.digest);
     }
 
     /// A run's recorded `--set` overrides are part of what it ran: `--set load.peak_rps=400`
