@@ -43,6 +43,13 @@ done
 export CHAOS_MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 # The fixture stack builder (ci/moto_stack.py) runs with the venv's python (boto3 comes with moto).
 export CHAOS_MOTO_PYTHON="$MOTO_VENV/bin/python"
+# kubernetes-validate (PyPI) checks ci/k8s/*.yaml offline against the Kubernetes schemas
+# (tests/k8s.rs), from the same venv.
+if [ ! -x "$MOTO_VENV/bin/kubernetes-validate" ]; then
+  log "installing kubernetes-validate into $MOTO_VENV (pip)"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check 'kubernetes-validate==1.*'
+fi
+export CHAOS_K8S_VALIDATE="$MOTO_VENV/bin/kubernetes-validate"
 # The local stack (ci/local-stack.sh; tests/local_stack.rs, tests/local_stack_runs.rs): PostgreSQL 15 under Patroni with
 # etcd, Redis with Sentinel, haproxy in front of the app nodes, from Debian packages (~15 s).
 # Their services are not started by the install (policy-rc.d): the tests start their own on loopback ports and stop them by pid.

@@ -47,6 +47,24 @@ impl Clock {
         }
     }
 
+    /// A clock whose epoch is the wall-clock instant `wall` (a shard's `--start-at`), on the
+    /// monotonic clock as this machine maps it now: in the future, the run waits for it
+    /// (`sleep_until(clock.epoch())`); every shard's offsets then count from the same agreed
+    /// instant, as far as their wall clocks agree (NTP).
+    pub fn starting_at(wall: SystemTime) -> Clock {
+        let now = Instant::now();
+        let now_wall = SystemTime::now();
+        let epoch = match wall.duration_since(now_wall) {
+            Ok(ahead) => now + ahead,
+            Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+        };
+        Clock {
+            epoch,
+            std_epoch: epoch.into_std(),
+            wall,
+        }
+    }
+
     /// The epoch (offset 0) on tokio's clock: what timers (`sleep_until`) and the fault
     /// timeline use.
     pub fn epoch(&self) -> Instant {

@@ -119,21 +119,27 @@ pub async fn read_back_groups(
                 Verification::none_read(writes, &format!("cannot read back durable writes: {e}"))
             }
         };
-        all.checked += v.checked;
-        all.found += v.found;
-        all.lost.extend(v.lost);
-        all.unverified.extend(v.unverified);
-        for (name, (checked, lost)) in v.per_request {
-            let e = all.per_request.entry(name).or_default();
-            e.0 += checked;
-            e.1 += lost;
-        }
+        all.absorb(v);
     }
-    all.lost.sort_by_key(|l| natural(&l.id));
     all
 }
 
 impl Verification {
+    /// Add another read-back's answers (of other writes) to this one: counts summed, lost and
+    /// unverified writes listed together (lost ones in id order).
+    pub fn absorb(&mut self, v: Verification) {
+        self.checked += v.checked;
+        self.found += v.found;
+        self.lost.extend(v.lost);
+        self.unverified.extend(v.unverified);
+        for (name, (checked, lost)) in v.per_request {
+            let e = self.per_request.entry(name).or_default();
+            e.0 += checked;
+            e.1 += lost;
+        }
+        self.lost.sort_by_key(|l| natural(&l.id));
+    }
+
     /// A read-back that could not start at all: every write unverified, for `reason`.
     pub fn none_read(writes: &[DurableWrite], reason: &str) -> Verification {
         let mut v = Verification::default();

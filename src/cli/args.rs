@@ -66,8 +66,31 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         /// its account id, and refuses without --yes when nothing can answer: CI passes it).
         #[arg(long)]
         yes: bool,
+        /// Run shard I of N of one run split over N machines: this shard sends every Nth
+        /// arrival of the schedule and its share of the users; shard 0 (the conductor) drives
+        /// the faults. Needs --start-at; join the shards' run directories with `chaos merge`.
+        #[arg(long, value_name = "I/N", value_parser = crate::run::shard::Shard::parse, requires = "start_at")]
+        shard: Option<crate::run::shard::Shard>,
+        /// Start the run's clock at this UTC instant (2026-12-07T06:30:00Z), the same for every
+        /// shard; a start more than 1 s past is refused.
+        #[arg(long, value_name = "RFC3339", value_parser = crate::run::shard::parse_start_at)]
+        start_at: Option<std::time::SystemTime>,
         #[command(flatten)]
         params: ParamArgs,
+    },
+    /// Join the shards of one sharded run (`chaos run --shard I/N`) into one run: histograms
+    /// merged interval by interval (exact percentiles), the conductor's faults, then judged
+    /// and reported as a single run. A missing or unfinished shard fails the merge (exit 1).
+    Merge {
+        /// Every shard's run directory (or its report.json).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Where to write the merged run's reports (default: `merged` next to the first shard).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Empty the --out directory first when it holds an earlier run's files.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Validate scenario and target files (or shipped names); change nothing. Checks every
     /// file given and prints every error in each; exit 2 if any is invalid. `${env:…}` values

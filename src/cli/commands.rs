@@ -149,6 +149,39 @@ pub(super) fn check(args: &[String], target: Option<&str>, params: &ParamArgs) -
 
 /// `chaos report`: the run's reports again (re-judged with `--scenario`), into a directory of
 /// their own — the run's evidence stays as it was written.
+/// `chaos merge`: the shards judged as one run, its reports written like a run's.
+pub(super) fn merge(shards: &[PathBuf], out_dir: Option<PathBuf>, force: bool) -> i32 {
+    let m = match crate::report::merge::merge(shards) {
+        Ok(m) => m,
+        Err(e) => {
+            error(&e);
+            return e.exit_code();
+        }
+    };
+    let rep = match crate::report::judge::judge(m.scenario, m.record) {
+        Ok(r) => r,
+        Err(e) => {
+            error(&e);
+            return 2;
+        }
+    };
+    let dir = out_dir.unwrap_or_else(|| crate::report::merge::default_out(shards));
+    let written = run::OutDir::check_path(&dir, force, run::OutFor::Report)
+        .and_then(run::OutDir::make)
+        .and_then(|dir| Ok(crate::report::write::write_reports(&dir, &rep)?));
+    match written {
+        Ok(summary) => {
+            out(&summary);
+            verdict_line(&rep, &dir);
+            rep.verdict.exit_code()
+        }
+        Err(e) => {
+            error(&e);
+            e.exit_code()
+        }
+    }
+}
+
 pub(super) fn report(
     run_dir: &std::path::Path,
     scenario: Option<&str>,

@@ -96,6 +96,11 @@ pub fn dispatch(cmd: Command) -> i32 {
             scenario,
             out: out_dir,
         } => report(&run_dir, scenario.as_deref(), out_dir),
+        Command::Merge {
+            shards,
+            out: out_dir,
+            force,
+        } => merge(&shards, out_dir, force),
         Command::Compare {
             baseline,
             new,
@@ -188,10 +193,14 @@ pub fn dispatch(cmd: Command) -> i32 {
             summary,
             skip_faults,
             yes,
+            shard,
+            start_at,
             params,
         } => {
             let opts = RunOptions {
                 yes,
+                shard,
+                start_at,
                 scenario,
                 target,
                 target_url,

@@ -58,6 +58,8 @@ pub enum EngineError {
     Client(#[from] ClientError),
     #[error("invalid HTTP method `{0}`")]
     BadMethod(String),
+    #[error("a load at maximum rate has no schedule to split into shards")]
+    Shard,
 }
 
 /// One acknowledged durable write, to be read back after the run.
@@ -190,6 +192,8 @@ pub struct Engine {
     transport: Transport,
     /// The closed model run beside the load (`[users]`), and the URL its users go to.
     users: Option<(super::journeys::Journeys, String)>,
+    /// A shard's part of the schedule (`--shard`): the arrivals it sends.
+    shard: Option<crate::run::shard::Shard>,
 }
 
 impl Engine {
@@ -214,7 +218,19 @@ impl Engine {
             reqs,
             transport,
             users: None,
+            shard: None,
         })
+    }
+
+    /// Send only `shard`'s part of the schedule (the arrivals n ≡ I mod N, `{{seq}}` still
+    /// numbering the whole schedule's) and run its share of the users: set it before
+    /// [`Engine::with_users`]. The open model only (a `Mode::Max` load has no schedule).
+    pub fn with_shard(mut self, shard: crate::run::shard::Shard) -> Result<Engine, EngineError> {
+        if matches!(self.mode, Mode::Max { .. }) {
+            return Err(EngineError::Shard);
+        }
+        self.shard = Some(shard);
+        Ok(self)
     }
 
     /// Run the users' journeys (`[users]`) beside the load, into the same recorder: their
@@ -224,7 +240,7 @@ impl Engine {
         users: &crate::scenario::Users,
         base_url: &str,
     ) -> Result<Engine, EngineError> {
-        let j = super::journeys::Journeys::new(users)?;
+        let j = super::journeys::Journeys::new_sharded(users, self.shard)?;
         self.users = Some((j, base_url.to_string()));
         Ok(self)
     }
@@ -368,8 +384,9 @@ impl Engine {
                 let shared = shared.clone();
                 let stages = load.stages.clone();
                 let handle = tokio::runtime::Handle::current();
+                let shard = self.shard;
                 tokio::task::spawn_blocking(move || {
-                    scheduler(shared, &stages, &weights, sink, handle)
+                    scheduler(shared, (&stages, shard), &weights, sink, handle)
                 })
             }
             Mode::Max { connections } => {
@@ -403,10 +420,11 @@ pub fn check_url(url: &str) -> Result<String, EngineError> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
-/// The scheduler thread: returns (requests issued, stopped early).
+/// The scheduler thread: returns (requests issued, stopped early). With a shard, only its
+/// arrivals are sent; `seq` numbers the whole schedule's either way.
 fn scheduler(
     sh: Arc<Shared>,
-    stages: &[crate::scenario::Stage],
+    (stages, shard): (&[crate::scenario::Stage], Option<crate::run::shard::Shard>),
     weights: &[u64],
     tx: SampleSink,
     handle: tokio::runtime::Handle,
@@ -420,12 +438,16 @@ fn scheduler(
         .collect();
     let total_weight = cumulative.last().copied().unwrap_or(0).max(1);
     let mut rng = SmallRng::from_os_rng();
-    let mut seq = 0u64;
-    for offset in Schedule::new(stages) {
+    let mut issued = 0u64;
+    for (seq, offset) in Schedule::new(stages).enumerate() {
+        let seq = seq as u64;
+        if shard.is_some_and(|s| !s.takes(seq)) {
+            continue;
+        }
         let due = sh.start + offset;
         loop {
             if sh.shutdown.is_triggered() {
-                return (seq, true);
+                return (issued, true);
             }
             let now = Instant::now();
             if now >= due {
@@ -437,9 +459,9 @@ fn scheduler(
         let pick = rng.random_range(0..total_weight);
         let r = cumulative.partition_point(|&c| c <= pick);
         handle.spawn(logical_request(sh.clone(), seq, offset, r, tx.clone()));
-        seq += 1;
+        issued += 1;
     }
-    (seq, false)
+    (issued, false)
 }
 
 /// The closed loop of [`Mode::Max`]: returns (requests issued, stopped early).

@@ -63,15 +63,26 @@ pub struct Journeys {
     pub client: ClientConfig,
     /// Retries of a step, with backoff and a budget shared by every user, as the open model's.
     pub retry: RetryPolicy,
+    /// A shard's part of the users (`--shard`): its share of each stage's count, its users
+    /// numbered so that `{{user}}` is unique over all shards.
+    pub shard: Option<crate::run::shard::Shard>,
 }
 
 impl Journeys {
     /// The scenario's `[users]` as goose will run it: a ramp is goose's "reach N over D", a
     /// hold is "reach N at once, then stay for D".
     pub fn new(u: &Users) -> Result<Journeys, ClientError> {
+        Journeys::new_sharded(u, None)
+    }
+
+    /// [`Journeys::new`] for one shard of a sharded run: its share of each stage's users.
+    pub fn new_sharded(
+        u: &Users,
+        shard: Option<crate::run::shard::Shard>,
+    ) -> Result<Journeys, ClientError> {
         let mut plan = Vec::new();
         for st in &u.plan {
-            let n = st.users as usize;
+            let n = shard.map_or(st.users, |s| s.users(st.users)) as usize;
             match st.kind {
                 StageKind::Ramp => plan.push((n, st.duration)),
                 StageKind::Hold => {
@@ -95,6 +106,7 @@ impl Journeys {
             think: (u.think_min, u.think_max),
             client: ClientConfig::new(&u.client)?,
             retry: u.client.retry.clone(),
+            shard,
         })
     }
 
@@ -198,6 +210,7 @@ struct Shared {
     failed: Vec<AtomicU64>,
     /// The capture names its steps use (a fresh store per iteration).
     vars: Vec<String>,
+    shard: Option<crate::run::shard::Shard>,
 }
 
 /// What the users did over a run.
@@ -353,6 +366,7 @@ pub async fn run(
             canceled: AtomicU64::new(0),
             failed: journey.steps.iter().map(|_| AtomicU64::new(0)).collect(),
             vars,
+            shard: j.shard,
         }));
         index = index.saturating_add(journey.steps.len() as u16);
     }
@@ -473,7 +487,9 @@ impl Shared {
             exhausted: false,
         };
         let caps = Captures::new(self.vars.iter().map(String::as_str));
-        caps.put("user", user.weighted_users_index.to_string());
+        let number = user.weighted_users_index;
+        let number = self.shard.map_or(number, |s| s.user_number(number));
+        caps.put("user", number.to_string());
         for (k, step) in self.journey.steps.iter().enumerate() {
             if k > 0 {
                 // The user thinks before the next step (the time is drawn before the await:
@@ -771,6 +787,48 @@ mod tests {
     }
 
     #[test]
+    fn shards_split_every_stage_of_the_user_plan_and_sum_to_it() {
+        let text = crate::scenario::builtin::get("journeys-redis-partition").unwrap();
+        let s = crate::scenario::parse_str("j.toml", text).unwrap();
+        let u = s.users.as_ref().unwrap();
+        let whole = Journeys::new(u).unwrap().plan;
+        for n in [1u32, 2, 3, 7] {
+            let parts: Vec<Vec<(usize, Duration)>> = (0..n)
+                .map(|index| {
+                    let shard = crate::run::shard::Shard { index, count: n };
+                    Journeys::new_sharded(u, Some(shard)).unwrap().plan
+                })
+                .collect();
+            // At every moment of the plan the shards' users add up to the whole plan's (a
+            // jump to a count a shard already has is no step of its own: it would stall goose).
+            for t in (0..=80).map(|s| Duration::from_millis(s * 1000 + 500)) {
+                let sum: usize = parts.iter().map(|p| users_at(p, t)).sum();
+                let want = users_at(&whole, t);
+                assert!(
+                    sum.abs_diff(want) <= n as usize,
+                    "{n} shards at {t:?}: {sum} vs {want}"
+                );
+            }
+            for p in &parts {
+                assert_eq!(
+                    p.iter().map(|(_, d)| *d).sum::<Duration>(),
+                    Duration::from_secs(75)
+                );
+                assert!(
+                    p.windows(2)
+                        .all(|w| !(w[1].1.is_zero() && w[0].0 == w[1].0)),
+                    "{p:?}"
+                );
+            }
+            let peak: usize = parts
+                .iter()
+                .map(|p| p.iter().map(|(u, _)| *u).max().unwrap())
+                .sum();
+            assert_eq!(peak, 200, "4x of 50 users over {n} shards");
+        }
+    }
+
+    #[test]
     fn goose_gets_whole_seconds_rounded_at_each_step_end_so_errors_do_not_add_up() {
         let j = Journeys {
             journeys: Vec::new(),
@@ -786,6 +844,7 @@ mod tests {
                 budget: None,
                 budget_window: Duration::from_secs(10),
             },
+            shard: None,
         };
         // Ends at 1.4, 2.8, 4.2 s: goose's steps end at 1, 3 and 4 s (not 1, 2, 3).
         assert_eq!(j.test_plan(), "5,1s;5,2s;5,1s;0,0s");

@@ -234,6 +234,39 @@ impl Recording {
         (from.min(self.intervals.len()), to.min(self.intervals.len()))
     }
 
+    /// Add `other`'s samples to this recording, interval by interval and request by request:
+    /// histograms added exactly (HDR), counters summed — the recording of both runs' samples
+    /// together, as if one recorder had seen them all (shards merge so). Refused unless both
+    /// have the same interval and request names; the longer run's extra intervals are kept.
+    /// The kept failed responses are left to the caller.
+    pub fn merge(&mut self, other: &Recording) -> Result<(), String> {
+        if self.interval != other.interval {
+            return Err(format!(
+                "recorder intervals differ ({:?} and {:?})",
+                self.interval, other.interval
+            ));
+        }
+        if self.names != other.names {
+            return Err(format!(
+                "request names differ ({} and {})",
+                self.names.join(", "),
+                other.names.join(", ")
+            ));
+        }
+        for (i, row) in other.intervals.iter().enumerate() {
+            if i == self.intervals.len() {
+                self.intervals.push(row.clone());
+                continue;
+            }
+            for (mine, theirs) in self.intervals[i].iter_mut().zip(row) {
+                let mut s = mine.to_stats();
+                s.add(&theirs.to_stats());
+                *mine = Compact::from_stats(&s);
+            }
+        }
+        Ok(())
+    }
+
     pub fn request_index(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
     }

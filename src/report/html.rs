@@ -238,6 +238,9 @@ pub fn render(r: &RunReport) -> String {
             format!(" · time scale {}", r.time_scale)
         },
     );
+    if let Some(line) = r.shard_line() {
+        let _ = write!(o, "<p>{}</p>", esc(&line));
+    }
     o.push_str(&chart(
         r,
         "Throughput (requests/s by intended send time)",

@@ -159,6 +159,7 @@ pub fn record(r: &RunReport) -> ReportFile {
             .map(|j| j.counts.clone())
             .unwrap_or_default(),
         journey_histograms: r.journeys.as_ref().map(|j| histograms(&j.recording)),
+        shards: r.shards.clone(),
         scenario_digest: Some(super::compare::digest(&r.scenario)),
         totals: StatsSummary::of(&r.totals(None)),
         per_request,

@@ -42,6 +42,7 @@ pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError
     let verdict = Verdict::of_run(&run.faults, run.aborted.is_some(), run.interrupted, &slo);
     Ok(RunReport {
         journeys: run.journeys,
+        shards: run.shards,
         journal: run.journal,
         events: run.events,
         segments: crate::load::schedule::segments(&scenario.load.stages),

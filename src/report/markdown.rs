@@ -30,6 +30,9 @@ pub fn render(r: &RunReport) -> String {
             format!(" · time scale {}", r.time_scale)
         }
     );
+    if let Some(line) = r.shard_line() {
+        let _ = writeln!(o, "- {line}");
+    }
     let t = r.totals(None);
     let _ = writeln!(
         o,

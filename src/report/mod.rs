@@ -9,6 +9,7 @@ pub mod json;
 pub mod judge;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod record;
 pub mod reread;
 pub mod users;
@@ -193,6 +194,9 @@ pub struct RunReport {
     pub events: Vec<crate::fault::ControlEvent>,
     /// The users' journeys (`[users]`): counts and their recording.
     pub journeys: Option<JourneysRecord>,
+    /// The shards this run is made of: one for a shard's own run, every one for a merged
+    /// run, none for a run on one machine.
+    pub shards: Vec<crate::run::shard::ShardInfo>,
     pub verdict: Verdict,
 }
 
@@ -230,6 +234,30 @@ impl RunReport {
     /// The measured recovery of a fault (none for a fault that never took effect).
     pub fn recovery_of(&self, fault: &str) -> Option<&crate::slo::recovery::Recovery> {
         self.recoveries.iter().find(|r| r.fault == fault)
+    }
+
+    /// What the run is of a sharded run, for the reports' header: `None` for a run on one
+    /// machine.
+    pub fn shard_line(&self) -> Option<String> {
+        let first = self.shards.first()?;
+        let late = |us: u64| crate::slo::show_us(us as f64);
+        Some(match self.shards.as_slice() {
+            [one] => format!(
+                "shard {}/{} of a run started at {} ({} late): its verdict covers its share only; `chaos merge` judges the whole run (shard {} drives the faults)",
+                one.index,
+                one.count,
+                one.start_at,
+                late(one.late_us),
+                one.conductor
+            ),
+            all => format!(
+                "merged from {} shards (`chaos merge`), started at {}, each at most {} late; shard {} drove the faults",
+                all.len(),
+                first.start_at,
+                late(all.iter().map(|s| s.late_us).max().unwrap_or(0)),
+                first.conductor
+            ),
+        })
     }
 
     /// One line of why, for the end of the run (after the badge: `PASS: 6 SLOs met, 4 not

@@ -77,6 +77,10 @@ pub struct ReportFile {
     /// without users and in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journey_histograms: Option<Histograms>,
+    /// The shards this run is made of (see `RunReport::shards`); absent for a run on one
+    /// machine and in older reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::run::shard::ShardInfo>,
 
     // Derived from the raw run.
     /// See `report::compare::digest`; absent in older reports.
@@ -399,6 +403,8 @@ pub struct RunRecord {
     pub events: Vec<crate::fault::ControlEvent>,
     /// The users' journeys (`[users]`): counts and their recording.
     pub journeys: Option<super::JourneysRecord>,
+    /// See [`super::RunReport::shards`].
+    pub shards: Vec<crate::run::shard::ShardInfo>,
 }
 
 /// A report.json whose fields parse but do not describe a run this build can use.
@@ -544,6 +550,7 @@ impl ReportFile {
             journal: self.journal,
             events: self.timeline.events,
             journeys,
+            shards: self.shards,
         })
     }
 }

@@ -81,7 +81,7 @@ pub fn reread(dir: &Path, scenario_arg: Option<&str>) -> Result<RunReport, Rerea
 
 /// The scenario to judge the run on: `scenario_arg` checked against what ran, else the one
 /// stored in the report (or, in a report without its text, the file it names).
-fn scenario_of(
+pub(crate) fn scenario_of(
     p: &Path,
     run: &RunRecord,
     scenario_arg: Option<&str>,

@@ -119,6 +119,7 @@ fn build(
     RunReport {
         journal: vec![],
         journeys: None,
+        shards: Vec::new(),
         // The zone as the sandbox's control plane showed it (a reverted fault only).
         events: if fault == FaultStatus::Reverted {
             vec![

@@ -12,6 +12,7 @@
 
 mod outdir;
 pub mod plan;
+pub mod shard;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,10 @@ pub struct RunOptions {
     pub env: Vec<String>,
     /// `--yes`: no confirmation asked before faults on a cloud target.
     pub yes: bool,
+    /// `--shard I/N`: this run is one shard of a run split over N machines (see [`shard`]).
+    pub shard: Option<shard::Shard>,
+    /// `--start-at`: the wall-clock instant the run's clock starts (every shard's, the same).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Default for RunOptions {
@@ -72,6 +77,8 @@ impl Default for RunOptions {
             set: Vec::new(),
             env: Vec::new(),
             yes: false,
+            shard: None,
+            start_at: None,
         }
     }
 }
@@ -170,6 +177,33 @@ pub fn check_time_scale(f: f64) -> Result<(), RunError> {
     }
 }
 
+/// `--shard` and `--start-at` go together: shards that do not start at one agreed instant do
+/// not run in lock step.
+pub fn check_shard(opts: &RunOptions) -> Result<(), RunError> {
+    if opts.shard.is_some() && opts.start_at.is_none() {
+        return Err(RunError::Usage(
+            "--shard needs --start-at: every shard starts its clock at that one instant, e.g. --start-at $(date -u -d '+30 seconds' +%FT%TZ) computed once for all shards".into(),
+        ));
+    }
+    if let Some(at) = opts.start_at {
+        late_start(at)?;
+    }
+    Ok(())
+}
+
+/// A start already past by more than [`shard::MAX_LATE`] is refused: that shard would not run
+/// in lock step with the others.
+fn late_start(at: std::time::SystemTime) -> Result<(), RunError> {
+    match std::time::SystemTime::now().duration_since(at) {
+        Ok(past) if past > shard::MAX_LATE => Err(RunError::Usage(format!(
+            "--start-at {} passed {:.1} s ago: a shard that starts late does not run in lock step with the others; compute a start far enough ahead for every shard to be ready",
+            shard::show_start_at(at),
+            past.as_secs_f64()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Load and time-scale the scenario (what `check`, `plan` and `run` share).
 pub fn prepare(arg: &str, time_scale: f64) -> Result<Scenario, RunError> {
     prepare_with(arg, time_scale, &scenario::Params::default())
@@ -232,9 +266,12 @@ pub async fn run(
         crate::cli::output::err(&scenario::Warning(w).to_string());
     }
     let settings = target::connect::settings_for(&t, &scenario.sandbox)?;
+    check_shard(opts)?;
     // Faults on a target without a driver are refused before the run directory is touched
-    // (an --out --force is not emptied for a run that cannot start).
-    if !t.has_driver() && !scenario.faults.is_empty() && !opts.skip_faults {
+    // (an --out --force is not emptied for a run that cannot start). A shard that is not the
+    // conductor drives none.
+    let drives = opts.shard.is_none_or(|s| s.is_conductor());
+    if drives && !t.has_driver() && !scenario.faults.is_empty() && !opts.skip_faults {
         return Err(plan::no_driver(&scenario, &t.shown()).into());
     }
     // The run directory is checked first (an --out holding another run is refused before
@@ -275,7 +312,11 @@ pub async fn run_connected(
     shutdown: Arc<Shutdown>,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
-    let plan = match build(&scenario, &connected, opts.skip_faults).await {
+    let plan = match opts.shard {
+        Some(s) if !s.is_conductor() => Ok(plan::driven_by_conductor(&scenario, &connected)),
+        _ => build(&scenario, &connected, opts.skip_faults).await,
+    };
+    let plan = match plan {
         Ok(p) => p,
         Err(e) => {
             connected.close(Some(dir)).await;
@@ -376,12 +417,18 @@ async fn execute(
     // The engine is built (requests prepared, TLS set up, a CA file read) before the clock
     // starts: its setup is not counted as the first sends' lateness.
     let mut engine = load::engine::Engine::new(&scenario.load, &url, load::engine::Mode::Open)?;
+    if let Some(sh) = opts.shard {
+        engine = engine.with_shard(sh)?;
+    }
     if let Some(u) = &scenario.users {
         engine = engine.with_users(u, &url)?;
     }
     // The run's one clock: the schedule's offsets, the fault timeline, the recorder and the
-    // report's started_at all count from this epoch.
-    let clock = crate::clock::Clock::start();
+    // report's started_at all count from this epoch — with --start-at, that agreed instant.
+    let (clock, shards) = match opts.start_at {
+        None => (crate::clock::Clock::start(), Vec::new()),
+        Some(at) => start_at(at, opts.shard, &shutdown).await?,
+    };
     let load_fut = engine.run(clock, shutdown.clone(), &mut watch, tick);
     // A panic in the load path must not skip the reverts: it is caught here, the run is shut
     // down, the fault timeline reverts everything, and only then is the panic resumed.
@@ -516,6 +563,10 @@ async fn execute(
                         "not injected: {} has no fault driver (--skip-faults)",
                         connected.shown
                     ),
+                    Some(Skipped::Conductor) => format!(
+                        "driven by shard {} (the conductor): its record holds the times, `chaos merge` judges on them",
+                        shard::CONDUCTOR
+                    ),
                     _ => "not injected: --skip-faults".into(),
                 },
                 injected_at_s: None,
@@ -551,8 +602,33 @@ async fn execute(
             counts: u.counts,
             recording: u.recording,
         }),
+        shards,
     };
     Ok(report::judge::judge(scenario, record)?)
+}
+
+/// Wait for `--start-at` and start the run's clock there; for a shard, what its record says
+/// about it (how late it really started). A start already past is refused ([`late_start`]).
+async fn start_at(
+    at: std::time::SystemTime,
+    sh: Option<shard::Shard>,
+    shutdown: &Shutdown,
+) -> Result<(crate::clock::Clock, Vec<shard::ShardInfo>), RunError> {
+    late_start(at)?;
+    let clock = crate::clock::Clock::starting_at(at);
+    tokio::select! {
+        () = tokio::time::sleep_until(clock.epoch()) => {}
+        () = shutdown.wait() => return Err(RunError::Interrupted),
+    }
+    let late_us = clock.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    let info = sh.map(|s| shard::ShardInfo {
+        index: s.index,
+        count: s.count,
+        start_at: shard::show_start_at(at),
+        late_us,
+        conductor: shard::CONDUCTOR,
+    });
+    Ok((clock, info.into_iter().collect()))
 }
 
 /// What a run says after a caught panic, with the faults reverted as far as possible.

@@ -30,6 +30,8 @@ pub enum Skipped {
     Flag,
     /// `--skip-faults` on a target without a fault driver.
     NoDriver,
+    /// A shard that is not the conductor: the conductor drives every fault.
+    Conductor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,17 @@ pub async fn build(s: &Scenario, c: &Connected, skip_faults: bool) -> Result<Run
     Ok(plan)
 }
 
+/// The plan of a shard that is not the conductor: no fault is driven here (the conductor,
+/// shard 0, drives them all; `chaos merge` takes their times from its record).
+pub fn driven_by_conductor(s: &Scenario, c: &Connected) -> RunPlan {
+    RunPlan {
+        faults: Vec::new(),
+        skipped: (!s.faults.is_empty()).then_some(Skipped::Conductor),
+        driver: c.driver.as_ref().map(|d| d.name()),
+        target: c.shown.clone(),
+    }
+}
+
 /// The refusal of a scenario with faults on a target without a fault driver (`chaos run` says
 /// it before it touches the run directory).
 pub fn no_driver(s: &Scenario, target: &str) -> BuildError {
@@ -115,6 +128,13 @@ impl RunPlan {
                     o,
                     "\nfaults skipped (--skip-faults): {} has no fault driver",
                     self.target
+                );
+                return o;
+            }
+            (Some(Skipped::Conductor), _) => {
+                let _ = writeln!(
+                    o,
+                    "\nfaults driven by shard 0 (the conductor): nothing is injected from this shard"
                 );
                 return o;
             }

@@ -166,6 +166,7 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
         journal: Vec::new(),
         events: Vec::new(),
         journeys: None,
+        shards: Vec::new(),
         scenario: s,
     };
     let v = crate::report::json::render(&r);

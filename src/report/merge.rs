@@ -1,0 +1,290 @@
+//! `chaos merge DIR... --out RUN`: the shards of one sharded run (`chaos run --shard I/N`)
+//! joined into one [`RunRecord`], which [`super::judge::judge`] then judges as it judges a run
+//! on one machine — the same SLOs, windows, recovery and verdict, from the same function.
+//!
+//! What is merged, and how:
+//! - the recordings, interval by interval and request by request: HDR histograms added and
+//!   counters summed ([`Recording::merge`]), so a merged percentile is that of every shard's
+//!   samples together, never an average of the shards' percentiles; the journeys' recordings
+//!   and counts alike; the kept failed responses, the first few per request over all shards;
+//! - the faults, the journal and the control plane's events: the conductor's (shard 0 drives
+//!   every fault; the others record them as driven there), so every window is the conductor's;
+//! - the scheduled count, the durable writes and their read-back: summed over the shards;
+//!   wall time: the longest; an abort: the earliest.
+//!
+//! Refused (exit 2, bad input): a directory that is not a shard's run, shards of different
+//! runs (scenario digest, shard count, `--start-at`, time scale), a shard given twice. A
+//! merge that misses a shard — its directory has no report.json (killed, or failed before
+//! writing), or it was never given — or holds an interrupted one is a failure with every
+//! reason (exit 1), never a verdict on part of the run. Reads the shards' report.json; writes
+//! nothing (the CLI writes the merged run's reports).
+
+use std::path::{Path, PathBuf};
+
+use super::record::{self, ReadError, RunRecord};
+use crate::run::shard::{ShardInfo, CONDUCTOR};
+use crate::scenario::Scenario;
+
+/// Why shards could not be merged into a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Not the shards of one run, or not shards at all: bad input.
+    #[error("{0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Reread(#[from] super::reread::RereadError),
+    /// A shard is missing or did not finish: no verdict on part of a run.
+    #[error("FAIL: the merged run is incomplete, so it has no verdict:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Incomplete(Vec<String>),
+}
+
+impl MergeError {
+    /// 1 for a run that is incomplete (it failed), 2 for input that is not one run's shards.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            MergeError::Incomplete(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// One shard's run, read back.
+struct Part {
+    dir: PathBuf,
+    info: ShardInfo,
+    digest: Option<String>,
+    record: RunRecord,
+}
+
+/// The merged run: the scenario as the conductor ran it, and the record to judge.
+pub struct Merged {
+    pub scenario: Scenario,
+    pub record: RunRecord,
+}
+
+/// Read every shard's report.json (`dirs`: run directories, or report.json files) and merge
+/// them (see the module doc).
+pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
+    if dirs.is_empty() {
+        return Err(MergeError::Mismatch(
+            "no shard given: pass every shard's run directory".into(),
+        ));
+    }
+    let mut parts = Vec::new();
+    let mut problems = Vec::new();
+    for d in dirs {
+        let path = if d.is_file() {
+            d.clone()
+        } else {
+            d.join("report.json")
+        };
+        let file = match record::load(&path) {
+            Ok(f) => f,
+            Err(ReadError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                problems.push(format!(
+                    "{}: no report.json — the shard did not finish (killed, or failed before writing its reports)",
+                    d.display()
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let info = match file.shards.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(MergeError::Mismatch(format!(
+                    "{}: not a shard's run (run each shard with --shard I/N --start-at T)",
+                    d.display()
+                )))
+            }
+        };
+        let digest = file.scenario_digest.clone();
+        let record =
+            file.into_run_record()
+                .map_err(|source| super::reread::RereadError::Record {
+                    path: path.clone(),
+                    source,
+                })?;
+        parts.push(Part {
+            dir: d.clone(),
+            info,
+            digest,
+            record,
+        });
+    }
+    check_one_run(&parts)?;
+    let count = parts
+        .first()
+        .map(|p| p.info.count)
+        .unwrap_or(dirs.len() as u32);
+    for i in 0..count {
+        if !parts.iter().any(|p| p.info.index == i) {
+            let what = if i == CONDUCTOR {
+                " — the conductor: it drove the faults, and their times are in its record"
+            } else {
+                ""
+            };
+            problems.push(format!("shard {i}/{count} is missing{what}"));
+        }
+    }
+    for p in parts.iter().filter(|p| p.record.interrupted) {
+        problems.push(format!(
+            "shard {}/{} ({}) was interrupted before its end",
+            p.info.index,
+            p.info.count,
+            p.dir.display()
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(MergeError::Incomplete(problems));
+    }
+    parts.sort_by_key(|p| p.info.index);
+    let conductor = &parts[0];
+    let scenario =
+        super::reread::scenario_of(&conductor.dir.join("report.json"), &conductor.record, None)?;
+    let record = join(parts)?;
+    Ok(Merged { scenario, record })
+}
+
+/// Every part is a shard of the same run, each index once.
+fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
+    let Some(first) = parts.first() else {
+        return Ok(());
+    };
+    for p in parts {
+        let differs = |what: &str, a: &str, b: &str| {
+            MergeError::Mismatch(format!(
+                "{} and {} are not shards of one run: their {what} differ ({a} and {b})",
+                first.dir.display(),
+                p.dir.display()
+            ))
+        };
+        if p.digest != first.digest {
+            return Err(differs(
+                "scenarios",
+                first.digest.as_deref().unwrap_or("none"),
+                p.digest.as_deref().unwrap_or("none"),
+            ));
+        }
+        if p.info.count != first.info.count {
+            let (a, b) = (first.info.count.to_string(), p.info.count.to_string());
+            return Err(differs("shard counts", &a, &b));
+        }
+        if p.info.start_at != first.info.start_at {
+            return Err(differs(
+                "--start-at",
+                &first.info.start_at,
+                &p.info.start_at,
+            ));
+        }
+        if p.record.time_scale != first.record.time_scale {
+            let (a, b) = (
+                first.record.time_scale.to_string(),
+                p.record.time_scale.to_string(),
+            );
+            return Err(differs("time scales", &a, &b));
+        }
+    }
+    for (k, p) in parts.iter().enumerate() {
+        if let Some(q) = parts[..k].iter().find(|q| q.info.index == p.info.index) {
+            return Err(MergeError::Mismatch(format!(
+                "shard {}/{} is given twice: {} and {}",
+                p.info.index,
+                p.info.count,
+                q.dir.display(),
+                p.dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The shards' records as one (`parts` sorted by index, the conductor first).
+fn join(parts: Vec<Part>) -> Result<RunRecord, MergeError> {
+    let mut it = parts.into_iter();
+    let Some(first) = it.next() else {
+        return Err(MergeError::Mismatch("no shard to merge".into()));
+    };
+    let mut shards = vec![first.info];
+    let mut m = first.record;
+    m.shards = Vec::new();
+    for p in it {
+        let r = p.record;
+        let mismatch = |why: String| {
+            MergeError::Mismatch(format!(
+                "{}: cannot merge its recording: {why}",
+                p.dir.display()
+            ))
+        };
+        m.recording.merge(&r.recording).map_err(mismatch)?;
+        m.recording.failures.extend(r.recording.failures);
+        match (&mut m.journeys, r.journeys) {
+            (Some(mine), Some(theirs)) => {
+                mine.recording.merge(&theirs.recording).map_err(mismatch)?;
+                for (a, b) in mine.counts.iter_mut().zip(theirs.counts) {
+                    a.started += b.started;
+                    a.completed += b.completed;
+                    a.canceled += b.canceled;
+                    for (x, y) in a.failed.iter_mut().zip(b.failed) {
+                        x.1 += y.1;
+                    }
+                }
+            }
+            (None, None) => {}
+            _ => return Err(mismatch("one has users, the other not".into())),
+        }
+        m.scheduled += r.scheduled;
+        m.wall = m.wall.max(r.wall);
+        m.started_at = m.started_at.min(r.started_at);
+        m.aborted = match (m.aborted.take(), r.aborted) {
+            (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        m.durable_writes.extend(r.durable_writes);
+        m.durable_without_id += r.durable_without_id;
+        m.verification = match (m.verification.take(), r.verification) {
+            (Some(mut a), Some(b)) => {
+                a.absorb(b);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        shards.push(p.info);
+    }
+    keep_first_failures(&mut m.recording);
+    m.shards = shards;
+    Ok(m)
+}
+
+/// The first few failed responses of each request over all shards, as one run keeps them:
+/// by request (scenario order), then intended time.
+fn keep_first_failures(rec: &mut crate::metrics::Recording) {
+    let names = rec.names.clone();
+    let order = |f: &crate::metrics::FailedResponse| {
+        names
+            .iter()
+            .position(|n| *n == f.request)
+            .unwrap_or(usize::MAX)
+    };
+    rec.failures
+        .sort_by(|a, b| order(a).cmp(&order(b)).then(a.at_s.total_cmp(&b.at_s)));
+    let mut kept: Vec<crate::metrics::FailedResponse> = Vec::new();
+    for f in std::mem::take(&mut rec.failures) {
+        let n = kept.iter().filter(|k| k.request == f.request).count();
+        if n < crate::load::failures::KEEP {
+            kept.push(f);
+        }
+    }
+    rec.failures = kept;
+}
+
+/// The directory `chaos merge` writes into by default: next to the shards, `merged`.
+pub fn default_out(dirs: &[PathBuf]) -> PathBuf {
+    dirs.first()
+        .and_then(|d| d.parent())
+        .map_or_else(|| PathBuf::from("merged"), |p: &Path| p.join("merged"))
+}
