@@ -1,4 +1,6 @@
-//! The run's one clock: a monotonic epoch and the wall-clock time read at that same moment.
+//! The run's one clock: a monotonic epoch and the wall-clock time read at that same moment (or,
+//! for a shard, the agreed `--start-at` instant and where this machine's monotonic clock puts
+//! it).
 //!
 //! Every part of a run measures time as an *offset* from this epoch: the open-model schedule
 //! (intended send times), the fault timeline (when each fault is injected and reverted), the

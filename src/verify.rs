@@ -1,5 +1,7 @@
 //! The data check: after the load has stopped and every fault is reverted, each acknowledged
-//! durable write (a 2xx with an id, see `durable` in the scenario) is read back. Those the
+//! durable write (a 2xx with an id, see `durable` in the scenario) is read back (a shard that
+//! does not drive the faults waits for the fault timeline's end instead; `report::merge` checks
+//! that the conductor's last revert came before). Those the
 //! system no longer has are **lost** and listed by id in the report; `lost_writes` SLOs judge
 //! them.
 //!

@@ -189,6 +189,48 @@ fn three_shards_merge_into_exactly_one_run_and_a_killed_shard_fails_the_merge() 
     );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    // Each shard read back after the conductor's last revert (the others wait for the fault
+    // timeline's end): no write of theirs was made unverified for reading back too early.
+    let last_revert = merged
+        .faults
+        .iter()
+        .filter_map(|f| f.reverted_at_s)
+        .fold(0.0, f64::max);
+    for p in &parts[1..] {
+        let at = p.shards[0].read_back_at_s.expect("a read-back");
+        assert!(at >= last_revert, "{at} < {last_revert}");
+    }
+    assert!(!merged
+        .verification
+        .as_ref()
+        .unwrap()
+        .unverified
+        .iter()
+        .any(|u| u.reason.contains("before the conductor's last revert")));
+    // Never over a shard's evidence; a shard's own run is no run to compare.
+    let o = chaos(&[
+        "merge",
+        dirs[0].to_str().unwrap(),
+        dirs[1].to_str().unwrap(),
+        dirs[2].to_str().unwrap(),
+        "--out",
+        dirs[1].to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("a shard's own directory"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(dirs[1].join("report.json").exists());
+    let o = chaos(&["compare", dirs[1].to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("one shard's own run (1/3)"),
+        "{}",
+        text(&o.stderr)
+    );
     assert_eq!(json["shards"].as_array().unwrap().len(), 3);
     common::schema::assert_matches_schema(&json);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
@@ -297,5 +339,40 @@ fn shard_flags_are_checked_before_anything_runs() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("passed") && err.contains("lock step"), "{err}");
+    // A start a year ahead is a typo; shards on the embedded sandbox would each start their own.
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--shard",
+        "0/2",
+        "--start-at",
+        "2099-01-01T00:00:00Z",
+        "--target-url",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("more than a day ahead"),
+        "{}",
+        text(&o.stderr)
+    );
+    let soon = start_in(Duration::from_secs(60));
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--shard",
+        "0/2",
+        "--start-at",
+        &soon,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("each shard would start a sandbox of its own"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!out.exists(), "refused before the run directory");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
 SCENARIO="$1"
 TARGET="$2"
 AHEAD="${3:-60}"
+# How long to wait for the shards, then the merge, before giving up (seconds).
+MAX_WAIT="${MAX_WAIT:-7200}"
 RUN="$(basename "$SCENARIO" .toml)-$(date -u +%Y%m%dT%H%M%SZ)"
 # The start is computed once, here, for every shard: far enough ahead for every pod to be
 # scheduled, pull the image and connect (a shard that starts more than 1 s late refuses).
@@ -28,20 +30,25 @@ kubectl delete job chaos-shards chaos-merge --ignore-not-found
 kubectl apply -f ci/k8s/shards-job.yaml
 echo "run $RUN: shards start at $START_AT" >&2
 
-# Wait for the shards to end, whether they all succeed or one fails (the merge says which).
-while :; do
-  state="$(kubectl get job chaos-shards -o jsonpath='{.status.conditions[?(@.status=="True")].type}')"
-  case "$state" in *Complete* | *Failed*) break ;; esac
-  sleep 5
-done
+# Wait for a Job to end, whether it succeeds or fails (for the shards, the merge says which).
+wait_job() {
+  local waited=0 state
+  while :; do
+    state="$(kubectl get job "$1" -o jsonpath='{.status.conditions[?(@.status=="True")].type}')"
+    case "$state" in *Complete* | *Failed*) return 0 ;; esac
+    if [ "$waited" -ge "$MAX_WAIT" ]; then
+      echo "job $1 did not end within ${MAX_WAIT}s (MAX_WAIT)" >&2
+      return 1
+    fi
+    sleep 5
+    waited=$((waited + 5))
+  done
+}
+wait_job chaos-shards
 kubectl apply -f ci/k8s/merge-job.yaml
-while :; do
-  state="$(kubectl get job chaos-merge -o jsonpath='{.status.conditions[?(@.status=="True")].type}')"
-  case "$state" in *Complete* | *Failed*) break ;; esac
-  sleep 2
-done
+wait_job chaos-merge
 kubectl logs job/chaos-merge
 code="$(kubectl get pods -l job-name=chaos-merge \
-  -o jsonpath='{.items[0].status.containerStatuses[0].state.terminated.exitCode}')"
-echo "merged run: /runs/$RUN/merged on volume chaos-runs (exit $code)" >&2
-exit "$code"
+  -o jsonpath='{.items[0].status.containerStatuses[0].state.terminated.exitCode}' || true)"
+echo "merged run: /runs/$RUN/merged on volume chaos-runs (exit ${code:-unknown})" >&2
+exit "${code:-1}"

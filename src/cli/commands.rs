@@ -147,9 +147,8 @@ pub(super) fn check(args: &[String], target: Option<&str>, params: &ParamArgs) -
     code
 }
 
-/// `chaos report`: the run's reports again (re-judged with `--scenario`), into a directory of
-/// their own — the run's evidence stays as it was written.
-/// `chaos merge`: the shards judged as one run, its reports written like a run's.
+/// `chaos merge`: the shards judged as one run, its reports written like a run's (never into a
+/// shard's own directory).
 pub(super) fn merge(shards: &[PathBuf], out_dir: Option<PathBuf>, force: bool) -> i32 {
     let m = match crate::report::merge::merge(shards) {
         Ok(m) => m,
@@ -166,6 +165,14 @@ pub(super) fn merge(shards: &[PathBuf], out_dir: Option<PathBuf>, force: bool) -
         }
     };
     let dir = out_dir.unwrap_or_else(|| crate::report::merge::default_out(shards));
+    if let Some(s) = shards.iter().find(|s| same_dir(&dir, s)) {
+        error(&format!(
+            "--out {}: that is a shard's own directory ({}); its evidence is never overwritten",
+            dir.display(),
+            s.display()
+        ));
+        return 2;
+    }
     let written = run::OutDir::check_path(&dir, force, run::OutFor::Report)
         .and_then(run::OutDir::make)
         .and_then(|dir| Ok(crate::report::write::write_reports(&dir, &rep)?));
@@ -182,6 +189,16 @@ pub(super) fn merge(shards: &[PathBuf], out_dir: Option<PathBuf>, force: bool) -
     }
 }
 
+/// Whether two paths name one directory (however spelled: `./run`, `run/`, a link).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// `chaos report`: the run's reports again (re-judged with `--scenario`), into a directory of
+/// their own — the run's evidence stays as it was written.
 pub(super) fn report(
     run_dir: &std::path::Path,
     scenario: Option<&str>,
@@ -196,12 +213,7 @@ pub(super) fn report(
     };
     let dir = out_dir.unwrap_or_else(|| run::new_dir(run_dir, "rejudged"));
     // Never into the run's own directory (however it is spelled: `./run`, `run/`, a link).
-    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
-    {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    };
-    if same(&dir, run_dir) {
+    if same_dir(&dir, run_dir) {
         error(&format!(
             "--out {}: that is the run's own directory; its report.json is never overwritten",
             dir.display()

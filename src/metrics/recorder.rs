@@ -4,8 +4,8 @@
 //! Ownership is the concurrency story: one recorder task ([`spawn`]) owns a [`Recorder`] and is
 //! fed [`Sample`]s through a [`SampleSink`] (a cloneable handle on an mpsc channel), so the hot
 //! path (`record`) takes no lock at all and requests never contend with each other on shared
-//! state. Whatever produces samples — the open-model engine today; goose journeys, child
-//! processes and shards later — holds a sink clone. Intervals are keyed by *intended* send
+//! state. Whatever produces samples — the open-model engine, the goose journeys — holds a sink
+//! clone; shards record on their own machines and their recordings merge ([`Recording::merge`]). Intervals are keyed by *intended* send
 //! time, so a request belongs to the moment the schedule wanted it, however late it ended.
 //!
 //! The task drains the channel on its own timer instead of being woken per sample, ticks (a

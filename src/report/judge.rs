@@ -1,8 +1,8 @@
 //! Judging a run: its [`RunRecord`] (the raw data — recording, faults as applied, durable writes
 //! and their read-back, journal) and the scenario in, the [`RunReport`] with every SLO, recovery
 //! and the verdict out. `chaos run` judges the record it just made, `chaos report` one read back
-//! from report.json (with edited SLOs, if asked) — through this one function, so the two cannot
-//! disagree. Pure: no clock, no I/O.
+//! from report.json (with edited SLOs, if asked), `chaos merge` the shards' records joined —
+//! through this one function, so they cannot disagree. Pure: no clock, no I/O.
 
 use super::record::RunRecord;
 use super::{RunReport, Verdict};

@@ -13,11 +13,13 @@
 //!   wall time: the longest; an abort: the earliest.
 //!
 //! Refused (exit 2, bad input): a directory that is not a shard's run, shards of different
-//! runs (scenario digest, shard count, `--start-at`, time scale), a shard given twice. A
-//! merge that misses a shard — its directory has no report.json (killed, or failed before
-//! writing), or it was never given — or holds an interrupted one is a failure with every
-//! reason (exit 1), never a verdict on part of the run. Reads the shards' report.json; writes
-//! nothing (the CLI writes the merged run's reports).
+//! runs (scenario digest, target, shard count, `--start-at`, time scale), a shard given twice.
+//! A merge that misses a shard — its directory has no report.json or a report.json that is not
+//! whole (killed, or failed before writing), or it was never given — or holds an interrupted
+//! one is a failure with every reason (exit 1), never a verdict on part of the run. A shard
+//! that read its durable writes back before the conductor's last revert has them counted
+//! unverified. Reads the shards' report.json; writes nothing (the CLI writes the merged run's
+//! reports).
 
 use std::path::{Path, PathBuf};
 
@@ -91,10 +93,21 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
                 ));
                 continue;
             }
+            // Written by renaming a whole file into place: one that is not JSON was cut short
+            // by something else (a full disk, a copy that broke off).
+            Err(ReadError::NotJson { source, .. }) => {
+                problems.push(format!(
+                    "{}: its report.json is not whole ({source})",
+                    d.display()
+                ));
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         let info = match file.shards.as_slice() {
-            [one] => one.clone(),
+            [one] if one.index < one.count && one.count <= crate::run::shard::MAX_SHARDS => {
+                one.clone()
+            }
             _ => {
                 return Err(MergeError::Mismatch(format!(
                     "{}: not a shard's run (run each shard with --shard I/N --start-at T)",
@@ -143,6 +156,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
         return Err(MergeError::Incomplete(problems));
     }
     parts.sort_by_key(|p| p.info.index);
+    unverify_early_read_backs(&mut parts);
     let conductor = &parts[0];
     let scenario =
         super::reread::scenario_of(&conductor.dir.join("report.json"), &conductor.record, None)?;
@@ -181,6 +195,13 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
                 &p.info.start_at,
             ));
         }
+        if p.record.target_url != first.record.target_url {
+            return Err(differs(
+                "targets",
+                &first.record.target_url,
+                &p.record.target_url,
+            ));
+        }
         if p.record.time_scale != first.record.time_scale {
             let (a, b) = (
                 first.record.time_scale.to_string(),
@@ -201,6 +222,36 @@ fn check_one_run(parts: &[Part]) -> Result<(), MergeError> {
         }
     }
     Ok(())
+}
+
+/// A shard that read its writes back before the conductor's last revert read a system still
+/// under a fault: its answers prove nothing either way, so its writes count as unverified
+/// (never found, never lost). `parts` sorted by index, the conductor first.
+fn unverify_early_read_backs(parts: &mut [Part]) {
+    let Some((conductor, others)) = parts.split_first_mut() else {
+        return;
+    };
+    let last_revert = conductor
+        .record
+        .faults
+        .iter()
+        .filter_map(|f| f.reverted_at_s)
+        .fold(0.0f64, f64::max);
+    for p in others {
+        if p.record.verification.is_none() {
+            continue;
+        }
+        let read_at = p.info.read_back_at_s.unwrap_or(0.0);
+        if read_at < last_revert {
+            let why = format!(
+                "read back at {read_at:.1} s, before the conductor's last revert at {last_revert:.1} s"
+            );
+            p.record.verification = Some(crate::verify::Verification::none_read(
+                &p.record.durable_writes,
+                &why,
+            ));
+        }
+    }
 }
 
 /// The shards' records as one (`parts` sorted by index, the conductor first).

@@ -242,7 +242,7 @@ impl RunReport {
         let first = self.shards.first()?;
         let late = |us: u64| crate::slo::show_us(us as f64);
         Some(match self.shards.as_slice() {
-            [one] => format!(
+            [one] if one.count > 1 => format!(
                 "shard {}/{} of a run started at {} ({} late): its verdict covers its share only; `chaos merge` judges the whole run (shard {} drives the faults)",
                 one.index,
                 one.count,

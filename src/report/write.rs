@@ -25,7 +25,11 @@ pub fn write_reports(dir: &Path, rep: &RunReport) -> Result<String, WriteError> 
     let json = super::json::render(rep);
     let path = dir.join("report.json");
     let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string());
-    std::fs::write(&path, text).map_err(|e| werr(path, e))?;
+    // Written whole or not at all (a temporary file renamed into place): a run killed while
+    // writing leaves no half report.json for `chaos merge` or `compare` to misread.
+    let tmp = dir.join(".report.json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| werr(tmp.clone(), e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| werr(path, e))?;
     let path = dir.join("junit.xml");
     std::fs::write(&path, super::junit::render(rep)).map_err(|e| werr(path, e))?;
     let path = dir.join("report.html");

@@ -194,6 +194,15 @@ pub fn check_shard(opts: &RunOptions) -> Result<(), RunError> {
 /// A start already past by more than [`shard::MAX_LATE`] is refused: that shard would not run
 /// in lock step with the others.
 fn late_start(at: std::time::SystemTime) -> Result<(), RunError> {
+    if at
+        .duration_since(std::time::SystemTime::now())
+        .is_ok_and(|d| d > shard::MAX_AHEAD)
+    {
+        return Err(RunError::Usage(format!(
+            "--start-at {} is more than a day ahead: a typo? (the run would wait for it)",
+            shard::show_start_at(at)
+        )));
+    }
     match std::time::SystemTime::now().duration_since(at) {
         Ok(past) if past > shard::MAX_LATE => Err(RunError::Usage(format!(
             "--start-at {} passed {:.1} s ago: a shard that starts late does not run in lock step with the others; compute a start far enough ahead for every shard to be ready",
@@ -267,6 +276,12 @@ pub async fn run(
     }
     let settings = target::connect::settings_for(&t, &scenario.sandbox)?;
     check_shard(opts)?;
+    if opts.shard.is_some() && t.writes_into_run_dir() {
+        return Err(RunError::Usage(format!(
+            "--shard on {}: each shard would start a sandbox of its own, and the conductor's faults would miss the others' traffic; run every shard against one shared target (--sandbox-url URL of a `chaos sandbox up`, or a target file)",
+            t.shown()
+        )));
+    }
     // Faults on a target without a driver are refused before the run directory is touched
     // (an --out --force is not emptied for a run that cannot start). A shard that is not the
     // conductor drives none.
@@ -425,7 +440,7 @@ async fn execute(
     }
     // The run's one clock: the schedule's offsets, the fault timeline, the recorder and the
     // report's started_at all count from this epoch — with --start-at, that agreed instant.
-    let (clock, shards) = match opts.start_at {
+    let (clock, mut shards) = match opts.start_at {
         None => (crate::clock::Clock::start(), Vec::new()),
         Some(at) => start_at(at, opts.shard, &shutdown).await?,
     };
@@ -506,7 +521,25 @@ async fn execute(
         durable_writes.extend(u.durable_writes.iter().cloned());
         durable_without_id += u.durable_without_id;
     }
+    // A shard that is not the conductor has no fault timeline to wait for: before its read-back
+    // it waits for the timeline's end, when the conductor reverts what is left (a revert still
+    // running then shows in the merge, which compares this start with the conductor's last
+    // revert). Ctrl-C meanwhile interrupts the run.
+    let interrupted = if !interrupted
+        && !durable_writes.is_empty()
+        && opts.shard.is_some_and(|s| !s.is_conductor())
+    {
+        tokio::select! {
+            () = tokio::time::sleep_until(clock.at(timeline.total)) => false,
+            () = shutdown.wait() => true,
+        }
+    } else {
+        interrupted
+    };
     let verification = if !interrupted && !durable_writes.is_empty() {
+        if let Some(info) = shards.first_mut() {
+            info.read_back_at_s = Some(clock.elapsed().as_secs_f64());
+        }
         // The load's writes with [load.client], the journeys' with [users.client].
         let (load_w, users_w) = durable_writes.split_at(load_writes);
         let users_client = scenario.users.as_ref().map(|u| &u.client);
@@ -615,6 +648,16 @@ async fn start_at(
     shutdown: &Shutdown,
 ) -> Result<(crate::clock::Clock, Vec<shard::ShardInfo>), RunError> {
     late_start(at)?;
+    // Mapped to the monotonic clock once a second before the start, again: a wall clock
+    // stepped meanwhile (NTP on a node just started) moves the start with it.
+    let early = crate::clock::Clock::starting_at(at);
+    let remap = early.epoch().checked_sub(std::time::Duration::from_secs(1));
+    if let Some(t) = remap.filter(|t| *t > tokio::time::Instant::now()) {
+        tokio::select! {
+            () = tokio::time::sleep_until(t) => {}
+            () = shutdown.wait() => return Err(RunError::Interrupted),
+        }
+    }
     let clock = crate::clock::Clock::starting_at(at);
     tokio::select! {
         () = tokio::time::sleep_until(clock.epoch()) => {}
@@ -627,6 +670,7 @@ async fn start_at(
         start_at: shard::show_start_at(at),
         late_us,
         conductor: shard::CONDUCTOR,
+        read_back_at_s: None,
     });
     Ok((clock, info.into_iter().collect()))
 }

@@ -2,13 +2,17 @@
 //! and checked, which part of the one schedule is this shard's, and what a shard's run record
 //! says about it.
 //!
-//! The split is arithmetic on the single-machine schedule, so the union over the shards is
-//! exactly that schedule: shard I sends the arrivals numbered n ≡ I (mod N) (n counts the
-//! whole schedule's arrivals, as `{{seq}}` does), and of each user stage's count it runs its
-//! share `⌊u(I+1)/N⌋ − ⌊uI/N⌋` (the shares sum to u). Every shard starts its clock at the same
-//! wall-clock instant, `--start-at`; shard 0 (the conductor) drives the faults, the others
-//! record them as driven there, and `chaos merge` (`report::merge`) takes the fault timeline
-//! from the conductor's record. Nothing here sends, waits or judges.
+//! The split is arithmetic on the single-machine schedule, so the union of the shards'
+//! arrivals is exactly that schedule: shard I sends the arrivals numbered n ≡ I (mod N) (n
+//! counts the whole schedule's arrivals, as `{{seq}}` does). Users are dealt the same way: of
+//! a stage's u users, shard I runs those numbered k·N + I < u, so `{{user}}` over all shards is
+//! exactly 0..u (journey steps' `{{seq}}` is numbered alike, unique over the shards). Which
+//! journey a user runs is goose's choice within each shard (round robin over the weights), so
+//! with fewer users per shard than the journeys' weights add up to, the mix differs from one
+//! machine's. Every shard starts its clock at the same wall-clock instant, `--start-at`; shard
+//! 0 (the conductor) drives the faults, the others record them as driven there, and `chaos
+//! merge` (`report::merge`) takes the fault timeline from the conductor's record. Nothing here
+//! sends, waits or judges.
 
 use std::time::{Duration, SystemTime};
 
@@ -51,20 +55,20 @@ impl Shard {
         n % u64::from(self.count) == u64::from(self.index)
     }
 
-    /// This shard's share of `total` users (the shares of all shards sum to `total`).
+    /// This shard's share of `total` users: those numbered k·N + I below `total` (the shares
+    /// of all shards sum to `total`).
     pub fn users(&self, total: u32) -> u32 {
-        let (t, i, n) = (
-            u64::from(total),
-            u64::from(self.index),
-            u64::from(self.count),
-        );
-        (t * (i + 1) / n - t * i / n) as u32
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index - 1) / self.count + 1
+        }
     }
 
-    /// The number a user of this shard goes by (`{{user}}`), unique over all shards: its
-    /// local number `local` times N plus I.
-    pub fn user_number(&self, local: usize) -> usize {
-        local * self.count as usize + self.index as usize
+    /// The whole run's number of this shard's `local`-th user, or step (`{{user}}`,
+    /// `{{seq}}`): `local` times N plus I, unique over all shards.
+    pub fn global(&self, local: u64) -> u64 {
+        local * u64::from(self.count) + u64::from(self.index)
     }
 
     pub fn is_conductor(&self) -> bool {
@@ -91,10 +95,18 @@ pub struct ShardInfo {
     pub late_us: u64,
     /// The shard that drove the faults.
     pub conductor: u32,
+    /// When this shard began reading its durable writes back (seconds from the start); none
+    /// when it read none back. A shard that read back before the conductor's last revert did
+    /// not see the system as the run left it: `chaos merge` counts its writes unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back_at_s: Option<f64>,
 }
 
 /// A shard may start at most this late: past it the shards would not run in lock step.
 pub const MAX_LATE: Duration = Duration::from_secs(1);
+
+/// A start further ahead than this is taken for a typo.
+pub const MAX_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
 /// `--start-at`: `2026-12-07T06:30:00Z`, optionally with a fraction of a second
 /// (`…00.250Z`). UTC only (`Z`): every shard reads the same instant whatever its time zone.
@@ -161,13 +173,13 @@ mod tests {
                     .fold((u32::MAX, 0), |(l, h), u| (l.min(u), h.max(u)));
                 assert!(hi - lo <= 1, "an even split: {lo}..{hi}");
             }
-            let mut numbers: Vec<usize> = shards
+            // The users a stage of 23 runs are numbered exactly 0..23 over the shards.
+            let mut numbers: Vec<u64> = shards
                 .iter()
-                .flat_map(|s| (0..10).map(move |k| s.user_number(k)))
+                .flat_map(|s| (0..u64::from(s.users(23))).map(move |k| s.global(k)))
                 .collect();
             numbers.sort_unstable();
-            numbers.dedup();
-            assert_eq!(numbers.len(), 10 * n as usize, "user numbers are unique");
+            assert_eq!(numbers, (0..23).collect::<Vec<u64>>(), "{n} shards");
         }
     }
 

@@ -38,7 +38,9 @@ impl Shared {
         };
         let caps = Captures::new(self.vars.iter().map(String::as_str));
         let number = user.weighted_users_index;
-        let number = self.shard.map_or(number, |s| s.user_number(number));
+        let number = self
+            .shard
+            .map_or(number, |s| s.global(number as u64) as usize);
         caps.put("user", number.to_string());
         for (k, step) in self.journey.steps.iter().enumerate() {
             if k > 0 {
@@ -80,6 +82,7 @@ impl Shared {
         caps: &Captures,
     ) -> Sample {
         let seq = self.seq.fetch_add(1, Relaxed);
+        let seq = self.shard.map_or(seq, |s| s.global(seq));
         let at = self.clock.elapsed();
         let sample = |outcome: Outcome, status: u16, us: u64| Sample {
             request: self.first.saturating_add(k as u16),

@@ -338,6 +338,22 @@ pub async fn run(
     // A client is built once here so that a bad configuration fails the run before any user
     // starts; each user then builds its own (its own cookie jar).
     j.client.reqwest(base_url)?;
+    // A shard whose share of every stage is no user (fewer users than shards) runs none: goose
+    // refuses a plan that starts no user.
+    if j.plan.iter().all(|(u, _)| *u == 0) {
+        return Ok(Ran {
+            counts: j
+                .journeys
+                .iter()
+                .map(|jn| JourneyCounts {
+                    name: jn.name.clone(),
+                    failed: jn.steps.iter().map(|s| (s.name.clone(), 0)).collect(),
+                    ..JourneyCounts::default()
+                })
+                .collect(),
+            ..Ran::default()
+        });
+    }
     let seq = Arc::new(AtomicU64::new(0));
     let budget = Arc::new(RetryBudget::new(j.retry.budget, j.retry.budget_window));
     let writes = Arc::new(Writes::default());

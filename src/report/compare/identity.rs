@@ -89,6 +89,15 @@ pub(super) fn load(arg: &Path) -> Result<(PathBuf, ReportFile), CompareError> {
         arg.to_path_buf()
     };
     let r = record::load(&path)?;
+    if let [one] = r.shards.as_slice() {
+        if one.count > 1 {
+            return Err(CompareError::Shard {
+                path,
+                index: one.index,
+                count: one.count,
+            });
+        }
+    }
     Ok((path, r))
 }
 

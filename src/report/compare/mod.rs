@@ -73,6 +73,13 @@ pub enum CompareError {
     Report(#[from] ReadError),
     #[error("the runs are of different scenarios: baseline {base}, new {new}. Compare two runs of one scenario, or pass --allow-different to compare them anyway")]
     Different { base: Identity, new: Identity },
+    /// One shard's own run: its numbers are a share of the run's, not the run's.
+    #[error("{}: one shard's own run ({index}/{count}): its traffic is a {count}th of the run's; compare merged runs (`chaos merge`)", path.display())]
+    Shard {
+        path: std::path::PathBuf,
+        index: u32,
+        count: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
