@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 MINUTES="${1:-30}"
 OUT="${2:-target/soak}"
 RPS="${RPS:-200}"
-WARMUP="${WARMUP:-3}"
+# The first minutes are warm-up: a full cycle of the five fault kinds (the pool grows to what
+# the slowest of them needs, and stays).
+WARMUP="${WARMUP:-6}"
 if [ -z "${CHAOS:-}" ]; then
   cargo build --release --locked --bin chaos >&2
   CHAOS=target/release/chaos
@@ -34,6 +36,11 @@ description = "${MINUTES} minutes at ${RPS} req/s with a fault every minute"
 [load]
 peak_rps = ${RPS}
 stages = [{ hold = "1x", for = "${MINUTES}m" }]
+# What a run keeps by design grows with its length: the recording (about 1 KB per request name
+# per interval) and each acknowledged durable write until its read-back (about 250 B). A 10 s
+# interval and no durable write keep that under 1% of the RSS, so what the soak sees is
+# everything else: the engine, the transport's pool, the fault machinery.
+interval = "10s"
 
 [load.client]
 timeout = "2s"
@@ -50,7 +57,6 @@ weight = 3
 method = "POST"
 path = "/notes"
 json = { text = "soak {{seq}}" }
-durable = { id = "\$.id", read = "GET /notes/{id}" }
 TOML
   kinds=("kind = \"kill-nodes\"
 role = \"app\"
@@ -66,7 +72,6 @@ delay = \"50ms\"")
 
 [slo]
 whole = ["throughput > 99%"]
-data = ["lost_writes == 0"]
 TOML
 } >"$OUT/soak.toml"
 "$CHAOS" check "$OUT/soak.toml" >&2

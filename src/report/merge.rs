@@ -339,3 +339,143 @@ pub fn default_out(dirs: &[PathBuf]) -> PathBuf {
         .and_then(|d| d.parent())
         .map_or_else(|| PathBuf::from("merged"), |p: &Path| p.join("merged"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::shard::ShardInfo;
+
+    /// A real run's report.json (db-failover on the sandbox: a fault injected and reverted at
+    /// 3.5 s, 184 durable writes read back), standing in for each shard's.
+    const RUN: &str = include_str!("../../tests/fixtures/report-v1-db-failover.json");
+
+    /// Shards of one run, each the fixture with its shard entry, in `dir/shard-I/report.json`;
+    /// `read_back_at_s` per shard.
+    fn shards(tag: &str, read_back: &[f64]) -> (PathBuf, Vec<PathBuf>) {
+        let dir = std::env::temp_dir().join(format!("chaos-merge-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let n = read_back.len() as u32;
+        let dirs: Vec<PathBuf> = (0..n)
+            .map(|i| {
+                let d = dir.join(format!("shard-{i}"));
+                std::fs::create_dir_all(&d).unwrap();
+                let mut v: serde_json::Value = serde_json::from_str(RUN).unwrap();
+                v["shards"] = serde_json::to_value([ShardInfo {
+                    index: i,
+                    count: n,
+                    start_at: "2026-12-07T06:30:00.000Z".into(),
+                    late_us: 1000,
+                    conductor: 0,
+                    read_back_at_s: Some(read_back[i as usize]),
+                }])
+                .unwrap();
+                std::fs::write(d.join("report.json"), v.to_string()).unwrap();
+                d
+            })
+            .collect();
+        (dir, dirs)
+    }
+
+    fn one() -> RunRecord {
+        record::parse(Path::new("r.json"), RUN)
+            .unwrap()
+            .into_run_record()
+            .unwrap()
+    }
+
+    #[test]
+    fn shards_add_up_exactly_and_keep_the_percentiles_of_all_their_samples() {
+        let (dir, dirs) = shards("sum", &[5.0, 5.0, 5.0]);
+        let m = merge(&dirs).unwrap_or_else(|e| panic!("{e}"));
+        let single = one();
+        let (a, b) = (
+            m.record.recording.aggregate(0, usize::MAX, None),
+            single.recording.aggregate(0, usize::MAX, None),
+        );
+        assert_eq!(m.record.scheduled, 3 * single.scheduled);
+        assert_eq!(a.requests(), 3 * b.requests());
+        assert_eq!(a.errors(), 3 * b.errors());
+        // Three copies of one run's samples have that run's quantiles exactly.
+        for q in [0.5, 0.99, 1.0] {
+            assert_eq!(
+                a.latency.value_at_quantile(q),
+                b.latency.value_at_quantile(q)
+            );
+        }
+        for (x, y) in m
+            .record
+            .recording
+            .intervals
+            .iter()
+            .zip(&single.recording.intervals)
+        {
+            for (cx, cy) in x.iter().zip(y) {
+                assert_eq!(cx.to_stats().requests(), 3 * cy.to_stats().requests());
+            }
+        }
+        let v = m.record.verification.as_ref().unwrap();
+        assert_eq!((v.checked, v.found, v.lost.len()), (3 * 184, 3 * 184, 0));
+        let times = |r: &RunRecord| {
+            r.faults
+                .iter()
+                .map(|f| (f.name.clone(), f.injected_at_s, f.reverted_at_s))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(times(&m.record), times(&single), "the conductor's faults");
+        assert_eq!(m.record.shards.len(), 3);
+        // Judged like one run.
+        let report = crate::report::judge::judge(m.scenario, m.record).unwrap();
+        assert!(!report.slo.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_read_back_before_the_conductors_last_revert_proves_nothing() {
+        // The fault is reverted at 3.5 s: shard 1 read back at 2 s, shard 2 at 4 s.
+        let (dir, dirs) = shards("early", &[5.0, 2.0, 4.0]);
+        let m = merge(&dirs).unwrap_or_else(|e| panic!("{e}"));
+        let v = m.record.verification.as_ref().unwrap();
+        assert_eq!((v.checked, v.found, v.lost.len()), (3 * 184, 2 * 184, 0));
+        assert_eq!(v.unverified.len(), 184, "shard 1's writes");
+        assert!(
+            v.unverified[0]
+                .reason
+                .contains("before the conductor's last revert at 3.5 s"),
+            "{:?}",
+            v.unverified[0]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_or_cut_short_shard_fails_the_merge_and_other_runs_are_refused() {
+        let (dir, dirs) = shards("missing", &[5.0, 5.0, 5.0]);
+        // Shard 2 never given, shard 1 cut short while writing.
+        std::fs::write(dirs[1].join("report.json"), &RUN[..RUN.len() / 2]).unwrap();
+        match merge(&dirs[..2]) {
+            Err(e @ MergeError::Incomplete(_)) => {
+                let text = e.to_string();
+                assert_eq!(e.exit_code(), 1);
+                assert!(
+                    text.contains("shard-1: its report.json is not whole"),
+                    "{text}"
+                );
+                assert!(text.contains("shard 1/3 is missing"), "{text}");
+                assert!(text.contains("shard 2/3 is missing"), "{text}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a partial merge passed"),
+        }
+        // The same shard twice; a run that is no shard.
+        let twice = [dirs[0].clone(), dirs[0].clone()];
+        let e = merge(&twice).err().unwrap();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("given twice"), "{e}");
+        let plain = dir.join("plain");
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::write(plain.join("report.json"), RUN).unwrap();
+        let e = merge(&[dirs[0].clone(), plain]).err().unwrap();
+        assert!(e.to_string().contains("not a shard's run"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
