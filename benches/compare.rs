@@ -1,9 +1,14 @@
 //! The load-generator comparison (`cargo bench --bench compare`): nginx (Debian package) serves
-//! a 1 KB file on 127.0.0.1; in the same session wrk (`-t2 -c64`), oha (`-c 64`) and chaos (64
-//! connections, closed loop, recording everything) each run for the same time and their
-//! requests/s are printed with the ratios. Then the open model's precision (a constant 5,000
-//! req/s: achieved rate and p99 send lateness) and memory (10,000 requests in flight against a
-//! slow server, peak RSS of a separate process).
+//! a 1 KB file on 127.0.0.1, and in the same session:
+//! - **CPU per request at a constant rate** (the headline: far less sensitive to a VM's CPU
+//!   steal than requests/s): chaos (the open model, recording everything) and oha (`-q RATE
+//!   --latency-correction`) each as its own process under `/usr/bin/time`, at 5,000 and 20,000
+//!   req/s; user + system CPU seconds over requests sent, and chaos's achieved rate and p99
+//!   send lateness;
+//! - **maximum rate**: wrk (`-t2 -c64`), oha (`-c 64`) and chaos (64 connections, closed loop),
+//!   `COMPARE_RUNS` rounds (default 5) with the order rotated each round, the median of each;
+//! - **memory**: 10,000 requests in flight against a slow server, peak RSS of a separate
+//!   process.
 //!
 //! Needs `nginx` and `wrk` (apt) and `oha` (`cargo install --locked oha`); a missing peer is
 //! reported and skipped. Under `cargo test` (no `--bench` argument) it does nothing: timings are
@@ -40,6 +45,16 @@ fn main() {
             println!("chaos max: {rps:.0} req/s");
             return;
         }
+        // One constant-rate run as its own process (for its CPU time): `compare chaos-constant
+        // URL RATE SECS`.
+        Some("chaos-constant") => {
+            let (achieved, p99, max, total) =
+                run_chaos_constant(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+            println!(
+                "REQUESTS={total}\nACHIEVED={achieved:.1}\nLATE_P99_US={p99}\nLATE_MAX_US={max}"
+            );
+            return;
+        }
         _ => {}
     }
     if !args.iter().any(|a| a == "--bench") {
@@ -61,37 +76,108 @@ fn main() {
         }
     };
     let url = format!("http://127.0.0.1:{port}/1k.bin");
-    let rows: Vec<(&str, Option<f64>)> = vec![
-        ("wrk -t2 -c64", run_wrk(&url, d)),
-        ("oha -c 64", run_oha(&url, d)),
-        (
-            "chaos (64 conns, closed loop)",
-            Some(run_chaos_max(&url, d)),
-        ),
-    ];
-    stop_nginx(nginx);
+    let me = std::env::current_exe().unwrap();
 
-    println!("\n| tool | requests/s | chaos ÷ tool |\n|---|---:|---:|");
-    let chaos = rows[2].1.unwrap_or(0.0);
-    for (name, rps) in &rows {
-        match rps {
-            Some(r) => println!("| {name} | {r:.0} | {:.2}× |", chaos / r),
-            None => println!("| {name} | not installed | — |"),
+    // CPU per request at a constant rate, chaos and oha alternately.
+    println!("\n| rate | tool | requests | CPU s | µs CPU / request | chaos ÷ oha | chaos achieved | chaos p99 send lateness |\n|---:|---|---:|---:|---:|---:|---:|---:|");
+    for rate in [5_000u64, 20_000] {
+        let chaos = timed(Command::new(&me).args([
+            "chaos-constant",
+            &url,
+            &rate.to_string(),
+            &d.to_string(),
+        ]));
+        let oha = timed(Command::new(oha_exe()).args([
+            "-q",
+            &rate.to_string(),
+            "--latency-correction",
+            "-c",
+            "64",
+            "-z",
+            &format!("{d}s"),
+            "--no-tui",
+            &url,
+        ]));
+        let chaos_req = chaos.as_ref().and_then(|t| t.field("REQUESTS"));
+        let oha_req = oha.as_ref().and_then(|t| {
+            t.out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|r| r * d as f64)
+        });
+        let per =
+            |t: &Option<Timed>, n: Option<f64>| t.as_ref().zip(n).map(|(t, n)| t.cpu_s * 1e6 / n);
+        let (cp, op) = (per(&chaos, chaos_req), per(&oha, oha_req));
+        let ratio = cp
+            .zip(op)
+            .map_or("—".into(), |(c, o)| format!("{:.2}×", c / o));
+        let (ach, late) = chaos.as_ref().map_or(("—".into(), "—".into()), |t| {
+            (
+                t.field("ACHIEVED").map_or("?".into(), |a| {
+                    format!("{:+.2}%", (a / rate as f64 - 1.0) * 100.0)
+                }),
+                t.field("LATE_P99_US")
+                    .map_or("?".into(), |l| format!("{:.2} ms", l / 1000.0)),
+            )
+        });
+        let show = |t: &Option<Timed>,
+                    n: Option<f64>,
+                    p: Option<f64>,
+                    name: &str,
+                    extra: (&str, &str, &str)| match (t, n, p) {
+            (Some(t), Some(n), Some(p)) => println!(
+                "| {rate} | {name} | {n:.0} | {:.2} | {p:.1} | {} | {} | {} |",
+                t.cpu_s, extra.0, extra.1, extra.2
+            ),
+            _ => println!("| {rate} | {name} | not run | — | — | — | — | — |"),
+        };
+        show(&chaos, chaos_req, cp, "chaos", (&ratio, &ach, &late));
+        show(&oha, oha_req, op, "oha", ("", "", ""));
+    }
+
+    // Maximum rate: rounds with the order rotated, the median of each tool.
+    let runs: usize = std::env::var("COMPARE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut got: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..runs {
+        for k in 0..3 {
+            let tool = (round + k) % 3;
+            let r = match tool {
+                0 => run_wrk(&url, d),
+                1 => run_oha(&url, d),
+                _ => Some(run_chaos_max(&url, d)),
+            };
+            if let Some(r) = r {
+                got[tool].push(r);
+            }
+        }
+    }
+    stop_nginx(nginx);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let names = ["wrk -t2 -c64", "oha -c 64", "chaos (64 conns, closed loop)"];
+    let meds: Vec<Option<f64>> = got.iter_mut().map(median).collect();
+    let chaos = meds[2].unwrap_or(0.0);
+    println!("\nmaximum rate, median of {runs} rounds (order rotated):\n\n| tool | requests/s (median) | every round | chaos ÷ tool |\n|---|---:|---|---:|");
+    for (i, name) in names.iter().enumerate() {
+        let all: Vec<String> = got[i].iter().map(|r| format!("{r:.0}")).collect();
+        match meds[i] {
+            Some(r) => println!(
+                "| {name} | {r:.0} | {} | {:.2}× |",
+                all.join(", "),
+                chaos / r
+            ),
+            None => println!("| {name} | not installed | — | — |"),
         }
     }
 
-    // Open-model precision at a constant 5,000 req/s (nginx restarted for a clean state).
-    let nginx = start_nginx(&dir, port).unwrap();
-    let (achieved, late_p99, late_max, total) = run_chaos_constant(&url, 5_000.0, d);
-    stop_nginx(nginx);
-    println!(
-        "\nopen model at 5000 req/s for {d} s: {total} requests, achieved {achieved:.1} req/s ({:+.2}% of schedule), send lateness p99 {late_p99} µs, max {late_max} µs",
-        (achieved / 5000.0 - 1.0) * 100.0
-    );
-
     // Memory with 10,000 requests in flight: a separate process, measured by its peak RSS.
     let slow_port = free_port();
-    let me = std::env::current_exe().unwrap();
     let mut slow = Command::new(&me)
         .args(["slow-server", &slow_port.to_string()])
         .spawn()
@@ -202,13 +288,53 @@ fn run_wrk(url: &str, d: u64) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A process's output and the CPU it spent (user + system, from `/usr/bin/time`).
+struct Timed {
+    out: String,
+    cpu_s: f64,
+}
+
+impl Timed {
+    /// A `NAME=value` line of its output.
+    fn field(&self, name: &str) -> Option<f64> {
+        self.out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// Run `cmd` to its end under `/usr/bin/time`; `None` if either cannot run.
+fn timed(cmd: &mut Command) -> Option<Timed> {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "CPU_USER=%U\nCPU_SYS=%S"])
+        .arg(prog)
+        .args(args)
+        .output()
+        .ok()?;
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let t = Timed { out, cpu_s: 0.0 };
+    let cpu = t.field("CPU_USER")? + t.field("CPU_SYS")?;
+    o.status.success().then_some(Timed { cpu_s: cpu, ..t })
+}
+
+/// oha: `OHA` if set, else cargo's bin directory, else the PATH.
+fn oha_exe() -> PathBuf {
+    std::env::var_os("OHA")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var("HOME")
+                .map(|h| PathBuf::from(h).join(".cargo/bin/oha"))
+                .ok()
+                .filter(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from("oha"))
+}
+
 fn run_oha(url: &str, d: u64) -> Option<f64> {
-    let oha = std::env::var("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/oha"))
-        .ok()
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("oha"));
-    let o = Command::new(oha)
+    let o = Command::new(oha_exe())
         .args(["-c", "64", "-z", &format!("{d}s"), "--no-tui", url])
         .output()
         .ok()?;
@@ -297,7 +423,17 @@ fn run_chaos_max(url: &str, d: u64) -> f64 {
 
 fn run_chaos_constant(url: &str, rps: f64, d: u64) -> (f64, u64, u64, u64) {
     let l = bench_load(rps, d as f64);
-    let r = runtime().block_on(async {
+    // The runtime `chaos run` builds for this rate (COMPARE_WORKERS overrides).
+    let workers = std::env::var("COMPARE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| chaos::run::workers_for_rate(rps, cores()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
         load::run(
             &l,
             url,

@@ -580,8 +580,20 @@ pub(super) fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
 }
 
 pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat) -> i32 {
-    let Some(rt) = runtime(true) else {
-        return 2;
+    // As many workers as the planned rate needs (one, up to 30,000 req/s): fewer workers
+    // wake and park less per request.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = run::planned_workers(&opts, cores);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build();
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            err(&format!("error: cannot start the async runtime: {e}"));
+            return 2;
+        }
     };
     rt.block_on(async move {
         let shutdown = Arc::new(Shutdown::new());
