@@ -38,7 +38,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("slow-server") => return slow_server(args[1].parse().unwrap()),
-        Some("memory-child") => return memory_child(&args[1]),
+        Some("memory-child") => {
+            return memory_child(
+                &args[1],
+                args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5_000.0),
+            )
+        }
         // For profiling the hot path alone: `compare chaos-max URL SECS`.
         Some("chaos-max") => {
             let rps = run_chaos_max(&args[1], args[2].parse().unwrap());
@@ -183,30 +188,53 @@ fn main() {
         .spawn()
         .unwrap();
     wait_port(slow_port);
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "MAXRSS_KB=%M"])
-        .arg(&me)
-        .args(["memory-child", &format!("http://127.0.0.1:{slow_port}/")])
-        .output();
+    // 10,000 in flight (the target), then 5,000 and 15,000 for the cost of one more: each
+    // in-flight request is a connection, and this machine allows 20,000 open files per process
+    // (hard limit), so 50,000 cannot be reached here; bytes per request are the slope.
+    let mut points = Vec::new();
+    for rate in [5_000.0f64, 2_500.0, 7_500.0] {
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "MAXRSS_KB=%M"])
+            .arg(&me)
+            .args([
+                "memory-child",
+                &format!("http://127.0.0.1:{slow_port}/"),
+                &rate.to_string(),
+            ])
+            .output();
+        match out {
+            Ok(o) => {
+                let text = String::from_utf8_lossy(&o.stdout).to_string()
+                    + &String::from_utf8_lossy(&o.stderr);
+                let rss = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("MAXRSS_KB="))
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                let peak = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("peak in flight "))
+                    .and_then(|l| l.split_whitespace().next())
+                    .and_then(|v| v.parse::<f64>().ok());
+                println!(
+                    "\n{} in flight against a 2 s server: peak RSS {} MB",
+                    peak.map_or("?".into(), |p| format!("{p:.0}")),
+                    rss.map_or("?".into(), |k| format!("{:.0}", k / 1024.0)),
+                );
+                if let (Some(r), Some(p)) = (rss, peak) {
+                    points.push((p, r * 1024.0));
+                }
+            }
+            Err(e) => println!("\nmemory check skipped: /usr/bin/time unavailable ({e})"),
+        }
+    }
+    if let [_, (p1, r1), (p2, r2)] = points.as_slice() {
+        println!(
+            "bytes per request in flight (between {p1:.0} and {p2:.0}): {:.0}",
+            (r2 - r1) / (p2 - p1)
+        );
+    }
     let _ = slow.kill();
     let _ = slow.wait();
-    match out {
-        Ok(o) => {
-            let text = String::from_utf8_lossy(&o.stdout).to_string()
-                + &String::from_utf8_lossy(&o.stderr);
-            let rss = text
-                .lines()
-                .find_map(|l| l.strip_prefix("MAXRSS_KB="))
-                .and_then(|v| v.trim().parse::<f64>().ok());
-            let peak = text.lines().find(|l| l.starts_with("peak in flight"));
-            println!(
-                "\n10,000 in flight against a 2 s server: peak RSS {} MB ({})",
-                rss.map_or("?".into(), |k| format!("{:.0}", k / 1024.0)),
-                peak.unwrap_or("?")
-            );
-        }
-        Err(e) => println!("\nmemory check skipped: /usr/bin/time unavailable ({e})"),
-    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -396,7 +424,18 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn run_chaos_max(url: &str, d: u64) -> f64 {
     let l = bench_load(1.0, d as f64);
-    let r = runtime().block_on(async {
+    // One worker, as `chaos run` builds its runtime up to 60,000 planned req/s (a second
+    // worker here costs more in wake-ups than it adds; COMPARE_WORKERS overrides).
+    let workers = std::env::var("COMPARE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
         load::run_mode(
             &l,
             url,
@@ -487,9 +526,9 @@ fn slow_server(port: u16) {
     });
 }
 
-/// 5,000 req/s for 4 s against the 2 s server: 10,000 requests in flight at the peak.
-fn memory_child(url: &str) {
-    let l = bench_load(5_000.0, 4.0);
+/// `rate` req/s for 4 s against the 2 s server: 2 × rate requests in flight at the peak.
+fn memory_child(url: &str, rate: f64) {
+    let l = bench_load(rate, 4.0);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     struct Peak(Arc<std::sync::atomic::AtomicU64>);
     impl load::Progress for Peak {

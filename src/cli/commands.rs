@@ -580,7 +580,7 @@ pub(super) fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
 }
 
 pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat) -> i32 {
-    // As many workers as the planned rate needs (one, up to 30,000 req/s): fewer workers
+    // As many workers as the planned rate needs (one, up to 60,000 req/s): fewer workers
     // wake and park less per request.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = run::planned_workers(&opts, cores);

@@ -276,6 +276,7 @@ impl Engine {
         let (sink, mut recorder) =
             recorder::spawn(names, load.interval, clock, Options { tick, settle });
         let segs = schedule::segments(&load.stages);
+        let shard_count = self.shard.map_or(1, |s| s.count);
         let max_in_flight = load.max_in_flight;
         let user_plan = self.users.as_ref().map(|(j, _)| j.plan.clone());
         let users = self.users.take().map(|(j, url)| {
@@ -296,7 +297,8 @@ impl Engine {
             ProgressSnapshot {
                 elapsed: t.at,
                 total,
-                target_rps: schedule::rate_at(&segs, t.at),
+                // A shard's share of the schedule, beside what it sends.
+                target_rps: schedule::rate_at(&segs, t.at) / f64::from(shard_count),
                 users: user_plan
                     .as_deref()
                     .map(|p| super::journeys::users_at(p, t.at)),
