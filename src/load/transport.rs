@@ -7,10 +7,13 @@
 //! than the request itself (see README, "Performance"). Here a run's origin is fixed, so:
 //! - [`Target`] is parsed from the base URL once; requests carry origin-form URIs (the path
 //!   only) and a pre-built `Host` header;
-//! - idle connections wait in a lock-free queue ([`crossbeam_queue::SegQueue`]: push and pop
-//!   are a compare-and-swap, no lock shared by all requests); an attempt takes one, or dials a
-//!   new one when none is idle, and gives it back only after reading the whole response on it
-//!   (a connection that failed, timed out or was closed by the server is dropped);
+//! - idle connections wait in a stack, newest on top: an attempt takes the most recently used
+//!   one, or dials a new one when none is idle, and gives it back only after reading the whole
+//!   response on it (a connection that failed, timed out or was closed by the server is
+//!   dropped). Reusing the newest first lets the surplus of a burst (the connections requests
+//!   opened while they waited out a failover) sit unused at the bottom and be closed once idle
+//!   for [`IDLE_TIMEOUT`], so the open connections follow the load back down; the stack's lock
+//!   is held for a push or a pop only (one worker sends up to 60,000 req/s, see `run`);
 //! - connections are capped at `max_in_flight`: an attempt holds at most one, attempts are
 //!   bounded by the engine's semaphore, and a returned connection is closed instead of pooled
 //!   when more than the cap are open.
@@ -32,7 +35,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_queue::SegQueue;
 use http::header::HeaderValue;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -49,8 +51,9 @@ use crate::metrics::Outcome;
 /// The request body type on the wire.
 pub type Body = Full<Bytes>;
 
-/// Idle connections older than this are closed rather than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections older than this are closed rather than reused (checked whenever a
+/// connection is given back, oldest first).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where a run's requests go, parsed once from the base URL.
 #[derive(Debug, Clone)]
@@ -167,11 +170,13 @@ pub struct Transport {
     /// The target's address when the host is an IP literal (no resolver call per connection).
     addr: Option<SocketAddr>,
     tls: Option<(TlsConnector, ServerName<'static>)>,
-    idle: SegQueue<Idle>,
-    idle_len: AtomicUsize,
+    /// Idle connections, the most recently used at the back.
+    idle: std::sync::Mutex<std::collections::VecDeque<Idle>>,
     /// Connections whose driver task is alive.
     open: Arc<AtomicUsize>,
     cap: usize,
+    /// [`IDLE_TIMEOUT`] (shorter in tests).
+    idle_timeout: Duration,
 }
 
 /// A completed exchange: the status and, when asked for, the headers and (the start of) the
@@ -207,10 +212,10 @@ impl Transport {
             target,
             addr,
             tls,
-            idle: SegQueue::new(),
-            idle_len: AtomicUsize::new(0),
+            idle: std::sync::Mutex::new(std::collections::VecDeque::new()),
             open: Arc::new(AtomicUsize::new(0)),
             cap: cap.max(1),
+            idle_timeout: IDLE_TIMEOUT,
         })
     }
 
@@ -277,9 +282,9 @@ impl Transport {
 
     /// An idle connection ready for a request, if any.
     async fn take(&self) -> Option<SendRequest<Body>> {
-        while let Some(idle) = self.idle.pop() {
-            self.idle_len.fetch_sub(1, Relaxed);
-            if idle.since.elapsed() > IDLE_TIMEOUT {
+        loop {
+            let idle = self.idle_stack().pop_back()?;
+            if idle.since.elapsed() > self.idle_timeout {
                 continue;
             }
             let mut tx = idle.tx;
@@ -288,7 +293,10 @@ impl Transport {
                 return Some(tx);
             }
         }
-        None
+    }
+
+    fn idle_stack(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Idle>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Give a connection back after a complete exchange, unless it is closed or over the cap.
@@ -296,14 +304,24 @@ impl Transport {
         if tx.is_closed() || self.open.load(Relaxed) > self.cap {
             return;
         }
-        if self.idle_len.fetch_add(1, Relaxed) >= self.cap {
-            self.idle_len.fetch_sub(1, Relaxed);
-            return;
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        {
+            let mut idle = self.idle_stack();
+            // The oldest idle connections (the bottom of the stack): closed once past the idle
+            // timeout, outside the lock.
+            while idle
+                .front()
+                .is_some_and(|i| now.duration_since(i.since) > self.idle_timeout)
+            {
+                stale.extend(idle.pop_front());
+            }
+            if idle.len() >= self.cap {
+                return;
+            }
+            idle.push_back(Idle { tx, since: now });
         }
-        self.idle.push(Idle {
-            tx,
-            since: Instant::now(),
-        });
+        drop(stale);
     }
 
     /// A new connection: TCP (Nagle off), TLS for https, then the HTTP/1 handshake; its driver
@@ -389,6 +407,67 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A burst opens many connections; once the load is back down, the newest is reused and the
+    /// surplus, idle past the timeout, is closed: the open connections follow the load.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_surplus_of_a_burst_is_closed_once_idle_and_the_newest_is_reused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = accepted.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                seen.fetch_add(1, Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    // One request per read (small GETs), each answered after 100 ms.
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let r = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(r).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let target = Target::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let mut t =
+            Transport::new(target, &ClientConfig::plain(Duration::from_secs(5)), 100).unwrap();
+        t.idle_timeout = Duration::from_millis(300);
+        let t = Arc::new(t);
+        let get = |t: Arc<Transport>| async move {
+            let req = Request::get(path_uri("/".into()).unwrap())
+                .header(http::header::HOST, t.target().host_header.clone())
+                .body(Body::default())
+                .unwrap();
+            t.send(req, |_| None).await.map(|r| r.status)
+        };
+        // The burst: 10 at once, 10 connections.
+        let burst: Vec<_> = (0..10).map(|_| tokio::spawn(get(t.clone()))).collect();
+        for b in burst {
+            assert_eq!(b.await.unwrap().ok(), Some(200));
+        }
+        assert_eq!(accepted.load(Relaxed), 10);
+        // Back to one at a time, past the timeout: the newest connection serves them, the nine
+        // others age at the bottom and are closed.
+        for _ in 0..6 {
+            assert_eq!(get(t.clone()).await.ok(), Some(200));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(accepted.load(Relaxed), 10, "no new connection was needed");
+        let t0 = std::time::Instant::now();
+        while t.open_connections() > 1 && t0.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(t.open_connections(), 1, "the surplus was closed");
+        server.abort();
     }
 
     #[test]
