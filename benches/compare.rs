@@ -422,20 +422,24 @@ fn runtime() -> tokio::runtime::Runtime {
     b.enable_all().build().unwrap()
 }
 
+/// A runtime with `workers` worker threads, unless COMPARE_WORKERS says otherwise.
+fn runtime_of(workers: usize) -> tokio::runtime::Runtime {
+    let workers = std::env::var("COMPARE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(workers);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn run_chaos_max(url: &str, d: u64) -> f64 {
     let l = bench_load(1.0, d as f64);
     // One worker, as `chaos run` builds its runtime up to 60,000 planned req/s (a second
     // worker here costs more in wake-ups than it adds; COMPARE_WORKERS overrides).
-    let workers = std::env::var("COMPARE_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(async {
+    let r = runtime_of(1).block_on(async {
         load::run_mode(
             &l,
             url,
@@ -463,16 +467,7 @@ fn run_chaos_max(url: &str, d: u64) -> f64 {
 fn run_chaos_constant(url: &str, rps: f64, d: u64) -> (f64, u64, u64, u64) {
     let l = bench_load(rps, d as f64);
     // The runtime `chaos run` builds for this rate (COMPARE_WORKERS overrides).
-    let workers = std::env::var("COMPARE_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| chaos::run::workers_for_rate(rps, cores()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(async {
+    let r = runtime_of(chaos::run::workers_for_rate(rps, cores())).block_on(async {
         load::run(
             &l,
             url,

@@ -173,20 +173,7 @@ pub(super) fn merge(shards: &[PathBuf], out_dir: Option<PathBuf>, force: bool) -
         ));
         return 2;
     }
-    let written = run::OutDir::check_path(&dir, force, run::OutFor::Report)
-        .and_then(run::OutDir::make)
-        .and_then(|dir| Ok(crate::report::write::write_reports(&dir, &rep)?));
-    match written {
-        Ok(summary) => {
-            out(&summary);
-            verdict_line(&rep, &dir);
-            rep.verdict.exit_code()
-        }
-        Err(e) => {
-            error(&e);
-            e.exit_code()
-        }
-    }
+    write_judged(&dir, force, &rep)
 }
 
 /// Whether two paths name one directory (however spelled: `./run`, `run/`, a link).
@@ -220,13 +207,19 @@ pub(super) fn report(
         ));
         return 2;
     }
-    let written = run::OutDir::check_path(&dir, false, run::OutFor::Report)
+    write_judged(&dir, false, &rep)
+}
+
+/// A judged run's reports into `dir` (a new directory, or emptied with `force`): the summary
+/// on stdout, the verdict line on stderr, the verdict's exit code (or the write's).
+fn write_judged(dir: &std::path::Path, force: bool, rep: &crate::report::RunReport) -> i32 {
+    let written = run::OutDir::check_path(dir, force, run::OutFor::Report)
         .and_then(run::OutDir::make)
-        .and_then(|dir| Ok(crate::report::write::write_reports(&dir, &rep)?));
+        .and_then(|dir| Ok(crate::report::write::write_reports(&dir, rep)?));
     match written {
         Ok(summary) => {
             out(&summary);
-            verdict_line(&rep, &dir);
+            verdict_line(rep, dir);
             rep.verdict.exit_code()
         }
         Err(e) => {

@@ -158,11 +158,6 @@ fn journeys(o: &mut String, r: &RunReport) {
     o.push_str("</table><table><tr><th>journey</th><th>started</th><th>completed</th><th>failed</th><th>failed at</th><th>canceled at the end</th><th>duration p50</th><th>p95</th><th>max</th></tr>");
     let us = |v: Option<f64>| v.map_or("—".to_string(), show_us);
     for j in super::users::journeys(r) {
-        let at: Vec<String> = j
-            .failed_at
-            .iter()
-            .map(|(s, n)| format!("<code>{}</code> {n}", esc(s)))
-            .collect();
         let _ = write!(
             o,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -171,11 +166,7 @@ fn journeys(o: &mut String, r: &RunReport) {
             j.completed,
             if j.failed > 0 { " class=fail" } else { "" },
             j.failed,
-            if at.is_empty() {
-                "—".to_string()
-            } else {
-                at.join(", ")
-            },
+            j.failed_at_text(|s| format!("<code>{}</code>", esc(s))),
             j.canceled,
             us(j.p50_us),
             us(j.p95_us),

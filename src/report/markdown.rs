@@ -253,11 +253,6 @@ fn journeys(o: &mut String, r: &RunReport) {
     );
     let us = |v: Option<f64>| v.map_or("—".to_string(), show_us);
     for j in super::users::journeys(r) {
-        let at: Vec<String> = j
-            .failed_at
-            .iter()
-            .map(|(s, n)| format!("`{s}` {n}"))
-            .collect();
         let _ = writeln!(
             o,
             "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -265,11 +260,7 @@ fn journeys(o: &mut String, r: &RunReport) {
             j.started,
             j.completed,
             j.failed,
-            if at.is_empty() {
-                "—".to_string()
-            } else {
-                at.join(", ")
-            },
+            j.failed_at_text(|s| format!("`{s}`")),
             j.canceled,
             us(j.p50_us),
             us(j.p95_us),

@@ -35,6 +35,21 @@ pub struct JourneyRow {
     pub max_us: Option<f64>,
 }
 
+impl JourneyRow {
+    /// The steps iterations failed at, each as `name(step) count`, or `—` when none failed.
+    pub fn failed_at_text(&self, name: impl Fn(&str) -> String) -> String {
+        if self.failed_at.is_empty() {
+            return "—".to_string();
+        }
+        let at: Vec<String> = self
+            .failed_at
+            .iter()
+            .map(|(s, n)| format!("{} {n}", name(s)))
+            .collect();
+        at.join(", ")
+    }
+}
+
 /// The user plan beside what the users achieved: the steps they sent per second in each
 /// stage. A closed model sends less when the service slows down; the rate shows by how much.
 pub fn stages(r: &RunReport, u: &Users) -> Vec<StageRow> {
