@@ -71,12 +71,41 @@ pub struct Verification {
 /// that acknowledged no durable write ("nothing to read back", not "the run did not finish"),
 /// none for a run cut short before its read-back. Writes acknowledged without an id at the
 /// configured path (`without_id`) could not be read back: lost or not, unknown.
-pub fn data_check(v: Option<&Verification>, finished: bool, without_id: u64) -> Option<DataCheck> {
+///
+/// `writes` are the acknowledged writes that were read back: with the read-back's answers,
+/// when each found or lost one was acknowledged (what `rpo` is measured on).
+pub fn data_check(
+    v: Option<&Verification>,
+    writes: &[DurableWrite],
+    finished: bool,
+    without_id: u64,
+) -> Option<DataCheck> {
     let mut d = match v {
         Some(v) => v.data_check(),
         None if finished => DataCheck::default(),
         None => return None,
     };
+    if let Some(v) = v {
+        let key = |r: &str, id: &str| (r.to_string(), id.to_string());
+        let lost: std::collections::HashSet<(String, String)> =
+            v.lost.iter().map(|l| key(&l.request, &l.id)).collect();
+        let unknown: std::collections::HashSet<(String, String)> = v
+            .unverified
+            .iter()
+            .map(|u| key(&u.request, &u.id))
+            .collect();
+        for w in writes {
+            let k = key(&w.request, &w.id);
+            if unknown.contains(&k) {
+                continue;
+            }
+            match w.acked_ms {
+                Some(at) => d.answered.push((w.request.clone(), at, !lost.contains(&k))),
+                None => d.untimed += 1,
+            }
+        }
+        d.answered.sort_by_key(|a| a.1);
+    }
     if without_id > 0 {
         d.unverified
             .push(("(acknowledged without an id)".into(), without_id));
@@ -101,6 +130,7 @@ impl Verification {
                 })
                 .into_iter()
                 .collect(),
+            ..DataCheck::default()
         }
     }
 }
@@ -201,12 +231,7 @@ pub async fn read_back(
     for w in writes.iter().cloned() {
         let (client, base, sem, dead) = (client.clone(), base.clone(), sem.clone(), dead.clone());
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            if dead.load(Ordering::Relaxed) >= GIVE_UP_AFTER {
-                let why = "skipped: the target stopped answering".to_string();
-                return (w, Answer::Unverified(why));
-            }
-            let a = one(&client, &base, &w).await;
+            let a = one(&client, &base, &w, &sem, &dead).await;
             match a {
                 Answer::Unverified(_) => {
                     dead.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +301,17 @@ fn natural(id: &str) -> (u64, String) {
     (id.parse().unwrap_or(u64::MAX), id.to_string())
 }
 
-async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
+/// Read one write back: up to five attempts, each holding one of the `sem` permits only while
+/// its request is out (a write waiting to ask again — a 404 being confirmed — holds none, so
+/// a restore's thousands of lost writes are confirmed side by side, not 32 at a time). Once
+/// `dead` says the target stopped answering, no further attempt is made.
+async fn one(
+    client: &reqwest::Client,
+    base: &str,
+    w: &DurableWrite,
+    sem: &Semaphore,
+    dead: &AtomicU64,
+) -> Answer {
     let Ok(method) = reqwest::Method::from_bytes(w.read_method.as_bytes()) else {
         return Answer::Unverified(format!("bad method {}", w.read_method));
     };
@@ -285,6 +320,12 @@ async fn one(client: &reqwest::Client, base: &str, w: &DurableWrite) -> Answer {
     let mut last = String::new();
     for pause_ms in [0, 200, 500, 1000, 2000] {
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let Ok(_permit) = sem.acquire().await else {
+            return Answer::Unverified("the read-back was stopped".into());
+        };
+        if dead.load(Ordering::Relaxed) >= GIVE_UP_AFTER {
+            return Answer::Unverified("skipped: the target stopped answering".into());
+        }
         let req = client
             .request(method.clone(), &url)
             .headers(w.headers.map().clone());

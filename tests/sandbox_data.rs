@@ -434,3 +434,114 @@ async fn a_rolling_db_restart_reboots_readers_first_then_fails_the_writer_over()
     }
     sb.stop();
 }
+
+/// A restore drill on the sandbox: what was written before the newest snapshot comes back,
+/// what was acknowledged after it is lost (and logged as lost, by id), nothing is served while
+/// the restore runs, and ids are never handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_restore_brings_back_the_newest_snapshot_and_loses_what_came_after() {
+    let mut cfg = fast();
+    // No periodic snapshot: the test takes its own, at a known point.
+    cfg.db.snapshot_interval = None;
+    cfg.db.restore_time = Duration::from_millis(800);
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    let write = || async {
+        let (s, body, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
+        assert_eq!(s, 201, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut kept = Vec::new();
+    for _ in 0..5 {
+        kept.push(write().await);
+    }
+    assert_eq!(call("POST", &ctl("/db/snapshot")).await.0, 200);
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        after.push(write().await);
+    }
+    let (s, body, _) = call("POST", &ctl("/db/restore")).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"changed\":true"), "{body}");
+    // A second restore while one runs changes nothing.
+    assert!(call("POST", &ctl("/db/restore"))
+        .await
+        .1
+        .contains("\"changed\":false"));
+    // Nothing is served meanwhile: writes and reads fail, every instance's port is closed.
+    let (s, _, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
+    assert_eq!(s, 503, "writes fail during the restore");
+    let (s, _, _) = call("GET", &format!("{}/notes/{}", sb.lb_url, kept[0])).await;
+    assert_eq!(s, 503, "reads fail during the restore");
+    for (r, addr) in addrs(&sb, "db").await {
+        assert_eq!(r["state"], "restoring");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "{} still open",
+            r["id"]
+        );
+    }
+    let t = Instant::now();
+    while events(&sb, "db_restore_end").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the restore never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in &kept {
+        let (s, _, _) = call("GET", &format!("{}/notes/{id}", sb.lb_url)).await;
+        assert_eq!(s, 200, "note {id}, written before the snapshot, is back");
+    }
+    for id in &after {
+        let (s, _, _) = call("GET", &format!("{}/notes/{id}", sb.lb_url)).await;
+        assert_eq!(
+            s, 404,
+            "note {id}, acknowledged after the snapshot, is gone"
+        );
+    }
+    let lost = events(&sb, "db_writes_lost");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    let ids: Vec<u64> = lost[0]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, after);
+    let start = events(&sb, "db_restore_start");
+    assert!(start[0]["snapshot_age_s"].as_f64().unwrap() > 0.0);
+    // Writes work again, under ids never used before.
+    let next = write().await;
+    assert!(next > *after.last().unwrap(), "id {next} handed out again");
+}
+
+/// With no snapshot at all, a restore brings the cluster back empty: every acknowledged write
+/// is lost — what a backup job that never ran costs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_restore_without_a_snapshot_loses_every_write() {
+    let mut cfg = fast();
+    cfg.db.snapshot_interval = None;
+    cfg.db.restore_time = Duration::from_millis(300);
+    let sb = Sandbox::start(cfg, None).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, body, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
+        assert_eq!(s, 201);
+        ids.push(serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone());
+    }
+    call("POST", &format!("{}/db/restore", sb.control_url)).await;
+    let t = Instant::now();
+    while events(&sb, "db_restore_end").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the restore never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(events(&sb, "db_restore_start")[0]["snapshot_age_s"].is_null());
+    let lost = events(&sb, "db_writes_lost");
+    assert_eq!(lost[0]["ids"], serde_json::Value::Array(ids));
+}

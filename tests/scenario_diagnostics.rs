@@ -715,3 +715,34 @@ fn a_bad_users_section_is_refused_at_each_mistake_with_what_is_accepted() {
     let dup = USERS.replace("name = \"browse\"", "name = \"during\"");
     assert!(errors(&dup).contains("journey name \"during\" is reserved"));
 }
+
+/// The restore drill's SLOs: `rpo` is a duration judged on the read-back (the `data` window
+/// only, never an abort condition), and it needs a `db-restore` fault to measure.
+#[test]
+fn restore_drill_slos() {
+    let ok = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "data = [\"rpo < 5m\", \"lost_writes <= 1000\"]\nrecovery = { \"restore\" = \"< 10m\" }",
+    )
+    .replacen(
+        "\n[slo]",
+        "\n[[faults]]\nname = \"restore\"\nkind = \"db-restore\"\nat = \"40s\"\n\n[slo]",
+        1,
+    );
+    let s = parse("demo.toml", &ok).unwrap();
+    assert_eq!(s.faults[1].kind, scenario::FaultKind::DbRestore {});
+    let rpo = s
+        .slo
+        .objectives
+        .iter()
+        .find(|o| o.metric == scenario::Metric::Rpo)
+        .unwrap();
+    assert_eq!(rpo.bound, 300e6, "in µs");
+    assert_eq!(rpo.window, scenario::Window::Data);
+    // Without a restore; a bound without a unit; in a time window; as an abort condition.
+    let t = with(
+        "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+        "whole = [\"rpo < 1m\"]\ndata = [\"rpo < 45\", \"rpo < 30s\"]",
+    ) + "\n[abort]\nwhen = [\"rpo > 1m for 5s\"]\n";
+    insta::assert_snapshot!(errors(&t));
+}

@@ -256,6 +256,12 @@ impl SandboxDriver {
                 vec![post("/db/failover".into())],
                 vec![],
             ),
+            // Runs its course (the restore ends by itself): nothing to revert.
+            FaultKind::DbRestore {} => (
+                vec!["db cluster: every instance's data, restored from the newest snapshot".into()],
+                vec![post("/db/restore".into())],
+                vec![],
+            ),
             FaultKind::CachePartition {} => (
                 vec!["cache".into()],
                 vec![post("/cache/partition".into())],
@@ -302,6 +308,7 @@ impl SandboxDriver {
             FaultKind::AzOutage { zone, .. } => json!({ "zone_down": zone }),
             FaultKind::CachePartition {} => json!({ "cache_state": "partitioned" }),
             FaultKind::DbFailover {} => json!({ "event": "db_failover_start" }),
+            FaultKind::DbRestore {} => json!({ "event": "db_restore_start" }),
             FaultKind::CacheFailover {} => json!({ "event": "cache_failover_start" }),
             FaultKind::Latency { .. } => json!({ "event": "link_latency" }),
             FaultKind::RestartNodes { .. } => json!({ "event": "rolling_restart_start" }),
@@ -358,6 +365,7 @@ impl SandboxDriver {
             let under_way = res["resources"].as_array().is_some_and(|rs| {
                 rs.iter().any(|r| match name {
                     "db_failover_start" => r["role"] == "db" && r["failing_over"] == true,
+                    "db_restore_start" => r["role"] == "db" && r["restoring"] == true,
                     "cache_failover_start" => r["role"] == "cache" && r["state"] == "failing_over",
                     _ => false,
                 })

@@ -33,6 +33,7 @@ pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError
         &super::unapplied(&run.faults),
         crate::verify::data_check(
             run.verification.as_ref(),
+            &run.durable_writes,
             !run.interrupted,
             run.durable_without_id,
         )

@@ -100,7 +100,7 @@ fn build(
     let data = verification.as_ref().map_or(
         DataCheck {
             per_request: vec![("list".into(), 50, 0)],
-            unverified: vec![],
+            ..DataCheck::default()
         },
         |v| v.data_check(),
     );
@@ -159,6 +159,7 @@ fn build(
                     read_path: format!("/notes/{}", 1050 + i),
                     headers: Default::default(),
                     same: None,
+                    acked_ms: None,
                 })
                 .collect()
         } else {

@@ -51,6 +51,10 @@ impl Default for SandboxConfig {
                 writer_zone: "b".into(),
                 replication: Replication::Sync,
                 failover_time: Duration::from_secs(5),
+                // A backup every 30 s, back in 20 s: the sandbox's minutes-long runs see a
+                // restore's RPO and RTO the way a day's snapshots and an hour's restore would.
+                snapshot_interval: Some(Duration::from_secs(30)),
+                restore_time: Duration::from_secs(20),
             },
             cache: CacheConfig {
                 timeout: Duration::from_millis(200),
@@ -101,6 +105,12 @@ impl SandboxConfig {
         if let Some(v) = s.failover_time_s {
             self.db.failover_time = d(v);
         }
+        if let Some(v) = s.snapshot_interval_s {
+            self.db.snapshot_interval = Some(d(v));
+        }
+        if let Some(v) = s.restore_time_s {
+            self.db.restore_time = d(v);
+        }
         if let Some(v) = s.cache_timeout_s {
             self.cache.timeout = d(v);
         }
@@ -124,6 +134,8 @@ impl SandboxConfig {
         let sc = |d: Duration| d.mul_f64(f).max(Duration::from_millis(10));
         self.lb.interval = sc(self.lb.interval);
         self.db.failover_time = sc(self.db.failover_time);
+        self.db.snapshot_interval = self.db.snapshot_interval.map(sc);
+        self.db.restore_time = sc(self.db.restore_time);
         self.cache.failover_time = sc(self.cache.failover_time);
         self
     }
@@ -155,6 +167,8 @@ db_writer_zone = "c"
 replication = "async"
 replication_lag = "2s"
 failover_time = "9s"
+snapshot_interval = "2m"
+restore_time = "45s"
 cache_timeout = "150ms"
 cache_policy = "fail-closed"
 cache_failover_time = "4s"
@@ -172,12 +186,14 @@ cache_replication_lag = "750ms"
         assert_eq!(c.db.writer_zone, "c");
         assert_eq!(c.db.replication, Replication::Async { lag: ms(2000) });
         assert_eq!(c.db.failover_time, ms(9000));
+        assert_eq!(c.db.snapshot_interval, Some(ms(120_000)));
+        assert_eq!(c.db.restore_time, ms(45_000));
         assert_eq!(c.cache.timeout, ms(150));
         assert_eq!(c.cache.policy, CachePolicy::FailClosed);
         assert_eq!(c.cache.failover_time, ms(4000));
         assert_eq!(c.cache.replication_lag, ms(750));
         // The key list above is the whole of [sandbox]: a key added without reaching the
         // config fails here.
-        assert_eq!(crate::scenario::validate::keys::SANDBOX.len(), 15);
+        assert_eq!(crate::scenario::validate::keys::SANDBOX.len(), 17);
     }
 }

@@ -21,6 +21,9 @@
 //! POST /rolling-restart?down_ms=N[&zone=z]   a deploy: one node at a time, drained first
 //! POST /rolling-restart/cancel      stop it, start every node it left down
 //! POST /db/failover                 writer unreachable for failover_time, then a reader promoted
+//! POST /db/restore                  every instance's data lost, nothing served for restore_time,
+//!                                   then the cluster back from the newest snapshot
+//! POST /db/snapshot                 take a snapshot now (as the periodic backup does)
 //! POST /db/{instance}/kill|stop|start   an instance's port closed (the writer: a failover)
 //! POST /cache/kill|stop|start       the cache's port closed (calls refused) / reopened
 //! POST /cache/partition|heal|failover
@@ -191,6 +194,8 @@ async fn dispatch(
             Err(e) => io(e),
         },
         (Method::POST, ["db", "failover"]) => done(stack.db.failover("control API")),
+        (Method::POST, ["db", "restore"]) => done(stack.db.restore("control API")),
+        (Method::POST, ["db", "snapshot"]) => done(stack.db.snapshot()),
         (Method::POST, ["db", id, action @ ("kill" | "stop" | "start")]) => {
             match stack.db.set_held(id, &by, *action != "start") {
                 Some(changed) => done(changed),

@@ -27,6 +27,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
     (
+        "dr-restore",
+        include_str!("../../scenarios/dr-restore.toml"),
+    ),
+    (
         "journeys-redis-partition",
         include_str!("../../scenarios/journeys-redis-partition.toml"),
     ),

@@ -90,6 +90,13 @@ pub struct SandboxSpec {
     pub replication: Option<String>,
     pub replication_lag_s: Option<f64>,
     pub failover_time_s: Option<f64>,
+    /// How often the database is snapshotted (what a `db-restore` brings back). Written out
+    /// only when set, so a scenario without it serializes (and digests) as it always did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_interval_s: Option<f64>,
+    /// How long a `db-restore` takes (written out only when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_time_s: Option<f64>,
     pub cache_timeout_s: Option<f64>,
     /// `"fail-open"` or `"fail-closed"`.
     pub cache_policy: Option<String>,
@@ -242,14 +249,21 @@ impl Scenario {
             }
         }
         for o in &mut s.slo.objectives {
-            if o.metric == Metric::Recovery {
+            // Durations of the run's own clock: a recovery, and a restore's RPO (the sandbox's
+            // snapshot interval is scaled with it).
+            let timed = match o.metric {
+                Metric::Recovery => Some("recovery"),
+                Metric::Rpo => Some("rpo"),
+                _ => None,
+            };
+            if let Some(metric) = timed {
                 o.bound *= factor;
                 if factor != 1.0 {
                     let sym = o.op.symbol();
-                    let written = o.text.trim_start_matches("recovery").trim();
+                    let written = o.text.trim_start_matches(metric).trim();
                     let written = written.trim_start_matches(sym).trim().to_string();
                     o.text = format!(
-                        "recovery {sym} {} ({})",
+                        "{metric} {sym} {} ({})",
                         super::validate::show(Duration::from_secs_f64(o.bound.max(0.0) / 1e6)),
                         was(&written)
                     );

@@ -439,6 +439,8 @@ pub(crate) fn sandbox() -> Value {
             "replication": strings(keys::REPLICATIONS),
             "replication_lag": d("async replication lag (default 500ms)"),
             "failover_time": d("database failover (default 5s)"),
+            "snapshot_interval": d("how often the database is snapshotted, what db-restore brings back (default 30s)"),
+            "restore_time": d("how long a db-restore takes, the database down meanwhile (default 20s)"),
             "cache_timeout": d("app nodes' cache timeout (default 200ms)"),
             "cache_policy": strings(keys::CACHE_POLICIES),
             "cache_failover_time": d("cache failover (default 2s)"),

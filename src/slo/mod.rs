@@ -202,7 +202,7 @@ pub fn value(m: Metric, s: &Stats) -> Option<f64> {
         Metric::RetriesExhausted => (s.requests() > 0).then(|| s.exhausted_rate()),
         // Not properties of merged statistics: judged from the read-back and from the interval
         // series ([`evaluate_with_data`]).
-        Metric::LostWrites | Metric::Recovery => None,
+        Metric::LostWrites | Metric::Rpo | Metric::Recovery => None,
     }
 }
 
@@ -218,7 +218,7 @@ fn sample_count(m: Metric, s: &Stats) -> u64 {
 /// Format a metric value (or bound) for humans.
 pub fn show(m: Metric, v: f64) -> String {
     match m {
-        Metric::Latency(_) | Metric::MaxLatency | Metric::Recovery => show_us(v),
+        Metric::Latency(_) | Metric::MaxLatency | Metric::Recovery | Metric::Rpo => show_us(v),
         Metric::Amplification => format!("{v:.2}"),
         Metric::LostWrites => format!("{v:.0}"),
         _ => show_ratio(v),
@@ -260,6 +260,12 @@ pub struct DataCheck {
     pub per_request: Vec<(String, u64, u64)>,
     /// Per request name: writes that could not be checked (the read-back kept failing).
     pub unverified: Vec<(String, u64)>,
+    /// Each write the read-back answered for (found or lost) with when it was acknowledged:
+    /// (request, acknowledged at in ms on the run's clock, found). In acknowledgement order.
+    pub answered: Vec<(String, u64, bool)>,
+    /// Writes answered for whose acknowledgement time is unknown (a report of an older
+    /// version): no `rpo` can be measured on them.
+    pub untimed: u64,
 }
 
 /// [`evaluate`], with `lost_writes` objectives judged on the read-back (`None`: there was
@@ -300,6 +306,9 @@ fn evaluate_all(
             }
             if o.metric == Metric::LostWrites {
                 return judge_data(o, data);
+            }
+            if o.metric == Metric::Rpo {
+                return rpo::judge_rpo(o, data, tl);
             }
             if o.metric == Metric::Recovery {
                 return judge_recovery(o, objectives, rec, tl, sustain);
@@ -487,11 +496,25 @@ pub fn judge_run<'a>(
 ) -> (Vec<SloResult>, Vec<recovery::Recovery>) {
     let sustain = recovery::SUSTAIN.mul_f64(time_scale).max(s.load.interval);
     let judged = tl.as_applied(applied);
-    let why_not = |o: &Objective| match &o.window {
-        Window::During(f) | Window::After(f) => unapplied
+    let not_applied = |f: &str| {
+        unapplied
             .iter()
-            .find(|(n, _)| n == f)
-            .map(|(n, why)| format!("not judged: fault `{n}` {why}")),
+            .find(|(n, _)| *n == f)
+            .map(|(n, why)| format!("not judged: fault `{n}` {why}"))
+    };
+    let why_not = |o: &Objective| match &o.window {
+        Window::During(f) | Window::After(f) => not_applied(f),
+        // An RPO is a restore's: not judged when no restore of the run took place.
+        Window::Data if o.metric == Metric::Rpo => {
+            let restores: Vec<&str> = judged
+                .faults
+                .iter()
+                .filter(|f| f.kind == rpo::RESTORE_KIND)
+                .map(|f| f.name.as_str())
+                .collect();
+            let whys: Vec<String> = restores.iter().filter_map(|f| not_applied(f)).collect();
+            (!restores.is_empty() && whys.len() == restores.len()).then(|| whys.join("; "))
+        }
         _ => None,
     };
     let mut slo = evaluate_all(&s.slo.objectives, rec, journeys, &judged, data, sustain);
@@ -550,6 +573,7 @@ pub fn outcome_counts(s: &Stats) -> Vec<(&'static str, u64)> {
 
 pub mod abort;
 pub mod recovery;
+pub mod rpo;
 
 #[cfg(test)]
 mod tests;

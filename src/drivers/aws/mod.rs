@@ -467,7 +467,10 @@ impl AwsDriver {
                 ))
             }
             FaultKind::CachePartition {} => self.plan_cache_partition(s).await,
+            // A restore drill on AWS creates a new cluster from a snapshot (RDS
+            // RestoreDBClusterFromSnapshot) and repoints the app: not built.
             FaultKind::RestartNodes { .. }
+            | FaultKind::DbRestore {}
             | FaultKind::Latency { .. }
             | FaultKind::Freeze { .. }
             | FaultKind::Command { .. } => Err(DriverError::Unsupported(format!(

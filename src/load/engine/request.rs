@@ -206,7 +206,7 @@ fn after_success(
                     Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
                     None => req.read_back_fixed.clone(),
                 };
-                let w = DurableWrite::new(&req.name, d, id, headers, sent);
+                let w = DurableWrite::new(&req.name, d, (id, sh.clock.elapsed()), headers, sent);
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
             }
             None => {

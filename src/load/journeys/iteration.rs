@@ -278,7 +278,8 @@ impl Shared {
                 m.insert(n, v);
             }
         }
-        let mut w = DurableWrite::new(name, d, id, ReadBackHeaders::new(m.clone()), written);
+        let acked = (id, self.clock.elapsed());
+        let mut w = DurableWrite::new(name, d, acked, ReadBackHeaders::new(m.clone()), written);
         let url = reqwest::Url::parse(&format!("{}{}", self.base, w.read_path));
         let cookies = user
             .get_session_data::<Session>()

@@ -280,7 +280,9 @@ fn rule_of(metric: &Metric) -> (Kind, Rule) {
     match metric {
         Metric::Latency(q) => (Kind::LatencyUs, Rule::Quantile(*q)),
         Metric::MaxLatency => (Kind::LatencyUs, Rule::Max),
-        Metric::Recovery => (Kind::LatencyUs, Rule::Recovery),
+        // A restore's RPO moves with where the loss falls between two snapshots: judged with
+        // recovery's floor.
+        Metric::Recovery | Metric::Rpo => (Kind::LatencyUs, Rule::Recovery),
         Metric::LostWrites => (Kind::Count, Rule::Count),
         Metric::Amplification => (Kind::Factor, Rule::Rate),
         Metric::Errors

@@ -20,7 +20,8 @@ impl Db {
     pub fn failover(self: &Arc<Self>, reason: &str) -> bool {
         {
             let mut s = lock(&self.state);
-            if s.failing_over {
+            // Under a restore there is no data left to promote: the restore brings it back.
+            if s.failing_over || s.restoring {
                 return false;
             }
             s.failing_over = true;
@@ -41,6 +42,10 @@ impl Db {
 
     fn promote(&self) {
         let mut s = lock(&self.state);
+        // A restore began meanwhile and ended this failover.
+        if !s.failing_over || s.restoring {
+            return;
+        }
         let old = s.writer;
         // The most up-to-date reachable reader (highest id held); the old writer only if no
         // reader is reachable at all.
@@ -172,7 +177,10 @@ impl Db {
             self.reconcile(&s);
             // The writer is out and no failover is running (it just went, or an earlier
             // failover found no reader to promote and one may be back now): fail over.
-            (!s.instances[w].reachable && !s.failing_over, changed)
+            (
+                !s.instances[w].reachable && !s.failing_over && !s.restoring,
+                changed,
+            )
         };
         if need_failover {
             self.failover(why);

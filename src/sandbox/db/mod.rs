@@ -20,13 +20,18 @@
 //! cut off before its acknowledgement is not a lost write: its client saw it fail). Losing the
 //! writer's zone triggers a failover by itself, as Aurora does.
 //!
+//! Backups: every `snapshot_interval` the writer's data is copied aside (a snapshot); a
+//! restore loses every instance's data at once, serves nothing for `restore_time`, then brings
+//! the cluster back from the newest snapshot ([`restore`]).
+//!
 //! This file holds the cluster's state and each instance's server (what a request does on it);
 //! the write path and replication are in [`replication`], failover and reachability in
-//! [`failover`], the app nodes' client in [`client`].
+//! [`failover`], snapshots and restores in [`restore`], the app nodes' client in [`client`].
 
 mod client;
 mod failover;
 mod replication;
+mod restore;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +57,11 @@ pub struct DbConfig {
     pub writer_zone: String,
     pub replication: Replication,
     pub failover_time: Duration,
+    /// How often the writer's data is snapshotted (`None`: never — a restore then brings
+    /// the cluster back empty).
+    pub snapshot_interval: Option<Duration>,
+    /// How long a restore from a snapshot takes, every instance down meanwhile.
+    pub restore_time: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +94,18 @@ struct State {
     pending: Vec<(u64, String, Instant)>,
     /// Writes acknowledged to their client (what a failover can lose).
     acked: std::collections::BTreeSet<u64>,
+    /// A restore is under way: every instance's data is gone and none serves.
+    restoring: bool,
+    /// The newest snapshot of the writer's data.
+    snapshot: Option<restore::Snapshot>,
+}
+
+impl State {
+    /// Whether instance `i` serves requests: reachable, and neither the writer failing over
+    /// nor part of a cluster being restored.
+    fn serving(&self, i: usize) -> bool {
+        self.instances[i].reachable && !self.restoring && !(i == self.writer && self.failing_over)
+    }
 }
 
 pub struct Db {
@@ -130,6 +152,8 @@ impl Db {
                 next_id: 1,
                 pending: Vec::new(),
                 acked: Default::default(),
+                restoring: false,
+                snapshot: None,
             }),
             events,
             endpoints: Mutex::new(Vec::new()),
@@ -148,6 +172,9 @@ impl Db {
             });
             let ep = Endpoint::start(handler).await?;
             lock(&db.endpoints).push(ep);
+        }
+        if let Some(every) = db.cfg.snapshot_interval {
+            restore::spawn_snapshots(&db, every);
         }
         if let Replication::Async { lag } = db.cfg.replication {
             let weak = Arc::downgrade(&db);
@@ -178,14 +205,11 @@ impl Db {
         }
     }
 
-    /// Each instance serves exactly while it is reachable — and, for the writer, not failing
-    /// over.
+    /// Each instance's port is open exactly while it serves ([`State::serving`]).
     fn reconcile(&self, s: &State) {
         let eps = lock(&self.endpoints);
-        for (i, inst) in s.instances.iter().enumerate() {
-            if let Some(ep) = eps.get(i) {
-                ep.set_up(inst.reachable && !(i == s.writer && s.failing_over));
-            }
+        for (i, ep) in eps.iter().enumerate().take(s.instances.len()) {
+            ep.set_up(s.serving(i));
         }
     }
 
@@ -228,7 +252,7 @@ impl Db {
         }
         let mut s = lock(&self.state);
         // A request that slipped in while the server was being taken down.
-        if !s.instances[i].reachable || (i == s.writer && s.failing_over) {
+        if !s.serving(i) {
             return Reply::Err("instance down".into());
         }
         match req["op"].as_str() {
@@ -272,6 +296,9 @@ impl Db {
     }
 
     fn read_instance(s: &State) -> Option<usize> {
+        if s.restoring {
+            return None;
+        }
         if s.instances[s.writer].reachable && !s.failing_over {
             return Some(s.writer);
         }
@@ -295,8 +322,16 @@ impl Db {
                     "role": "db",
                     "zone": inst.zone,
                     "db_role": if i == s.writer { "writer" } else { "reader" },
-                    "state": if inst.reachable { "running" } else { "unreachable" },
+                    "state": if s.restoring {
+                        "restoring"
+                    } else if inst.reachable {
+                        "running"
+                    } else {
+                        "unreachable"
+                    },
                     "failing_over": s.failing_over,
+                    "restoring": s.restoring,
+                    "snapshot_age_s": s.snapshot.as_ref().map(|n| n.taken.elapsed().as_secs_f64()),
                     "addr": eps.get(i).map(|e| e.addr().to_string()),
                 })
             })

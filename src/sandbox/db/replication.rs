@@ -31,7 +31,7 @@ impl Db {
         };
         let (id, readers) = {
             let mut s = lock(&self.state);
-            if !s.instances[i].reachable || (i == s.writer && s.failing_over) {
+            if !s.serving(i) {
                 return Reply::Err("instance down".into());
             }
             if i != s.writer {
@@ -53,7 +53,7 @@ impl Db {
         // Acknowledged only if this instance is still the writer, up: one that began failing
         // over meanwhile never answers (its connection is being dropped).
         let mut s = lock(&self.state);
-        if i != s.writer || s.failing_over || !s.instances[i].reachable {
+        if i != s.writer || !s.serving(i) {
             return Reply::Err("instance down".into());
         }
         s.acked.insert(id);
@@ -92,7 +92,7 @@ impl Db {
             return;
         }
         let mut s = lock(&self.state);
-        if s.writer != from || s.failing_over || !s.instances[from].reachable {
+        if s.writer != from || !s.serving(from) {
             return; // The writer is gone: nothing to catch up from.
         }
         for i in missed {
@@ -122,7 +122,7 @@ impl Db {
         let (from, readers, entries) = {
             let mut s = lock(&self.state);
             let due = s.pending.iter().take_while(|p| p.2 <= now).count();
-            if due == 0 || s.failing_over {
+            if due == 0 || s.failing_over || s.restoring {
                 return;
             }
             let entries: Vec<Value> = s

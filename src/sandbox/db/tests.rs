@@ -14,6 +14,8 @@ async fn db(rep: Replication) -> (Arc<Db>, DbClient) {
             writer_zone: "a".into(),
             replication: rep,
             failover_time: Duration::from_millis(100),
+            snapshot_interval: None,
+            restore_time: Duration::from_millis(100),
         },
         &zones,
         Arc::new(Events::new(None).unwrap()),

@@ -162,6 +162,9 @@ pub enum FaultKind {
         command: String,
     },
     DbFailover {},
+    /// The whole database lost (every instance, its data), then restored from the newest
+    /// snapshot the target has: a restore drill, judged by `rpo` and `recovery`.
+    DbRestore {},
     CachePartition {},
     CacheFailover {},
     Latency {
@@ -174,6 +177,9 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// The restore drill's kind: what an `rpo` objective is measured on.
+    pub const RESTORE: &'static str = "db-restore";
+
     /// The kind's name as written in scenario files.
     pub fn name(&self) -> &'static str {
         match self {
@@ -183,6 +189,7 @@ impl FaultKind {
             FaultKind::Freeze { .. } => "freeze",
             FaultKind::Command { .. } => "command",
             FaultKind::DbFailover {} => "db-failover",
+            FaultKind::DbRestore {} => Self::RESTORE,
             FaultKind::CachePartition {} => "cache-partition",
             FaultKind::CacheFailover {} => "cache-failover",
             FaultKind::Latency { .. } => "latency",

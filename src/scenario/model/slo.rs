@@ -102,7 +102,7 @@ pub enum Window {
     Baseline,
     During(String),
     After(String),
-    /// After the run: the read-back of acknowledged durable writes (`lost_writes`).
+    /// After the run: the read-back of acknowledged durable writes (`lost_writes`, `rpo`).
     Data,
 }
 
@@ -140,9 +140,20 @@ pub enum Metric {
     RetriesExhausted,
     /// Acknowledged durable writes not found when read back after the run (a count).
     LostWrites,
+    /// A restore's recovery point objective (µs): from the database's loss (a `db-restore`
+    /// fault's injection) back to the newest write acknowledged before it that still read
+    /// back — how far back in time the restored data ends. The window is `Data`.
+    Rpo,
     /// Time from a fault's injection until the service is back within its baseline for a
     /// sustained stretch (µs); the window is `During(fault)`. See `slo::recovery`.
     Recovery,
+}
+
+impl Metric {
+    /// Judged on the read-back after the run (the `data` window), never on the recording.
+    pub fn is_data(self) -> bool {
+        matches!(self, Metric::LostWrites | Metric::Rpo)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

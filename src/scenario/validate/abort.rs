@@ -45,7 +45,7 @@ pub(super) fn abort(cx: &mut Ctx<'_>, n: &Node) -> Vec<AbortCondition> {
             }
         };
         match values::slo_expr(expr) {
-            Ok((Metric::LostWrites | Metric::Recovery, _, _)) => cx.err(
+            Ok((Metric::LostWrites | Metric::Rpo | Metric::Recovery, _, _)) => cx.err(
                 &item.span,
                 &format!(
                     "`{}` is known only after the run; abort conditions watch what is measured live",

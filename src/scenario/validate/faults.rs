@@ -210,6 +210,7 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
             }
         }
         "db-failover" => FaultKind::DbFailover {},
+        FaultKind::RESTORE => FaultKind::DbRestore {},
         "cache-partition" => FaultKind::CachePartition {},
         "cache-failover" => FaultKind::CacheFailover {},
         "latency" => {

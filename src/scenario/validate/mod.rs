@@ -26,7 +26,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::diag::Diagnostic;
-use super::model::Scenario;
+use super::model::{FaultKind, Metric, Scenario, SloSpec};
 use super::node::{Entry, LineIndex, Node, V};
 use super::params::{Applied, EnvMode, Flags, Unknown, Zones};
 use super::values::Bad;
@@ -216,6 +216,7 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
         ),
         None => Default::default(),
     };
+    rpo_needs_a_restore(cx, &top, &slo);
     let abort = match top.get("abort") {
         Some(n) => abort::abort(cx, n),
         None => Vec::new(),
@@ -257,6 +258,11 @@ fn scenario(cx: &mut Ctx<'_>, root: &Node) -> Option<Scenario> {
 
 /// The `name` strings of an array of tables, read leniently (no diagnostics).
 fn names_written(array: Option<&Node>) -> Vec<String> {
+    strings_written(array, "name")
+}
+
+/// The `key` strings of an array of tables, read leniently (no diagnostics).
+fn strings_written(array: Option<&Node>, key: &str) -> Vec<String> {
     let Some(V::Array(items)) = array.map(|n| &n.v) else {
         return Vec::new();
     };
@@ -265,7 +271,7 @@ fn names_written(array: Option<&Node>) -> Vec<String> {
         .filter_map(|i| match &i.v {
             V::Table(es) => es
                 .iter()
-                .find(|e| e.key == "name")
+                .find(|e| e.key == key)
                 .and_then(|e| match &e.node.v {
                     V::Str(s) => Some(s.clone()),
                     _ => None,
@@ -273,6 +279,47 @@ fn names_written(array: Option<&Node>) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// An `rpo` objective needs a restore to measure: without a `db-restore` fault written, it
+/// is an error at the `data` window that holds it.
+fn rpo_needs_a_restore(cx: &mut Ctx<'_>, top: &Fields<'_>, slo: &SloSpec) {
+    let restore = FaultKind::RESTORE;
+    if !slo.objectives.iter().any(|o| o.metric == Metric::Rpo)
+        || strings_written(top.get("faults"), "kind")
+            .iter()
+            .any(|k| k == restore)
+    {
+        return;
+    }
+    // The first `data` entry holding an rpo, wherever it is (top level or a request's table).
+    fn find(n: &Node) -> Option<&Node> {
+        let V::Table(es) = &n.v else { return None };
+        es.iter().find_map(|e| {
+            let holds = |n: &Node| match &n.v {
+                V::Array(items) => items
+                    .iter()
+                    .any(|i| matches!(&i.v, V::Str(s) if s.trim_start().starts_with("rpo"))),
+                _ => false,
+            };
+            if e.key == "data" && holds(&e.node) {
+                Some(&e.node)
+            } else {
+                find(&e.node)
+            }
+        })
+    }
+    let Some(slo_node) = top.get("slo") else {
+        return;
+    };
+    let at = find(slo_node).unwrap_or(slo_node).span.clone();
+    cx.err(
+        &at,
+        "`rpo` measures a restore, and this scenario has none",
+        Some(&format!(
+            "add a fault of kind \"{restore}\" (the database lost, then restored from its newest snapshot), or remove the rpo SLO"
+        )),
+    );
 }
 
 /// The journeys of `[users]` (the `journeys` array), read leniently.

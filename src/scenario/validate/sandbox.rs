@@ -46,6 +46,13 @@ pub(crate) fn settings(cx: &mut Ctx<'_>, t: &Fields<'_>) -> SandboxSpec {
         .and_then(|v| cx.choice(v, "replication", keys::REPLICATIONS));
     s.replication_lag_s = secs(cx, "replication_lag", Duration::ZERO, min(10));
     s.failover_time_s = secs(cx, "failover_time", Duration::ZERO, min(10));
+    s.snapshot_interval_s = secs(
+        cx,
+        "snapshot_interval",
+        Duration::from_secs(1),
+        min(24 * 60),
+    );
+    s.restore_time_s = secs(cx, "restore_time", Duration::ZERO, min(60));
     s.cache_timeout_s = secs(cx, "cache_timeout", ms(1), min(1));
     s.cache_policy = t
         .get("cache_policy")

@@ -73,7 +73,7 @@ pub(super) fn slo(
     }
 }
 
-const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\", data (lost_writes, judged after the run), any but data trimmed as \"baseline[10s..]\"; or a request name holding its own windows";
+const WINDOW_HELP: &str = "windows: whole, baseline (before the first fault), \"during:<fault>\", \"after:<fault>\", data (lost_writes and rpo, judged after the run), any but data trimmed as \"baseline[10s..]\"; or a request name holding its own windows";
 
 /// A window key, optionally trimmed: `baseline`, `"during:f"`, `"baseline[10s..]"`.
 fn window(
@@ -260,11 +260,13 @@ fn list(
             continue;
         }
         match parsed {
-            Ok((metric, _, _)) if (metric == Metric::LostWrites) != (*window == Window::Data) => {
+            Ok((metric, _, _)) if metric.is_data() != (*window == Window::Data) => {
                 let help = if metric == Metric::LostWrites {
                     "lost writes are counted after the run, once: put it under `data = [\"lost_writes == 0\"]`"
+                } else if metric == Metric::Rpo {
+                    "a restore's RPO is measured on the read-back after the run: put it under `data = [\"rpo < 5m\"]`"
                 } else {
-                    "the data window holds lost_writes only; put latency and error SLOs under whole, baseline, during:<fault> or after:<fault>"
+                    "the data window holds lost_writes and rpo only; put latency and error SLOs under whole, baseline, during:<fault> or after:<fault>"
                 };
                 cx.err(
                     &item.span,

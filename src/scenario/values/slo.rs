@@ -23,6 +23,7 @@ pub const METRICS: &[&str] = &[
     "amplification",
     "retries_exhausted",
     "lost_writes",
+    "rpo",
 ];
 
 pub const SLO_HELP: &str = "an SLO is `<metric> <op> <value>`, e.g. \"p99 < 800ms\", \"errors < 2%\", \"throughput >= 99%\", \"amplification < 1.5\"; ops: < <= > >= ==";
@@ -55,6 +56,15 @@ pub fn slo_expr(s: &str) -> Result<(Metric, CmpOp, f64), Bad> {
                 bad(
                     format!("`{name}` is a latency: its bound needs a unit, found \"{value}\""),
                     "e.g. \"p99 < 800ms\" or \"max < 2s\"",
+                )
+            })?;
+            d.as_secs_f64() * 1e6
+        }
+        Metric::Rpo => {
+            let d = duration(value).map_err(|_| {
+                bad(
+                    format!("`rpo` is a duration: its bound needs a unit, found \"{value}\""),
+                    "e.g. \"rpo < 5m\" (how far back in time a restore's data may end)",
                 )
             })?;
             d.as_secs_f64() * 1e6
@@ -102,6 +112,7 @@ fn metric(name: &str) -> Result<Metric, Bad> {
         "amplification" => Metric::Amplification,
         "retries_exhausted" => Metric::RetriesExhausted,
         "lost_writes" => Metric::LostWrites,
+        "rpo" => Metric::Rpo,
         "recovery" => {
             return Err(bad(
                 "`recovery` is not an expression metric",
