@@ -99,12 +99,17 @@ pub fn data_check(
             if unknown.contains(&k) {
                 continue;
             }
-            match w.acked_ms {
-                Some(at) => d.answered.push((w.request.clone(), at, !lost.contains(&k))),
-                None => d.untimed += 1,
+            match (w.sent_ms, w.acked_ms) {
+                (Some(sent_ms), Some(acked_ms)) => d.answered.push(crate::slo::Answered {
+                    request: w.request.clone(),
+                    sent_ms,
+                    acked_ms,
+                    found: !lost.contains(&k),
+                }),
+                _ => d.untimed += 1,
             }
         }
-        d.answered.sort_by_key(|a| a.1);
+        d.answered.sort_by_key(|a| a.acked_ms);
     }
     if without_id > 0 {
         d.unverified

@@ -159,6 +159,7 @@ fn build(
                     read_path: format!("/notes/{}", 1050 + i),
                     headers: Default::default(),
                     same: None,
+                    sent_ms: None,
                     acked_ms: None,
                 })
                 .collect()

@@ -260,12 +260,24 @@ pub struct DataCheck {
     pub per_request: Vec<(String, u64, u64)>,
     /// Per request name: writes that could not be checked (the read-back kept failing).
     pub unverified: Vec<(String, u64)>,
-    /// Each write the read-back answered for (found or lost) with when it was acknowledged:
-    /// (request, acknowledged at in ms on the run's clock, found). In acknowledgement order.
-    pub answered: Vec<(String, u64, bool)>,
+    /// Each write the read-back answered for (found or lost), with when it was sent and
+    /// acknowledged. In acknowledgement order.
+    pub answered: Vec<Answered>,
     /// Writes answered for whose acknowledgement time is unknown (a report of an older
     /// version): no `rpo` can be measured on them.
     pub untimed: u64,
+}
+
+/// One durable write the read-back answered for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub request: String,
+    /// Its first attempt went out (ms on the run's clock): it was committed no earlier.
+    pub sent_ms: u64,
+    /// Its acknowledgement arrived (ms): it was committed no later.
+    pub acked_ms: u64,
+    /// Read back after the run (else lost).
+    pub found: bool,
 }
 
 /// [`evaluate`], with `lost_writes` objectives judged on the read-back (`None`: there was

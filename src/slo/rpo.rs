@@ -5,10 +5,17 @@
 //! data ends before the oldest lost one. The objective's value is the largest over the run's
 //! restores.
 //!
+//! The consistency check rides on it: a restore brings back one point in time, no earlier than
+//! the first send of any write that read back (it was committed after that). A lost write
+//! acknowledged before that (since the previous restore) is a hole in the restored data, and
+//! fails the objective whatever the bound — as would a hole a failover left earlier in the same
+//! stretch (the data is no point in time either way). Send and acknowledgement times bound
+//! each commit from both sides, so responses overtaking each other make no false hole.
+//!
 //! It judges what the read-back saw and when each write was acknowledged ([`DataCheck`]); it
 //! must never look at the target's own account of its snapshots (the data is the evidence).
 
-use super::{show, DataCheck, SloResult, Status, Timeline};
+use super::{show, Answered, DataCheck, SloResult, Status, Timeline};
 use crate::scenario::model::Objective;
 
 /// The kind of fault an `rpo` is measured for.
@@ -24,6 +31,9 @@ pub struct RecoveryPoint {
     pub newest_kept_ms: Option<u64>,
     /// Writes acknowledged before the loss and lost.
     pub lost_before: u64,
+    /// Lost writes acknowledged before a kept one was first sent (since the previous restore):
+    /// holes in what should be one point in time.
+    pub holes: u64,
     /// `None`: no write acknowledged before the loss was read back (nothing to measure on).
     pub rpo_ms: Option<u64>,
 }
@@ -34,34 +44,45 @@ pub fn recovery_points(
     tl: &Timeline,
     request: Option<&str>,
 ) -> Vec<RecoveryPoint> {
-    tl.faults
+    let mut losses: Vec<(&str, u64)> = tl
+        .faults
         .iter()
         .filter(|f| f.kind == RESTORE_KIND)
-        .map(|f| {
-            let loss_ms = f.start.as_millis() as u64;
-            let before = data
-                .answered
-                .iter()
-                .filter(|(r, at, _)| *at < loss_ms && request.is_none_or(|q| q == r));
-            let (mut newest_kept, mut oldest_lost, mut lost_before) = (None, None, 0);
-            for (_, at, found) in before {
-                if *found {
-                    newest_kept = Some(*at);
-                } else {
-                    lost_before += 1;
-                    oldest_lost.get_or_insert(*at);
-                }
-            }
-            let rpo_ms = newest_kept.or(oldest_lost).map(|at| loss_ms - at);
-            RecoveryPoint {
-                fault: f.name.clone(),
-                loss_ms,
-                newest_kept_ms: newest_kept,
-                lost_before,
-                rpo_ms,
-            }
-        })
-        .collect()
+        .map(|f| (f.name.as_str(), f.start.as_millis() as u64))
+        .collect();
+    losses.sort_by_key(|l| l.1);
+    let mut since = 0;
+    let mut points = Vec::new();
+    for (fault, loss_ms) in losses {
+        let before: Vec<&Answered> = data
+            .answered
+            .iter()
+            .filter(|w| w.acked_ms < loss_ms && request.is_none_or(|q| q == w.request))
+            .collect();
+        let kept = || before.iter().filter(|w| w.found);
+        let lost = || before.iter().filter(|w| !w.found);
+        let newest_kept = kept().map(|w| w.acked_ms).max();
+        // The restored point in time is no earlier than any kept write's first send: a write
+        // acknowledged before that must be there too.
+        let point_after = kept().map(|w| w.sent_ms).max();
+        let holes = point_after.map_or(0, |t| {
+            lost()
+                .filter(|w| w.acked_ms >= since && w.acked_ms < t)
+                .count() as u64
+        });
+        points.push(RecoveryPoint {
+            fault: fault.to_string(),
+            loss_ms,
+            newest_kept_ms: newest_kept,
+            lost_before: lost().count() as u64,
+            holes,
+            rpo_ms: newest_kept
+                .or_else(|| lost().map(|w| w.acked_ms).min())
+                .map(|at| loss_ms - at),
+        });
+        since = loss_ms;
+    }
+    points
 }
 
 pub(super) fn judge_rpo(o: &Objective, data: Option<&DataCheck>, tl: &Timeline) -> SloResult {
@@ -93,7 +114,7 @@ pub(super) fn judge_rpo(o: &Objective, data: Option<&DataCheck>, tl: &Timeline) 
     let samples = data
         .answered
         .iter()
-        .filter(|(r, _, _)| o.request.as_deref().is_none_or(|q| q == r))
+        .filter(|w| o.request.as_deref().is_none_or(|q| q == w.request))
         .count() as u64;
     let measured: Vec<&RecoveryPoint> = points.iter().filter(|p| p.rpo_ms.is_some()).collect();
     let Some(worst) = measured.iter().max_by_key(|p| p.rpo_ms) else {
@@ -105,11 +126,19 @@ pub(super) fn judge_rpo(o: &Objective, data: Option<&DataCheck>, tl: &Timeline) 
         return insufficient(format!("insufficient data: {why}"), samples);
     };
     let v = worst.rpo_ms.unwrap_or(0) as f64 * 1e3;
+    let holes: u64 = points.iter().map(|p| p.holes).sum();
     let note = points
         .iter()
         .map(|p| {
             let at = |ms: u64| format!("{:.1}s", ms as f64 / 1e3);
             match (p.newest_kept_ms, p.rpo_ms) {
+                (Some(kept), _) if p.holes > 0 => format!(
+                    "`{}`: lost at {}, the newest write read back was acknowledged at {}, but {} acknowledged before the newest kept ones were sent are lost: the restored data is no point in time",
+                    p.fault,
+                    at(p.loss_ms),
+                    at(kept),
+                    p.holes
+                ),
                 (Some(kept), _) => format!(
                     "`{}`: lost at {}, the newest write read back was acknowledged at {}, {} acknowledged before the loss lost",
                     p.fault,
@@ -134,7 +163,7 @@ pub(super) fn judge_rpo(o: &Objective, data: Option<&DataCheck>, tl: &Timeline) 
         .join("; ");
     SloResult {
         objective: o.clone(),
-        status: if o.op.holds(v, o.bound) {
+        status: if o.op.holds(v, o.bound) && holes == 0 {
             Status::Pass
         } else {
             Status::Fail

@@ -527,6 +527,16 @@ fn a_request_the_recording_does_not_hold_is_insufficient_data_never_every_reques
     assert_eq!(res[0].value, None, "{:?}", res[0]);
 }
 
+/// A write sent 20 ms before it was acknowledged.
+fn answered(request: &str, acked_ms: u64, found: bool) -> Answered {
+    Answered {
+        request: request.into(),
+        sent_ms: acked_ms - 20,
+        acked_ms,
+        found,
+    }
+}
+
 /// A restore at 5 s: `rpo` is from the loss back to the newest write acknowledged before it
 /// that read back; with none read back, back to the oldest lost one; per request name; the
 /// largest over several restores; insufficient without a restore, a read-back or any write
@@ -556,7 +566,7 @@ fn rpo_is_from_the_loss_back_to_the_newest_write_that_survived() {
             ("a", 7000, true),
         ]
         .iter()
-        .map(|(r, at, found)| (r.to_string(), *at, *found))
+        .map(|(r, at, found)| answered(r, *at, *found))
         .collect(),
         ..DataCheck::default()
     };
@@ -583,7 +593,7 @@ fn rpo_is_from_the_loss_back_to_the_newest_write_that_survived() {
     assert_eq!(judge(per, &one, Some(&data)).value, Some(2_500_000.0));
     // Nothing before the loss read back: the data ends before the oldest lost write.
     let all_lost = DataCheck {
-        answered: vec![("a".into(), 1000, false), ("a".into(), 4000, false)],
+        answered: vec![answered("a", 1000, false), answered("a", 4000, false)],
         ..DataCheck::default()
     };
     assert_eq!(
@@ -598,6 +608,32 @@ fn rpo_is_from_the_loss_back_to_the_newest_write_that_survived() {
         Some(2_000_000.0),
         "second: 8 s - 7 s = 1 s; first: 2 s"
     );
+    assert_eq!(
+        r.status,
+        Status::Pass,
+        "the first restore's losses are no hole in the second's"
+    );
+    // A write acknowledged before the newest one kept is lost: a hole, whatever the bound.
+    let mut holed = data.clone();
+    holed.answered[1].found = false;
+    let r = judge(rpo(3.0), &one, Some(&holed));
+    assert_eq!((r.status, r.value), (Status::Fail, Some(2_000_000.0)));
+    assert!(
+        r.note
+            .as_deref()
+            .unwrap()
+            .contains("1 acknowledged before the newest kept ones were sent are lost"),
+        "{:?}",
+        r.note
+    );
+    let p = rpo::recovery_points(&holed, &one, None);
+    assert_eq!((p[0].holes, p[0].lost_before), (1, 4));
+    // A write committed after the snapshot whose answer overtook that of one committed before
+    // it (acknowledged at 2.99 s, after the kept one at 3.0 s was sent at 2.98 s): no hole.
+    let mut overtaken = data.clone();
+    overtaken.answered.insert(2, answered("b", 2990, false));
+    let r = judge(rpo(3.0), &one, Some(&overtaken));
+    assert_eq!((r.status, r.value), (Status::Pass, Some(2_000_000.0)));
     // Insufficient: no restore, no read-back, no write before the loss, an older report.
     let no_restore = tl(vec![]);
     assert_eq!(
@@ -642,7 +678,7 @@ data = ["rpo < 1m"]
     )
     .unwrap();
     let data = DataCheck {
-        answered: vec![("a".into(), 1000, true)],
+        answered: vec![answered("a", 1000, true)],
         ..DataCheck::default()
     };
     let tl = Timeline::of(&s);

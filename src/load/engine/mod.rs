@@ -79,23 +79,29 @@ pub struct DurableWrite {
     /// Never the value itself: it may be a secret, and it is kept for every write.
     #[serde(skip)]
     pub same: Option<(crate::scenario::JsonPath, Option<u64>)>,
-    /// When its acknowledgement arrived, in ms on the run's clock (shards share it): what a
-    /// restore's `rpo` is measured from. Absent in reports of older versions.
+    /// When its first attempt was sent, in ms on the run's clock (shards share it): it was
+    /// committed no earlier. Absent in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_ms: Option<u64>,
+    /// When its acknowledgement arrived, in ms on the run's clock: it was committed no later;
+    /// what a restore's `rpo` is measured from. Absent in reports of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked_ms: Option<u64>,
 }
 
 impl DurableWrite {
-    /// Write `id`, acknowledged for `request` (declared `d`) at `acked` on the run's clock,
-    /// that sent `sent` as its body with `headers` among what it sent again on its read-back.
+    /// Write `id`, acknowledged for `request` (declared `d`): first sent at `sent_at` and
+    /// acknowledged at `acked` on the run's clock, with `sent` as its body and `headers` among
+    /// what it sent again on its read-back.
     pub fn new(
         request: &str,
         d: &crate::scenario::Durable,
-        (id, acked): (String, Duration),
+        (id, sent_at, acked): (String, Duration, Duration),
         headers: ReadBackHeaders,
         sent: &[u8],
     ) -> DurableWrite {
         DurableWrite {
+            sent_ms: Some(sent_at.as_millis() as u64),
             acked_ms: Some(acked.as_millis() as u64),
             request: request.to_string(),
             read_path: d.read_path.replace("{id}", &id),

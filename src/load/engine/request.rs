@@ -92,6 +92,7 @@ pub(super) async fn logical_request(
     };
     sh.budget.deposit(intended);
     let first_send = Instant::now();
+    let sent_at = sh.clock.elapsed();
     sample.lateness_us = micros(first_send.saturating_duration_since(due));
     let policy = &sh.policy;
     let mut attempts = 0u32;
@@ -123,7 +124,8 @@ pub(super) async fn logical_request(
     let reads = !req.captures.is_empty() || req.durable.is_some();
     if last.outcome == Outcome::Ok && last.status < 400 && reads {
         if let Some(body) = &last.body {
-            after_success(&sh, req, body, &rendered.body, rendered.headers.as_ref());
+            let sent = (&rendered.body[..], sent_at);
+            after_success(&sh, req, body, sent, rendered.headers.as_ref());
         }
     }
     tx.send(sample);
@@ -179,13 +181,14 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
     }
 }
 
-/// Captures and durable-write ids from a successful response; `sent` is the request's body,
-/// `rendered` the headers it went with when some were templated (`None`: the prepared ones).
+/// Captures and durable-write ids from a successful response; `sent` is the request's body
+/// and when its first attempt went out, `rendered` the headers it went with when some were
+/// templated (`None`: the prepared ones).
 fn after_success(
     sh: &Shared,
     req: &Prepared,
     body: &[u8],
-    sent: &[u8],
+    (sent, sent_at): (&[u8], Duration),
     rendered: Option<&HeaderMap>,
 ) {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -206,7 +209,8 @@ fn after_success(
                     Some(sent) => ReadBackHeaders::pick(sent, &req.read_back),
                     None => req.read_back_fixed.clone(),
                 };
-                let w = DurableWrite::new(&req.name, d, (id, sh.clock.elapsed()), headers, sent);
+                let when = (id, sent_at, sh.clock.elapsed());
+                let w = DurableWrite::new(&req.name, d, when, headers, sent);
                 sh.durable.lock().unwrap_or_else(|p| p.into_inner()).push(w);
             }
             None => {

@@ -244,7 +244,7 @@ impl Shared {
             let id = doc.as_ref().and_then(|doc| template::extract(doc, &d.id));
             match id {
                 Some(id) => {
-                    let w = self.durable(user, &name, d, id, &headers, &written);
+                    let w = self.durable(user, &name, d, (id, sent), &headers, &written);
                     lock(&self.writes.acknowledged).push(w);
                 }
                 None => {
@@ -265,7 +265,7 @@ impl Shared {
         user: &GooseUser,
         name: &str,
         d: &Durable,
-        id: String,
+        (id, sent_at): (String, std::time::Duration),
         headers: &[(&Header, String)],
         written: &[u8],
     ) -> DurableWrite {
@@ -278,8 +278,8 @@ impl Shared {
                 m.insert(n, v);
             }
         }
-        let acked = (id, self.clock.elapsed());
-        let mut w = DurableWrite::new(name, d, acked, ReadBackHeaders::new(m.clone()), written);
+        let when = (id, sent_at, self.clock.elapsed());
+        let mut w = DurableWrite::new(name, d, when, ReadBackHeaders::new(m.clone()), written);
         let url = reqwest::Url::parse(&format!("{}{}", self.base, w.read_path));
         let cookies = user
             .get_session_data::<Session>()
