@@ -75,8 +75,30 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         /// shard; a start more than 1 s past is refused.
         #[arg(long, value_name = "RFC3339", value_parser = crate::run::shard::parse_start_at)]
         start_at: Option<std::time::SystemTime>,
+        /// Game day: besides their schedule, the scenario's faults may be injected and
+        /// reverted by hand from another terminal (`chaos inject|revert <run-dir> <fault>`),
+        /// and notes written on the run's timeline (`chaos note <run-dir> TEXT`).
+        #[arg(long)]
+        gameday: bool,
         #[command(flatten)]
         params: ParamArgs,
+    },
+    /// Game day: inject a fault of a `chaos run --gameday` in progress now (once per run).
+    /// Answers once it is applied and confirmed.
+    Inject {
+        /// The run's directory (its --out).
+        run_dir: PathBuf,
+        /// The fault's name in the scenario.
+        fault: String,
+    },
+    /// Game day: revert a fault of a `chaos run --gameday` in progress now.
+    Revert { run_dir: PathBuf, fault: String },
+    /// Game day: write a note on the timeline of a `chaos run --gameday` in progress (it
+    /// shows in every report).
+    Note {
+        run_dir: PathBuf,
+        /// The note (UTF-8, at most 4 KiB).
+        text: String,
     },
     /// Join the shards of one sharded run (`chaos run --shard I/N`) into one run: histograms
     /// merged interval by interval (exact percentiles), the conductor's faults, then judged

@@ -241,6 +241,29 @@ fn verdict_line(rep: &crate::report::RunReport, dir: &std::path::Path) {
     ));
 }
 
+/// `chaos inject|revert|note <run-dir> …`: one call to the game-day desk of the run in
+/// progress there; its answer on stdout, exit 0, or why not (2: not such a run, fault or phase;
+/// 4: the fault could not be injected or reverted).
+pub(super) fn gameday(run_dir: &std::path::Path, path: &str, note: Option<String>) -> i32 {
+    let Some(rt) = runtime(false) else {
+        return 2;
+    };
+    match rt.block_on(crate::run::gameday::ask(run_dir, "POST", path, note)) {
+        Ok(v) => {
+            let at = v["at_s"].as_f64().unwrap_or(0.0);
+            match (v["fault"].as_str(), v["done"].as_str()) {
+                (Some(f), Some(done)) => out(&format!("{f}: {done}ed at {at:.1}s into the run")),
+                _ => out(&format!("noted at {at:.1}s into the run")),
+            }
+            0
+        }
+        Err(e) => {
+            err(&format!("error: {e}"));
+            e.exit_code()
+        }
+    }
+}
+
 pub(super) fn rollback(run_dir: &std::path::Path) -> i32 {
     let journal = run_dir.join("journal.jsonl");
     if !journal.exists() {

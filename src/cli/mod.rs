@@ -84,6 +84,13 @@ pub fn dispatch(cmd: Command) -> i32 {
             }
             (None, _, _) => 2,
         },
+        Command::Inject { run_dir, fault } => {
+            gameday(&run_dir, &format!("/faults/{fault}/inject"), None)
+        }
+        Command::Revert { run_dir, fault } => {
+            gameday(&run_dir, &format!("/faults/{fault}/revert"), None)
+        }
+        Command::Note { run_dir, text } => gameday(&run_dir, "/notes", Some(text)),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut script = Vec::new();
@@ -195,12 +202,14 @@ pub fn dispatch(cmd: Command) -> i32 {
             yes,
             shard,
             start_at,
+            gameday,
             params,
         } => {
             let opts = RunOptions {
                 yes,
                 shard,
                 start_at,
+                gameday,
                 scenario,
                 target,
                 target_url,

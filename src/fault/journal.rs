@@ -38,6 +38,9 @@ pub struct Record {
     pub undo: Option<Undo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Who took the step when not the schedule: `hand` (`chaos inject`/`revert` in a game day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Record {
@@ -51,6 +54,7 @@ impl Record {
             plan: None,
             undo: None,
             error: None,
+            by: None,
         }
     }
 }

@@ -14,9 +14,12 @@
 //! its target's control plane is polled at its own bounded rate, and each poll is diffed against
 //! the one before into [`ControlEvent`]s (an instance stopping, the writer moving): the target's
 //! side of the story, beside the load's ([`watch`]).
+//! With game-day hands ([`manual`]), a person may inject a fault before its time or revert it
+//! before its time; it then goes through the very same steps, journaled as done by hand.
 //! Time comes from tokio's clock, so tests run the timeline in paused time.
 
 pub mod journal;
+pub mod manual;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -297,6 +300,8 @@ pub struct Outcome {
     pub error: Option<String>,
     #[serde(skip)]
     pub undo: Option<Undo>,
+    /// Which steps were taken by hand (`--gameday`).
+    pub by_hand: manual::ByHand,
 }
 
 /// What the fault timeline did: each fault's fate, in the plan's order, and what the target's
@@ -317,14 +322,20 @@ pub async fn run_timeline(
     planned: &[Planned],
     driver: &dyn Driver,
     journal: &Journal,
-    start: Instant,
-    end: Duration,
+    (start, end): (Instant, Duration),
     shutdown: &Shutdown,
+    hands: Option<&manual::Hands>,
 ) -> TimelineResult {
     let each = planned.iter().map(|Planned { fault: f, plan }| async move {
-        let r = crate::shutdown::CatchUnwind(Box::pin(one_fault(
-            f, plan, driver, journal, start, end, shutdown,
-        )))
+        let hand = hands.and_then(|h| h.hand(&f.name));
+        let life = one_fault(f, plan, driver, journal, (start, end), shutdown, hand);
+        let r = crate::shutdown::CatchUnwind(Box::pin(async move {
+            let o = life.await;
+            if let Some(h) = hand {
+                h.set(manual::Phase::Over);
+            }
+            o
+        }))
         .await;
         if r.is_err() {
             shutdown.trigger();
@@ -363,15 +374,24 @@ pub async fn run_timeline(
     TimelineResult { outcomes, events }
 }
 
-/// One fault's life on the timeline: wait for its time, inject, confirm, wait, revert.
+/// Wait for `hand`'s signal (`which` of its two), forever without one.
+async fn by_hand(hand: Option<&manual::Hand>, which: fn(&manual::Hand) -> &tokio::sync::Notify) {
+    match hand {
+        Some(h) => which(h).notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One fault's life on the timeline: wait for its time (or a hand), inject, confirm, wait
+/// (for its revert time or a hand), revert.
 async fn one_fault(
     f: &Fault,
     plan: &FaultPlan,
     driver: &dyn Driver,
     journal: &Journal,
-    start: Instant,
-    end: Duration,
+    (start, end): (Instant, Duration),
     shutdown: &Shutdown,
+    hand: Option<&manual::Hand>,
 ) -> Outcome {
     let mut o = Outcome {
         name: f.name.clone(),
@@ -381,10 +401,16 @@ async fn one_fault(
         reverted_at_s: None,
         error: None,
         undo: None,
+        by_hand: manual::ByHand::default(),
     };
     tokio::select! {
         _ = tokio::time::sleep_until(start + f.at) => {}
+        () = by_hand(hand, |h| &h.inject) => {}
         _ = shutdown.wait() => return o,
+    }
+    if let Some(h) = hand {
+        h.set(manual::Phase::Injecting);
+        o.by_hand = h.by_hand();
     }
     // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
     if !inject_one(driver, journal, f, plan, &mut o, start).await {
@@ -423,14 +449,31 @@ async fn one_fault(
         }
         None => {}
     }
-    let revert_at = f.duration.map_or(end, |d| f.at + d).min(end);
+    if let Some(h) = hand {
+        h.set(manual::Phase::Applied);
+    }
+    // Its window as scheduled: `for` after its scheduled time — or after its injection, for
+    // one injected by hand before its time.
+    let from = if o.by_hand.injected {
+        o.injected_at_s
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or(f.at)
+    } else {
+        f.at
+    };
+    let revert_at = f.duration.map_or(end, |d| from + d).min(end);
     renewing(driver, &f.name, undo.as_ref(), async {
         tokio::select! {
             _ = tokio::time::sleep_until(start + revert_at) => {}
+            () = by_hand(hand, |h| &h.revert) => {}
             _ = shutdown.wait() => {}
         }
     })
     .await;
+    if let Some(h) = hand {
+        h.set(manual::Phase::Reverting);
+        o.by_hand = h.by_hand();
+    }
     revert_one(driver, journal, f, &mut o, start).await;
     o
 }
@@ -453,7 +496,9 @@ async fn inject_one(
     start: Instant,
 ) -> bool {
     let kind = f.kind.name();
+    let by = o.by_hand.injected.then(|| HAND.to_string());
     let mut intent = Record::new(&f.name, kind, driver.name(), Step::Intent);
+    intent.by = by.clone();
     intent.plan = Some(plan.clone());
     // Undo data from the plan alone: if the process dies mid-inject, rollback still knows
     // where the target is and how to revert.
@@ -468,6 +513,7 @@ async fn inject_one(
         Ok(undo) => {
             o.injected_at_s = Some(start.elapsed().as_secs_f64());
             let mut r = Record::new(&f.name, kind, driver.name(), Step::Applied);
+            r.by = by;
             r.undo = Some(undo.clone());
             o.undo = Some(undo);
             o.status = Status::RevertFailed; // until reverted
@@ -516,6 +562,9 @@ async fn confirm_one(driver: &dyn Driver, plan: &FaultPlan, o: &Outcome) -> Resu
         }
     }
 }
+
+/// What the journal's `by` says of a step a person took (`--gameday`).
+pub const HAND: &str = "hand";
 
 /// Backoff between revert attempts: 0.2 s doubling to 5 s, or what the target asked for.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
@@ -570,7 +619,8 @@ async fn revert_one(
     let kind = f.kind.name();
     match revert_with_retries(driver, &undo).await {
         Ok(_) => {
-            let r = Record::new(&f.name, kind, driver.name(), Step::Reverted);
+            let mut r = Record::new(&f.name, kind, driver.name(), Step::Reverted);
+            r.by = o.by_hand.reverted.then(|| HAND.to_string());
             let _ = journal_write(journal, &r);
             o.reverted_at_s = Some(start.elapsed().as_secs_f64());
             if o.status != Status::InjectFailed {

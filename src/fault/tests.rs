@@ -121,9 +121,9 @@ async fn run_for(
         &planned,
         d,
         journal,
-        start,
-        Duration::from_millis(end_ms),
+        (start, Duration::from_millis(end_ms)),
         shutdown,
+        None,
     )
     .await
     .outcomes
@@ -548,9 +548,9 @@ async fn observed_run(
         &planned,
         d,
         &j,
-        start,
-        Duration::from_millis(end_ms),
+        (start, Duration::from_millis(end_ms)),
         &Shutdown::new(),
+        None,
     )
     .await
 }
@@ -641,7 +641,14 @@ async fn on_shutdown_the_watch_reads_once_after_the_revert_and_stops() {
     }];
     let stop = Shutdown::new();
     let start = Instant::now();
-    let timeline = run_timeline(&planned, &d, &j, start, Duration::from_secs(60), &stop);
+    let timeline = run_timeline(
+        &planned,
+        &d,
+        &j,
+        (start, Duration::from_secs(60)),
+        &stop,
+        None,
+    );
     let trigger = async {
         tokio::time::sleep(Duration::from_secs(15)).await;
         stop.trigger();
@@ -657,4 +664,122 @@ async fn on_shutdown_the_watch_reads_once_after_the_revert_and_stops() {
     // 9.5 s to 15 s every 0.5 s, and the one after the revert: no polling on to 60 s.
     let polls = d.polls.load(Ordering::SeqCst);
     assert!((12..=14).contains(&polls), "{polls} polls");
+}
+
+/// Game-day hands, in paused time: `a` (scheduled at 10 s for 2 s) injected by hand at 1 s is
+/// reverted 2 s later (its `for` counts from the injection), journaled as done by hand; `b`
+/// (scheduled at 2 s, until the end) is reverted by hand at 4 s. A hand that does not fit the
+/// fault's phase is refused, and a fault is injected once per run.
+#[tokio::test(start_paused = true)]
+async fn faults_injected_and_reverted_by_hand_go_through_the_same_steps() {
+    let d = Arc::new(Flaky::default());
+    let p = tmp("hands");
+    let j = Journal::create(&p).unwrap();
+    let faults = [fault("a", 10_000, 2_000), {
+        let mut b = fault("b", 2_000, 0);
+        b.duration = None;
+        b
+    }];
+    let mut planned = Vec::new();
+    for f in &faults {
+        planned.push(Planned {
+            fault: f.clone(),
+            plan: d.plan(f).await.unwrap(),
+        });
+    }
+    let hands = manual::Hands::new(["a", "b"]);
+    let start = Instant::now();
+    let stop = Shutdown::new();
+    let timeline = run_timeline(
+        &planned,
+        &d,
+        &j,
+        (start, Duration::from_secs(20)),
+        &stop,
+        Some(&hands),
+    );
+    let people = async {
+        assert!(matches!(
+            hands.revert("a").await,
+            Err(manual::HandError::NotApplied(_))
+        ));
+        assert!(matches!(
+            hands.inject("nope").await,
+            Err(manual::HandError::Unknown { .. })
+        ));
+        tokio::time::sleep_until(start + Duration::from_secs(1)).await;
+        hands.inject("a").await.unwrap();
+        assert!(matches!(
+            hands.inject("a").await,
+            Err(manual::HandError::AlreadyApplied(_))
+        ));
+        tokio::time::sleep_until(start + Duration::from_secs(4)).await;
+        hands.note(
+            start.elapsed().as_secs_f64(),
+            "b is on by schedule; taking it off",
+        );
+        hands.revert("b").await.unwrap();
+        assert!(matches!(
+            hands.inject("a").await,
+            Err(manual::HandError::Over(_))
+        ));
+    };
+    let (t, ()) = tokio::join!(timeline, people);
+    let [a, b] = &t.outcomes[..] else {
+        panic!("{:?}", t.outcomes)
+    };
+    let near = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() < 0.01;
+    assert!(
+        near(a.injected_at_s, 1.0) && near(a.reverted_at_s, 3.0),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.by_hand,
+        manual::ByHand {
+            injected: true,
+            reverted: false
+        }
+    );
+    assert!(
+        near(b.injected_at_s, 2.0) && near(b.reverted_at_s, 4.0),
+        "{b:?}"
+    );
+    assert_eq!(
+        b.by_hand,
+        manual::ByHand {
+            injected: false,
+            reverted: true
+        }
+    );
+    assert_eq!(hands.notes().len(), 1);
+    let records = journal::read(&p).unwrap();
+    let by = |fault: &str, step: Step| {
+        records
+            .iter()
+            .find(|r| r.fault == fault && r.step == step)
+            .map(|r| r.by.clone())
+    };
+    assert_eq!(by("a", Step::Intent), Some(Some(HAND.into())));
+    assert_eq!(by("a", Step::Applied), Some(Some(HAND.into())));
+    assert_eq!(
+        by("a", Step::Reverted),
+        Some(None),
+        "reverted on its schedule"
+    );
+    assert_eq!(
+        by("b", Step::Applied),
+        Some(None),
+        "injected on its schedule"
+    );
+    assert_eq!(by("b", Step::Reverted), Some(Some(HAND.into())));
+    // The same steps as a scheduled fault's.
+    let steps_of = |fault: &str| -> Vec<Step> {
+        records
+            .iter()
+            .filter(|r| r.fault == fault)
+            .map(|r| r.step)
+            .collect()
+    };
+    let all = vec![Step::Intent, Step::Applied, Step::Confirmed, Step::Reverted];
+    assert_eq!((steps_of("a"), steps_of("b")), (all.clone(), all));
 }

@@ -356,7 +356,19 @@ pub fn render(r: &RunReport) -> String {
                 esc(f.status.name()),
                 t(f.injected_at_s),
                 t(f.reverted_at_s),
-                esc(&f.note)
+                esc(&format!("{}{}", f.note, super::by_hand_text(f.by_hand)))
+            );
+        }
+        o.push_str("</table>");
+    }
+    if !r.notes.is_empty() {
+        o.push_str("<h2>Game-day notes</h2><table><tr><th>at</th><th>note</th></tr>");
+        for n in &r.notes {
+            let _ = write!(
+                o,
+                "<tr><td>{:.1}s</td><td>{}</td></tr>",
+                n.at_s,
+                esc(&n.text)
             );
         }
         o.push_str("</table>");

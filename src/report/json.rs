@@ -116,6 +116,7 @@ pub fn record(r: &RunReport) -> ReportFile {
                 note: rec.map(|x| x.note.clone()),
                 injected_at_s: rec.and_then(|x| x.injected_at_s),
                 reverted_at_s: rec.and_then(|x| x.reverted_at_s),
+                by_hand: rec.map(|x| x.by_hand).unwrap_or_default(),
             }
         })
         .collect();
@@ -140,6 +141,7 @@ pub fn record(r: &RunReport) -> ReportFile {
             stages,
             faults,
             events: r.events.clone(),
+            notes: r.notes.clone(),
         },
         scheduled: r.scheduled,
         interval_s: Some(iv),

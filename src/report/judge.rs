@@ -46,6 +46,7 @@ pub fn judge(scenario: Scenario, run: RunRecord) -> Result<RunReport, JudgeError
         shards: run.shards,
         journal: run.journal,
         events: run.events,
+        notes: run.notes,
         segments: crate::load::schedule::segments(&scenario.load.stages),
         target_url: run.target_url,
         time_scale: run.time_scale,

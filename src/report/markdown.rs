@@ -210,13 +210,17 @@ pub fn render(r: &RunReport) -> String {
             None if applied => "**still applied**".to_string(),
             r => at(r, f.end),
         };
+        let hand = rec.map_or(String::new(), |x| super::by_hand_text(x.by_hand));
         let _ = writeln!(
             o,
-            "| {} | {reverted} | fault `{}` ({}){status} | |",
+            "| {} | {reverted} | fault `{}` ({}){status}{hand} | |",
             at(rec.and_then(|x| x.injected_at_s), f.start),
             f.name,
             f.kind
         );
+    }
+    for n in &r.notes {
+        let _ = writeln!(o, "| {:.1}s | | note: {} | |", n.at_s, cell(&n.text));
     }
     o
 }

@@ -117,6 +117,8 @@ pub struct FaultRecord {
     /// When it was injected and reverted, from the start of the run.
     pub injected_at_s: Option<f64>,
     pub reverted_at_s: Option<f64>,
+    /// Which of its steps were taken by hand (`--gameday`).
+    pub by_hand: crate::fault::manual::ByHand,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +143,16 @@ impl FaultRecord {
     /// Whether it ever took effect (an injection returned and its effect was confirmed).
     pub fn applied(&self) -> bool {
         self.injected_at_s.is_some() && self.status != FaultStatus::Unconfirmed
+    }
+}
+
+/// What a report says of a fault's steps taken by hand in a game day (empty when none was).
+pub fn by_hand_text(b: crate::fault::manual::ByHand) -> String {
+    match (b.injected, b.reverted) {
+        (true, true) => " (injected and reverted by hand)".into(),
+        (true, false) => " (injected by hand)".into(),
+        (false, true) => " (reverted by hand)".into(),
+        (false, false) => String::new(),
     }
 }
 
@@ -192,6 +204,8 @@ pub struct RunReport {
     pub journal: Vec<crate::fault::journal::Record>,
     /// What the target's control plane showed while the faults were applied (in time order).
     pub events: Vec<crate::fault::ControlEvent>,
+    /// Notes the team wrote during a game day (`chaos note`), in time order.
+    pub notes: Vec<crate::fault::manual::Note>,
     /// The users' journeys (`[users]`): counts and their recording.
     pub journeys: Option<JourneysRecord>,
     /// The shards this run is made of: one for a shard's own run, every one for a merged
@@ -430,6 +444,7 @@ mod tests {
             note: String::new(),
             injected_at_s: Some(1.0),
             reverted_at_s: Some(2.0),
+            by_hand: Default::default(),
         };
         for st in [
             FaultStatus::InjectFailed,

@@ -139,6 +139,10 @@ pub struct TimelineInfo {
     /// (absent when there were none, and in older reports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<crate::fault::ControlEvent>,
+    /// Notes the team wrote during a game day (`chaos note`), in time order (absent when
+    /// there were none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<crate::fault::manual::Note>,
 }
 
 /// One load stage as scheduled (seconds from the start, rates in requests per second).
@@ -164,6 +168,9 @@ pub struct FaultInfo {
     pub note: Option<String>,
     pub injected_at_s: Option<f64>,
     pub reverted_at_s: Option<f64>,
+    /// Which of its steps were taken by hand in a game day (absent when none was).
+    #[serde(default, skip_serializing_if = "crate::fault::manual::ByHand::is_none")]
+    pub by_hand: crate::fault::manual::ByHand,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -401,6 +408,8 @@ pub struct RunRecord {
     pub journal: Vec<journal::Record>,
     /// What the target's control plane showed while the faults were applied.
     pub events: Vec<crate::fault::ControlEvent>,
+    /// The game day's notes.
+    pub notes: Vec<crate::fault::manual::Note>,
     /// The users' journeys (`[users]`): counts and their recording.
     pub journeys: Option<super::JourneysRecord>,
     /// See [`super::RunReport::shards`].

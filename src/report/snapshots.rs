@@ -96,6 +96,7 @@ fn build(
         },
         injected_at_s: (fault != FaultStatus::Skipped).then_some(8.0),
         reverted_at_s: (fault != FaultStatus::Skipped).then_some(12.0),
+        by_hand: Default::default(),
     }];
     let data = verification.as_ref().map_or(
         DataCheck {
@@ -121,6 +122,7 @@ fn build(
         journeys: None,
         shards: Vec::new(),
         // The zone as the sandbox's control plane showed it (a reverted fault only).
+        notes: Vec::new(),
         events: if fault == FaultStatus::Reverted {
             vec![
                 crate::fault::ControlEvent {

@@ -10,6 +10,7 @@
 //! `--skip-faults`, and every skipped fault is written into the reports as skipped — never
 //! silently dropped. Tests bring their own system and driver through [`run_connected`].
 
+pub mod gameday;
 mod outdir;
 pub mod plan;
 pub mod shard;
@@ -58,6 +59,9 @@ pub struct RunOptions {
     pub shard: Option<shard::Shard>,
     /// `--start-at`: the wall-clock instant the run's clock starts (every shard's, the same).
     pub start_at: Option<std::time::SystemTime>,
+    /// `--gameday`: faults may also be injected and reverted by hand, notes written
+    /// (`chaos inject|revert|note <run-dir>`, through [`gameday`]).
+    pub gameday: bool,
 }
 
 impl Default for RunOptions {
@@ -79,6 +83,7 @@ impl Default for RunOptions {
             yes: false,
             shard: None,
             start_at: None,
+            gameday: false,
         }
     }
 }
@@ -316,6 +321,11 @@ pub async fn run(
     }
     let settings = target::connect::settings_for(&t, &scenario.sandbox)?;
     check_shard(opts)?;
+    if opts.gameday && (opts.skip_faults || opts.shard.is_some_and(|s| !s.is_conductor())) {
+        return Err(RunError::Usage(
+            "--gameday hands the run's faults to people: not with --skip-faults, nor on a shard that does not drive the faults".into(),
+        ));
+    }
     if opts.shard.is_some() && t.writes_into_run_dir() {
         return Err(RunError::Usage(format!(
             "--shard on {}: each shard would start a sandbox of its own, and the conductor's faults would miss the others' traffic; run every shard against one shared target (--sandbox-url URL of a `chaos sandbox up`, or a target file)",
@@ -485,6 +495,23 @@ async fn execute(
         Some(at) => start_at(at, opts.shard, &shutdown).await?,
     };
     tracing::info!(target_url = %url, "run clock started: the first arrivals are due now");
+    // The game-day desk: open from the clock's start to the timeline's end (dropped below).
+    let hands = (opts.gameday && driver.is_some() && journal.is_some()).then(|| {
+        Arc::new(fault::manual::Hands::new(
+            plan.faults.iter().map(|p| p.fault.name.as_str()),
+        ))
+    });
+    let desk = match &hands {
+        Some(h) => Some(
+            gameday::open(h.clone(), dir, clock)
+                .await
+                .map_err(|source| RunError::Write {
+                    path: dir.join(gameday::FILE).display().to_string(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let load_fut = engine.run(clock, shutdown.clone(), &mut watch, tick);
     // A panic in the load path must not skip the reverts: it is caught here, the run is shut
     // down, the fault timeline reverts everything, and only then is the panic resumed.
@@ -504,7 +531,14 @@ async fn execute(
         let (Some(d), Some(j)) = (driver, &journal) else {
             return None;
         };
-        let t = fault::run_timeline(&plan.faults, d, j, clock.epoch(), timeline.total, &shutdown);
+        let t = fault::run_timeline(
+            &plan.faults,
+            d,
+            j,
+            (clock.epoch(), timeline.total),
+            &shutdown,
+            hands.as_deref(),
+        );
         let r = crate::shutdown::CatchUnwind(Box::pin(t)).await;
         if r.is_err() {
             shutdown.trigger();
@@ -512,6 +546,9 @@ async fn execute(
         Some(r)
     };
     let (result, timeline_result) = tokio::join!(load_fut, faults_fut);
+    // Every fault is over: no more hands (notes typed after this are refused: the file is gone).
+    drop(desk);
+    let notes = hands.as_ref().map(|h| h.notes()).unwrap_or_default();
     let (outcomes, events) = match timeline_result {
         None => (None, Vec::new()),
         Some(Ok(t)) => (Some(t.outcomes), t.events),
@@ -623,6 +660,7 @@ async fn execute(
                 kind: o.kind,
                 injected_at_s: o.injected_at_s,
                 reverted_at_s: o.reverted_at_s,
+                by_hand: o.by_hand,
             })
             .collect(),
         None => scenario
@@ -645,6 +683,7 @@ async fn execute(
                 },
                 injected_at_s: None,
                 reverted_at_s: None,
+                by_hand: Default::default(),
             })
             .collect(),
     };
@@ -672,6 +711,7 @@ async fn execute(
         verification,
         journal,
         events,
+        notes,
         journeys: users.map(|u| report::JourneysRecord {
             counts: u.counts,
             recording: u.recording,

@@ -144,6 +144,7 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
         note: String::new(),
         injected_at_s: Some(FAULT_AT as f64),
         reverted_at_s: Some(INTERVALS as f64),
+        by_hand: Default::default(),
     }];
     let r = crate::report::RunReport {
         segments: crate::load::schedule::segments(&s.load.stages),
@@ -165,6 +166,7 @@ pub(super) fn run(tag: &str, sp: &Spec) -> PathBuf {
         verification: None,
         journal: Vec::new(),
         events: Vec::new(),
+        notes: Vec::new(),
         journeys: None,
         shards: Vec::new(),
         scenario: s,

@@ -78,6 +78,7 @@ impl ReportFile {
                 note: f.note.clone().unwrap_or_default(),
                 injected_at_s: f.injected_at_s,
                 reverted_at_s: f.reverted_at_s,
+                by_hand: f.by_hand,
             })
             .collect()
     }
@@ -127,6 +128,7 @@ impl ReportFile {
             verification,
             journal: self.journal,
             events: self.timeline.events,
+            notes: self.timeline.notes,
             journeys,
             shards: self.shards,
         })
