@@ -35,9 +35,11 @@ use crate::load::engine::DurableWrite;
 use crate::scenario::Client;
 use crate::slo::DataCheck;
 
-/// At most this many read-backs in flight.
+/// At most this many read-back requests in flight.
 const CONCURRENCY: usize = 32;
-const GIVE_UP_AFTER: u64 = 2 * CONCURRENCY as u64;
+/// After this many attempts in a row the target did not answer (a transport error, a 5xx),
+/// the rest are reported unverified at once: ten rounds of every request in flight.
+const GIVE_UP_AFTER: u64 = 10 * CONCURRENCY as u64;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LostWrite {
@@ -229,20 +231,14 @@ pub async fn read_back(
     let client = cfg.reqwest(base_url).map_err(failed)?;
     let base = Arc::new(base_url.trim_end_matches('/').to_string());
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
-    // A dead target would cost every write its full retry schedule: after this many
-    // unverified in a row with none found, the rest are reported unverified at once.
+    // A dead target would cost every write its full retry schedule: the attempts it did not
+    // answer in a row are counted ([`GIVE_UP_AFTER`]), and any answer starts the count again.
     let dead = Arc::new(AtomicU64::new(0));
     let mut set = JoinSet::new();
     for w in writes.iter().cloned() {
         let (client, base, sem, dead) = (client.clone(), base.clone(), sem.clone(), dead.clone());
         set.spawn(async move {
             let a = one(&client, &base, &w, &sem, &dead).await;
-            match a {
-                Answer::Unverified(_) => {
-                    dead.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => dead.store(0, Ordering::Relaxed),
-            }
             (w, a)
         });
     }
@@ -308,8 +304,9 @@ fn natural(id: &str) -> (u64, String) {
 
 /// Read one write back: up to five attempts, each holding one of the `sem` permits only while
 /// its request is out (a write waiting to ask again — a 404 being confirmed — holds none, so
-/// a restore's thousands of lost writes are confirmed side by side, not 32 at a time). Once
-/// `dead` says the target stopped answering, no further attempt is made.
+/// a restore's thousands of lost writes are confirmed side by side, not 32 at a time). Each
+/// attempt counts in `dead` (the attempts in a row the target did not answer, reset by any
+/// answer); once it reaches [`GIVE_UP_AFTER`], no further attempt is made.
 async fn one(
     client: &reqwest::Client,
     base: &str,
@@ -334,7 +331,16 @@ async fn one(
         let req = client
             .request(method.clone(), &url)
             .headers(w.headers.map().clone());
-        match req.send().await {
+        let resp = req.send().await;
+        let answered = resp.as_ref().is_ok_and(|r| {
+            r.status().is_success() || [401, 403, 404].contains(&r.status().as_u16())
+        });
+        if answered {
+            dead.store(0, Ordering::Relaxed);
+        } else {
+            dead.fetch_add(1, Ordering::Relaxed);
+        }
+        match resp {
             Ok(r) if r.status().is_success() => {
                 let Some((path, sent)) = &w.same else {
                     return Answer::Found;

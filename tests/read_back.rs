@@ -318,3 +318,45 @@ async fn an_id_that_answers_with_another_value_is_lost_when_durable_same_is_set(
         .unwrap();
     assert_eq!((v.found, v.lost.len()), (20, 0));
 }
+
+/// A target that takes connections and never answers: each attempt waits out the client's
+/// timeout. The read-back gives up on it after a bounded number of attempts in a row (not
+/// every write's five), so 2,000 writes are reported unverified — most of them skipped without
+/// a request — instead of holding the run for 2,000 × 5 timeouts / 32 in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_answers_is_given_up_on_after_bounded_attempts() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            h.lock().unwrap().push(stream);
+        }
+    });
+    let mut client = hold_load(1.0, 1.0, vec![]).client;
+    client.timeout = std::time::Duration::from_millis(100);
+    let writes: Vec<chaos::load::engine::DurableWrite> = (0..2000)
+        .map(|i| chaos::load::engine::DurableWrite {
+            request: "create".into(),
+            id: i.to_string(),
+            read_method: "GET".into(),
+            read_path: format!("/notes/{i}"),
+            headers: Default::default(),
+            same: None,
+            sent_ms: None,
+            acked_ms: None,
+        })
+        .collect();
+    let v = chaos::verify::read_back(&url, &client, &writes)
+        .await
+        .unwrap();
+    assert_eq!((v.checked, v.found, v.lost.len()), (2000, 0, 0));
+    assert_eq!(v.unverified.len(), 2000);
+    let skipped = v
+        .unverified
+        .iter()
+        .filter(|u| u.reason.contains("stopped answering"))
+        .count();
+    assert!(skipped >= 1500, "only {skipped} skipped");
+}

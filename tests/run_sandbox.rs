@@ -549,9 +549,10 @@ fn dr_restore_measures_rpo_and_rto_and_fails_when_snapshots_are_too_rare() {
     assert_eq!(rpo["status"], "pass", "{rpo}");
     let measured = rpo["value"].as_f64().unwrap() / 1e6;
     // Writes are acknowledged every few ms at 4x peak: the newest one kept is within a few
-    // of the snapshot.
+    // of the snapshot. The loss is timed when the inject call returns, after the sandbox
+    // took it: a loaded machine adds that call's time.
     assert!(
-        (measured - age).abs() < 0.3,
+        (-0.3..1.0).contains(&(measured - age)),
         "rpo {measured:.3}s, the snapshot was {age:.3}s old at the loss"
     );
     assert!(!truth(&ev).is_empty(), "writes after the snapshot are lost");

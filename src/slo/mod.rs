@@ -530,6 +530,18 @@ pub fn judge_run<'a>(
         _ => None,
     };
     let mut slo = evaluate_all(&s.slo.objectives, rec, journeys, &judged, data, sustain);
+    // A restore that never took place lost nothing: an RPO is measured on those that did.
+    if !unapplied.is_empty() {
+        let mut took_place = judged.clone();
+        took_place
+            .faults
+            .retain(|f| !unapplied.iter().any(|(n, _)| *n == f.name));
+        for (r, o) in slo.iter_mut().zip(&s.slo.objectives) {
+            if o.metric == Metric::Rpo {
+                *r = rpo::judge_rpo(o, data, &took_place);
+            }
+        }
+    }
     for (r, o) in slo.iter_mut().zip(&s.slo.objectives) {
         if let Some(note) = why_not(o) {
             *r = not_judged(o, note);

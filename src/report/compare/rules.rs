@@ -22,6 +22,10 @@ pub(super) enum Rule {
     Rate,
     Recovery,
     Count,
+    /// Shown, never a regression: a restore's RPO moves by up to the snapshot interval with
+    /// where the loss falls between two snapshots (one draw of that per run); its SLO bound
+    /// judges it.
+    Shown,
 }
 
 /// One side of a row: the value compared, the samples it came from, and the merged statistics
@@ -172,6 +176,11 @@ pub(super) fn judge(
             format!("floor {}", crate::slo::show_us(c.recovery_floor_us)),
         ),
         Rule::Count => (found(beyond && delta >= 1.0), String::new()),
+        Rule::Shown => (
+            Finding::NoRegression,
+            "moves with where the loss falls between snapshots: judged by its bound, not compared"
+                .into(),
+        ),
     };
     Row {
         window,

@@ -3,7 +3,9 @@
 //! and then promotes the most up-to-date reachable reader, logging the acknowledged writes the
 //! promotion lost (`db_writes_lost`).
 //!
-//! It owns the writer's identity and every instance's reachability. It must never invent or
+//! It owns the writer's identity and every instance's reachability (a restore, in
+//! [`super::restore`], also ends a failover under way and may move the writer off a zone that
+//! is down). It must never invent or
 //! drop data of its own: a promoted reader keeps what it holds, the others resynchronise from
 //! it, and a loss is only ever what the old writer acknowledged and the new one never got.
 
@@ -25,6 +27,7 @@ impl Db {
                 return false;
             }
             s.failing_over = true;
+            s.failover_gen += 1;
             self.reconcile(&s);
             let old = s.instances[s.writer].name.clone();
             self.events.log(
@@ -33,17 +36,18 @@ impl Db {
             );
         }
         let db = self.clone();
+        let gen = lock(&self.state).failover_gen;
         tokio::spawn(async move {
             tokio::time::sleep(db.cfg.failover_time).await;
-            db.promote();
+            db.promote(gen);
         });
         true
     }
 
-    fn promote(&self) {
+    /// Promote a reader: the end of failover `gen` (none if a restore ended it meanwhile).
+    fn promote(&self, gen: u64) {
         let mut s = lock(&self.state);
-        // A restore began meanwhile and ended this failover.
-        if !s.failing_over || s.restoring {
+        if !s.failing_over || s.restoring || s.failover_gen != gen {
             return;
         }
         let old = s.writer;
@@ -71,6 +75,11 @@ impl Db {
             .filter(|id| s.acked.contains(id) && !s.instances[new].notes.contains_key(id))
             .copied()
             .collect();
+        // Lost once, logged once: a later restore or failover must not count them again.
+        for id in &lost {
+            s.acked.remove(id);
+            s.lost.insert(*id);
+        }
         // The old writer's replication stream ends with it.
         s.pending.clear();
         s.writer = new;

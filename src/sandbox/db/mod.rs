@@ -4,8 +4,8 @@
 //! Every instance is a TCP server on its own loopback port ([`super::wire`]); app nodes reach
 //! them with a [`DbClient`], which dials the cluster endpoint (the current writer's address,
 //! looked up at each call as a DNS name that follows failovers would be) for writes, and the
-//! writer or else a reachable reader for reads. An unreachable instance (its zone is down, or it
-//! is the writer during a failover) has its port closed and its connections dropped; a write
+//! writer or else a reachable reader for reads. An unreachable instance (its zone is down, it
+//! is the writer during a failover, or the cluster is being restored) has its port closed and its connections dropped; a write
 //! that reaches an instance that is no longer the writer is refused as read-only.
 //!
 //! Replication goes over the wire too: the writer sends each write to the readers' ports
@@ -92,8 +92,18 @@ struct State {
     next_id: u64,
     /// Async replication: (id, text, send-at), in id order.
     pending: Vec<(u64, String, Instant)>,
-    /// Writes acknowledged to their client (what a failover can lose).
+    /// Writes acknowledged to their client and not lost since (what a failover or a restore
+    /// can lose).
     acked: std::collections::BTreeSet<u64>,
+    /// Acknowledged writes a failover or a restore lost (logged as `db_writes_lost`); a
+    /// restore from a snapshot older than the loss may bring some back.
+    lost: std::collections::BTreeSet<u64>,
+    /// Which failover a promotion timer belongs to (one cut short by a restore must not
+    /// promote during a later one).
+    failover_gen: u64,
+    /// Restores so far: a write, or a replication stream, begun before the latest restore is
+    /// never acknowledged or applied after it.
+    restores: u64,
     /// A restore is under way: every instance's data is gone and none serves.
     restoring: bool,
     /// The newest snapshot of the writer's data.
@@ -152,6 +162,9 @@ impl Db {
                 next_id: 1,
                 pending: Vec::new(),
                 acked: Default::default(),
+                lost: Default::default(),
+                failover_gen: 0,
+                restores: 0,
                 restoring: false,
                 snapshot: None,
             }),
@@ -265,6 +278,10 @@ impl Db {
                 }
                 if from != Some(s.writer) || s.failing_over {
                     return Reply::Err("not from the current writer".into());
+                }
+                // Written before a restore that wiped them: gone with the data.
+                if req["gen"].as_u64() != Some(s.restores) {
+                    return Reply::Err("from before the latest restore".into());
                 }
                 let entries = req["entries"].as_array().cloned().unwrap_or_default();
                 for e in &entries {

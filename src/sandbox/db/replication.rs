@@ -29,7 +29,7 @@ impl Db {
         let Some(text) = req["text"].as_str() else {
             return Reply::Err("write needs a text".into());
         };
-        let (id, readers) = {
+        let (id, readers, gen) = {
             let mut s = lock(&self.state);
             if !s.serving(i) {
                 return Reply::Err("instance down".into());
@@ -41,7 +41,7 @@ impl Db {
             s.next_id += 1;
             s.instances[i].notes.insert(id, text.to_string());
             match self.cfg.replication {
-                Replication::Sync => (id, self.reader_addrs(&s)),
+                Replication::Sync => (id, self.reader_addrs(&s), s.restores),
                 Replication::Async { lag } => {
                     s.pending.push((id, text.to_string(), Instant::now() + lag));
                     s.acked.insert(id);
@@ -49,11 +49,12 @@ impl Db {
                 }
             }
         };
-        self.ship(i, &readers, json!([[id, text]])).await;
+        self.ship((i, gen), &readers, json!([[id, text]])).await;
         // Acknowledged only if this instance is still the writer, up: one that began failing
-        // over meanwhile never answers (its connection is being dropped).
+        // over meanwhile never answers (its connection is being dropped), nor one whose data
+        // a restore wiped meanwhile (however short it was).
         let mut s = lock(&self.state);
-        if i != s.writer || !s.serving(i) {
+        if i != s.writer || !s.serving(i) || s.restores != gen {
             return Reply::Err("instance down".into());
         }
         s.acked.insert(id);
@@ -75,9 +76,15 @@ impl Db {
     /// and wait for every answer. A reader that did not take them — its port not yet open
     /// again after it came back, say — and is still reachable catches up from the writer
     /// (as a replica replays the log it missed); one that is gone resynchronises when it
-    /// rejoins.
-    async fn ship(&self, from: usize, readers: &[(usize, std::net::SocketAddr)], entries: Value) {
-        let req = json!({ "op": "replicate", "from": from, "entries": entries });
+    /// rejoins. `gen` is the restore count when the entries were written: a reader refuses
+    /// them once a restore came between.
+    async fn ship(
+        &self,
+        (from, gen): (usize, u64),
+        readers: &[(usize, std::net::SocketAddr)],
+        entries: Value,
+    ) {
+        let req = json!({ "op": "replicate", "from": from, "gen": gen, "entries": entries });
         let req = &req;
         let missed = Mutex::new(Vec::new());
         let missed_ref = &missed;
@@ -92,7 +99,7 @@ impl Db {
             return;
         }
         let mut s = lock(&self.state);
-        if s.writer != from || !s.serving(from) {
+        if s.writer != from || !s.serving(from) || s.restores != gen {
             return; // The writer is gone: nothing to catch up from.
         }
         for i in missed {
@@ -130,7 +137,8 @@ impl Db {
                 .drain(..due)
                 .map(|(id, text, _)| json!([id, text]))
                 .collect();
-            (s.writer, self.reader_addrs(&s), Value::Array(entries))
+            let from = (s.writer, s.restores);
+            (from, self.reader_addrs(&s), Value::Array(entries))
         };
         self.ship(from, &readers, entries).await;
     }

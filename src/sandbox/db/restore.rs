@@ -81,8 +81,15 @@ impl Db {
                 return false;
             }
             s.restoring = true;
+            s.restores += 1;
             // A failover under way ends here: there is nothing left to promote.
-            s.failing_over = false;
+            if s.failing_over {
+                s.failing_over = false;
+                self.events.log(
+                    "db_failover_end",
+                    json!({ "cancelled_by": "db_restore", "writer": s.instances[s.writer].name }),
+                );
+            }
             s.pending.clear();
             for inst in s.instances.iter_mut() {
                 inst.notes.clear();
@@ -124,6 +131,19 @@ impl Db {
         // Lost once, logged once: a later restore or failover must not count them again.
         for id in &lost {
             s.acked.remove(id);
+            s.lost.insert(*id);
+        }
+        // Writes an earlier failover lost that this (older) snapshot holds are back: acknowledged
+        // again as far as the cluster knows.
+        let back: Vec<u64> = s
+            .lost
+            .iter()
+            .filter(|id| data.contains_key(id))
+            .copied()
+            .collect();
+        for id in &back {
+            s.lost.remove(id);
+            s.acked.insert(*id);
         }
         for inst in s.instances.iter_mut() {
             inst.notes = data.clone();
@@ -145,13 +165,15 @@ impl Db {
                 json!({ "count": lost.len(), "ids": lost }),
             );
         }
+        if !back.is_empty() {
+            self.events.log(
+                "db_writes_recovered",
+                json!({ "count": back.len(), "ids": back }),
+            );
+        }
         self.events.log(
             "db_restore_end",
             json!({ "writer": writer, "notes": notes }),
         );
-    }
-
-    pub fn is_restoring(&self) -> bool {
-        lock(&self.state).restoring
     }
 }

@@ -201,3 +201,66 @@ async fn losing_the_writer_zone_fails_over() {
         .iter()
         .any(|i| i["db_role"] == "writer" && i["zone"] != "a"));
 }
+
+/// A restore during a failover ends that failover (logged as cancelled); its promotion timer,
+/// still running, must not cut short a failover begun after the restore. An async write a
+/// failover lost, held by an older snapshot, comes back with the restore and is logged so.
+#[tokio::test]
+async fn a_restore_ends_a_failover_and_may_bring_back_what_it_lost() {
+    let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| z.to_string()).collect();
+    let d = Db::start(
+        DbConfig {
+            writer_zone: "a".into(),
+            // A lag no write is shipped within: every async write is the writer's alone.
+            replication: Replication::Async {
+                lag: Duration::from_secs(60),
+            },
+            failover_time: Duration::from_millis(400),
+            snapshot_interval: None,
+            restore_time: Duration::from_millis(100),
+        },
+        &zones,
+        Arc::new(Events::new(None).unwrap()),
+    )
+    .await
+    .unwrap();
+    let c = DbClient::new(d.clone());
+    let id = c.write("only on the writer").await.unwrap();
+    assert!(d.snapshot());
+    // The failover loses the unreplicated write.
+    assert!(d.failover("test"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ev = |kind: &str| -> Vec<Value> {
+        d.events
+            .all()
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect()
+    };
+    assert_eq!(ev("db_writes_lost")[0]["ids"], json!([id]));
+    // A failover, cut short by a restore at 100 ms in.
+    assert!(d.failover("again"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(d.restore("test"));
+    assert!(!d.failover("during the restore"), "nothing to fail over to");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ends = ev("db_failover_end");
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert_eq!(ends[1]["cancelled_by"], "db_restore");
+    // The snapshot held the write the first failover lost: it is back, and said to be.
+    assert_eq!(
+        c.read(id).await.unwrap().as_deref(),
+        Some("only on the writer")
+    );
+    assert_eq!(ev("db_writes_recovered")[0]["ids"], json!([id]));
+    // A third failover, begun after the restore: the cut-short one's timer (due at 500 ms
+    // after it began, 200 ms from now) must not promote it early.
+    let writer = d.writer_addr();
+    assert!(d.failover("after"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(d.is_failing_over(), "promoted by an old failover's timer");
+    assert_eq!(d.writer_addr(), writer);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!d.is_failing_over());
+    assert_ne!(d.writer_addr(), writer);
+}
