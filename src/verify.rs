@@ -332,9 +332,9 @@ async fn one(
             .request(method.clone(), &url)
             .headers(w.headers.map().clone());
         let resp = req.send().await;
-        let answered = resp.as_ref().is_ok_and(|r| {
-            r.status().is_success() || [401, 403, 404].contains(&r.status().as_u16())
-        });
+        // Not answered: a transport error or a 5xx. Any other status is an answer (a 429 is
+        // a target alive and busy).
+        let answered = resp.as_ref().is_ok_and(|r| !r.status().is_server_error());
         if answered {
             dead.store(0, Ordering::Relaxed);
         } else {

@@ -81,9 +81,10 @@ fn a_game_day_driven_from_another_terminal_matches_its_scheduled_equivalent() {
     // 2 s later.
     let by_hand = game(&dir, "hand.toml", "7s", "");
     let out = dir.join("hand");
-    let t0 = Instant::now();
     let mut run = start(&by_hand, &out, &["--gameday"]);
     desk_open(&out, &mut run);
+    // The desk opens as the run's clock starts: the times below count from here.
+    let t0 = Instant::now();
     let d = out.to_str().unwrap();
     // Wrong hands: exit 2, and the run goes on.
     let (code, _, err) = hand(&["revert", d, "kill"]);
@@ -96,6 +97,7 @@ fn a_game_day_driven_from_another_terminal_matches_its_scheduled_equivalent() {
     let (code, said, err) = hand(&["inject", d, "kill"]);
     assert_eq!(code, 0, "{err}");
     assert!(said.starts_with("kill: injected at"), "{said}");
+    assert!(!said.contains("by its schedule"), "{said}");
     let (code, _, err) = hand(&["inject", d, "kill"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already applied"), "{err}");
@@ -124,7 +126,8 @@ fn a_game_day_driven_from_another_terminal_matches_its_scheduled_equivalent() {
         f["injected_at_s"].as_f64().unwrap(),
         f["reverted_at_s"].as_f64().unwrap(),
     );
-    assert!((1.9..4.0).contains(&inj), "injected at {inj}");
+    // About 2 s in, whatever the machine's load: not at the fault's scheduled 7 s.
+    assert!((1.9..5.0).contains(&inj), "injected at {inj}");
     assert!(rev < 7.0, "reverted by hand, before its schedule: {rev}");
     let notes = r["timeline"]["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1);

@@ -251,8 +251,11 @@ pub(super) fn gameday(run_dir: &std::path::Path, path: &str, note: Option<String
     match rt.block_on(crate::run::gameday::ask(run_dir, "POST", path, note)) {
         Ok(v) => {
             let at = v["at_s"].as_f64().unwrap_or(0.0);
-            match (v["fault"].as_str(), v["done"].as_str()) {
-                (Some(f), Some(done)) => out(&format!("{f}: {done}ed at {at:.1}s into the run")),
+            match (v["fault"].as_str(), v["done"].as_str(), v["by"].as_str()) {
+                (Some(f), Some(done), Some("schedule")) => out(&format!(
+                    "{f}: {done}ed at {at:.1}s into the run, by its schedule (it came first)"
+                )),
+                (Some(f), Some(done), _) => out(&format!("{f}: {done}ed at {at:.1}s into the run")),
                 _ => out(&format!("noted at {at:.1}s into the run")),
             }
             0

@@ -44,21 +44,68 @@ impl ByHand {
     }
 }
 
+/// What the timeline has done with one fault so far (a watch keeps only the latest value, so
+/// outcomes are kept in it once known, whatever the phase moves on to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    phase: Phase,
+    /// A person asked for its injection / revert (at most once each).
+    inject_asked: bool,
+    revert_asked: bool,
+    /// Which steps were taken by hand (the hand won over the schedule).
+    by: ByHand,
+    /// Whether its inject took effect (applied and confirmed), once known.
+    applied: Option<bool>,
+    /// Whether its revert succeeded, once tried.
+    reverted: Option<bool>,
+}
+
 /// One fault's hands.
 pub struct Hand {
     pub(super) inject: Notify,
     pub(super) revert: Notify,
-    phase: watch::Sender<Phase>,
-    pub(super) by: Mutex<ByHand>,
+    progress: watch::Sender<Progress>,
 }
 
 impl Hand {
-    pub(super) fn set(&self, p: Phase) {
-        self.phase.send_replace(p);
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(f);
     }
 
-    pub(super) fn by_hand(&self) -> ByHand {
-        *self.by.lock().unwrap_or_else(|p| p.into_inner())
+    /// The timeline begins the inject; `by_hand`: a hand, not the schedule, started it.
+    pub(super) fn injecting(&self, by_hand: bool) {
+        self.update(|p| {
+            p.phase = Phase::Injecting;
+            p.by.injected = by_hand;
+        });
+    }
+
+    /// The inject took effect (applied and confirmed) or not.
+    pub(super) fn applied(&self, ok: bool) {
+        self.update(|p| {
+            p.applied = Some(ok);
+            if ok {
+                p.phase = Phase::Applied;
+            }
+        });
+    }
+
+    /// The timeline begins the revert; `by_hand`: a hand started it.
+    pub(super) fn reverting(&self, by_hand: bool) {
+        self.update(|p| {
+            p.phase = Phase::Reverting;
+            p.by.reverted = by_hand;
+        });
+    }
+
+    /// The revert ended (`Some(ok)`), or there was none to make.
+    pub(super) fn reverted(&self, ok: Option<bool>) {
+        self.update(|p| p.reverted = ok);
+    }
+
+    /// The fault is done for this run.
+    pub(super) fn over(&self) {
+        self.update(|p| p.phase = Phase::Over);
     }
 }
 
@@ -106,8 +153,15 @@ impl Hands {
                     let hand = Hand {
                         inject: Notify::new(),
                         revert: Notify::new(),
-                        phase: watch::channel(Phase::Waiting).0,
-                        by: Mutex::new(ByHand::default()),
+                        progress: watch::channel(Progress {
+                            phase: Phase::Waiting,
+                            inject_asked: false,
+                            revert_asked: false,
+                            by: ByHand::default(),
+                            applied: None,
+                            reverted: None,
+                        })
+                        .0,
                     };
                     (n.to_string(), hand)
                 })
@@ -131,58 +185,87 @@ impl Hands {
     pub fn phases(&self) -> Vec<(String, Phase)> {
         self.faults
             .iter()
-            .map(|(n, h)| (n.clone(), *h.phase.borrow()))
+            .map(|(n, h)| (n.clone(), h.progress.borrow().phase))
             .collect()
     }
 
-    /// Inject `name` now, and wait until it is applied (or its inject failed).
-    pub async fn inject(&self, name: &str) -> Result<(), HandError> {
+    /// Inject `name` now, and wait until its inject took effect. `Ok(true)`: injected by this
+    /// hand; `Ok(false)`: its schedule came first (injected all the same).
+    pub async fn inject(&self, name: &str) -> Result<bool, HandError> {
         let h = self.get(name)?;
-        let mut rx = h.phase.subscribe();
-        match *rx.borrow_and_update() {
-            Phase::Waiting => {}
-            Phase::Injecting | Phase::Applied | Phase::Reverting => {
-                return Err(HandError::AlreadyApplied(name.into()))
-            }
-            Phase::Over => return Err(HandError::Over(name.into())),
+        // Asked at most once, and only while it waits: checked and marked in one step.
+        let mut refused = None;
+        h.progress.send_if_modified(|p| {
+            refused = match p.phase {
+                Phase::Waiting if !p.inject_asked => None,
+                Phase::Waiting | Phase::Injecting | Phase::Applied | Phase::Reverting => {
+                    Some(HandError::AlreadyApplied(name.into()))
+                }
+                Phase::Over => Some(HandError::Over(name.into())),
+            };
+            p.inject_asked |= refused.is_none();
+            refused.is_none()
+        });
+        if let Some(e) = refused {
+            return Err(e);
         }
-        h.by.lock().unwrap_or_else(|p| p.into_inner()).injected = true;
         h.inject.notify_one();
-        let reached = tokio::time::timeout(
+        let mut rx = h.progress.subscribe();
+        let done = tokio::time::timeout(
             WAIT,
-            rx.wait_for(|p| matches!(p, Phase::Applied | Phase::Reverting | Phase::Over)),
+            rx.wait_for(|p| p.applied.is_some() || p.phase == Phase::Over),
         )
-        .await;
-        match reached.ok().and_then(Result::ok).map(|p| *p) {
-            Some(Phase::Applied) => Ok(()),
-            Some(_) => Err(HandError::Failed {
+        .await
+        .map(|r| r.map(|p| *p));
+        match done {
+            Ok(Ok(p)) if p.applied == Some(true) => Ok(p.by.injected),
+            Ok(Ok(p)) if p.applied == Some(false) => Err(HandError::Failed {
                 name: name.into(),
-                what: "its inject failed or was not confirmed, and it was reverted (see the run's output and journal)".into(),
+                what: "its inject failed or its effect never showed, and it was reverted (see the run's output and journal)".into(),
             }),
-            None => Err(HandError::Failed {
+            Ok(Ok(_)) => Err(HandError::Over(name.into())),
+            _ => Err(HandError::Failed {
                 name: name.into(),
                 what: format!("not applied within {WAIT:?}"),
             }),
         }
     }
 
-    /// Revert `name` now, and wait until it is reverted.
-    pub async fn revert(&self, name: &str) -> Result<(), HandError> {
+    /// Revert `name` now, and wait until it is reverted. `Ok(true)`: by this hand;
+    /// `Ok(false)`: its schedule (or the run's end) came first.
+    pub async fn revert(&self, name: &str) -> Result<bool, HandError> {
         let h = self.get(name)?;
-        let mut rx = h.phase.subscribe();
-        match *rx.borrow_and_update() {
-            Phase::Applied => {}
-            Phase::Waiting => return Err(HandError::NotApplied(name.into())),
-            Phase::Injecting => return Err(HandError::Injecting(name.into())),
-            Phase::Reverting | Phase::Over => return Err(HandError::Over(name.into())),
+        let mut refused = None;
+        h.progress.send_if_modified(|p| {
+            refused = match p.phase {
+                Phase::Applied if !p.revert_asked => None,
+                Phase::Waiting => Some(HandError::NotApplied(name.into())),
+                Phase::Injecting => Some(HandError::Injecting(name.into())),
+                Phase::Applied | Phase::Reverting | Phase::Over => {
+                    Some(HandError::Over(name.into()))
+                }
+            };
+            p.revert_asked |= refused.is_none();
+            refused.is_none()
+        });
+        if let Some(e) = refused {
+            return Err(e);
         }
-        h.by.lock().unwrap_or_else(|p| p.into_inner()).reverted = true;
         h.revert.notify_one();
-        let over = tokio::time::timeout(WAIT, rx.wait_for(|p| *p == Phase::Over))
-            .await
-            .map(|r| r.map(|_| ()));
-        match over {
-            Ok(Ok(())) => Ok(()),
+        let mut rx = h.progress.subscribe();
+        let done = tokio::time::timeout(
+            WAIT,
+            rx.wait_for(|p| p.reverted.is_some() || p.phase == Phase::Over),
+        )
+        .await
+        .map(|r| r.map(|p| *p));
+        match done {
+            Ok(Ok(p)) if p.reverted == Some(true) => Ok(p.by.reverted),
+            Ok(Ok(p)) if p.reverted == Some(false) => Err(HandError::Failed {
+                name: name.into(),
+                what: "its revert failed: it is still applied (the run will say so; `chaos rollback <run-dir>` retries it)".into(),
+            }),
+            Ok(Ok(_)) => Err(HandError::Over(name.into())),
             _ => Err(HandError::Failed {
                 name: name.into(),
                 what: format!("not reverted within {WAIT:?}"),

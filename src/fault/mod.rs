@@ -332,7 +332,7 @@ pub async fn run_timeline(
         let r = crate::shutdown::CatchUnwind(Box::pin(async move {
             let o = life.await;
             if let Some(h) = hand {
-                h.set(manual::Phase::Over);
+                h.over();
             }
             o
         }))
@@ -403,21 +403,29 @@ async fn one_fault(
         undo: None,
         by_hand: manual::ByHand::default(),
     };
-    tokio::select! {
-        _ = tokio::time::sleep_until(start + f.at) => {}
-        () = by_hand(hand, |h| &h.inject) => {}
+    // Shutdown first: a hand or the schedule ready at the same moment never injects into a
+    // run that is stopping. Who started the inject is the branch that won.
+    let by_a_hand = tokio::select! {
+        biased;
         _ = shutdown.wait() => return o,
-    }
-    if let Some(h) = hand {
-        h.set(manual::Phase::Injecting);
-        o.by_hand = h.by_hand();
-    }
+        () = by_hand(hand, |h| &h.inject) => true,
+        _ = tokio::time::sleep_until(start + f.at) => false,
+    };
+    o.by_hand.injected = by_a_hand;
+    let tell = |f: &dyn Fn(&manual::Hand)| {
+        if let Some(h) = hand {
+            f(h);
+        }
+    };
+    tell(&|h| h.injecting(by_a_hand));
     // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
     if !inject_one(driver, journal, f, plan, &mut o, start).await {
+        tell(&|h| h.applied(false));
         return o;
     }
     // A failed inject may have half-applied: undone at once, never left to its schedule.
     if o.status == Status::InjectFailed {
+        tell(&|h| h.applied(false));
         revert_one(driver, journal, f, &mut o, start).await;
         return o;
     }
@@ -441,6 +449,7 @@ async fn one_fault(
             r.error = Some(format!("confirm: {e}"));
             let _ = journal_write(journal, &r);
             o.error = Some(format!("not confirmed: {e}"));
+            tell(&|h| h.applied(false));
             revert_one(driver, journal, f, &mut o, start).await;
             if o.status == Status::Reverted {
                 o.status = Status::Unconfirmed;
@@ -449,9 +458,7 @@ async fn one_fault(
         }
         None => {}
     }
-    if let Some(h) = hand {
-        h.set(manual::Phase::Applied);
-    }
+    tell(&|h| h.applied(true));
     // Its window as scheduled: `for` after its scheduled time — or after its injection, for
     // one injected by hand before its time.
     let from = if o.by_hand.injected {
@@ -462,19 +469,20 @@ async fn one_fault(
         f.at
     };
     let revert_at = f.duration.map_or(end, |d| from + d).min(end);
-    renewing(driver, &f.name, undo.as_ref(), async {
+    let by_a_hand = renewing(driver, &f.name, undo.as_ref(), async {
         tokio::select! {
-            _ = tokio::time::sleep_until(start + revert_at) => {}
-            () = by_hand(hand, |h| &h.revert) => {}
-            _ = shutdown.wait() => {}
+            biased;
+            _ = shutdown.wait() => false,
+            () = by_hand(hand, |h| &h.revert) => true,
+            _ = tokio::time::sleep_until(start + revert_at) => false,
         }
     })
     .await;
-    if let Some(h) = hand {
-        h.set(manual::Phase::Reverting);
-        o.by_hand = h.by_hand();
-    }
+    o.by_hand.reverted = by_a_hand;
+    tell(&|h| h.reverting(by_a_hand));
     revert_one(driver, journal, f, &mut o, start).await;
+    let reverted = o.reverted_at_s.is_some();
+    tell(&|h| h.reverted(Some(reverted)));
     o
 }
 

@@ -783,3 +783,58 @@ async fn faults_injected_and_reverted_by_hand_go_through_the_same_steps() {
     let all = vec![Step::Intent, Step::Applied, Step::Confirmed, Step::Reverted];
     assert_eq!((steps_of("a"), steps_of("b")), (all.clone(), all));
 }
+
+/// A revert by hand that fails is said to have failed (the fault is still applied), never
+/// reported done; an inject by hand whose effect never shows is said to have failed too.
+#[tokio::test(start_paused = true)]
+async fn a_hand_is_told_when_its_revert_or_inject_failed() {
+    let d = Arc::new(Flaky::default());
+    d.fail_reverts.store(1_000, Ordering::SeqCst);
+    d.permanent.store(true, Ordering::SeqCst);
+    d.shows_after
+        .lock()
+        .unwrap()
+        .insert("never".into(), Duration::from_secs(3600));
+    let p = tmp("hands-fail");
+    let j = Journal::create(&p).unwrap();
+    let faults = [fault("stuck", 10_000, 2_000), fault("never", 10_000, 2_000)];
+    let mut planned = Vec::new();
+    for f in &faults {
+        planned.push(Planned {
+            fault: f.clone(),
+            plan: d.plan(f).await.unwrap(),
+        });
+    }
+    let hands = manual::Hands::new(["stuck", "never"]);
+    let start = Instant::now();
+    *d.epoch.lock().unwrap() = Some(start);
+    let stop = Shutdown::new();
+    let timeline = run_timeline(
+        &planned,
+        &d,
+        &j,
+        (start, Duration::from_secs(20)),
+        &stop,
+        Some(&hands),
+    );
+    let people = async {
+        assert_eq!(hands.inject("stuck").await, Ok(true));
+        let r = hands.revert("stuck").await;
+        assert!(
+            matches!(&r, Err(manual::HandError::Failed { what, .. }) if what.contains("still applied")),
+            "{r:?}"
+        );
+        let r = hands.inject("never").await;
+        assert!(
+            matches!(&r, Err(manual::HandError::Failed { what, .. }) if what.contains("never showed")),
+            "{r:?}"
+        );
+    };
+    let (t, ()) = tokio::join!(timeline, people);
+    assert_eq!(t.outcomes[0].status, Status::RevertFailed);
+    assert_eq!(
+        t.outcomes[1].status,
+        Status::RevertFailed,
+        "its revert fails too"
+    );
+}

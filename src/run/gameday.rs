@@ -3,7 +3,9 @@
 //! terminal) hands faults of the scenario to the timeline and writes notes on it.
 //!
 //! It owns the endpoint and `<run-dir>/gameday.json` (its URL and a random token, readable by
-//! the run's user only; removed when the run ends, so a stale file means a dead run). Every
+//! the run's user only; removed once the fault timeline is over — before the read-back and the
+//! reports — so a hand finds no run after that; left behind only by a run killed outright,
+//! which `chaos inject` then cannot reach, and `--force` may clear). Every
 //! call carries the token (`Authorization: Bearer …`): another user of the machine cannot act
 //! on the run. It never touches a driver: a hand goes to [`Hands`], and the fault timeline does
 //! the work. Notes are appended to `<run-dir>/notes.jsonl` (fsynced) as they come, and go into
@@ -71,18 +73,27 @@ pub async fn open(hands: Arc<Hands>, dir: &Path, clock: Clock) -> std::io::Resul
     Ok(Desk { task, file, url })
 }
 
-/// Written with mode 0600 (the token in it is the key to the run's faults).
+/// Written with mode 0600 (the token in it is the key to the run's faults), whole or not at
+/// all: into a temporary file renamed over it (a reader never sees half of it).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let _ = std::fs::remove_file(&tmp);
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         o.mode(0o600);
     }
-    let mut f = o.open(path)?;
+    let mut f = o.open(&tmp)?;
     f.write_all(text.as_bytes())?;
-    f.sync_all()
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 async fn handle(
@@ -97,7 +108,7 @@ async fn handle(
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == token);
+        .is_some_and(|t| same_token(t, token));
     if !authorized {
         return http::error(
             StatusCode::UNAUTHORIZED,
@@ -124,9 +135,15 @@ async fn handle(
                 hands.revert(name).await
             };
             match r {
-                Ok(()) => http::json(
+                Ok(by_hand) => http::json(
                     StatusCode::OK,
-                    &json!({ "ok": true, "fault": name, "done": verb, "at_s": at() }),
+                    &json!({
+                        "ok": true,
+                        "fault": name,
+                        "done": verb,
+                        "by": if by_hand { "hand" } else { "schedule" },
+                        "at_s": at(),
+                    }),
                 ),
                 Err(e @ HandError::Unknown { .. }) => {
                     http::error(StatusCode::NOT_FOUND, &e.to_string())

@@ -321,10 +321,17 @@ pub async fn run(
     }
     let settings = target::connect::settings_for(&t, &scenario.sandbox)?;
     check_shard(opts)?;
-    if opts.gameday && (opts.skip_faults || opts.shard.is_some_and(|s| !s.is_conductor())) {
-        return Err(RunError::Usage(
-            "--gameday hands the run's faults to people: not with --skip-faults, nor on a shard that does not drive the faults".into(),
-        ));
+    if opts.gameday
+        && (opts.skip_faults
+            || opts.shard.is_some_and(|s| !s.is_conductor())
+            || scenario.faults.is_empty()
+            || !t.has_driver())
+    {
+        return Err(RunError::Usage(format!(
+            "--gameday hands the scenario's faults to people: it needs faults, and a target that can inject them ({} {}), and not --skip-faults nor a shard that does not drive the faults",
+            t.shown(),
+            if t.has_driver() { "can" } else { "cannot" }
+        )));
     }
     if opts.shard.is_some() && t.writes_into_run_dir() {
         return Err(RunError::Usage(format!(

@@ -34,6 +34,10 @@ const RUN_FILES: &[&str] = &[
     "summary.md",
     "journal.jsonl",
     "sandbox-events.jsonl",
+    // A game day's (`--gameday`): its notes, and its desk's file while it lasts (left behind
+    // by a run killed with SIGKILL).
+    "notes.jsonl",
+    "gameday.json",
 ];
 
 /// A run (or `chaos report`) directory, checked and not yet touched: [`OutDir::make`] empties

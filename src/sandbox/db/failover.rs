@@ -20,6 +20,7 @@ impl Db {
     /// Start a failover (no-op while one runs): writes fail for `failover_time`, then a reader
     /// is promoted. Returns false if one was already running.
     pub fn failover(self: &Arc<Self>, reason: &str) -> bool {
+        let gen;
         {
             let mut s = lock(&self.state);
             // Under a restore there is no data left to promote: the restore brings it back.
@@ -28,6 +29,7 @@ impl Db {
             }
             s.failing_over = true;
             s.failover_gen += 1;
+            gen = s.failover_gen;
             self.reconcile(&s);
             let old = s.instances[s.writer].name.clone();
             self.events.log(
@@ -36,7 +38,6 @@ impl Db {
             );
         }
         let db = self.clone();
-        let gen = lock(&self.state).failover_gen;
         tokio::spawn(async move {
             tokio::time::sleep(db.cfg.failover_time).await;
             db.promote(gen);

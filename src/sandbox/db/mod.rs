@@ -17,7 +17,9 @@
 //! `failover_time` every write fails; then the most up-to-date reachable reader is promoted.
 //! Writes acknowledged by the old writer but not on the promoted reader are gone — logged as
 //! `db_writes_lost` with their ids, the ground truth the data check is tested against (a write
-//! cut off before its acknowledgement is not a lost write: its client saw it fail). Losing the
+//! cut off before its acknowledgement is not a lost write: its client saw it fail; one a later
+//! restore brings back from an older snapshot is logged `db_writes_recovered`, so the truth
+//! is the lost ids less the recovered ones). Losing the
 //! writer's zone triggers a failover by itself, as Aurora does.
 //!
 //! Backups: every `snapshot_interval` the writer's data is copied aside (a snapshot); a
