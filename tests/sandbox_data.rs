@@ -28,11 +28,7 @@ async fn db_failover_refuses_writes_then_promotes_without_loss_in_sync_mode() {
     call("POST", &format!("{}/db/failover", sb.control_url)).await;
     let (s, _, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
     assert_eq!(s, 503, "writes fail during the failover");
-    let t = Instant::now();
-    while events(&sb, "db_failover_end").is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(10), "no promotion");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_event(&sb, "db_failover_end", "no promotion").await;
     let (s, _, _) = call("POST", &format!("{}/notes", sb.lb_url)).await;
     assert_eq!(s, 201, "writes work after the promotion");
     for id in ids {
@@ -410,11 +406,7 @@ async fn a_rolling_db_restart_reboots_readers_first_then_fails_the_writer_over()
     )
     .await;
     assert_eq!(s, 200);
-    let t = Instant::now();
-    while events(&sb, "rolling_restart_end").is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(10), "never finished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_event(&sb, "rolling_restart_end", "never finished").await;
     // The writer (zone b) last.
     let down: Vec<String> = events(&sb, "db_instance_down")
         .iter()
@@ -483,14 +475,7 @@ async fn db_restore_brings_back_the_newest_snapshot_and_loses_what_came_after() 
             r["id"]
         );
     }
-    let t = Instant::now();
-    while events(&sb, "db_restore_end").is_empty() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the restore never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_event(&sb, "db_restore_end", "the restore never ended").await;
     for id in &kept {
         let (s, _, _) = call("GET", &format!("{}/notes/{id}", sb.lb_url)).await;
         assert_eq!(s, 200, "note {id}, written before the snapshot, is back");
@@ -533,14 +518,7 @@ async fn db_restore_without_a_snapshot_loses_every_write() {
         ids.push(serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone());
     }
     call("POST", &format!("{}/db/restore", sb.control_url)).await;
-    let t = Instant::now();
-    while events(&sb, "db_restore_end").is_empty() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the restore never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_event(&sb, "db_restore_end", "the restore never ended").await;
     assert!(events(&sb, "db_restore_start")[0]["snapshot_age_s"].is_null());
     let lost = events(&sb, "db_writes_lost");
     assert_eq!(lost[0]["ids"], serde_json::Value::Array(ids));

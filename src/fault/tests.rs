@@ -100,6 +100,18 @@ fn fault(name: &str, at_ms: u64, for_ms: u64) -> Fault {
     }
 }
 
+/// Each fault planned by `d`.
+async fn plan_all(d: &impl Driver, faults: &[Fault]) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for f in faults {
+        planned.push(Planned {
+            fault: f.clone(),
+            plan: d.plan(f).await.unwrap(),
+        });
+    }
+    planned
+}
+
 /// The timeline of `faults` over a run of `end_ms`, from now (paused time in the tests).
 async fn run_for(
     d: &Arc<Flaky>,
@@ -108,13 +120,7 @@ async fn run_for(
     end_ms: u64,
     shutdown: &Shutdown,
 ) -> Vec<Outcome> {
-    let mut planned = Vec::new();
-    for f in faults {
-        planned.push(Planned {
-            fault: f.clone(),
-            plan: d.plan(f).await.unwrap(),
-        });
-    }
+    let planned = plan_all(d, faults).await;
     let start = Instant::now();
     *d.epoch.lock().unwrap() = Some(start);
     run_timeline(
@@ -536,13 +542,7 @@ async fn observed_run(
     end_ms: u64,
 ) -> TimelineResult {
     let j = Journal::create(&tmp(tag)).unwrap();
-    let mut planned = Vec::new();
-    for f in faults {
-        planned.push(Planned {
-            fault: f.clone(),
-            plan: d.plan(f).await.unwrap(),
-        });
-    }
+    let planned = plan_all(d, faults).await;
     let start = Instant::now();
     run_timeline(
         &planned,
@@ -680,13 +680,7 @@ async fn faults_injected_and_reverted_by_hand_go_through_the_same_steps() {
         b.duration = None;
         b
     }];
-    let mut planned = Vec::new();
-    for f in &faults {
-        planned.push(Planned {
-            fault: f.clone(),
-            plan: d.plan(f).await.unwrap(),
-        });
-    }
+    let planned = plan_all(&d, &faults).await;
     let hands = manual::Hands::new(["a", "b"]);
     let start = Instant::now();
     let stop = Shutdown::new();
@@ -798,13 +792,7 @@ async fn a_hand_is_told_when_its_revert_or_inject_failed() {
     let p = tmp("hands-fail");
     let j = Journal::create(&p).unwrap();
     let faults = [fault("stuck", 10_000, 2_000), fault("never", 10_000, 2_000)];
-    let mut planned = Vec::new();
-    for f in &faults {
-        planned.push(Planned {
-            fault: f.clone(),
-            plan: d.plan(f).await.unwrap(),
-        });
-    }
+    let planned = plan_all(&d, &faults).await;
     let hands = manual::Hands::new(["stuck", "never"]);
     let start = Instant::now();
     *d.epoch.lock().unwrap() = Some(start);

@@ -46,6 +46,15 @@ pub fn events(sb: &Sandbox, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Wait (at most 10 s) until the sandbox logs an event of `kind`; fail with `why` otherwise.
+pub async fn wait_event(sb: &Sandbox, kind: &str, why: &str) {
+    let t = std::time::Instant::now();
+    while events(sb, kind).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10), "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The addresses the control API lists for a resource kind.
 pub async fn addrs(sb: &Sandbox, role: &str) -> Vec<(serde_json::Value, std::net::SocketAddr)> {
     let (_, body, _) = call("GET", &format!("{}/resources", sb.control_url)).await;

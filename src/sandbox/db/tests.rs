@@ -7,21 +7,26 @@
 use super::client::DB_TIMEOUT;
 use super::*;
 
+/// The tests' cluster: writer in zone a, 100 ms failovers and restores, no periodic snapshot.
+fn config(rep: Replication) -> DbConfig {
+    DbConfig {
+        writer_zone: "a".into(),
+        replication: rep,
+        failover_time: Duration::from_millis(100),
+        snapshot_interval: None,
+        restore_time: Duration::from_millis(100),
+    }
+}
+
 async fn db(rep: Replication) -> (Arc<Db>, DbClient) {
+    db_with(config(rep)).await
+}
+
+async fn db_with(cfg: DbConfig) -> (Arc<Db>, DbClient) {
     let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| z.to_string()).collect();
-    let d = Db::start(
-        DbConfig {
-            writer_zone: "a".into(),
-            replication: rep,
-            failover_time: Duration::from_millis(100),
-            snapshot_interval: None,
-            restore_time: Duration::from_millis(100),
-        },
-        &zones,
-        Arc::new(Events::new(None).unwrap()),
-    )
-    .await
-    .unwrap();
+    let d = Db::start(cfg, &zones, Arc::new(Events::new(None).unwrap()))
+        .await
+        .unwrap();
     (d.clone(), DbClient::new(d))
 }
 
@@ -207,24 +212,12 @@ async fn losing_the_writer_zone_fails_over() {
 /// failover lost, held by an older snapshot, comes back with the restore and is logged so.
 #[tokio::test]
 async fn a_restore_ends_a_failover_and_may_bring_back_what_it_lost() {
-    let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| z.to_string()).collect();
-    let d = Db::start(
-        DbConfig {
-            writer_zone: "a".into(),
-            // A lag no write is shipped within: every async write is the writer's alone.
-            replication: Replication::Async {
-                lag: Duration::from_secs(60),
-            },
-            failover_time: Duration::from_millis(400),
-            snapshot_interval: None,
-            restore_time: Duration::from_millis(100),
-        },
-        &zones,
-        Arc::new(Events::new(None).unwrap()),
-    )
-    .await
-    .unwrap();
-    let c = DbClient::new(d.clone());
+    // A lag no write is shipped within: every async write is the writer's alone.
+    let mut cfg = config(Replication::Async {
+        lag: Duration::from_secs(60),
+    });
+    cfg.failover_time = Duration::from_millis(400);
+    let (d, c) = db_with(cfg).await;
     let id = c.write("only on the writer").await.unwrap();
     assert!(d.snapshot());
     // The failover loses the unreplicated write.
