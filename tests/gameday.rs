@@ -129,6 +129,16 @@ fn a_game_day_driven_from_another_terminal_matches_its_scheduled_equivalent() {
     // About 2 s in, whatever the machine's load: not at the fault's scheduled 7 s.
     assert!((1.9..5.0).contains(&inj), "injected at {inj}");
     assert!(rev < 7.0, "reverted by hand, before its schedule: {rev}");
+    // The target's control plane is watched from the start in a game day: the node going down
+    // by hand, long before the fault's scheduled time, is seen.
+    let seen: Vec<f64> = r["timeline"]["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["at_s"].as_f64()).collect())
+        .unwrap_or_default();
+    assert!(
+        seen.iter().any(|t| (inj..rev + 1.0).contains(t)),
+        "no control-plane event while the fault was on: {seen:?}"
+    );
     let notes = r["timeline"]["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["text"], "one app node down by hand; watching p99");
@@ -221,4 +231,31 @@ fn ctrl_c_during_a_fault_injected_by_hand_reverts_it() {
     let (code, said, _) = hand(&["rollback", out.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(said.contains("nothing to roll back"), "{said}");
+}
+
+/// In a game day any fault may be moved by hand, so two kill-nodes faults whose schedules do
+/// not overlap are still planned on different nodes (injected early, they would overlap).
+#[test]
+fn a_game_day_plans_every_fault_as_if_it_could_be_on_at_any_time() {
+    let _turn = heavy();
+    let dir = tmpdir("gameday-plan");
+    let s = scenario_file(
+        &dir,
+        "two.toml",
+        50,
+        4.0,
+        "[[faults]]\nname = \"first\"\nkind = \"kill-nodes\"\nat = \"500ms\"\nfor = \"1s\"\n\n\
+         [[faults]]\nname = \"second\"\nkind = \"kill-nodes\"\nat = \"2s\"\nfor = \"1s\"\n\n\
+         [slo]\nwhole = [\"throughput > 90%\"]\n",
+    );
+    let out = dir.join("run");
+    let mut run = start(&s, &out, &["--gameday"]);
+    assert_eq!(wait_exit(&mut run, "its 4 s").code(), Some(0));
+    let targets: Vec<String> = lines(&out.join("journal.jsonl"))
+        .iter()
+        .filter(|r| r["step"] == "intent")
+        .map(|r| r["plan"]["targets"].to_string())
+        .collect();
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert_ne!(targets[0], targets[1], "the same node for both");
 }

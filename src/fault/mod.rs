@@ -350,8 +350,14 @@ pub async fn run_timeline(
     };
     // A panic in the watch (a driver bug in `observe`) ends the watch, never the faults.
     let watched = async {
+        // A game day may inject any fault from the start: watched from there.
+        let from = hands.map(|_| Duration::ZERO);
         let w = crate::shutdown::CatchUnwind(Box::pin(watch(
-            planned, driver, start, end, shutdown, done_rx,
+            planned,
+            driver,
+            (start, from, end),
+            shutdown,
+            done_rx,
         )))
         .await;
         w.unwrap_or_else(|_| {

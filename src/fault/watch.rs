@@ -17,21 +17,23 @@ pub const MAX_EVENTS: usize = 1000;
 /// bounds how long the last poll, after the last revert, can hold up the end of the run.
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Poll the driver's control plane from one interval before the first fault until every fault
-/// is done and the run is over (or shut down), with one poll started after the last revert
-/// finished; diff each poll against the last good one. Reads only, at the driver's rate.
+/// Poll the driver's control plane from one interval before the first fault (or before `from`,
+/// when a fault may come earlier) until every fault is done and the run is over (or shut
+/// down), with one poll started after the last revert finished; diff each poll against the
+/// last good one. Reads only, at the driver's rate.
 pub(super) async fn watch(
     planned: &[Planned],
     driver: &dyn Driver,
-    start: Instant,
-    end: Duration,
+    (start, from, end): (Instant, Option<Duration>, Duration),
     shutdown: &Shutdown,
     mut done: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<ControlEvent> {
     let mut events = Vec::new();
+    // The first fault's time, or `from` when a fault may come earlier (a game day's hands).
     let Some(first) = planned.iter().map(|p| p.fault.at).min() else {
         return events;
     };
+    let first = from.map_or(first, |f| f.min(first));
     if driver.observe(planned).is_none() {
         return events;
     }

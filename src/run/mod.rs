@@ -386,6 +386,23 @@ pub async fn run_connected(
 ) -> Result<RunOutcome, RunError> {
     let plan = match opts.shard {
         Some(s) if !s.is_conductor() => Ok(plan::driven_by_conductor(&scenario, &connected)),
+        // A game day may move any fault by hand: each is planned as if it could be on at any
+        // time of the run, so no two pick the same node (the plans keep the faults as written).
+        _ if opts.gameday => {
+            let mut anytime = scenario.clone();
+            for f in &mut anytime.faults {
+                f.at = std::time::Duration::ZERO;
+                f.duration = None;
+            }
+            build(&anytime, &connected, opts.skip_faults)
+                .await
+                .map(|mut p| {
+                    for (planned, f) in p.faults.iter_mut().zip(&scenario.faults) {
+                        planned.fault = f.clone();
+                    }
+                    p
+                })
+        }
         _ => build(&scenario, &connected, opts.skip_faults).await,
     };
     let plan = match plan {
