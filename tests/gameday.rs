@@ -159,6 +159,13 @@ fn a_game_day_driven_from_another_terminal_matches_its_scheduled_equivalent() {
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("one app node down by hand; watching p99"));
+    // The note is marked on every chart, at its time.
+    let charts = html.matches("<figure>").count();
+    assert!(charts >= 3, "{charts} charts");
+    assert_eq!(html.matches(r#"<g class="note">"#).count(), charts);
+    assert!(html.contains(&format!(
+        "<title>{at:.1}s: one app node down by hand; watching p99</title>"
+    )));
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("testcase"), "{junit}");
     // The sandbox's ground truth: one node down, and back.

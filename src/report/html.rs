@@ -1,8 +1,8 @@
 //! `report.html`: one self-contained file for a game-day room — no scripts, fonts or URLs.
 //! Charts are inline SVG drawn from the per-interval series: throughput (achieved against
 //! scheduled), error rate, and p50/p95/p99 latency over time, each with the faults' windows
-//! shaded and their recovery marked; then the SLO table, latency percentiles per window, and
-//! the faults' fate.
+//! shaded and their recovery marked, and a game day's notes as numbered markers; then the SLO
+//! table, latency percentiles per window, the faults' fate and the notes.
 
 use std::fmt::Write as _;
 
@@ -78,6 +78,21 @@ fn chart(
                 esc(&f.name)
             );
         }
+    }
+    // A game day's notes: a marker at each, the text on hover.
+    for (i, n) in r.notes.iter().enumerate() {
+        let nx = x(n.at_s);
+        let _ = write!(
+            o,
+            r##"<g class="note"><line x1="{nx:.1}" x2="{nx:.1}" y1="{:.1}" y2="{:.1}" stroke="#5e35b1" stroke-width="1"/><circle cx="{nx:.1}" cy="{:.1}" r="6" fill="#5e35b1"/><text x="{nx:.1}" y="{:.1}" font-size="9" fill="#fff" text-anchor="middle">{}</text><title>{:.1}s: {}</title></g>"##,
+            PAD / 2.0,
+            H - PAD / 2.0,
+            PAD / 2.0,
+            PAD / 2.0 + 3.0,
+            i + 1,
+            n.at_s,
+            esc(&n.text)
+        );
     }
     // Axes and labels.
     let _ = write!(
@@ -362,11 +377,12 @@ pub fn render(r: &RunReport) -> String {
         o.push_str("</table>");
     }
     if !r.notes.is_empty() {
-        o.push_str("<h2>Game-day notes</h2><table><tr><th>at</th><th>note</th></tr>");
-        for n in &r.notes {
+        o.push_str("<h2>Game-day notes</h2><p>Numbered as marked on the charts.</p><table><tr><th>#</th><th>at</th><th>note</th></tr>");
+        for (i, n) in r.notes.iter().enumerate() {
             let _ = write!(
                 o,
-                "<tr><td>{:.1}s</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{:.1}s</td><td>{}</td></tr>",
+                i + 1,
                 n.at_s,
                 esc(&n.text)
             );
