@@ -255,6 +255,9 @@ pub(super) fn gameday(run_dir: &std::path::Path, path: &str, note: Option<String
                 (Some(f), Some(done), Some("schedule")) => out(&format!(
                     "{f}: {done}ed at {at:.1}s into the run, by its schedule (it came first)"
                 )),
+                (Some(f), Some(done), Some("stopping")) => out(&format!(
+                    "{f}: {done}ed at {at:.1}s into the run, as the run was stopping"
+                )),
                 (Some(f), Some(done), _) => out(&format!("{f}: {done}ed at {at:.1}s into the run")),
                 _ => out(&format!("noted at {at:.1}s into the run")),
             }

@@ -58,6 +58,8 @@ struct Progress {
     applied: Option<bool>,
     /// Whether its revert succeeded, once tried.
     reverted: Option<bool>,
+    /// Reverted because the run was stopping (Ctrl-C, an abort, the end of the load).
+    stopping: bool,
 }
 
 /// One fault's hands.
@@ -90,11 +92,13 @@ impl Hand {
         });
     }
 
-    /// The timeline begins the revert; `by_hand`: a hand started it.
-    pub(super) fn reverting(&self, by_hand: bool) {
+    /// The timeline begins the revert; `by_hand`: a hand started it; `stopping`: the run is
+    /// stopping.
+    pub(super) fn reverting(&self, by_hand: bool, stopping: bool) {
         self.update(|p| {
             p.phase = Phase::Reverting;
             p.by.reverted = by_hand;
+            p.stopping = stopping;
         });
     }
 
@@ -106,6 +110,26 @@ impl Hand {
     /// The fault is done for this run.
     pub(super) fn over(&self) {
         self.update(|p| p.phase = Phase::Over);
+    }
+}
+
+/// Who took the step a hand asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Hand,
+    /// Its schedule came first.
+    Schedule,
+    /// The run was stopping (Ctrl-C, an abort, the end of the load).
+    Stopping,
+}
+
+impl By {
+    pub fn name(self) -> &'static str {
+        match self {
+            By::Hand => "hand",
+            By::Schedule => "schedule",
+            By::Stopping => "stopping",
+        }
     }
 }
 
@@ -124,6 +148,8 @@ pub enum HandError {
     Unknown { name: String, known: String },
     #[error("fault `{0}` is already applied")]
     AlreadyApplied(String),
+    #[error("fault `{0}` is already being {1} by hand")]
+    Asked(String, &'static str),
     #[error("fault `{0}` is being injected: revert it once it is applied")]
     Injecting(String),
     #[error("fault `{0}` is not applied (inject it first)")]
@@ -160,6 +186,7 @@ impl Hands {
                             by: ByHand::default(),
                             applied: None,
                             reverted: None,
+                            stopping: false,
                         })
                         .0,
                     };
@@ -189,16 +216,17 @@ impl Hands {
             .collect()
     }
 
-    /// Inject `name` now, and wait until its inject took effect. `Ok(true)`: injected by this
-    /// hand; `Ok(false)`: its schedule came first (injected all the same).
-    pub async fn inject(&self, name: &str) -> Result<bool, HandError> {
+    /// Inject `name` now, and wait until its inject took effect: by this hand, or by its
+    /// schedule if that came first (injected all the same).
+    pub async fn inject(&self, name: &str) -> Result<By, HandError> {
         let h = self.get(name)?;
         // Asked at most once, and only while it waits: checked and marked in one step.
         let mut refused = None;
         h.progress.send_if_modified(|p| {
             refused = match p.phase {
                 Phase::Waiting if !p.inject_asked => None,
-                Phase::Waiting | Phase::Injecting | Phase::Applied | Phase::Reverting => {
+                Phase::Waiting => Some(HandError::Asked(name.into(), "injected")),
+                Phase::Injecting | Phase::Applied | Phase::Reverting => {
                     Some(HandError::AlreadyApplied(name.into()))
                 }
                 Phase::Over => Some(HandError::Over(name.into())),
@@ -218,10 +246,19 @@ impl Hands {
         .await
         .map(|r| r.map(|p| *p));
         match done {
-            Ok(Ok(p)) if p.applied == Some(true) => Ok(p.by.injected),
+            Ok(Ok(p)) if p.applied == Some(true) => Ok(if p.by.injected {
+                By::Hand
+            } else {
+                By::Schedule
+            }),
             Ok(Ok(p)) if p.applied == Some(false) => Err(HandError::Failed {
                 name: name.into(),
-                what: "its inject failed or its effect never showed, and it was reverted (see the run's output and journal)".into(),
+                what: match p.reverted {
+                    Some(true) => "its inject failed or its effect never showed, and it was reverted (see the run's output and journal)",
+                    Some(false) => "its inject failed or its effect never showed, and its revert failed too: it may still be applied (`chaos rollback <run-dir>` retries it)",
+                    None => "its inject failed before anything was applied (see the run's output)",
+                }
+                .into(),
             }),
             Ok(Ok(_)) => Err(HandError::Over(name.into())),
             _ => Err(HandError::Failed {
@@ -231,19 +268,19 @@ impl Hands {
         }
     }
 
-    /// Revert `name` now, and wait until it is reverted. `Ok(true)`: by this hand;
-    /// `Ok(false)`: its schedule (or the run's end) came first.
-    pub async fn revert(&self, name: &str) -> Result<bool, HandError> {
+    /// Revert `name` now, and wait until it is reverted: by this hand, or by what came first
+    /// (its schedule, the run stopping).
+    pub async fn revert(&self, name: &str) -> Result<By, HandError> {
         let h = self.get(name)?;
         let mut refused = None;
         h.progress.send_if_modified(|p| {
             refused = match p.phase {
                 Phase::Applied if !p.revert_asked => None,
+                Phase::Applied => Some(HandError::Asked(name.into(), "reverted")),
                 Phase::Waiting => Some(HandError::NotApplied(name.into())),
+                Phase::Injecting if p.applied == Some(false) => Some(HandError::Over(name.into())),
                 Phase::Injecting => Some(HandError::Injecting(name.into())),
-                Phase::Applied | Phase::Reverting | Phase::Over => {
-                    Some(HandError::Over(name.into()))
-                }
+                Phase::Reverting | Phase::Over => Some(HandError::Over(name.into())),
             };
             p.revert_asked |= refused.is_none();
             refused.is_none()
@@ -260,7 +297,13 @@ impl Hands {
         .await
         .map(|r| r.map(|p| *p));
         match done {
-            Ok(Ok(p)) if p.reverted == Some(true) => Ok(p.by.reverted),
+            Ok(Ok(p)) if p.reverted == Some(true) => Ok(if p.by.reverted {
+                By::Hand
+            } else if p.stopping {
+                By::Stopping
+            } else {
+                By::Schedule
+            }),
             Ok(Ok(p)) if p.reverted == Some(false) => Err(HandError::Failed {
                 name: name.into(),
                 what: "its revert failed: it is still applied (the run will say so; `chaos rollback <run-dir>` retries it)".into(),

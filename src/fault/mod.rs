@@ -10,7 +10,8 @@
 //! error says (retryable: with backoff, honouring the driver's `after`, until the driver's
 //! revert deadline; permanent: not at all; already reverted: done); if it still fails, the run
 //! ends with exit 4 and a message saying what is still applied and the command that undoes it.
-//! From one poll interval before the first fault to the end of the run, a driver that can read
+//! From one poll interval before the first fault (from the run's start in a game day, when any
+//! fault may come early) to the end of the run, a driver that can read
 //! its target's control plane is polled at its own bounded rate, and each poll is diffed against
 //! the one before into [`ControlEvent`]s (an instance stopping, the writer moving): the target's
 //! side of the story, beside the load's ([`watch`]).
@@ -329,14 +330,11 @@ pub async fn run_timeline(
     let each = planned.iter().map(|Planned { fault: f, plan }| async move {
         let hand = hands.and_then(|h| h.hand(&f.name));
         let life = one_fault(f, plan, driver, journal, (start, end), shutdown, hand);
-        let r = crate::shutdown::CatchUnwind(Box::pin(async move {
-            let o = life.await;
-            if let Some(h) = hand {
-                h.over();
-            }
-            o
-        }))
-        .await;
+        let r = crate::shutdown::CatchUnwind(Box::pin(life)).await;
+        // Over, whatever happened (a panic too): a hand waiting on it gets its answer.
+        if let Some(h) = hand {
+            h.over();
+        }
         if r.is_err() {
             shutdown.trigger();
         }
@@ -431,8 +429,10 @@ async fn one_fault(
     }
     // A failed inject may have half-applied: undone at once, never left to its schedule.
     if o.status == Status::InjectFailed {
-        tell(&|h| h.applied(false));
         revert_one(driver, journal, f, &mut o, start).await;
+        let reverted = o.reverted_at_s.is_some();
+        tell(&|h| h.reverted(Some(reverted)));
+        tell(&|h| h.applied(false));
         return o;
     }
     // A fault whose effect never shows is reverted at once: the run measured something
@@ -455,8 +455,10 @@ async fn one_fault(
             r.error = Some(format!("confirm: {e}"));
             let _ = journal_write(journal, &r);
             o.error = Some(format!("not confirmed: {e}"));
-            tell(&|h| h.applied(false));
             revert_one(driver, journal, f, &mut o, start).await;
+            let reverted = o.reverted_at_s.is_some();
+            tell(&|h| h.reverted(Some(reverted)));
+            tell(&|h| h.applied(false));
             if o.status == Status::Reverted {
                 o.status = Status::Unconfirmed;
             }
@@ -475,17 +477,18 @@ async fn one_fault(
         f.at
     };
     let revert_at = f.duration.map_or(end, |d| from + d).min(end);
-    let by_a_hand = renewing(driver, &f.name, undo.as_ref(), async {
+    // Who reverts it: the run stopping, a hand, or its schedule.
+    let (stopping, by_a_hand) = renewing(driver, &f.name, undo.as_ref(), async {
         tokio::select! {
             biased;
-            _ = shutdown.wait() => false,
-            () = by_hand(hand, |h| &h.revert) => true,
-            _ = tokio::time::sleep_until(start + revert_at) => false,
+            _ = shutdown.wait() => (true, false),
+            () = by_hand(hand, |h| &h.revert) => (false, true),
+            _ = tokio::time::sleep_until(start + revert_at) => (false, false),
         }
     })
     .await;
     o.by_hand.reverted = by_a_hand;
-    tell(&|h| h.reverting(by_a_hand));
+    tell(&|h| h.reverting(by_a_hand, stopping));
     revert_one(driver, journal, f, &mut o, start).await;
     let reverted = o.reverted_at_s.is_some();
     tell(&|h| h.reverted(Some(reverted)));

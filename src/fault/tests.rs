@@ -806,7 +806,7 @@ async fn a_hand_is_told_when_its_revert_or_inject_failed() {
         Some(&hands),
     );
     let people = async {
-        assert_eq!(hands.inject("stuck").await, Ok(true));
+        assert_eq!(hands.inject("stuck").await, Ok(manual::By::Hand));
         let r = hands.revert("stuck").await;
         assert!(
             matches!(&r, Err(manual::HandError::Failed { what, .. }) if what.contains("still applied")),
@@ -814,7 +814,8 @@ async fn a_hand_is_told_when_its_revert_or_inject_failed() {
         );
         let r = hands.inject("never").await;
         assert!(
-            matches!(&r, Err(manual::HandError::Failed { what, .. }) if what.contains("never showed")),
+            matches!(&r, Err(manual::HandError::Failed { what, .. })
+                if what.contains("never showed") && what.contains("its revert failed too")),
             "{r:?}"
         );
     };

@@ -1,5 +1,6 @@
 //! The control-plane watch beside the fault timeline: the driver's [`Driver::observe`] polled
-//! at its own rate from one interval before the first fault to the end of the run (one poll
+//! at its own rate from one interval before the first fault (from the run's start in a game
+//! day) to the end of the run (one poll
 //! after the last revert), each poll diffed against the last good one into [`ControlEvent`]s.
 //! Reads only; it never delays a fault, and a failing read is one event, not an error.
 

@@ -81,7 +81,8 @@ fn chart(
     }
     // A game day's notes: a marker at each, the text on hover.
     for (i, n) in r.notes.iter().enumerate() {
-        let nx = x(n.at_s);
+        // A note typed after the load ended (while the last reverts ran) stays on the plot.
+        let nx = x(n.at_s).clamp(PAD, W - PAD);
         let _ = write!(
             o,
             r##"<g class="note"><line x1="{nx:.1}" x2="{nx:.1}" y1="{:.1}" y2="{:.1}" stroke="#5e35b1" stroke-width="1"/><circle cx="{nx:.1}" cy="{:.1}" r="6" fill="#5e35b1"/><text x="{nx:.1}" y="{:.1}" font-size="9" fill="#fff" text-anchor="middle">{}</text><title>{:.1}s: {}</title></g>"##,

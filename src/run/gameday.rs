@@ -135,13 +135,13 @@ async fn handle(
                 hands.revert(name).await
             };
             match r {
-                Ok(by_hand) => http::json(
+                Ok(by) => http::json(
                     StatusCode::OK,
                     &json!({
                         "ok": true,
                         "fault": name,
                         "done": verb,
-                        "by": if by_hand { "hand" } else { "schedule" },
+                        "by": by.name(),
                         "at_s": at(),
                     }),
                 ),

@@ -396,6 +396,12 @@ pub async fn run_connected(
             }
             build(&anytime, &connected, opts.skip_faults)
                 .await
+                .map_err(|e| match e {
+                    plan::BuildError::Plan(d) => plan::BuildError::Plan(fault::DriverError::Unsupported(format!(
+                        "{d} (under --gameday every fault is planned as if it could be on at any time of the run: faults this target cannot hold at once cannot be handed out together)"
+                    ))),
+                    e => e,
+                })
                 .map(|mut p| {
                     for (planned, f) in p.faults.iter_mut().zip(&scenario.faults) {
                         planned.fault = f.clone();

@@ -38,6 +38,7 @@ const RUN_FILES: &[&str] = &[
     // by a run killed with SIGKILL).
     "notes.jsonl",
     "gameday.json",
+    "gameday.json.tmp",
 ];
 
 /// A run (or `chaos report`) directory, checked and not yet touched: [`OutDir::make`] empties
