@@ -266,3 +266,46 @@ fn a_game_day_plans_every_fault_as_if_it_could_be_on_at_any_time() {
     assert_eq!(targets.len(), 2, "{targets:?}");
     assert_ne!(targets[0], targets[1], "the same node for both");
 }
+
+/// A hurried user's `--gameday`: with `--skip-faults`, on a scenario without faults, or on a
+/// target that cannot inject them, it is refused at once (exit 2, the reason named) and the
+/// run directory is never created; a hand on a directory that holds no run in progress is
+/// refused too (exit 2).
+#[test]
+fn gameday_misuse_is_refused_before_anything_runs() {
+    let dir = tmpdir("gameday-misuse");
+    let with_fault = game(&dir, "g.toml", "1s", "1s");
+    let no_fault = scenario_file(
+        &dir,
+        "none.toml",
+        10,
+        1.0,
+        "[slo]\nwhole = [\"throughput > 90%\"]\n",
+    );
+    for (i, (s, extra)) in [
+        (&with_fault, vec!["--skip-faults"]),
+        (&no_fault, vec![]),
+        (&with_fault, vec!["--target-url", "http://127.0.0.1:9"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.join(format!("run-{i}"));
+        let mut args = vec![
+            "run",
+            s.as_str(),
+            "--gameday",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = chaos(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("--gameday"), "{}", text(&o.stderr));
+        assert!(!out.exists(), "{args:?} created {}", out.display());
+    }
+    let (code, _, err) = hand(&["inject", dir.to_str().unwrap(), "kill"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no game-day run in progress"), "{err}");
+}
