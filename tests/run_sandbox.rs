@@ -587,3 +587,96 @@ fn dr_restore_measures_rpo_and_rto_and_fails_when_snapshots_are_too_rare() {
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("rpo &lt; 4.5s"), "{junit}");
 }
+
+/// The shipped `blue-green`: a drained cutover in steps passes with no error at all, the
+/// sandbox's weights moving 10% → 50% → 100% → back to 0 and every user keeping their session
+/// on green; the same cutover without draining cuts the requests in flight and fails
+/// `errors == 0` — with exactly as many 502s in the report as it cut.
+#[test]
+fn blue_green_passes_with_draining_and_fails_errors_without() {
+    let _turn = heavy();
+    let dir = tmpdir("blue-green");
+    let slo = |r: &serde_json::Value, window: &str, text: &str| {
+        r["slo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                let w = &s["objective"]["window"];
+                let label = match w["fault"].as_str() {
+                    Some(f) => format!("{}:{f}", w["type"].as_str().unwrap()),
+                    None => w["type"].as_str().unwrap().to_string(),
+                };
+                label == window && s["objective"]["text"] == text
+            })
+            .unwrap_or_else(|| panic!("no {window} {text}"))["status"]
+            .clone()
+    };
+    let cut_502s = |r: &serde_json::Value| -> u64 {
+        r["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["status_counts"]["502"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let run = |scenario: &str, out: &std::path::Path| {
+        chaos(&[
+            "run",
+            scenario,
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+
+    let out = dir.join("drained");
+    let o = run("blue-green", &out);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let r = report(&out);
+    assert_matches_schema(&r);
+    assert_eq!(slo(&r, "during:cutover", "errors == 0"), "pass");
+    assert_eq!(slo(&r, "whole", "failed == 0"), "pass", "sessions survive");
+    assert_eq!(cut_502s(&r), 0);
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    let weights: Vec<u64> = ev
+        .iter()
+        .filter(|e| e["event"] == "lb_weights")
+        .map(|e| e["green"].as_u64().unwrap())
+        .collect();
+    assert_eq!(weights, [10, 50, 100, 0]);
+    let drained: Vec<&serde_json::Value> = ev
+        .iter()
+        .filter(|e| e["event"] == "lb_group_drained")
+        .collect();
+    assert_eq!(drained.len(), 2, "blue at 100%, green at the rollback");
+    assert!(drained.iter().all(|e| e["left"] == 0), "{drained:?}");
+    assert_eq!(count(&ev, "lb_group_cut"), 0);
+
+    let text_of = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/blue-green.toml"),
+    )
+    .unwrap();
+    assert!(text_of.contains("\ndrain = true\n"));
+    let file = dir.join("no-drain.toml");
+    std::fs::write(
+        &file,
+        text_of.replace("\ndrain = true\n", "\ndrain = false\n"),
+    )
+    .unwrap();
+    let out = dir.join("cut");
+    let o = run(file.to_str().unwrap(), &out);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let r = report(&out);
+    assert_eq!(slo(&r, "during:cutover", "errors == 0"), "fail");
+    let ev = lines(&out.join("sandbox-events.jsonl"));
+    let cut: Vec<&serde_json::Value> = ev.iter().filter(|e| e["event"] == "lb_group_cut").collect();
+    assert_eq!(cut.len(), 2, "blue at 100%, green at the rollback");
+    let cut_n: u64 = cut.iter().map(|e| e["cut"].as_u64().unwrap()).sum();
+    // Every request the cuts answered 502 is in the report: the load's and the users' (their
+    // steps are in the same recording).
+    assert!(cut_n > 0, "{cut:?}");
+    assert_eq!(cut_502s(&r), cut_n, "{cut:?}");
+}

@@ -334,3 +334,162 @@ async fn a_restart_cancelled_mid_drain_puts_the_node_back() {
     }
     sb.stop();
 }
+
+/// Waits until the sandbox has logged `n` events of `kind`.
+async fn wait_events(sb: &Sandbox, kind: &str, n: usize) {
+    let t = Instant::now();
+    while events(sb, kind).len() < n {
+        assert!(t.elapsed() < Duration::from_secs(10), "never {n} {kind}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `n` requests one after another through the load balancer: how many green nodes served.
+async fn served_by_green(sb: &Sandbox, n: usize) -> usize {
+    let mut green = 0;
+    for _ in 0..n {
+        let (s, _, by) = call("GET", &format!("{}/notes", sb.lb_url)).await;
+        assert_eq!(s, 200);
+        green += usize::from(by.unwrap().starts_with("green-"));
+    }
+    green
+}
+
+/// A cutover deploys green (health-checked first), gives it exactly its weight's share of the
+/// requests step by step, and a rollback puts every request back on blue at once; the
+/// listener belongs to one cutover at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cutover_moves_requests_by_weight_and_a_rollback_puts_them_back_on_blue() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    assert_eq!(
+        served_by_green(&sb, 30).await,
+        0,
+        "green is not deployed yet"
+    );
+    let (s, _, _) = call(
+        "POST",
+        &ctl("/cutover?steps=25,100&every_ms=4000&by=fault:bg"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, body, _) = call("POST", &ctl("/cutover?steps=100&by=fault:other")).await;
+    assert_eq!(s, 409, "{body}");
+    wait_events(&sb, "lb_weights", 1).await;
+    let deployed = &events(&sb, "green_deployed")[0];
+    assert_eq!(
+        deployed["healthy"].as_array().unwrap().len(),
+        6,
+        "{deployed}"
+    );
+    // Spread evenly: exactly a quarter of any 60 consecutive requests (nothing else is sent;
+    // 60 take well under the 4 s before the next step).
+    assert_eq!(served_by_green(&sb, 60).await, 15);
+    wait_events(&sb, "lb_weights", 2).await;
+    assert_eq!(served_by_green(&sb, 40).await, 40, "every request on green");
+    let drained = &events(&sb, "lb_group_drained")[0];
+    assert_eq!(drained["group"], "blue");
+    wait_events(&sb, "cutover_end", 1).await;
+    // Blue is still running (hot) though it takes no request.
+    assert_eq!(node_state(&sb, "app-a-1"), "running");
+    let (s, _, _) = call("POST", &ctl("/cutover/rollback?by=fault:other")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        served_by_green(&sb, 20).await,
+        20,
+        "not the other's to roll back"
+    );
+    call("POST", &ctl("/cutover/rollback?by=fault:bg")).await;
+    assert_eq!(
+        served_by_green(&sb, 40).await,
+        0,
+        "every request back on blue"
+    );
+    let w: Vec<u64> = events(&sb, "lb_weights")
+        .iter()
+        .map(|e| e["green"].as_u64().unwrap())
+        .collect();
+    assert_eq!(w, [25, 100, 0]);
+    // The resources list the deployed green nodes in their group.
+    let res = sb.stack().describe();
+    let green = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["group"] == "green")
+        .count();
+    assert_eq!(green, 6, "{res}");
+    assert_eq!(res["lb_weights"]["blue"], 100);
+    sb.stop();
+}
+
+/// Without draining, the requests in flight to blue when it loses its last share are cut
+/// (502) — exactly as many as the sandbox logs; with draining, none is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cutover_without_draining_cuts_blues_requests_in_flight() {
+    for drain in [false, true] {
+        let mut cfg = fast();
+        cfg.node.service_time = Duration::from_millis(400);
+        cfg.node.service_jitter = Duration::ZERO;
+        let sb = Sandbox::start(cfg, None).await.unwrap();
+        // Green deployed and healthy first (at 0%), so the cut comes at a known moment.
+        let ctl = |p: &str| format!("{}{p}", sb.control_url);
+        call(
+            "POST",
+            &ctl("/cutover?steps=1,100&every_ms=60000&by=fault:bg"),
+        )
+        .await;
+        wait_events(&sb, "lb_weights", 1).await;
+        call("POST", &ctl("/cutover/rollback?by=fault:bg")).await;
+        let mut load = Vec::new();
+        for _ in 0..8 {
+            let url = format!("{}/notes", sb.lb_url);
+            load.push(tokio::spawn(async move { call("GET", &url).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        call(
+            "POST",
+            &ctl(&format!("/cutover?steps=100&drain={drain}&by=fault:bg2")),
+        )
+        .await;
+        let mut statuses = Vec::new();
+        for l in load {
+            statuses.push(l.await.unwrap().0);
+        }
+        let bad = statuses.iter().filter(|s| **s == 502).count();
+        if drain {
+            assert_eq!(bad, 0, "{statuses:?}");
+            wait_events(&sb, "lb_group_drained", 2).await;
+        } else {
+            wait_events(&sb, "lb_group_cut", 1).await;
+            let cut = &events(&sb, "lb_group_cut")[0];
+            assert_eq!(cut["group"], "blue");
+            assert_eq!(cut["in_flight"], 8, "{cut}");
+            assert_eq!(cut["cut"], 8, "{cut}");
+            assert_eq!(bad, 8, "{statuses:?}");
+        }
+        sb.stop();
+    }
+}
+
+/// A cutover is a lease like every fault's hold: a harness that dies without rolling back
+/// gets its cutover rolled back by the sandbox when the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cutover_whose_lease_runs_out_is_rolled_back() {
+    let sb = Sandbox::start(fast(), None).await.unwrap();
+    let ctl = |p: &str| format!("{}{p}", sb.control_url);
+    call("POST", &ctl("/cutover?steps=100&lease_ms=1500&by=fault:bg")).await;
+    wait_events(&sb, "lb_weights", 1).await;
+    assert_eq!(served_by_green(&sb, 10).await, 10);
+    let t = Instant::now();
+    while events(&sb, "lease_expired").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the lease never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(events(&sb, "cutover_rollback")[0]["by"], "fault:bg");
+    assert_eq!(served_by_green(&sb, 10).await, 0);
+    sb.stop();
+}

@@ -746,3 +746,52 @@ fn restore_drill_slos() {
     ) + "\n[abort]\nwhen = [\"rpo > 1m for 5s\"]\n";
     insta::assert_snapshot!(errors(&t));
 }
+
+/// A blue/green cutover: its steps, `every` and `drain` read (`cutover` is the same kind; a
+/// bare 0 is a ratio bound), and every way to get them wrong named at its position.
+#[test]
+fn blue_green_cutover() {
+    let fault = |body: &str| {
+        with(
+            "whole = [\"p99 < 800ms\", \"errors < 2%\"]",
+            "\"during:bg\" = [\"errors == 0\"]",
+        )
+        .replacen(
+            "\n[slo]",
+            &format!("\n[[faults]]\nname = \"bg\"\n{body}\n\n[slo]"),
+            1,
+        )
+    };
+    let s = parse(
+        "demo.toml",
+        &fault("kind = \"cutover\"\nsteps = [\"10%\", \"50%\", \"100%\"]\nevery = \"5s\"\ndrain = false\nat = \"20s\"\nfor = \"15s\""),
+    )
+    .unwrap();
+    assert_eq!(
+        s.faults[1].kind,
+        scenario::FaultKind::BlueGreen {
+            steps: vec![10, 50, 100],
+            every: std::time::Duration::from_secs(5),
+            drain: false
+        }
+    );
+    assert_eq!(s.faults[1].kind.name(), "blue-green");
+    let s = parse("demo.toml", &fault("kind = \"blue-green\"\nat = \"20s\"")).unwrap();
+    assert_eq!(
+        s.faults[1].kind,
+        scenario::FaultKind::BlueGreen {
+            steps: vec![100],
+            every: std::time::Duration::from_secs(30),
+            drain: true
+        }
+    );
+    let bad = [
+        "kind = \"blue-green\"\nsteps = [\"50%\", \"10%\"]\nat = \"20s\"",
+        "kind = \"blue-green\"\nsteps = [\"12.5%\", \"0%\", 40]\nat = \"20s\"",
+        "kind = \"blue-green\"\nsteps = []\nat = \"20s\"",
+        "kind = \"blue-green\"\nsteps = [\"10%\", \"100%\"]\nevery = \"10s\"\nat = \"20s\"\nfor = \"10s\"",
+        "kind = \"cutover\"\ndrain = \"yes\"\nzone = \"a\"\nat = \"20s\"",
+    ];
+    let all: Vec<String> = bad.iter().map(|b| errors(&fault(b))).collect();
+    insta::assert_snapshot!(all.join("\n----\n"));
+}

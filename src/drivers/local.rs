@@ -188,6 +188,11 @@ impl Driver for LocalDriver {
                      with its restart, or freeze, are)",
                     f.name
                 ))),
+                FaultKind::BlueGreen { .. } => Err(DriverError::Unsupported(format!(
+                    "fault `{}`: blue-green is not built for a local target yet (it would \
+                     switch the proxy's upstream or haproxy's weights); the sandbox does it",
+                    f.name
+                ))),
                 _ => match &self.process {
                     Some(p) => p.plan(f).await,
                     None => Err(Self::no_part(

@@ -157,9 +157,11 @@ impl SandboxDriver {
                 if let Some(z) = zone {
                     check_zone(z)?;
                 }
+                // Blue's nodes only: green ones (deployed by a cutover) take traffic only
+                // during one, and killing idle nodes would test nothing.
                 let mut ids: Vec<String> = resources
                     .iter()
-                    .filter(|r| r["role"] == kind)
+                    .filter(|r| r["role"] == kind && r["group"] != "green")
                     .filter(|r| zone.as_ref().is_none_or(|z| r["zone"] == z.as_str()))
                     .filter_map(|r| r["id"].as_str().map(str::to_string))
                     .collect();
@@ -256,6 +258,36 @@ impl SandboxDriver {
                 vec![post("/db/failover".into())],
                 vec![],
             ),
+            FaultKind::BlueGreen {
+                steps,
+                every,
+                drain,
+            } => {
+                let shares: Vec<String> = steps.iter().map(|p| format!("{p}%")).collect();
+                let list: Vec<String> = steps.iter().map(u32::to_string).collect();
+                (
+                    vec![format!(
+                        "load balancer: requests moved from blue (app nodes, v1) to green (v2): {}{}, {}",
+                        shares.join(", "),
+                        if steps.len() > 1 {
+                            format!(" every {}", crate::scenario::validate::show(*every))
+                        } else {
+                            String::new()
+                        },
+                        if *drain {
+                            "blue drained"
+                        } else {
+                            "blue's requests in flight cut"
+                        }
+                    )],
+                    vec![post(format!(
+                        "/cutover?steps={}&every_ms={}&drain={drain}",
+                        list.join(","),
+                        every.as_millis()
+                    ))],
+                    vec![post("/cutover/rollback".into())],
+                )
+            }
             // Runs its course (the restore ends by itself): nothing to revert.
             FaultKind::DbRestore {} => (
                 vec!["db cluster: every instance's data, restored from the newest snapshot".into()],
@@ -309,6 +341,7 @@ impl SandboxDriver {
             FaultKind::CachePartition {} => json!({ "cache_state": "partitioned" }),
             FaultKind::DbFailover {} => json!({ "event": "db_failover_start" }),
             FaultKind::DbRestore {} => json!({ "event": "db_restore_start" }),
+            FaultKind::BlueGreen { .. } => json!({ "event": "cutover_start" }),
             FaultKind::CacheFailover {} => json!({ "event": "cache_failover_start" }),
             FaultKind::Latency { .. } => json!({ "event": "link_latency" }),
             FaultKind::RestartNodes { .. } => json!({ "event": "rolling_restart_start" }),

@@ -20,6 +20,9 @@
 //! POST /zones/{z}/down|up           every node of the zone, and its db instance
 //! POST /rolling-restart?down_ms=N[&zone=z]   a deploy: one node at a time, drained first
 //! POST /rolling-restart/cancel      stop it, start every node it left down
+//! POST /cutover?steps=10,50,100&every_ms=N&drain=true|false   blue/green: green deployed,
+//!                                   then given that share of the requests step by step
+//! POST /cutover/rollback            every request back on blue at once
 //! POST /db/failover                 writer unreachable for failover_time, then a reader promoted
 //! POST /db/restore                  every instance's data lost, nothing served for restore_time,
 //!                                   then the cluster back from the newest snapshot
@@ -193,6 +196,44 @@ async fn dispatch(
             Ok(changed) => done(changed),
             Err(e) => io(e),
         },
+        (Method::POST, ["cutover"]) => {
+            let steps: Result<Vec<u32>, _> = q("steps")
+                .unwrap_or_else(|| "100".into())
+                .split(',')
+                .map(|p| p.trim().parse::<u32>())
+                .collect();
+            let Ok(steps) = steps else {
+                return http::error(
+                    StatusCode::BAD_REQUEST,
+                    "steps: percentages of the requests for green, e.g. steps=10,50,100",
+                );
+            };
+            let every = q("every_ms")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 3_600_000.0)
+                .map_or(Duration::from_secs(30), |v| {
+                    Duration::from_secs_f64(v / 1e3)
+                });
+            let drain = match q("drain").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(d) => {
+                    return http::error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("drain: true or false, not {d}"),
+                    )
+                }
+            };
+            match stack.start_cutover(steps, every, drain, &by) {
+                Ok(changed) => done(changed),
+                Err(super::cutover::Refused::Steps(m)) => http::error(StatusCode::BAD_REQUEST, &m),
+                Err(super::cutover::Refused::Busy(who)) => http::error(
+                    StatusCode::CONFLICT,
+                    &format!("a cutover by {who} holds the load balancer: roll it back first"),
+                ),
+            }
+        }
+        (Method::POST, ["cutover", "rollback"]) => done(stack.rollback_cutover(&by).await),
         (Method::POST, ["db", "failover"]) => done(stack.db.failover("control API")),
         (Method::POST, ["db", "restore"]) => done(stack.db.restore("control API")),
         (Method::POST, ["db", "snapshot"]) => done(stack.db.snapshot()),

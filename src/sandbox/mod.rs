@@ -14,14 +14,19 @@
 //! child process of the same binary (its own runtime, apart from the load generator's) and stops
 //! it at the end. The scenario's `[sandbox]` table sets its knobs ([`SandboxConfig::with_spec`]).
 //!
+//! A second group of app nodes (green, as many per zone, running version `v2`) waits undeployed
+//! for a blue/green cutover ([`cutover`]); the load balancer's weights move traffic to it.
+//!
 //! This file starts and stops the stack and owns its fault state (who holds which node, zone
-//! and link); the knobs are in [`config`], rolling restarts in [`rolling`].
+//! and link); the knobs are in [`config`], rolling restarts in [`rolling`], cutovers in
+//! [`cutover`].
 
 pub mod backend;
 pub mod cache;
 pub mod child;
 mod config;
 pub mod control;
+mod cutover;
 pub mod db;
 pub mod events;
 pub(crate) mod http;
@@ -104,7 +109,10 @@ pub struct Stack {
     pub cfg: SandboxConfig,
     pub lb_url: String,
     pub control_url: String,
+    /// The live (blue) app nodes.
     pub nodes: Vec<Arc<Node>>,
+    /// The green app nodes: held down as not deployed until a cutover deploys them.
+    pub green: Vec<Arc<Node>>,
     pub lb: Arc<Lb>,
     pub db: Arc<Db>,
     pub cache: Arc<Cache>,
@@ -114,6 +122,8 @@ pub struct Stack {
     zone_holds: Holds<BTreeSet<String>>,
     /// Running rolling restarts, by who started them.
     rolling: Mutex<BTreeMap<String, JoinHandle<()>>>,
+    /// The cutover under way or done (one at a time: the listener has one set of weights).
+    cutover: Mutex<Option<cutover::Cutover>>,
     /// How long each hold lasts unless renewed.
     pub leases: lease::Leases,
 }
@@ -132,19 +142,30 @@ impl Sandbox {
             ),
         });
         let mut nodes = Vec::new();
+        let mut green = Vec::new();
         for z in &cfg.zones {
             for i in 1..=cfg.nodes_per_zone {
                 let n = Node::new(
                     format!("app-{z}-{i}"),
                     z.clone(),
+                    "v1",
                     cfg.node.clone(),
                     backends.clone(),
                 );
                 n.start().await?;
                 nodes.push(n);
+                let g = Node::new(
+                    format!("green-{z}-{i}"),
+                    z.clone(),
+                    "v2",
+                    cfg.node.clone(),
+                    backends.clone(),
+                );
+                g.set_held(node::NOT_DEPLOYED, true).await?;
+                green.push(g);
             }
         }
-        let lb = Lb::new(cfg.lb.clone(), &nodes, events.clone());
+        let lb = Lb::new(cfg.lb.clone(), &nodes, &green, events.clone());
         let lb_listener = http::bind(0).await?;
         let lb_url = format!("http://{}", lb_listener.local_addr()?);
         let ctl_listener = http::bind(0).await?;
@@ -154,6 +175,7 @@ impl Sandbox {
             lb_url: lb_url.clone(),
             control_url: control_url.clone(),
             nodes,
+            green,
             lb: lb.clone(),
             db,
             cache,
@@ -161,6 +183,7 @@ impl Sandbox {
             events: events.clone(),
             zone_holds: Mutex::new(BTreeMap::new()),
             rolling: Mutex::new(BTreeMap::new()),
+            cutover: Mutex::new(None),
             leases: lease::Leases::default(),
         });
         let l2 = lb.clone();
@@ -192,7 +215,7 @@ impl Sandbox {
         for t in &self.tasks {
             t.abort();
         }
-        for n in &self.stack.nodes {
+        for n in self.stack.nodes.iter().chain(&self.stack.green) {
             n.stop_now();
         }
         self.stack.db.stop();
@@ -202,8 +225,9 @@ impl Sandbox {
 }
 
 impl Stack {
+    /// A blue or green app node.
     pub fn node(&self, id: &str) -> Option<&Arc<Node>> {
-        self.nodes.iter().find(|n| n.id == id)
+        self.nodes.iter().chain(&self.green).find(|n| n.id == id)
     }
 
     /// `holder` takes a node down (`up = false`) or releases it; `how` is "kill" (at once),
@@ -264,7 +288,12 @@ impl Stack {
             if up { "zone_up" } else { "zone_down" },
             json!({ "zone": zone }),
         );
-        for n in self.nodes.iter().filter(|n| n.zone == zone) {
+        for n in self
+            .nodes
+            .iter()
+            .chain(&self.green)
+            .filter(|n| n.zone == zone)
+        {
             if n.set_zone_down(!up).await? {
                 self.events.log(
                     if up { "node_up" } else { "node_down" },
@@ -314,18 +343,22 @@ impl Stack {
         let health = self.lb.health();
         let mut out: Vec<serde_json::Value> =
             vec![json!({ "id": "lb", "role": "lb", "zone": null, "state": "running" })];
-        for n in &self.nodes {
+        // Green nodes are listed once deployed: before, they are not part of the stack.
+        let green = self.green.iter().filter(|n| n.is_deployed());
+        for n in self.nodes.iter().chain(green) {
             let healthy = health
                 .iter()
                 .find(|(id, _)| *id == n.id)
                 .is_some_and(|h| h.1);
+            let group = self.lb.group_of(&n.id).map(|g| g.name());
             out.push(json!({
-                "id": n.id, "role": "app", "zone": n.zone,
+                "id": n.id, "role": "app", "zone": n.zone, "group": group,
                 "state": if n.is_running() { "running" } else { "stopped" },
                 "lb_healthy": healthy, "addr": n.addr().to_string(),
                 "held_down_by": n.holders(),
             }));
         }
+        let (blue, green) = self.lb.weights();
         out.extend(self.db.describe());
         out.extend(self.cache.describe());
         json!({
@@ -334,6 +367,8 @@ impl Stack {
             "zones": self.cfg.zones,
             "zones_down": self.zones_down(),
             "zone_holds": *lock(&self.zone_holds),
+            "lb_weights": { "blue": blue, "green": green },
+            "cutover": self.cutover_state(),
             "resources": out,
         })
     }

@@ -12,6 +12,10 @@
 //! so overlapping faults never undo each other) or its zone is down; either way its port is
 //! closed and its open connections are dropped ([`super::http::serve`]). Coming back rebinds
 //! the same port.
+//!
+//! Every response names its node (`x-served-by`) and the version it runs (`x-app-version`:
+//! blue nodes run `v1`, green nodes `v2`). A green node is created held down as
+//! [`NOT_DEPLOYED`] and serves once a cutover deploys it.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -46,6 +50,9 @@ pub struct Backends {
     pub cache: CacheBackend,
 }
 
+/// The hold a green node is created with: it serves nothing until a cutover deploys it.
+pub const NOT_DEPLOYED: &str = "not deployed";
+
 #[derive(Default)]
 struct Down {
     /// Who holds the node down (fault names; "control" for a bare API call).
@@ -70,6 +77,7 @@ pub struct Node {
 
 struct App {
     id: String,
+    version: hyper::header::HeaderValue,
     cfg: NodeConfig,
     sem: Semaphore,
     seq: AtomicU64,
@@ -77,10 +85,18 @@ struct App {
 }
 
 impl Node {
-    pub fn new(id: String, zone: String, cfg: NodeConfig, backends: Arc<Backends>) -> Arc<Node> {
+    /// A node running `version` (named in every response's `x-app-version`).
+    pub fn new(
+        id: String,
+        zone: String,
+        version: &'static str,
+        cfg: NodeConfig,
+        backends: Arc<Backends>,
+    ) -> Arc<Node> {
         Arc::new(Node {
             app: Arc::new(App {
                 id: id.clone(),
+                version: hyper::header::HeaderValue::from_static(version),
                 sem: Semaphore::new(cfg.concurrency.max(1)),
                 cfg,
                 seq: AtomicU64::new(0),
@@ -122,6 +138,11 @@ impl Node {
         };
         self.apply().await?;
         Ok(changed)
+    }
+
+    /// Whether it has been deployed (a green node before its first cutover has not).
+    pub fn is_deployed(&self) -> bool {
+        !lock(&self.down).holds.contains(NOT_DEPLOYED)
     }
 
     /// Who holds it down now.
@@ -194,12 +215,13 @@ fn session_cookie(req: &Request<Incoming>) -> Option<String> {
 }
 
 /// Every response names the node that served it (`x-served-by`), as many stacks do: tests and
-/// operators can see the balancing.
+/// operators can see the balancing; and the version it runs (`x-app-version`).
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let mut r = route(&app, req).await;
     if let Ok(v) = app.id.parse() {
         r.headers_mut().insert("x-served-by", v);
     }
+    r.headers_mut().insert("x-app-version", app.version.clone());
     r
 }
 

@@ -27,6 +27,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("peak-4x", include_str!("../../scenarios/peak-4x.toml")),
     (
+        "blue-green",
+        include_str!("../../scenarios/blue-green.toml"),
+    ),
+    (
         "dr-restore",
         include_str!("../../scenarios/dr-restore.toml"),
     ),

@@ -290,6 +290,9 @@ impl Scenario {
         for f in &mut s.faults {
             f.at = sc(f.at);
             f.duration = f.duration.map(sc);
+            if let FaultKind::BlueGreen { every, .. } = &mut f.kind {
+                *every = sc(*every);
+            }
             if let FaultKind::RestartNodes { down_for, .. } = &mut f.kind {
                 *down_for = sc(*down_for);
             }

@@ -243,6 +243,15 @@ fn fault_field(key: &str) -> Value {
             json!({ "type": "string", "pattern": IDENT, "description": "a command pair the target file declares ([commands.NAME])" })
         }
         "down_for" => duration("how long each node stays down (default 10s)"),
+        "steps" => json!({
+            "type": "array", "minItems": 1,
+            "items": { "type": "string", "pattern": PERCENT },
+            "description": "blue/green: green's share of the requests, step by step, increasing (default [\"100%\"])"
+        }),
+        "every" => duration("blue/green: time between steps (default 30s)"),
+        "drain" => {
+            json!({ "type": "boolean", "default": true, "description": "blue/green: let the group that loses its traffic finish its requests in flight (false: they are cut, 502)" })
+        }
         "link" => strings(keys::LINKS),
         "delay" | "jitter" => duration("added delay"),
         _ => json!({}),

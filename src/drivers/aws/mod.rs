@@ -471,6 +471,7 @@ impl AwsDriver {
             // RestoreDBClusterFromSnapshot) and repoints the app: not built.
             FaultKind::RestartNodes { .. }
             | FaultKind::DbRestore {}
+            | FaultKind::BlueGreen { .. }
             | FaultKind::Latency { .. }
             | FaultKind::Freeze { .. }
             | FaultKind::Command { .. } => Err(DriverError::Unsupported(format!(

@@ -165,6 +165,7 @@ pub async fn start_app(
     let node = super::node::Node::new(
         cfg.id.clone(),
         cfg.zone.clone(),
+        "v1",
         super::node::NodeConfig {
             concurrency: 256,
             service_time: Duration::ZERO,

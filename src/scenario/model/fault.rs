@@ -162,6 +162,17 @@ pub enum FaultKind {
         command: String,
     },
     DbFailover {},
+    /// Blue/green: the load balancer moves the requests from the live app nodes (blue) to a
+    /// second group (green, a new version) in `steps` (percent of the requests, increasing),
+    /// one every `every`; blue keeps running. The group that loses its traffic is drained, or
+    /// its requests in flight cut (`drain = false`). Revert = rollback: every request back on
+    /// blue at once.
+    BlueGreen {
+        steps: Vec<u32>,
+        #[serde(serialize_with = "ser_duration")]
+        every: Duration,
+        drain: bool,
+    },
     /// The whole database lost (every instance, its data), then restored from the newest
     /// snapshot the target has: a restore drill, judged by `rpo` and `recovery`.
     DbRestore {},
@@ -179,6 +190,8 @@ pub enum FaultKind {
 impl FaultKind {
     /// The restore drill's kind: what an `rpo` objective is measured on.
     pub const RESTORE: &'static str = "db-restore";
+    /// The blue/green cutover's kind (`cutover` is accepted for it too).
+    pub const BLUE_GREEN: &'static str = "blue-green";
 
     /// The kind's name as written in scenario files.
     pub fn name(&self) -> &'static str {
@@ -190,6 +203,7 @@ impl FaultKind {
             FaultKind::Command { .. } => "command",
             FaultKind::DbFailover {} => "db-failover",
             FaultKind::DbRestore {} => Self::RESTORE,
+            FaultKind::BlueGreen { .. } => Self::BLUE_GREEN,
             FaultKind::CachePartition {} => "cache-partition",
             FaultKind::CacheFailover {} => "cache-failover",
             FaultKind::Latency { .. } => "latency",

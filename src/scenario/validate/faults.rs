@@ -109,6 +109,27 @@ fn fault(cx: &mut Ctx<'_>, n: &Node, run: Option<Duration>, earlier: &[Fault]) -
         Some(k) => kind(cx, k, &t),
         None => None,
     };
+    // A cutover's last step must come before its rollback.
+    if let (Some(FaultKind::BlueGreen { steps, every, .. }), Some(Some((d, f_node)))) = (&kind, dur)
+    {
+        let last = *every * (steps.len() as u32).saturating_sub(1);
+        if last >= d && !cx.unknown(f_node) {
+            cx.err(
+                &f_node.span,
+                &format!(
+                    "the cutover's last step comes {} after it starts, but the fault is rolled \
+                     back after {}",
+                    show(last),
+                    show(d)
+                ),
+                Some(&format!(
+                    "`for` longer than {} (the last step's time), fewer steps, or a shorter \
+                     `every`",
+                    show(last)
+                )),
+            );
+        }
+    }
     Some(Fault {
         name: name?,
         kind: kind?,
@@ -211,6 +232,7 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
         }
         "db-failover" => FaultKind::DbFailover {},
         FaultKind::RESTORE => FaultKind::DbRestore {},
+        FaultKind::BLUE_GREEN | "cutover" => blue_green(cx, t)?,
         "cache-partition" => FaultKind::CachePartition {},
         "cache-failover" => FaultKind::CacheFailover {},
         "latency" => {
@@ -238,6 +260,73 @@ fn kind(cx: &mut Ctx<'_>, k: &str, t: &super::Fields<'_>) -> Option<FaultKind> {
             }
         }
         _ => return None,
+    })
+}
+
+/// A cutover's `steps` (whole percentages of the requests for green, increasing, default
+/// `["100%"]`), `every` (between steps, default 30s) and `drain` (default true).
+fn blue_green(cx: &mut Ctx<'_>, t: &super::Fields<'_>) -> Option<FaultKind> {
+    let help = "whole percentages of the requests for green from 1% to 100%, increasing, \
+                e.g. steps = [\"10%\", \"50%\", \"100%\"]";
+    let steps = match t.get("steps") {
+        None => Some(vec![100]),
+        Some(n) => cx.array(n, "steps").and_then(|items| {
+            if items.is_empty() {
+                cx.err(
+                    &n.span,
+                    "steps is empty: the cutover would move nothing",
+                    Some(help),
+                );
+                return None;
+            }
+            let mut out = Vec::new();
+            for it in items {
+                let pct = match &it.v {
+                    V::Str(s) => values::percent(s)
+                        .ok()
+                        .map(|p| p * 100.0)
+                        .filter(|p| (1.0..=100.0).contains(p) && (p - p.round()).abs() < 1e-6),
+                    _ => None,
+                };
+                let Some(pct) = pct else {
+                    let found = match &it.v {
+                        V::Str(s) => format!("\"{s}\""),
+                        _ => it.type_name().to_string(),
+                    };
+                    cx.err(&it.span, &format!("invalid step {found}"), Some(help));
+                    return None;
+                };
+                let pct = pct.round() as u32;
+                if out.last().is_some_and(|l| *l >= pct) {
+                    cx.err(
+                        &it.span,
+                        &format!("step {pct}% does not follow a smaller one"),
+                        Some(help),
+                    );
+                    return None;
+                }
+                out.push(pct);
+            }
+            Some(out)
+        }),
+    };
+    let every = match t.get("every") {
+        Some(e) => cx.duration_in(
+            e,
+            "every",
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        ),
+        None => Some(Duration::from_secs(30)),
+    };
+    let drain = match t.get("drain") {
+        Some(d) => cx.bool(d, "drain"),
+        None => Some(true),
+    };
+    Some(FaultKind::BlueGreen {
+        steps: steps?,
+        every: every?,
+        drain: drain?,
     })
 }
 

@@ -78,11 +78,15 @@ pub const FAULT_KINDS: &[(&str, &[&str])] = &[
     ("az-outage", &["zone", "parts"]),
     ("db-failover", &[]),
     (crate::scenario::FaultKind::RESTORE, &[]),
+    (crate::scenario::FaultKind::BLUE_GREEN, BLUE_GREEN),
+    ("cutover", BLUE_GREEN),
     ("cache-partition", &[]),
     ("cache-failover", &[]),
     ("latency", &["link", "delay", "jitter"]),
     ("command", &["command"]),
 ];
+
+const BLUE_GREEN: &[&str] = &["steps", "every", "drain"];
 
 pub const ROLES: &[&str] = &["app", "db", "cache", "lb"];
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];

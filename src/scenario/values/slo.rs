@@ -87,6 +87,8 @@ pub fn slo_expr(s: &str) -> Result<(Metric, CmpOp, f64), Bad> {
                     "attempts per request, a plain number: \"amplification < 1.5\"",
                 )
             })?,
+        // A ratio of exactly none needs no unit: "errors == 0".
+        _ if value.trim().parse::<f64>() == Ok(0.0) => 0.0,
         _ => percent(value).map_err(|_| {
             let example = match value.parse::<f64>() {
                 Ok(v) if (0.0..=1.0).contains(&v) => format!("{}%", v * 100.0),
