@@ -374,6 +374,7 @@ fn run_oha(url: &str, d: u64) -> Option<f64> {
 
 fn bench_load(rps: f64, secs: f64) -> Load {
     Load {
+        responses_by: None,
         peak_rps: rps,
         stages: vec![Stage {
             kind: StageKind::Hold,

@@ -25,6 +25,8 @@ fn sample(i: u64) -> Sample {
         status: if i.is_multiple_of(50) { 503 } else { 200 },
         attempts: 1 + (i.is_multiple_of(50)) as u8,
         exhausted: false,
+        // Two versions, as a cutover records them (`responses_by`).
+        tag: 1 + (i & 1) as u8,
     }
 }
 

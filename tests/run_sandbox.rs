@@ -654,6 +654,48 @@ fn blue_green_passes_with_draining_and_fails_errors_without() {
     assert_eq!(drained.len(), 2, "blue at 100%, green at the rollback");
     assert!(drained.iter().all(|e| e["left"] == 0), "{drained:?}");
     assert_eq!(count(&ev, "lb_group_cut"), 0);
+    // The versions series: each interval's responses by x-app-version — blue's v1 alone
+    // before and after, both during the weighted steps, green's v2 alone at 100%; every
+    // response of the load counted once.
+    let series = r["series"].as_array().unwrap();
+    let by = |p: &serde_json::Value, v: &str| p["responses_by"][v].as_u64().unwrap_or(0);
+    let shape: Vec<(bool, bool)> = series
+        .iter()
+        .map(|p| (by(p, "v1") > 0, by(p, "v2") > 0))
+        .filter(|&s| s != (false, false)) // an interval with no response (the run's tail)
+        .collect();
+    assert_eq!(shape.first(), Some(&(true, false)));
+    assert_eq!(shape.last(), Some(&(true, false)));
+    assert!(shape.contains(&(true, true)), "{shape:?}");
+    assert!(shape.contains(&(false, true)), "{shape:?}");
+    let tagged: u64 = series.iter().map(|p| by(p, "v1") + by(p, "v2")).sum();
+    let load: u64 = ["list-notes", "create-note"]
+        .iter()
+        .map(|n| r["per_request"][n]["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(tagged, load);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## Responses by `x-app-version`"), "{md}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Responses by x-app-version"));
+    // Re-rendered from report.json alone, the same counts.
+    let again = dir.join("again");
+    let o = chaos(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let md2 = std::fs::read_to_string(again.join("summary.md")).unwrap();
+    let section = |m: &str| {
+        m[m.find("## Responses by `x-app").unwrap()..]
+            .split("\n## ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(section(&md2), section(&md));
 
     let text_of = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/blue-green.toml"),

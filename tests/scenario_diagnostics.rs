@@ -794,4 +794,16 @@ fn blue_green_cutover() {
     ];
     let all: Vec<String> = bad.iter().map(|b| errors(&fault(b))).collect();
     insta::assert_snapshot!(all.join("\n----\n"));
+    // The versions chart's header: lowercased, and a name that is no header refused.
+    let s = parse(
+        "demo.toml",
+        &with("[load]\n", "[load]\nresponses_by = \"X-App-Version\"\n"),
+    )
+    .unwrap();
+    assert_eq!(s.load.responses_by.as_deref(), Some("x-app-version"));
+    let e = errors(&with("[load]\n", "[load]\nresponses_by = \"x app\"\n"));
+    assert!(
+        e.contains("responses_by: \"x app\" is not a header name"),
+        "{e}"
+    );
 }

@@ -177,6 +177,8 @@ pub struct Transport {
     cap: usize,
     /// [`IDLE_TIMEOUT`] (shorter in tests).
     idle_timeout: Duration,
+    /// A response header whose value every [`Response`] carries (`responses_by`).
+    tag: Option<http::HeaderName>,
 }
 
 /// A completed exchange: the status and, when asked for, the headers and (the start of) the
@@ -189,6 +191,8 @@ pub struct Response {
     pub body: Option<Vec<u8>>,
     /// The whole body's length as received, kept or not.
     pub body_len: u64,
+    /// The value of the transport's tag header ([`Transport::with_tag`]), if it has one.
+    pub tag: Option<http::HeaderValue>,
 }
 
 impl Transport {
@@ -216,7 +220,14 @@ impl Transport {
             open: Arc::new(AtomicUsize::new(0)),
             cap: cap.max(1),
             idle_timeout: IDLE_TIMEOUT,
+            tag: None,
         })
+    }
+
+    /// Every response carries the value of header `h` ([`Response::tag`]).
+    pub fn with_tag(mut self, h: http::HeaderName) -> Self {
+        self.tag = Some(h);
+        self
     }
 
     pub fn target(&self) -> &Target {
@@ -257,6 +268,11 @@ impl Transport {
             let status = resp.status().as_u16();
             let limit = keep(status);
             let (parts, mut body) = resp.into_parts();
+            let tag = self
+                .tag
+                .as_ref()
+                .and_then(|h| parts.headers.get(h))
+                .cloned();
             let headers = limit.map(|_| parts.headers);
             let mut kept = limit.map(|_| Vec::new());
             let mut body_len = 0u64;
@@ -276,6 +292,7 @@ impl Transport {
                 headers,
                 body: kept,
                 body_len,
+                tag,
             });
         }
     }

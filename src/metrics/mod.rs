@@ -5,11 +5,13 @@
 //! *intended* send time into intervals and by request name. Nothing here knows about faults: windows are just time ranges handed in by the SLO code.
 //! Besides outcome classes, each interval counts final HTTP statuses one by one
 //! ([`responses::StatusCounts`]), and a recording keeps the first few failed responses of each
-//! request ([`responses::FailedResponse`]).
+//! request ([`responses::FailedResponse`]). With `[load] responses_by`, each interval also counts
+//! responses by the value they carry ([`tags`]).
 
 pub mod hist;
 pub mod recorder;
 pub mod responses;
+pub mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -115,6 +117,9 @@ pub struct Sample {
     /// Failed after using every attempt the policy allowed (retries exhausted), or after the
     /// retry budget refused a retry.
     pub exhausted: bool,
+    /// The final response's value of the scenario's `responses_by` header, as a [`tags`] id
+    /// (0: none, or no response).
+    pub tag: u8,
 }
 
 /// Statistics of one interval (or a window, once merged) for one request name, or all.
@@ -129,6 +134,8 @@ pub struct Stats {
     pub exhausted: u64,
     /// Final responses by HTTP status.
     pub statuses: StatusCounts,
+    /// Final responses by [`tags`] id (the same sorted small-key counts as statuses).
+    pub tags: StatusCounts,
 }
 
 impl Default for Stats {
@@ -141,6 +148,7 @@ impl Default for Stats {
             attempts: [0; MAX_ATTEMPTS + 1],
             exhausted: 0,
             statuses: StatusCounts::default(),
+            tags: StatusCounts::default(),
         }
     }
 }
@@ -153,6 +161,7 @@ impl Stats {
         self.attempts[(s.attempts as usize).min(MAX_ATTEMPTS)] += 1;
         self.exhausted += u64::from(s.exhausted);
         self.statuses.add(s.status, 1);
+        self.tags.add(u16::from(s.tag), 1);
         if s.outcome != Outcome::NotSent {
             hist::record(&mut self.latency, s.latency_us);
             hist::record(&mut self.service, s.service_us);
@@ -172,6 +181,7 @@ impl Stats {
         }
         self.exhausted += o.exhausted;
         self.statuses.merge(&o.statuses);
+        self.tags.merge(&o.tags);
     }
 
     /// Logical requests scheduled (every outcome, `not_sent` included).

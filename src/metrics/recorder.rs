@@ -44,6 +44,8 @@ pub struct Compact {
     pub attempts: [u64; MAX_ATTEMPTS + 1],
     pub exhausted: u64,
     pub statuses: StatusCounts,
+    /// By [`super::tags`] id; [`Recording::tags`] names them.
+    pub tags: StatusCounts,
 }
 
 impl Compact {
@@ -56,6 +58,7 @@ impl Compact {
             attempts: s.attempts,
             exhausted: s.exhausted,
             statuses: s.statuses.clone(),
+            tags: s.tags.clone(),
         }
     }
 
@@ -71,6 +74,7 @@ impl Compact {
             attempts: self.attempts,
             exhausted: self.exhausted,
             statuses: self.statuses.clone(),
+            tags: self.tags.clone(),
         }
     }
 }
@@ -185,6 +189,7 @@ impl Recorder {
                 .map(|row| row.iter().map(Slot::compact).collect())
                 .collect(),
             failures: Vec::new(),
+            tags: Vec::new(),
         }
     }
 }
@@ -199,6 +204,9 @@ pub struct Recording {
     /// The first few failed responses of each request name (the load engine fills them in; the
     /// recorder itself never sees a response), ordered by request, then intended time.
     pub failures: Vec<FailedResponse>,
+    /// The names of the [`super::tags`] ids the cells count by: id k is `tags[k - 1]` (the
+    /// engine fills them in; empty without `responses_by`).
+    pub tags: Vec<String>,
 }
 
 impl Recording {
@@ -253,14 +261,35 @@ impl Recording {
                 other.names.join(", ")
             ));
         }
+        // Their tag ids as ours: the same name is the same id, a new name a new id.
+        let ids: Vec<u16> = other
+            .tags
+            .iter()
+            .map(|name| match self.tags.iter().position(|t| t == name) {
+                Some(i) => (i + 1) as u16,
+                None => {
+                    self.tags.push(name.clone());
+                    self.tags.len() as u16
+                }
+            })
+            .collect();
+        let ours = |c: &Compact| -> Compact {
+            let mut c = c.clone();
+            let mut tags = StatusCounts::default();
+            for (id, n) in c.tags.iter() {
+                tags.add(ids.get(usize::from(id) - 1).copied().unwrap_or(id), n);
+            }
+            c.tags = tags;
+            c
+        };
         for (i, row) in other.intervals.iter().enumerate() {
             if i == self.intervals.len() {
-                self.intervals.push(row.clone());
+                self.intervals.push(row.iter().map(ours).collect());
                 continue;
             }
             for (mine, theirs) in self.intervals[i].iter_mut().zip(row) {
                 let mut s = mine.to_stats();
-                s.add(&theirs.to_stats());
+                s.add(&ours(theirs).to_stats());
                 *mine = Compact::from_stats(&s);
             }
         }
@@ -505,7 +534,42 @@ mod tests {
             },
             attempts,
             exhausted: false,
+            tag: 0,
         }
+    }
+
+    /// Tag counts survive compression, and a merge maps the other recording's ids to this
+    /// one's by name (shards see the versions in different orders).
+    #[test]
+    fn tags_are_counted_and_merged_by_name() {
+        let record = |tags: &[(u8, u64)], names: &[&str]| {
+            let mut r = Recorder::new(vec!["a".into()], Duration::from_secs(1));
+            let mut s = sample(0, 10, 1000, Outcome::Ok, 1);
+            for &(tag, at) in tags {
+                s.tag = tag;
+                s.intended = Duration::from_millis(at);
+                r.record(&s);
+            }
+            let mut rec = r.finish();
+            rec.tags = names.iter().map(|n| n.to_string()).collect();
+            rec
+        };
+        // Shard one saw v1 first, shard two v2 first; an untagged response counts nowhere.
+        let mut one = record(&[(1, 10), (1, 20), (2, 1500)], &["v1", "v2"]);
+        let two = record(&[(1, 10), (2, 30), (0, 40), (1, 2500)], &["v2", "v1"]);
+        one.merge(&two).unwrap();
+        assert_eq!(one.tags, ["v1", "v2"]);
+        let at = |rec: &Recording, i: usize| {
+            let s = rec.aggregate(i, i + 1, None);
+            s.tags.iter().collect::<Vec<_>>()
+        };
+        assert_eq!(at(&one, 0), [(1, 3), (2, 1)]);
+        assert_eq!(at(&one, 1), [(2, 1)]);
+        assert_eq!(at(&one, 2), [(2, 1)], "their extra interval, in our ids");
+        let three = record(&[(1, 10)], &["v3"]);
+        one.merge(&three).unwrap();
+        assert_eq!(one.tags, ["v1", "v2", "v3"]);
+        assert_eq!(at(&one, 0), [(1, 3), (2, 1), (3, 1)]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn sample(req: u16, at_ms: u64, outcome: Outcome) -> Sample {
         status: if outcome == Outcome::Ok { 200 } else { 503 },
         attempts: 1,
         exhausted: false,
+        tag: 0,
     }
 }
 

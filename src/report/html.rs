@@ -297,6 +297,26 @@ pub fn render(r: &RunReport) -> String {
             },
         ],
     ));
+    if let Some((header, values)) = super::versions::of(r) {
+        const COLORS: [&str; 6] = [
+            "#1565c0", "#2e7d32", "#f9a825", "#6a1b9a", "#c62828", "#00838f",
+        ];
+        let series: Vec<Series<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Series {
+                name: &v.name,
+                color: COLORS[i % COLORS.len()],
+                values: v.shares.clone(),
+            })
+            .collect();
+        o.push_str(&chart(
+            r,
+            &format!("Responses by {header} (share of each interval's responses)"),
+            &|v| show_ratio(v),
+            &series,
+        ));
+    }
     o.push_str("<h2>SLOs</h2><table><tr><th>result</th><th>window</th><th>request</th><th>objective</th><th>measured</th><th>samples</th></tr>");
     for s in &r.slo {
         let (class, label) = match s.status {

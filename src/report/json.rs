@@ -41,7 +41,7 @@ fn histograms(rec: &Recording) -> Histograms {
                 requests: row
                     .iter()
                     .zip(&rec.names)
-                    .map(|(c, n)| (n.clone(), Cell::of(c)))
+                    .map(|(c, n)| (n.clone(), Cell::of(c, &rec.tags)))
                     .collect(),
             })
             .collect(),
@@ -70,6 +70,7 @@ pub fn record(r: &RunReport) -> ReportFile {
                 attempts: s.total_attempts(),
                 retried: s.retried(),
                 status_counts: s.statuses.clone(),
+                responses_by: super::record::tag_names(&s.tags, &rec.tags),
                 latency_us: SeriesLatency {
                     p50: q(0.5),
                     p90: q(0.9),

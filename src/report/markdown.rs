@@ -176,6 +176,7 @@ pub fn render(r: &RunReport) -> String {
     }
     control_plane(&mut o, r);
     durable_writes(&mut o, r);
+    responses_by(&mut o, r);
     journeys(&mut o, r);
     let _ = writeln!(o, "\n## Timeline\n");
     let _ = writeln!(o, "| from | to | stage | rate |\n|---:|---:|---|---|");
@@ -297,6 +298,30 @@ fn control_plane(o: &mut String, r: &RunReport) {
 }
 
 /// Acknowledged durable writes and the read-back: what was lost, by id.
+/// Each value of the `responses_by` header: its responses, share, and when it was served.
+fn responses_by(o: &mut String, r: &RunReport) {
+    let Some((header, values)) = super::versions::of(r) else {
+        return;
+    };
+    let total: u64 = values.iter().map(|v| v.responses).sum();
+    let _ = writeln!(o, "\n## Responses by `{header}`\n");
+    let _ = writeln!(
+        o,
+        "| value | responses | share | first seen | last seen |\n|---|---:|---:|---:|---:|"
+    );
+    for v in &values {
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {:.1}% | {:.1}s | {:.1}s |",
+            v.name.replace('|', "\\|").replace('`', "'"),
+            v.responses,
+            v.responses as f64 * 100.0 / total.max(1) as f64,
+            v.first_s,
+            v.last_s
+        );
+    }
+}
+
 fn durable_writes(o: &mut String, r: &RunReport) {
     if !r.durable_writes.is_empty() || r.durable_without_id > 0 {
         let _ = writeln!(o, "\n## Durable writes\n");

@@ -13,6 +13,7 @@ pub mod merge;
 pub mod record;
 pub mod reread;
 pub mod users;
+pub mod versions;
 pub mod write;
 
 use std::time::{Duration, SystemTime};

@@ -205,6 +205,10 @@ pub struct Cell {
     pub exhausted: u64,
     #[serde(default)]
     pub statuses: StatusCounts,
+    /// Final responses by the value of the scenario's `responses_by` header (absent without
+    /// it, and in older reports).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub responses_by: BTreeMap<String, u64>,
 }
 
 /// An HDR histogram in the V2 deflate form; base64 in the file. Only the base64 is checked when
@@ -231,8 +235,10 @@ impl<'de> Deserialize<'de> for Hdr {
 }
 
 impl Cell {
-    pub fn of(c: &Compact) -> Cell {
+    /// `tags`: the recording's names of the tag ids.
+    pub fn of(c: &Compact, tags: &[String]) -> Cell {
         Cell {
+            responses_by: tag_names(&c.tags, tags),
             latency: Hdr(c.latency.clone()),
             service: Hdr(c.service.clone()),
             lateness: Hdr(c.lateness.clone()),
@@ -244,7 +250,8 @@ impl Cell {
     }
 
     /// The recorder's form, every histogram checked to decode.
-    fn to_compact(&self) -> Result<Compact, (&'static str, hist::DecodeError)> {
+    /// `tags`: the names the recording gives ids to (a name not among them is not counted).
+    fn to_compact(&self, tags: &[String]) -> Result<Compact, (&'static str, hist::DecodeError)> {
         for (which, h) in [
             ("latency", &self.latency),
             ("service", &self.service),
@@ -260,6 +267,11 @@ impl Cell {
             statuses: self.statuses.clone(),
             ..Compact::default()
         };
+        for (name, n) in &self.responses_by {
+            if let Some(i) = tags.iter().position(|t| t == name) {
+                c.tags.add((i + 1) as u16, *n);
+            }
+        }
         // Older reports have fewer outcomes (the missing ones are 0); extra entries from a
         // newer build have no outcome here to count under.
         for (o, x) in c.outcomes.iter_mut().zip(&self.outcomes) {
@@ -282,6 +294,19 @@ pub struct Durable {
     pub read_back: Option<Verification>,
 }
 
+/// Counts by tag id as counts by the names `tags` gives the ids.
+pub fn tag_names(c: &StatusCounts, tags: &[String]) -> BTreeMap<String, u64> {
+    c.iter()
+        .map(|(id, n)| {
+            let name = tags
+                .get(usize::from(id).saturating_sub(1))
+                .cloned()
+                .unwrap_or_else(|| format!("#{id}"));
+            (name, n)
+        })
+        .collect()
+}
+
 /// One interval of the run over all requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeriesPoint {
@@ -297,6 +322,9 @@ pub struct SeriesPoint {
     pub retried: u64,
     #[serde(default)]
     pub status_counts: StatusCounts,
+    /// Responses by the value of the scenario's `responses_by` header (absent without it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub responses_by: BTreeMap<String, u64>,
     pub latency_us: SeriesLatency,
     pub lateness_p99_us: Option<u64>,
 }

@@ -64,6 +64,7 @@ fn build(
             status: if bad { 503 } else { 200 },
             attempts: if bad { 2 } else { 1 },
             exhausted: bad,
+            tag: 0,
         });
     }
     let mut recording = r.finish();

@@ -118,6 +118,10 @@ pub struct Load {
     pub interval: Duration,
     pub client: Client,
     pub requests: Vec<RequestSpec>,
+    /// A response header whose values each interval counts responses by (`x-app-version`:
+    /// the versions a blue/green cutover moves between); `None`: not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responses_by: Option<String>,
 }
 
 /// One stage of the arrival-rate curve. Rates are in requests per second, already resolved

@@ -135,6 +135,7 @@ pub fn json_schema() -> Value {
                     },
                     "max_in_flight": int(json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10_000 })),
                     "interval": duration("recorder interval, 100ms to 60s (default 1s)"),
+                    "responses_by": { "type": "string", "description": "a response header each interval counts responses by, e.g. x-app-version (the report's versions chart)" },
                     "client": client(),
                     "requests": requests()
                 }

@@ -128,6 +128,7 @@ mod tests {
                 attempts: 1,
                 exhausted: false,
                 status: 0,
+                tag: 0,
             });
         }
         s

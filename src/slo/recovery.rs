@@ -242,6 +242,7 @@ mod tests {
                 attempts: 1,
                 exhausted: false,
                 status: 0,
+                tag: 0,
             });
         }
         r.finish()

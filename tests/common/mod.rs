@@ -314,6 +314,7 @@ pub fn retry(attempts: u32, on: RetryOn, budget: Option<f64>) -> RetryPolicy {
 /// A constant-rate load of `rps` for `secs`.
 pub fn hold_load(rps: f64, secs: f64, requests: Vec<RequestSpec>) -> Load {
     Load {
+        responses_by: None,
         peak_rps: rps,
         stages: vec![Stage {
             kind: StageKind::Hold,

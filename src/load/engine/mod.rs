@@ -151,6 +151,8 @@ struct Shared {
     durable: Mutex<Vec<DurableWrite>>,
     durable_without_id: AtomicU64,
     failures: Failures,
+    /// The values of `responses_by` seen so far, as the samples' tag ids.
+    tags: crate::metrics::tags::Tags,
     shutdown: Arc<Shutdown>,
 }
 
@@ -223,7 +225,15 @@ impl Engine {
         })?;
         let cfg = ClientConfig::new(&load.client)?;
         let reqs = prepare(&load, &cfg, &target)?;
-        let transport = Transport::new(target, &cfg, load.max_in_flight)?;
+        let mut transport = Transport::new(target, &cfg, load.max_in_flight)?;
+        // (Validated as a header name; one that is not is not counted.)
+        if let Some(h) = load
+            .responses_by
+            .as_deref()
+            .and_then(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+        {
+            transport = transport.with_tag(h);
+        }
         Ok(Engine {
             load,
             mode,
@@ -349,6 +359,7 @@ impl Engine {
         let durable_writes =
             std::mem::take(&mut *sh.durable.lock().unwrap_or_else(|p| p.into_inner()));
         recording.failures = sh.failures.take();
+        recording.tags = sh.tags.names();
         LoadResult {
             recording,
             durable_writes,
@@ -384,6 +395,7 @@ impl Engine {
             durable: Mutex::new(Vec::new()),
             durable_without_id: AtomicU64::new(0),
             failures: Failures::new(&load),
+            tags: Default::default(),
             shutdown,
         });
         let weights: Vec<u64> = load.requests.iter().map(|r| u64::from(r.weight)).collect();

@@ -35,6 +35,8 @@ struct Attempt {
     headers: Option<HeaderMap>,
     body: Option<Vec<u8>>,
     body_len: u64,
+    /// The `responses_by` header's value.
+    tag: Option<http::HeaderValue>,
 }
 
 impl Attempt {
@@ -46,6 +48,7 @@ impl Attempt {
             headers: None,
             body: None,
             body_len: 0,
+            tag: None,
         }
     }
 }
@@ -68,6 +71,7 @@ pub(super) async fn logical_request(
         status: 0,
         attempts: 0,
         exhausted: false,
+        tag: 0,
     };
     // Wait for a slot; a request that cannot start before its timeout is not sent (counted).
     // A free slot is taken at once, without arming a timer (the common case).
@@ -116,6 +120,9 @@ pub(super) async fn logical_request(
     let end = Instant::now();
     sample.outcome = last.outcome;
     sample.status = last.status;
+    if let Some(v) = &last.tag {
+        sample.tag = sh.tags.id(v.as_bytes());
+    }
     sample.attempts = attempts.min(u32::from(u8::MAX)) as u8;
     sample.latency_us = micros(end.saturating_duration_since(due));
     sample.service_us = micros(end.saturating_duration_since(first_send));
@@ -176,6 +183,7 @@ async fn attempt(sh: &Shared, ri: usize, req: &Prepared, r: &Rendered) -> Attemp
                 headers: resp.headers,
                 body: resp.body,
                 body_len: resp.body_len,
+                tag: resp.tag,
             }
         }
     }

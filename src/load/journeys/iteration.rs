@@ -35,6 +35,7 @@ impl Shared {
             status: 0,
             attempts: 1,
             exhausted: false,
+            tag: 0,
         };
         let caps = Captures::new(self.vars.iter().map(String::as_str));
         let number = user.weighted_users_index;
@@ -94,6 +95,8 @@ impl Shared {
             status,
             attempts: u8::from(outcome != Outcome::NotSent),
             exhausted: false,
+            // `responses_by` counts the open model's responses only.
+            tag: 0,
         };
         // Rendered before any await (the thread's rng is not Send).
         let rendered = {

@@ -117,6 +117,7 @@ pub(super) fn recording(sp: &Spec) -> Recording {
                 attempts,
                 exhausted: 0,
                 statuses: Default::default(),
+                tags: Default::default(),
             }]
         })
         .collect();
@@ -125,6 +126,7 @@ pub(super) fn recording(sp: &Spec) -> Recording {
         names: vec!["r".into()],
         intervals,
         failures: Vec::new(),
+        tags: Vec::new(),
     }
 }
 

@@ -35,6 +35,15 @@ impl ReportFile {
                 .filter(|d| !d.is_zero())
                 .ok_or(RecordError::Interval(s))?,
         };
+        // The `responses_by` values named anywhere, as tag ids 1..
+        let tags: Vec<String> = h
+            .intervals
+            .iter()
+            .flat_map(|row| row.requests.values())
+            .flat_map(|c| c.responses_by.keys().cloned())
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
+            .collect();
         let mut intervals = Vec::with_capacity(h.intervals.len());
         for (i, row) in h.intervals.iter().enumerate() {
             let mut cells = Vec::with_capacity(names.len());
@@ -47,7 +56,7 @@ impl ReportFile {
                         request: n.clone(),
                     })?;
                 let c = c
-                    .to_compact()
+                    .to_compact(&tags)
                     .map_err(|(which, source)| RecordError::Histogram {
                         interval: i,
                         request: n.clone(),
@@ -63,6 +72,7 @@ impl ReportFile {
             names: names.to_vec(),
             intervals,
             failures: Vec::new(),
+            tags,
         })
     }
 

@@ -38,6 +38,7 @@ pub const LOAD: &[&str] = &[
     "peak_rps",
     "stages",
     "max_in_flight",
+    "responses_by",
     "interval",
     "client",
     "requests",

@@ -23,6 +23,7 @@ pub fn no_load() -> Load {
         interval: DEFAULT_INTERVAL,
         client: default_client(),
         requests: Vec::new(),
+        responses_by: None,
     }
 }
 
@@ -67,6 +68,20 @@ pub(super) fn load(cx: &mut Ctx<'_>, n: &Node) -> Option<Load> {
     let requests = t
         .required(cx, "requests")
         .and_then(|n| super::request::requests(cx, n, &captures, super::request::Kind::Load));
+    let responses_by = match t.get("responses_by") {
+        Some(n) => cx.string(n, "responses_by").and_then(|h| {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                cx.err(
+                    &n.span,
+                    &format!("responses_by: \"{h}\" is not a header name"),
+                    Some("the response header to count responses by, e.g. \"x-app-version\""),
+                );
+                return None;
+            }
+            Some(Some(h.to_ascii_lowercase()))
+        }),
+        None => Some(None),
+    };
     Some(Load {
         peak_rps: peak.unwrap_or(0.0),
         stages: stages?,
@@ -74,6 +89,7 @@ pub(super) fn load(cx: &mut Ctx<'_>, n: &Node) -> Option<Load> {
         interval: interval?,
         client: client?,
         requests: requests?,
+        responses_by: responses_by?,
     })
 }
 

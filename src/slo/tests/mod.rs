@@ -30,6 +30,7 @@ fn recording() -> Recording {
             attempts: if bad { 3 } else { 1 },
             exhausted: bad,
             status: 0,
+            tag: 0,
         });
     }
     r.finish()
@@ -112,6 +113,7 @@ fn warm_up_recording() -> Recording {
             attempts: 1,
             exhausted: false,
             status: 0,
+            tag: 0,
         });
     }
     r.finish()
@@ -219,6 +221,7 @@ fn fifty_fast_requests() -> (Recording, Timeline) {
             attempts: 1,
             exhausted: false,
             status: 0,
+            tag: 0,
         });
     }
     let tl = Timeline {
@@ -358,6 +361,7 @@ fn two_requests() -> Recording {
             attempts: 1,
             exhausted: false,
             status: 0,
+            tag: 0,
         });
     }
     for i in 0..100u64 {
@@ -381,6 +385,7 @@ fn two_requests() -> Recording {
             attempts,
             exhausted,
             status: 0,
+            tag: 0,
         });
     }
     r.finish()
@@ -459,6 +464,7 @@ fn recovery_per_request_name() {
             attempts: 1,
             exhausted: false,
             status: 0,
+            tag: 0,
         });
     }
     let rec = r.finish();
