@@ -309,3 +309,72 @@ fn gameday_misuse_is_refused_before_anything_runs() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no game-day run in progress"), "{err}");
 }
+
+/// The console: commands typed where the run runs (here piped in with `--console`) — Enter
+/// lists the faults, a fault's number injects it and, once applied, reverts it, `n TEXT`
+/// writes a note — go through the same desk: journaled by hand, noted, answered on stderr.
+#[test]
+fn a_game_day_driven_from_the_runs_own_console() {
+    use std::io::{Read as _, Write as _};
+    let _turn = heavy();
+    let dir = tmpdir("gameday-console");
+    let s = game(&dir, "console.toml", "7s", "");
+    let out = dir.join("run");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            &s,
+            "--quiet",
+            "--summary",
+            "none",
+            "--gameday",
+            "--console",
+            "--out",
+        ])
+        .arg(&out)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    desk_open(&out, &mut run);
+    let mut stdin = run.stdin.take().unwrap();
+    for (line, pause) in [
+        ("", 0),
+        ("1", 2),
+        ("n writer looks fine", 0),
+        ("1", 0),
+        ("7", 0),
+    ] {
+        std::thread::sleep(Duration::from_secs(pause));
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        // One command at a time, as a person types: answered before the next.
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    drop(stdin);
+    assert_eq!(wait_exit(&mut run, "its 8 s").code(), Some(0));
+    let mut err = String::new();
+    run.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("game day: 1 kill (waiting)"), "{err}");
+    assert!(err.contains("game day: kill injected at"), "{err}");
+    assert!(err.contains("game day: noted at"), "{err}");
+    assert!(err.contains("game day: kill reverted at"), "{err}");
+    assert!(err.contains("game day: no fault 7 (1 to 1)"), "{err}");
+    let r = report(&out);
+    let f = &r["timeline"]["faults"][0];
+    assert_eq!(f["by_hand"]["injected"], true, "{f}");
+    assert_eq!(f["by_hand"]["reverted"], true, "{f}");
+    assert_eq!(r["timeline"]["notes"][0]["text"], "writer looks fine");
+    let hand = Some("hand".to_string());
+    assert_eq!(
+        steps(&out),
+        [
+            ("intent".to_string(), hand.clone()),
+            ("applied".to_string(), hand.clone()),
+            ("confirmed".to_string(), None),
+            ("reverted".to_string(), hand),
+        ]
+    );
+}

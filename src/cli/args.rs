@@ -78,8 +78,14 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         /// Game day: besides their schedule, the scenario's faults may be injected and
         /// reverted by hand from another terminal (`chaos inject|revert <run-dir> <fault>`),
         /// and notes written on the run's timeline (`chaos note <run-dir> TEXT`).
+        /// On a terminal it also reads commands typed there: a fault's number and Enter
+        /// injects it (reverts it once applied), `n TEXT` writes a note.
         #[arg(long)]
         gameday: bool,
+        /// With --gameday: read those commands from stdin even when it is not a terminal (a
+        /// script drives the game day through a pipe).
+        #[arg(long, requires = "gameday")]
+        console: bool,
         #[command(flatten)]
         params: ParamArgs,
     },

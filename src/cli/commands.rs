@@ -601,7 +601,13 @@ pub(super) fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat) -> i32 {
+/// `console`: read game-day commands from stdin ([`super::console`]).
+pub(super) fn run_blocking(
+    mut opts: RunOptions,
+    quiet: bool,
+    summary: SummaryFormat,
+    console: bool,
+) -> i32 {
     // As many workers as the planned rate needs (one, up to 60,000 req/s): fewer workers
     // wake and park less per request.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -621,6 +627,11 @@ pub(super) fn run_blocking(opts: RunOptions, quiet: bool, summary: SummaryFormat
         let shutdown = Arc::new(Shutdown::new());
         super::signals::install_run_handlers(shutdown.clone());
         let mut progress = progress::for_stderr(quiet);
+        if console {
+            let desk = Arc::new(std::sync::OnceLock::new());
+            opts.desk_opened = Some(desk.clone());
+            super::console::spawn(desk);
+        }
         let to_stderr = super::signals::StdoutToStderr::new();
         let r = run::run(&opts, shutdown, progress.as_mut()).await;
         drop(to_stderr);

@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod console;
 pub mod output;
 pub mod plan;
 pub mod progress;
@@ -203,6 +204,7 @@ pub fn dispatch(cmd: Command) -> i32 {
             shard,
             start_at,
             gameday,
+            console,
             params,
         } => {
             let opts = RunOptions {
@@ -222,7 +224,10 @@ pub fn dispatch(cmd: Command) -> i32 {
                 env: params.env,
                 ..RunOptions::default()
             };
-            run_blocking(opts, quiet, summary)
+            // The console: on a terminal unless --quiet, or asked for.
+            let console = gameday
+                && (console || (std::io::IsTerminal::is_terminal(&std::io::stdin()) && !quiet));
+            run_blocking(opts, quiet, summary, console)
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct RunOptions {
     /// `--gameday`: faults may also be injected and reverted by hand, notes written
     /// (`chaos inject|revert|note <run-dir>`, through [`gameday`]).
     pub gameday: bool,
+    /// Set to the run directory once the game-day desk is open (what a console waits for).
+    pub desk_opened: Option<Arc<std::sync::OnceLock<PathBuf>>>,
 }
 
 impl Default for RunOptions {
@@ -84,6 +86,7 @@ impl Default for RunOptions {
             shard: None,
             start_at: None,
             gameday: false,
+            desk_opened: None,
         }
     }
 }
@@ -542,6 +545,9 @@ async fn execute(
         ),
         None => None,
     };
+    if let (Some(_), Some(opened)) = (&desk, &opts.desk_opened) {
+        let _ = opened.set(dir.to_path_buf());
+    }
     let load_fut = engine.run(clock, shutdown.clone(), &mut watch, tick);
     // A panic in the load path must not skip the reverts: it is caught here, the run is shut
     // down, the fault timeline reverts everything, and only then is the panic resumed.
