@@ -33,8 +33,12 @@
 #   a1..a3     the notes app (`chaos app up`) on BASE+51..53, a1 and a2 in zone a, a3 in zone b,
 #              on PostgreSQL (multi-host URL through db-pg1,db-pg2, read-write target) and Redis
 #              (the primary the Sentinels name, i.e. its cache-* proxy)
+#   g1, g2     the green group for blue/green cutovers: the same app, version v2 (a1..a3 are
+#              v1), on BASE+56 / BASE+57 in zones a / b, in haproxy's backend at weight 0 until
+#              a cutover moves the requests to them (not [processes]: no fault picks idle nodes)
 #   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2;
-#              in the foreground, its warnings — a server DOWN or UP — in lb/haproxy.log)
+#              in the foreground, its warnings — a server DOWN or UP — in lb/haproxy.log), its
+#              runtime API on BASE+58 (`set weight`: the target's [lb], for cutovers)
 #              — the stack's base_url. The chaos binary: CHAOS_BIN, else target/{release,debug}
 #              of this repository, else `chaos` on PATH.
 #
@@ -61,9 +65,11 @@ REPL_LINK() { case $1 in pg1) echo $((BASE + 13)) ;; pg2) echo $((BASE + 23)) ;;
 REDIS_LINK() { case $1 in r1) echo $((BASE + 32)) ;; r2) echo $((BASE + 33)) ;; esac; }
 PROXY_CONTROL=$((BASE + 55))
 SENTINEL_PORT() { echo $((BASE + 39 + ${1#s})); }
-APP_PORT() { echo $((BASE + 50 + ${1#a})); }
+APP_PORT() { case $1 in g*) echo $((BASE + 55 + ${1#g})) ;; *) echo $((BASE + 50 + ${1#a})) ;; esac; }
 LB_PORT=$((BASE + 50))
-APP_ZONE() { case $1 in a3) echo b ;; *) echo a ;; esac; }
+HAPROXY_API=$((BASE + 58))
+APP_ZONE() { case $1 in a3 | g2) echo b ;; *) echo a ;; esac; }
+APP_VERSION() { case $1 in g*) echo v2 ;; *) echo v1 ;; esac; }
 
 log() { printf '%s local-stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -263,7 +269,7 @@ start_app() {
   rm -f "$d/app.pid"
   local bin
   bin=$(chaos_bin) || exit 1
-  "$bin" app up --port "$port" --id "$n" --zone "$(APP_ZONE "$n")" \
+  "$bin" app up --port "$port" --id "$n" --zone "$(APP_ZONE "$n")" --app-version "$(APP_VERSION "$n")" \
     --database "postgres://postgres@127.0.0.1:$(PG_LINK pg1),127.0.0.1:$(PG_LINK pg2)/postgres?target_session_attrs=read-write" \
     --cache "redis-sentinel://127.0.0.1:$(SENTINEL_PORT s1),127.0.0.1:$(SENTINEL_PORT s2),127.0.0.1:$(SENTINEL_PORT s3)/chaos" \
     --pidfile "$d/app.pid" >>"$d/app.log" 2>&1 </dev/null &
@@ -280,6 +286,7 @@ start_lb() {
   cat >"$d/haproxy.cfg" <<EOF
 global
   stats socket $d/admin.sock mode 600 level admin
+  stats socket ipv4@127.0.0.1:$HAPROXY_API level admin
 defaults
   mode http
   timeout connect 1s
@@ -297,6 +304,8 @@ backend app
   server a1 127.0.0.1:$(APP_PORT a1) check
   server a2 127.0.0.1:$(APP_PORT a2) check
   server a3 127.0.0.1:$(APP_PORT a3) check
+  server g1 127.0.0.1:$(APP_PORT g1) check weight 0
+  server g2 127.0.0.1:$(APP_PORT g2) check weight 0
 EOF
   haproxy -db -f "$d/haproxy.cfg" >>"$d/haproxy.log" 2>&1 </dev/null &
   echo $! >"$d/haproxy.pid"
@@ -343,8 +352,8 @@ up() {
   for s in s1 s2 s3; do start_sentinel "$s"; done
   log "sentinels on $(SENTINEL_PORT s1)..$(SENTINEL_PORT s3)"
   wait_for 30 "sentinels seeing each other and the replica" sentinel_ready
-  for a in a1 a2 a3; do start_app "$a"; done
-  log "app nodes on $(APP_PORT a1)..$(APP_PORT a3)"
+  for a in a1 a2 a3 g1 g2; do start_app "$a"; done
+  log "app nodes on $(APP_PORT a1)..$(APP_PORT a3), green $(APP_PORT g1) $(APP_PORT g2)"
   start_lb
   log "haproxy on $LB_PORT"
   log "up: $DIR"
@@ -369,7 +378,7 @@ stop_pidfile() {
 down() {
   [ -d "$DIR" ] || return 0
   stop_pidfile "$DIR/lb/haproxy.pid" haproxy
-  for a in a1 a2 a3; do stop_pidfile "$DIR/$a/app.pid" "app up"; done
+  for a in a1 a2 a3 g1 g2; do stop_pidfile "$DIR/$a/app.pid" "app up"; done
   for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid" redis; done
   for r in r1 r2; do stop_pidfile "$DIR/$r/redis.pid" redis; done
   stop_pidfile "$DIR/proxy/proxy.pid" "proxy up"
@@ -388,10 +397,10 @@ start_one() {
     pg1 | pg2) start_pg "$1" ;;
     r1 | r2) start_redis "$1" ;;
     s1 | s2 | s3) start_sentinel "$1" ;;
-    a1 | a2 | a3) start_app "$1" ;;
+    a1 | a2 | a3 | g1 | g2) start_app "$1" ;;
     proxy) start_proxy ;;
     lb) start_lb ;;
-    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3, proxy, a1, a2, a3, lb)" ;;
+    *) die "no node $1 (etcd, pg1, pg2, r1, r2, s1, s2, s3, proxy, a1, a2, a3, g1, g2, lb)" ;;
   esac
 }
 
@@ -429,7 +438,7 @@ target() {
 # this is scenarios/targets/local-stack.toml, \`--target local-stack\`). Start it first:
 # \`bash ci/local-stack.sh up\`; stop it with \`bash ci/local-stack.sh down\`.
 kind = "local"
-description = "the local stack of ci/local-stack.sh: haproxy, three app nodes, PostgreSQL under Patroni, Redis with Sentinel"
+description = "the local stack of ci/local-stack.sh: haproxy, three app nodes (two more, green, for cutovers), PostgreSQL under Patroni, Redis with Sentinel"
 setup = "$setup"
 base_url = "http://127.0.0.1:$LB_PORT"
 proxy_control = "127.0.0.1:$PROXY_CONTROL"
@@ -516,6 +525,16 @@ start_timeout = "60s"
 primary_if = "redis-cli -p $(SENTINEL_PORT s1) sentinel get-master-addr-by-name chaos | grep -qx $(REDIS_LINK $n)"
 TOML
   done
+  cat <<TOML
+
+# haproxy's runtime API and its backend's two groups: a blue-green fault moves the requests
+# from a1..a3 (v1) to g1, g2 (v2) by their weights.
+[lb]
+haproxy = "127.0.0.1:$HAPROXY_API"
+backend = "app"
+blue = ["a1", "a2", "a3"]
+green = ["g1", "g2"]
+TOML
 }
 
 case "${1:-}" in

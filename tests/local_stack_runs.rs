@@ -99,15 +99,60 @@ fn saw(ev: &[String], what: &str, from: &str, to: &str) -> bool {
     ev.iter().any(|e| e.ends_with(&want))
 }
 
+/// haproxy's weight of `server` in backend `app`, asked on its runtime API: (now, initial).
+fn haproxy_weight(stack: &Stack, server: &str) -> (u32, u32) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", stack.base + 58)).unwrap();
+    writeln!(s, "get weight app/{server}").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    // "1 (initial 1)"
+    let nums: Vec<u32> = out
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 2, "{out}");
+    (nums[0], nums[1])
+}
+
 /// Five more shipped scenarios on one stack, one after another, each verdict whatever the
 /// system earned, each report checked against the servers: the proxies' links really cut or
 /// slowed, Sentinel's switch beside the recovery, the killed app node started again, zone a
 /// frozen and thawed with Patroni promoting pg2 meanwhile, and the lost writes exactly the
-/// acknowledged ids the primary lacks.
+/// acknowledged ids the primary lacks. Then `blue-green` on the stack's haproxy: its weights
+/// move the requests to the green nodes (v2 in the report's versions series) and back, and
+/// haproxy ends with its configured weights.
 #[test]
 fn five_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_servers() {
     let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let stack = Stack::up(2);
+
+    // blue-green: haproxy's weights moved to g1, g2 (v2) in steps, then back to a1..a3.
+    assert_eq!(haproxy_weight(&stack, "g1"), (0, 0));
+    let (code, stderr, r) = stack.run("blue-green");
+    judged("blue-green", code, &stderr, &r);
+    let by = |p: &serde_json::Value, v: &str| p["responses_by"][v].as_u64().unwrap_or(0);
+    let series = r["series"].as_array().unwrap();
+    let shape: Vec<(bool, bool)> = series
+        .iter()
+        .map(|p| (by(p, "v1") > 0, by(p, "v2") > 0))
+        .filter(|&s| s != (false, false))
+        .collect();
+    assert_eq!(shape.first(), Some(&(true, false)), "{shape:?}");
+    assert_eq!(shape.last(), Some(&(true, false)), "{shape:?}");
+    assert!(shape.contains(&(true, true)), "{shape:?}");
+    assert!(
+        shape.contains(&(false, true)),
+        "green alone at 100%: {shape:?}"
+    );
+    for s in ["a1", "a2", "a3"] {
+        assert_eq!(haproxy_weight(&stack, s), (1, 1), "{s} back at its weight");
+    }
+    for s in ["g1", "g2"] {
+        assert_eq!(haproxy_weight(&stack, s), (0, 0), "{s} out again");
+    }
+    let j = r["journal"].as_array().unwrap();
+    assert!(j.iter().any(|e| e["step"] == "reverted"), "{j:?}");
 
     // redis-partition: both cache links blackholed; the app's reads wait out its 200 ms cache
     // timeout (fail-open), so p99 rises by about that and nothing else fails.

@@ -344,15 +344,21 @@ async fn wait_events(sb: &Sandbox, kind: &str, n: usize) {
     }
 }
 
+/// `n` requests one after another through the load balancer: which nodes served them.
+async fn served(sb: &Sandbox, n: usize) -> Vec<String> {
+    let mut by = Vec::new();
+    for _ in 0..n {
+        let (s, _, node) = call("GET", &format!("{}/notes", sb.lb_url)).await;
+        assert_eq!(s, 200);
+        by.push(node.unwrap());
+    }
+    by
+}
+
 /// `n` requests one after another through the load balancer: how many green nodes served.
 async fn served_by_green(sb: &Sandbox, n: usize) -> usize {
-    let mut green = 0;
-    for _ in 0..n {
-        let (s, _, by) = call("GET", &format!("{}/notes", sb.lb_url)).await;
-        assert_eq!(s, 200);
-        green += usize::from(by.unwrap().starts_with("green-"));
-    }
-    green
+    let by = served(sb, n).await;
+    by.iter().filter(|b| b.starts_with("green-")).count()
 }
 
 /// A cutover deploys green (health-checked first), gives it exactly its weight's share of the
@@ -367,9 +373,11 @@ async fn a_cutover_moves_requests_by_weight_and_a_rollback_puts_them_back_on_blu
         0,
         "green is not deployed yet"
     );
+    // The next step an hour away: the shares below are checked at 25% whatever the machine's
+    // pace.
     let (s, _, _) = call(
         "POST",
-        &ctl("/cutover?steps=25,100&every_ms=4000&by=fault:bg"),
+        &ctl("/cutover?steps=25,100&every_ms=3600000&by=fault:bg"),
     )
     .await;
     assert_eq!(s, 200);
@@ -382,14 +390,28 @@ async fn a_cutover_moves_requests_by_weight_and_a_rollback_puts_them_back_on_blu
         6,
         "{deployed}"
     );
-    // Spread evenly: exactly a quarter of any 60 consecutive requests (nothing else is sent;
-    // 60 take well under the 4 s before the next step).
-    assert_eq!(served_by_green(&sb, 60).await, 15);
-    wait_events(&sb, "lb_weights", 2).await;
+    // Spread evenly: exactly a quarter of any 60 consecutive requests (nothing else is sent),
+    // and round robin within each group: every node of both serves.
+    let by = served(&sb, 60).await;
+    assert_eq!(by.iter().filter(|b| b.starts_with("green-")).count(), 15);
+    let nodes: HashSet<&String> = by.iter().collect();
+    assert_eq!(nodes.len(), 12, "every blue and green node: {nodes:?}");
+    // The 100% step, as a second cutover after a rollback (the same holder).
+    call("POST", &ctl("/cutover/rollback?by=fault:bg")).await;
+    assert_eq!(served_by_green(&sb, 12).await, 0);
+    call("POST", &ctl("/cutover?steps=100&by=fault:bg")).await;
+    wait_events(&sb, "lb_weights", 3).await;
     assert_eq!(served_by_green(&sb, 40).await, 40, "every request on green");
-    let drained = &events(&sb, "lb_group_drained")[0];
-    assert_eq!(drained["group"], "blue");
     wait_events(&sb, "cutover_end", 1).await;
+    let drained: Vec<_> = events(&sb, "lb_group_drained")
+        .into_iter()
+        .map(|e| e["group"].clone())
+        .collect();
+    assert_eq!(
+        drained,
+        ["green", "blue"],
+        "green at the rollback, blue at 100%"
+    );
     // Blue is still running (hot) though it takes no request.
     assert_eq!(node_state(&sb, "app-a-1"), "running");
     let (s, _, _) = call("POST", &ctl("/cutover/rollback?by=fault:other")).await;
@@ -409,7 +431,7 @@ async fn a_cutover_moves_requests_by_weight_and_a_rollback_puts_them_back_on_blu
         .iter()
         .map(|e| e["green"].as_u64().unwrap())
         .collect();
-    assert_eq!(w, [25, 100, 0]);
+    assert_eq!(w, [25, 0, 100, 0]);
     // The resources list the deployed green nodes in their group.
     let res = sb.stack().describe();
     let green = res["resources"]
@@ -429,7 +451,7 @@ async fn a_cutover_moves_requests_by_weight_and_a_rollback_puts_them_back_on_blu
 async fn a_cutover_without_draining_cuts_blues_requests_in_flight() {
     for drain in [false, true] {
         let mut cfg = fast();
-        cfg.node.service_time = Duration::from_millis(400);
+        cfg.node.service_time = Duration::from_millis(1500);
         cfg.node.service_jitter = Duration::ZERO;
         let sb = Sandbox::start(cfg, None).await.unwrap();
         // Green deployed and healthy first (at 0%), so the cut comes at a known moment.
@@ -446,7 +468,13 @@ async fn a_cutover_without_draining_cuts_blues_requests_in_flight() {
             let url = format!("{}/notes", sb.lb_url);
             load.push(tokio::spawn(async move { call("GET", &url).await }));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Every one of them in flight on blue before the cutover (a loaded machine is slow to
+        // send them).
+        let t = Instant::now();
+        while sb.stack().lb.in_flight(chaos::sandbox::lb::Group::Blue) < 8 {
+            assert!(t.elapsed() < Duration::from_secs(10), "never 8 in flight");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         call(
             "POST",
             &ctl(&format!("/cutover?steps=100&drain={drain}&by=fault:bg2")),
@@ -478,7 +506,7 @@ async fn a_cutover_without_draining_cuts_blues_requests_in_flight() {
 async fn a_cutover_whose_lease_runs_out_is_rolled_back() {
     let sb = Sandbox::start(fast(), None).await.unwrap();
     let ctl = |p: &str| format!("{}{p}", sb.control_url);
-    call("POST", &ctl("/cutover?steps=100&lease_ms=1500&by=fault:bg")).await;
+    call("POST", &ctl("/cutover?steps=100&lease_ms=3000&by=fault:bg")).await;
     wait_events(&sb, "lb_weights", 1).await;
     assert_eq!(served_by_green(&sb, 10).await, 10);
     let t = Instant::now();

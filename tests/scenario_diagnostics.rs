@@ -791,6 +791,10 @@ fn blue_green_cutover() {
         "kind = \"blue-green\"\nsteps = []\nat = \"20s\"",
         "kind = \"blue-green\"\nsteps = [\"10%\", \"100%\"]\nevery = \"10s\"\nat = \"20s\"\nfor = \"10s\"",
         "kind = \"cutover\"\ndrain = \"yes\"\nzone = \"a\"\nat = \"20s\"",
+        // Without `for`, past the run's end (60 s).
+        "kind = \"blue-green\"\nsteps = [\"10%\", \"50%\", \"100%\"]\nevery = \"20s\"\nat = \"30s\"",
+        // Two at once: the load balancer has one set of weights.
+        "kind = \"blue-green\"\nat = \"20s\"\nfor = \"20s\"\n\n[[faults]]\nname = \"bg2\"\nkind = \"cutover\"\nat = \"30s\"",
     ];
     let all: Vec<String> = bad.iter().map(|b| errors(&fault(b))).collect();
     insta::assert_snapshot!(all.join("\n----\n"));

@@ -247,10 +247,23 @@ pub enum AppCmd {
         id: String,
         #[arg(long, default_value = "a")]
         zone: String,
+        /// The version its responses name (the x-app-version header): a blue/green cutover
+        /// moves traffic between groups of nodes running different ones.
+        #[arg(long, default_value = "v1", value_parser = app_version)]
+        app_version: String,
         /// Write this process's id here once it serves (removed when it stops).
         #[arg(long, value_name = "FILE")]
         pidfile: Option<PathBuf>,
     },
+}
+
+/// A version fit for a response header: printable ASCII, no spaces, at most 64 bytes.
+fn app_version(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 64 printable ASCII characters without spaces, e.g. v2".into())
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -520,6 +520,7 @@ pub fn app_up(cmd: super::args::AppCmd) -> i32 {
         cache_policy,
         id,
         zone,
+        app_version,
         pidfile,
     } = cmd;
     let Some(rt) = runtime(true) else {
@@ -531,6 +532,7 @@ pub fn app_up(cmd: super::args::AppCmd) -> i32 {
         port,
         database,
         cache,
+        version: app_version,
         policy: match cache_policy {
             super::args::AppCachePolicy::FailOpen => crate::sandbox::cache::CachePolicy::FailOpen,
             super::args::AppCachePolicy::FailClosed => {

@@ -2,7 +2,8 @@
 //! driver for the network between the stack's parts (cache-partition, latency), the process
 //! driver for its processes (kill-nodes, freeze, db-failover, cache-failover, command) — and an
 //! az-outage by both: the zone's proxies blackholed and its processes frozen (SIGSTOP), which
-//! the plan says. (Cutting a zone off with network namespaces and iptables as root is not
+//! the plan says; a blue/green cutover by the stack's haproxy (`[lb]`: [`super::haproxy`]), as a
+//! command pair the process driver runs. (Cutting a zone off with network namespaces and iptables as root is not
 //! built: processes started outside a namespace cannot be moved into one.)
 //!
 //! Its log part ([`super::logs`]) reads the HA machinery's log files the target names into
@@ -27,6 +28,8 @@ use crate::target::local::LocalTarget;
 pub struct LocalDriver {
     proxy: Option<ProxyDriver>,
     process: Option<ProcessDriver>,
+    /// The stack's haproxy, for cutovers.
+    lb: Option<crate::target::local::LbConfig>,
     logs: LogWatch,
 }
 
@@ -42,11 +45,12 @@ impl LocalDriver {
             .as_ref()
             .map(|p| p.run_id().to_string())
             .unwrap_or_else(crate::fault::new_run_id);
-        let process = (!l.processes.is_empty() || !l.commands.is_empty())
+        let process = (!l.processes.is_empty() || !l.commands.is_empty() || l.lb.is_some())
             .then(|| ProcessDriver::new(l, &run_id));
         Ok(LocalDriver {
             proxy,
             process,
+            lb: l.lb.clone(),
             logs: LogWatch::new(&l.logs),
         })
     }
@@ -59,6 +63,7 @@ impl LocalDriver {
         Some(LocalDriver {
             proxy: parts.iter().find_map(ProxyDriver::from_undo),
             process: parts.iter().find_map(ProcessDriver::from_undo),
+            lb: None,
             logs: LogWatch::new(&[]),
         })
     }
@@ -188,11 +193,49 @@ impl Driver for LocalDriver {
                      with its restart, or freeze, are)",
                     f.name
                 ))),
-                FaultKind::BlueGreen { .. } => Err(DriverError::Unsupported(format!(
-                    "fault `{}`: blue-green is not built for a local target yet (it would \
-                     switch the proxy's upstream or haproxy's weights); the sandbox does it",
-                    f.name
-                ))),
+                FaultKind::BlueGreen {
+                    steps,
+                    every,
+                    drain,
+                } => match (&self.lb, &self.process) {
+                    (Some(lb), Some(p)) => {
+                        let pidfile = p.hold_path(f, "cutover.pid");
+                        let (inject, revert) =
+                            super::haproxy::commands(lb, steps, *every, *drain, &pidfile);
+                        let shares: Vec<String> = steps.iter().map(|s| format!("{s}%")).collect();
+                        let t = vec![format!(
+                            "haproxy {} backend {}: requests moved from {} (blue) to {} \
+                             (green): {}{}, {}",
+                            lb.haproxy,
+                            lb.backend,
+                            lb.blue.join(", "),
+                            lb.green.join(", "),
+                            shares.join(", "),
+                            if steps.len() > 1 {
+                                format!(" every {}", crate::scenario::validate::show(*every))
+                            } else {
+                                String::new()
+                            },
+                            if *drain {
+                                "blue drained"
+                            } else {
+                                "blue's sessions shut"
+                            }
+                        )];
+                        let action = Action::Command {
+                            name: format!("cutover:{}", f.name),
+                            inject,
+                            revert: Some(revert),
+                            timeout_ms: 10_000,
+                        };
+                        Ok(p.plan_action(f, action, t))
+                    }
+                    _ => Err(Self::no_part(
+                        f,
+                        "its haproxy ([lb]: the runtime API's address, the backend, its blue \
+                         and green servers)",
+                    )),
+                },
                 _ => match &self.process {
                     Some(p) => p.plan(f).await,
                     None => Err(Self::no_part(

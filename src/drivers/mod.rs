@@ -8,6 +8,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod control;
+pub mod haproxy;
 pub mod local;
 pub mod logs;
 pub mod process;

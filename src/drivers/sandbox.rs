@@ -283,7 +283,8 @@ impl SandboxDriver {
                     vec![post(format!(
                         "/cutover?steps={}&every_ms={}&drain={drain}",
                         list.join(","),
-                        every.as_millis()
+                        // Fractional: a strong --time-scale must not round it to 0.
+                        every.as_secs_f64() * 1e3
                     ))],
                     vec![post("/cutover/rollback".into())],
                 )

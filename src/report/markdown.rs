@@ -297,7 +297,6 @@ fn control_plane(o: &mut String, r: &RunReport) {
     }
 }
 
-/// Acknowledged durable writes and the read-back: what was lost, by id.
 /// Each value of the `responses_by` header: its responses, share, and when it was served.
 fn responses_by(o: &mut String, r: &RunReport) {
     let Some((header, values)) = super::versions::of(r) else {
@@ -322,6 +321,7 @@ fn responses_by(o: &mut String, r: &RunReport) {
     }
 }
 
+/// Acknowledged durable writes and the read-back: what was lost, by id.
 fn durable_writes(o: &mut String, r: &RunReport) {
     if !r.durable_writes.is_empty() || r.durable_without_id > 0 {
         let _ = writeln!(o, "\n## Durable writes\n");

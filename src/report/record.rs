@@ -16,7 +16,7 @@
 //!
 //! Compatibility: reports written before a field existed still load — the fields the schema
 //! calls "absent in older reports" (`scenario_digest`, `scenario.text`, `journal`, `failures`,
-//! `statuses`, `status_counts`, `timeline.events`) default, `outcomes` arrays may be shorter (the missing outcomes
+//! `statuses`, `status_counts`, `responses_by`, `timeline.events`) default, `outcomes` arrays may be shorter (the missing outcomes
 //! are 0), and `interval_s` may be null (no usable recording: `compare` then judges on sample
 //! counts). Everything else the schema requires is required here, and every field has its type:
 //! a string where a number belongs is an error at its line and column, never a silent 0.

@@ -17,7 +17,7 @@ pub struct Value {
     pub shares: Vec<Option<f64>>,
 }
 
-/// The header counted and its values in order of first appearance; `None` without
+/// The header counted and its values in the order they were first served; `None` without
 /// `responses_by` or when no response carried the header.
 pub fn of(r: &RunReport) -> Option<(String, Vec<Value>)> {
     let header = r.scenario.load.responses_by.clone()?;
@@ -55,7 +55,11 @@ pub fn of(r: &RunReport) -> Option<(String, Vec<Value>)> {
                     .collect(),
             }
         })
-        .filter(|v| v.responses > 0)
-        .collect();
+        .filter(|v: &Value| v.responses > 0)
+        .collect::<Vec<Value>>();
+    // In the order they were first served: the same order (and chart colours) whether the
+    // recording comes from the run or is read back from report.json (which names them sorted).
+    let mut values = values;
+    values.sort_by(|a, b| a.first_s.total_cmp(&b.first_s).then(a.name.cmp(&b.name)));
     Some((header, values))
 }

@@ -3,8 +3,8 @@
 //!
 //! Calls that take something down or add latency take `?by=<holder>` (the driver passes the
 //! fault's name; default `control`): the effect lasts while anyone holds it, and the matching
-//! release (`start`, `up`, `heal`, `DELETE`) lets go of that holder's hold only. Each hold is
-//! a lease ([`super::lease`]): `lease_ms=N` on the call (default: `chaos sandbox up --lease`,
+//! release (`start`, `up`, `heal`, `DELETE`, `cancel`, `rollback`) lets go of that holder's hold
+//! only. Each hold is a lease ([`super::lease`]): `lease_ms=N` on the call (default: `chaos sandbox up --lease`,
 //! 15 s; `lease_ms=0`: until released), renewed by `POST /renew`, let go of by the sandbox
 //! itself when it runs out (an event, `lease_expired`).
 //!

@@ -30,7 +30,9 @@ pub struct Cutover {
     by: String,
     drain: bool,
     steps: Vec<u32>,
-    task: JoinHandle<()>,
+    /// The steps; taken by the rollback, which keeps the slot until it is done (a cutover
+    /// started meanwhile would have its weights reset and its green requests drained or cut).
+    task: Option<JoinHandle<()>>,
 }
 
 /// Why a cutover cannot start.
@@ -63,7 +65,7 @@ impl Stack {
         }
         let mut cur = lock(&self.cutover);
         if let Some(c) = cur.as_ref() {
-            return if c.by == by {
+            return if c.by == by && c.task.is_some() {
                 Ok(false)
             } else {
                 Err(Refused::Busy(c.by.clone()))
@@ -94,34 +96,46 @@ impl Stack {
             by: by.to_string(),
             drain,
             steps,
-            task,
+            task: Some(task),
         });
         Ok(true)
     }
 
     /// `by`'s rollback: the steps stopped, every request back on blue, green's requests in
     /// flight drained or cut as the cutover said. Green stays deployed (hot, for another try).
-    /// Returns false if `by` has no cutover.
-    pub async fn rollback_cutover(&self, by: &str) -> bool {
-        let c = {
+    /// Returns false if `by` has no cutover. Runs to its end on its own task, even if the
+    /// caller stops waiting (an abandoned control call must not leave the slot taken).
+    pub async fn rollback_cutover(self: &Arc<Self>, by: &str) -> bool {
+        let stack = self.clone();
+        let by = by.to_string();
+        tokio::spawn(async move { stack.rollback(&by).await })
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn rollback(&self, by: &str) -> bool {
+        let (task, drain) = {
             let mut cur = lock(&self.cutover);
-            match cur.as_ref() {
-                Some(c) if c.by == by => cur.take(),
-                _ => None,
+            match cur.as_mut() {
+                // (A rollback already under way has taken the task.)
+                Some(c) if c.by == by => match c.task.take() {
+                    Some(t) => (t, c.drain),
+                    None => return false,
+                },
+                _ => return false,
             }
         };
-        let Some(c) = c else {
-            return false;
-        };
-        c.task.abort();
+        task.abort();
         // Wait until it is gone: it must not move a weight after the one below.
-        let _ = c.task.await;
+        let _ = task.await;
         let had_green = self.lb.weights().1 > 0;
         self.lb.set_green_weight(0, by);
         self.events.log("cutover_rollback", json!({ "by": by }));
         if had_green {
-            self.lb.release_group(Group::Green, c.drain, by).await;
+            self.lb.release_group(Group::Green, drain, by).await;
         }
+        // Only now may another cutover start.
+        *lock(&self.cutover) = None;
         true
     }
 
@@ -131,7 +145,8 @@ impl Stack {
             .as_ref()
             .map_or(serde_json::Value::Null, |c| {
                 json!({ "by": c.by, "steps": c.steps, "drain": c.drain,
-                    "done": c.task.is_finished() })
+                    "done": c.task.as_ref().is_none_or(|t| t.is_finished()),
+                    "rolling_back": c.task.is_none() })
             })
     }
 

@@ -1,6 +1,7 @@
-//! The sandbox's load balancer, ALB-like: one public port; a health check of every node every
-//! interval (`GET /health`); a node is marked unhealthy after N consecutive failures and healthy
-//! again after M successes; requests go round-robin to healthy nodes in every zone. A node that
+//! The sandbox's load balancer, ALB-like: one public port; a health check of every deployed node
+//! every interval (`GET /health`); a node is marked unhealthy after N consecutive failures and
+//! healthy again after M successes; requests go round-robin to the healthy nodes of their target
+//! group, in every zone. A node that
 //! fails under a request (refused, closed mid-request) gives the client a 502; no healthy node
 //! gives a 503; an upstream that does not answer within the LB's timeout gives a 504. It never
 //! retries (an ALB doesn't): what the client sees is what the client must handle.
@@ -87,7 +88,9 @@ impl Drop for InFlight<'_> {
 pub struct Lb {
     cfg: LbConfig,
     targets: Vec<Target>,
-    next: AtomicUsize,
+    /// Round robin, per group (one counter for both would tie each group's pick to the
+    /// weighted split and leave half of each group idle).
+    next: [AtomicUsize; 2],
     /// Green's share of the requests, in percent (blue has the rest).
     green_pct: AtomicU32,
     /// Requests routed so far (spreads green's share evenly).
@@ -128,7 +131,7 @@ impl Lb {
                     in_flight: AtomicUsize::new(0),
                 })
                 .collect(),
-            next: AtomicUsize::new(0),
+            next: [AtomicUsize::new(0), AtomicUsize::new(0)],
             green_pct: AtomicU32::new(0),
             routed: AtomicU64::new(0),
             cut: [watch::channel(0).0, watch::channel(0).0],
@@ -154,9 +157,11 @@ impl Lb {
     }
 
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        // Subscribed before the pick (to both groups: the pick may go either way), so a cut
+        // sent after the pick reaches this request.
+        let mut cuts = [self.cut[0].subscribe(), self.cut[1].subscribe()];
         let group = self.pick_group();
-        // Subscribed before the pick: a cut sent after it reaches this request.
-        let mut cut = self.cut[group.idx()].subscribe();
+        let cut = &mut cuts[group.idx()];
         let mut picked = None;
         // A few tries: a target can start draining between the pick and the check below.
         for _ in 0..4 {
@@ -172,7 +177,8 @@ impl Lb {
             if healthy.is_empty() {
                 break;
             }
-            let t = healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()];
+            let n = self.next[group.idx()].fetch_add(1, Ordering::Relaxed);
+            let t = healthy[n % healthy.len()];
             // Counted in flight before draining is checked, and a drain sets draining before
             // it reads the count (both SeqCst): either this request sees the drain and picks
             // again, or the drain waits for it.

@@ -1,11 +1,11 @@
 //! The sandbox's leases, as the fault proxy has them: every hold a control call takes (a node,
-//! a zone, a database instance, the cache, a link's latency, a rolling restart — each held by
+//! a zone, a database instance, the cache, a link's latency, a rolling restart, a cutover — each held by
 //! `?by=<holder>`) lasts a lease unless renewed (`POST /renew?by=H`), and the sandbox lets go of
 //! it by itself when the lease runs out. A run killed without a rollback (a CI job at its
 //! timeout) leaves a sandbox started apart from it (`chaos sandbox up`) whole within a lease.
 //!
 //! This file owns the table only: which release undoes which hold, and when. Letting go is the
-//! control API's own release call (`start`, `up`, `heal`, `DELETE`, `cancel`) made by the
+//! control API's own release call (`start`, `up`, `heal`, `DELETE`, `cancel`, `rollback`) made by the
 //! sandbox for that holder ([`super::control`]), so a lease that runs out does exactly what the
 //! run's revert would have done. It must never release a hold of another holder.
 
@@ -178,6 +178,7 @@ mod tests {
             ("POST", "nodes/app-a-1/stop"),
             ("POST", "zones/b/down"),
             ("POST", "rolling-restart"),
+            ("POST", "cutover"),
             ("POST", "db/db-a/kill"),
             ("POST", "cache/stop"),
             ("POST", "cache/partition"),

@@ -89,14 +89,15 @@ impl Node {
     pub fn new(
         id: String,
         zone: String,
-        version: &'static str,
+        version: &str,
         cfg: NodeConfig,
         backends: Arc<Backends>,
     ) -> Arc<Node> {
         Arc::new(Node {
             app: Arc::new(App {
                 id: id.clone(),
-                version: hyper::header::HeaderValue::from_static(version),
+                version: hyper::header::HeaderValue::from_str(version)
+                    .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("unknown")),
                 sem: Semaphore::new(cfg.concurrency.max(1)),
                 cfg,
                 seq: AtomicU64::new(0),

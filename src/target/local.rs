@@ -7,7 +7,9 @@
 //! a name pattern — with a role, a zone and the command that starts it again; each
 //! `[commands.NAME]` an inject/revert command pair a scenario's `command` fault names; each
 //! `[logs.NAME]` a log file of the stack's own HA machinery (Patroni, Sentinel, haproxy) whose
-//! lines that hold one of its `lines` become control-plane events beside the recovery.
+//! lines that hold one of its `lines` become control-plane events beside the recovery; `[lb]`
+//! the stack's haproxy — its runtime API and a backend's two groups of servers (blue, green) —
+//! for blue/green cutovers.
 //!
 //! Validation only reads the file: nothing here listens or connects.
 
@@ -31,7 +33,9 @@ pub const LOCAL_KEYS: &[&str] = &[
     "commands",
     "logs",
     "setup",
+    "lb",
 ];
+pub const LB_KEYS: &[&str] = &["haproxy", "backend", "blue", "green"];
 pub const LOG_KEYS: &[&str] = &["file", "lines"];
 pub const PROXY_KEYS: &[&str] = &["listen", "upstream", "zone", "role", "alternates"];
 pub const PROCESS_KEYS: &[&str] = &[
@@ -76,6 +80,19 @@ pub struct LocalTarget {
     /// How the stack is brought up (`setup = "bash ci/local-stack.sh up"`): shown as the
     /// advice when a part of it (the fault proxy) does not answer. Never run by the harness.
     pub setup: Option<String>,
+    /// The stack's haproxy (`[lb]`), for blue/green cutovers.
+    pub lb: Option<LbConfig>,
+}
+
+/// `[lb]`: the stack's haproxy, for blue/green cutovers: where its runtime API listens (a
+/// `stats socket ipv4@127.0.0.1:PORT level admin`, loopback only) and which servers of which
+/// backend are the live group (blue) and the new one (green).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbConfig {
+    pub haproxy: SocketAddr,
+    pub backend: String,
+    pub blue: Vec<String>,
+    pub green: Vec<String>,
 }
 
 /// A log file of the stack's HA machinery, and which of its lines are events (each line that
@@ -166,6 +183,10 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         Some(n) => named(cx, n, "proxies", proxy),
         None => Some(Vec::new()),
     };
+    let lb = match top.get("lb") {
+        Some(n) => lb(cx, n).map(Some),
+        None => Some(None),
+    };
     let (proxies, proxy_control) = (proxies?, proxy_control?);
     let Some(control) = proxy_control else {
         if !proxies.is_empty() {
@@ -189,6 +210,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
             commands: commands?,
             logs: logs?,
             setup: setup?,
+            lb: lb?,
         });
     };
     // Two listeners on one address cannot both bind; the control API is one of them.
@@ -219,6 +241,84 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         commands: commands?,
         logs: logs?,
         setup: setup?,
+        lb: lb?,
+    })
+}
+
+/// A haproxy name (backend, server): letters, digits and `_ . : -`.
+fn haproxy_name(cx: &mut Ctx<'_>, n: &Node, what: &str) -> Option<String> {
+    let s = non_empty(cx, n, what)?;
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+    {
+        cx.err(
+            &n.span,
+            &format!("{what} `{s}` is not a haproxy name"),
+            Some("letters, digits and _ . : - as in haproxy.cfg"),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn lb(cx: &mut Ctx<'_>, n: &Node) -> Option<LbConfig> {
+    let t = cx.table(n, "[lb]")?;
+    t.check_keys(cx, LB_KEYS, "in [lb]");
+    let haproxy = t.required(cx, "haproxy").and_then(|n| {
+        let s = cx.string(n, "haproxy")?;
+        match s.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            _ => {
+                cx.err(
+                    &n.span,
+                    &format!("haproxy: `{s}` is not a loopback address"),
+                    Some(
+                        "where haproxy's runtime API listens: `stats socket \
+                         ipv4@127.0.0.1:PORT level admin` in haproxy.cfg, and 127.0.0.1:PORT here",
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let backend = t
+        .required(cx, "backend")
+        .and_then(|n| haproxy_name(cx, n, "backend"));
+    let mut group = |what: &str| -> Option<Vec<String>> {
+        let n = t.required(cx, what)?;
+        let items = cx.array(n, what)?;
+        if items.is_empty() {
+            cx.err(
+                &n.span,
+                &format!("{what} is empty"),
+                Some("the backend's server names of that group, e.g. [\"a1\", \"a2\"]"),
+            );
+            return None;
+        }
+        let mut v = Vec::new();
+        for i in items {
+            v.push(haproxy_name(cx, i, what)?);
+        }
+        Some(v)
+    };
+    let (blue, green) = (group("blue"), group("green"));
+    let (blue, green) = (blue?, green?);
+    if let Some(both) = blue.iter().find(|b| green.contains(b)) {
+        if let Some(n) = t.get("green") {
+            cx.err(
+                &n.span,
+                &format!("server `{both}` is in both groups"),
+                Some("blue and green are two different sets of servers"),
+            );
+        }
+        return None;
+    }
+    Some(LbConfig {
+        haproxy: haproxy?,
+        backend: backend?,
+        blue,
+        green,
     })
 }
 

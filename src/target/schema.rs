@@ -162,6 +162,20 @@ pub fn json_schema() -> Value {
             }),
         ),
         (
+            "lb",
+            json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["haproxy", "backend", "blue", "green"],
+                "description": "the stack's haproxy, for blue/green cutovers",
+                "properties": {
+                    "haproxy": { "type": "string", "description": "its runtime API on loopback: `stats socket ipv4@127.0.0.1:PORT level admin` in haproxy.cfg" },
+                    "backend": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]+$" },
+                    "blue": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]+$" }, "description": "the backend's live servers" },
+                    "green": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]+$" }, "description": "the servers a cutover moves the requests to" }
+                }
+            }),
+        ),
+        (
             "logs",
             json!({
                 "type": "object", "description": "log files of the stack's HA machinery (Patroni, Sentinel, haproxy), by name: each line written during the run that holds one of `lines` is a control-plane event",

@@ -497,6 +497,27 @@ impl ProcessDriver {
         }
     }
 
+    /// A file of fault `f`'s own in the state directory (`what`: its suffix), e.g. where a
+    /// cutover's stepper keeps its pid between the inject and the revert.
+    pub fn hold_path(&self, f: &Fault, what: &str) -> PathBuf {
+        let state_dir = self
+            .spec
+            .as_ref()
+            .map_or_else(std::env::temp_dir, |s| s.state_dir.clone());
+        let safe = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        state_dir.join(format!("{}-{}.{what}", safe(&self.run_id), safe(&f.name)))
+    }
+
     /// The nodes of the target, for an az-outage's freeze.
     pub fn nodes_in_zone(&self, zone: &str, roles: &[&str]) -> Vec<NodeRef> {
         self.spec

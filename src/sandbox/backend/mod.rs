@@ -145,6 +145,8 @@ pub struct AppConfig {
     pub database: String,
     pub cache: String,
     pub policy: CachePolicy,
+    /// What its responses name in `x-app-version`.
+    pub version: String,
 }
 
 /// Start the node; the notes table is created first (waiting up to `wait` for the database).
@@ -165,7 +167,7 @@ pub async fn start_app(
     let node = super::node::Node::new(
         cfg.id.clone(),
         cfg.zone.clone(),
-        "v1",
+        &cfg.version,
         super::node::NodeConfig {
             concurrency: 256,
             service_time: Duration::ZERO,

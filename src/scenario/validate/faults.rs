@@ -109,11 +109,54 @@ fn fault(cx: &mut Ctx<'_>, n: &Node, run: Option<Duration>, earlier: &[Fault]) -
         Some(k) => kind(cx, k, &t),
         None => None,
     };
-    // A cutover's last step must come before its rollback.
+    // A cutover's last step must come before its rollback (or the run's end), and one
+    // cutover at a time: the load balancer has one set of weights.
+    let every_known = !t.get("every").is_some_and(|e| cx.unknown(e));
+    if let (Some(FaultKind::BlueGreen { steps, every, .. }), Some((at, at_node)), Some(dur)) =
+        (&kind, at, dur)
+    {
+        let last = *every * (steps.len() as u32).saturating_sub(1);
+        let end = dur.map(|(d, _)| at + d).or(run);
+        for e in earlier {
+            if !matches!(e.kind, FaultKind::BlueGreen { .. }) {
+                continue;
+            }
+            let e_end = e.duration.map(|d| e.at + d).or(run);
+            let overlap = e_end.is_none_or(|x| at < x) && end.is_none_or(|x| e.at < x);
+            if overlap && known {
+                cx.err(
+                    &at_node.span,
+                    &format!(
+                        "this cutover overlaps the cutover `{}` ({}..{})",
+                        e.name,
+                        show(e.at),
+                        e_end.map_or_else(|| "the end".to_string(), show)
+                    ),
+                    Some(
+                        "one cutover at a time (the load balancer has one set of weights): \
+                         start it after the other's `for`",
+                    ),
+                );
+            }
+        }
+        if let (None, Some(run)) = (dur, run) {
+            if at + last >= run && every_known && known {
+                cx.err(
+                    &at_node.span,
+                    &format!(
+                        "the cutover's last step would come at {}, but the run ends at {}",
+                        show(at + last),
+                        show(run)
+                    ),
+                    Some("an earlier `at`, fewer steps, or a shorter `every`"),
+                );
+            }
+        }
+    }
     if let (Some(FaultKind::BlueGreen { steps, every, .. }), Some(Some((d, f_node)))) = (&kind, dur)
     {
         let last = *every * (steps.len() as u32).saturating_sub(1);
-        if last >= d && !cx.unknown(f_node) {
+        if last >= d && !cx.unknown(f_node) && every_known {
             cx.err(
                 &f_node.span,
                 &format!(
