@@ -39,7 +39,7 @@
 #   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2;
 #              in the foreground, its warnings — a server DOWN or UP — in lb/haproxy.log), its
 #              runtime API on BASE+58 (`set weight`: the target's [lb], for cutovers)
-#              — the stack's base_url. The chaos binary: CHAOS_BIN, else target/{release,debug}
+#              — the stack's base_url. The chaos binary: CHAOS_BIN, else the newer of target/{release,debug}
 #              of this repository, else `chaos` on PATH.
 #
 # Every process writes a pidfile under the stack's directory; `down` stops exactly those.
@@ -253,9 +253,11 @@ start_proxy() {
 chaos_bin() {
   local root
   root="$(cd "$(dirname "$0")/.." && pwd)"
+  local rel="$root/target/release/chaos" dbg="$root/target/debug/chaos"
+  # The newer of the two builds: a stale release binary must not serve a newer target file.
   if [ -n "${CHAOS_BIN:-}" ]; then echo "$CHAOS_BIN"
-  elif [ -x "$root/target/release/chaos" ]; then echo "$root/target/release/chaos"
-  elif [ -x "$root/target/debug/chaos" ]; then echo "$root/target/debug/chaos"
+  elif [ -x "$rel" ] && { ! [ -x "$dbg" ] || [ "$rel" -nt "$dbg" ]; }; then echo "$rel"
+  elif [ -x "$dbg" ]; then echo "$dbg"
   elif command -v chaos >/dev/null; then command -v chaos
   else die "no chaos binary (CHAOS_BIN, or cargo build)"
   fi

@@ -106,17 +106,7 @@ fn az_outage_runs_on_the_embedded_sandbox_and_always_reverts() {
     // (into a directory of its own: the run's files stay as they were written).
     let before = std::fs::read_to_string(out.join("summary.md")).unwrap();
     let again = dir.join("again");
-    let o = chaos(&[
-        "report",
-        out.to_str().unwrap(),
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(
-        std::fs::read_to_string(again.join("summary.md")).unwrap(),
-        before
-    );
+    assert_eq!(report_again(&out, &again), before);
     assert_matches_schema(&report(&again));
     // `chaos compare`: the run against itself has no regression, phase by phase...
     let o = chaos(&["compare", out.to_str().unwrap(), out.to_str().unwrap()]);
@@ -695,15 +685,7 @@ fn blue_green_passes_with_draining_and_fails_errors_without() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Responses by x-app-version"));
     // Re-rendered from report.json alone, the same counts.
-    let again = dir.join("again");
-    let o = chaos(&[
-        "report",
-        out.to_str().unwrap(),
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let md2 = std::fs::read_to_string(again.join("summary.md")).unwrap();
+    let md2 = report_again(&out, &dir.join("again"));
     let section = |m: &str| {
         m[m.find("## Responses by `x-app").unwrap()..]
             .split("\n## ")

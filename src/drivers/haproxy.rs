@@ -85,14 +85,16 @@ fn shutdown_line(lb: &LbConfig, servers: &[String]) -> String {
         .join("; ")
 }
 
-/// The commands that step green's share up (`hap` lines, one per step, blue's sessions shut
-/// at the 100% step without draining).
+/// The command that sets one step (one `hap` line). Without draining, blue's sessions are shut
+/// at the 100% step in the same line: haproxy runs it right after the weights, so the requests
+/// in flight then are cut, not left to finish while a second call connects.
 fn step_line(lb: &LbConfig, pct: u32, drain: bool) -> String {
-    let mut line = format!("hap {}", quote(&set_line(lb, pct)));
+    let mut line = set_line(lb, pct);
     if pct == 100 && !drain {
-        line.push_str(&format!(" && hap {}", quote(&shutdown_line(lb, &lb.blue))));
+        line.push_str("; ");
+        line.push_str(&shutdown_line(lb, &lb.blue));
     }
-    line
+    format!("hap {}", quote(&line))
 }
 
 /// The cutover's inject and revert commands (each a `bash -c` line). `pidfile`: where the
@@ -128,25 +130,26 @@ pub fn commands(
             quote(&stepper)
         ));
     }
-    let mut revert = format!(
+    let mut back = lb
+        .blue
+        .iter()
+        .map(|s| format!("set weight {}/{s} 100%", lb.backend))
+        .chain(
+            lb.green
+                .iter()
+                .map(|s| format!("set weight {}/{s} 0", lb.backend)),
+        )
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !drain {
+        back.push_str("; ");
+        back.push_str(&shutdown_line(lb, &lb.green));
+    }
+    let revert = format!(
         "{hap}; if [ -s {pid} ]; then kill -TERM -- -\"$(cat {pid})\" 2>/dev/null; fi; rm -f {pid}; \
          hap {}",
-        quote(
-            &lb.blue
-                .iter()
-                .map(|s| format!("set weight {}/{s} 100%", lb.backend))
-                .chain(
-                    lb.green
-                        .iter()
-                        .map(|s| format!("set weight {}/{s} 0", lb.backend))
-                )
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
+        quote(&back)
     );
-    if !drain {
-        revert.push_str(&format!(" && hap {}", quote(&shutdown_line(lb, &lb.green))));
-    }
     (
         format!("bash -c {}", quote(&inject)),
         format!("bash -c {}", quote(&revert)),
@@ -223,8 +226,9 @@ mod tests {
         );
         assert!(inject.contains("set weight app/g1 26"), "{inject}");
         assert!(inject.contains("sleep 5.000"), "{inject}");
+        // The cut in the same call as the weights that empty blue.
         assert!(
-            inject.contains("shutdown sessions server app/a1"),
+            inject.contains("set weight app/g2 256; shutdown sessions server app/a1"),
             "{inject}"
         );
         assert!(inject.contains("setsid bash -c"), "{inject}");

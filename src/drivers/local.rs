@@ -202,25 +202,14 @@ impl Driver for LocalDriver {
                         let pidfile = p.hold_path(f, "cutover.pid");
                         let (inject, revert) =
                             super::haproxy::commands(lb, steps, *every, *drain, &pidfile);
-                        let shares: Vec<String> = steps.iter().map(|s| format!("{s}%")).collect();
                         let t = vec![format!(
                             "haproxy {} backend {}: requests moved from {} (blue) to {} \
-                             (green): {}{}, {}",
+                             (green): {}",
                             lb.haproxy,
                             lb.backend,
                             lb.blue.join(", "),
                             lb.green.join(", "),
-                            shares.join(", "),
-                            if steps.len() > 1 {
-                                format!(" every {}", crate::scenario::validate::show(*every))
-                            } else {
-                                String::new()
-                            },
-                            if *drain {
-                                "blue drained"
-                            } else {
-                                "blue's sessions shut"
-                            }
+                            super::cutover_steps(steps, *every, *drain)
                         )];
                         let action = Action::Command {
                             name: format!("cutover:{}", f.name),

@@ -14,3 +14,22 @@ pub mod logs;
 pub mod process;
 pub mod proxy;
 pub mod sandbox;
+
+/// A blue/green cutover's steps as a plan shows them: `10%, 50%, 100% every 10s, blue drained`.
+pub fn cutover_steps(steps: &[u32], every: std::time::Duration, drain: bool) -> String {
+    let shares: Vec<String> = steps.iter().map(|s| format!("{s}%")).collect();
+    format!(
+        "{}{}, {}",
+        shares.join(", "),
+        if steps.len() > 1 {
+            format!(" every {}", crate::scenario::validate::show(every))
+        } else {
+            String::new()
+        },
+        if drain {
+            "blue drained"
+        } else {
+            "blue's requests in flight cut"
+        }
+    )
+}

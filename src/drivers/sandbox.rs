@@ -263,22 +263,11 @@ impl SandboxDriver {
                 every,
                 drain,
             } => {
-                let shares: Vec<String> = steps.iter().map(|p| format!("{p}%")).collect();
                 let list: Vec<String> = steps.iter().map(u32::to_string).collect();
                 (
                     vec![format!(
-                        "load balancer: requests moved from blue (app nodes, v1) to green (v2): {}{}, {}",
-                        shares.join(", "),
-                        if steps.len() > 1 {
-                            format!(" every {}", crate::scenario::validate::show(*every))
-                        } else {
-                            String::new()
-                        },
-                        if *drain {
-                            "blue drained"
-                        } else {
-                            "blue's requests in flight cut"
-                        }
+                        "load balancer: requests moved from blue (app nodes, v1) to green (v2): {}",
+                        super::cutover_steps(steps, *every, *drain)
                     )],
                     vec![post(format!(
                         "/cutover?steps={}&every_ms={}&drain={drain}",

@@ -51,6 +51,19 @@ pub fn tmpdir(tag: &str) -> PathBuf {
     d
 }
 
+/// `chaos report RUN --out AGAIN`: the run's reports written again from its report.json alone;
+/// the new summary.md.
+pub fn report_again(run: &Path, again: &Path) -> String {
+    let o = chaos(&[
+        "report",
+        run.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    std::fs::read_to_string(again.join("summary.md")).unwrap()
+}
+
 pub fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }
