@@ -637,6 +637,19 @@ fn blue_green_passes_with_draining_and_fails_errors_without() {
         .map(|e| e["green"].as_u64().unwrap())
         .collect();
     assert_eq!(weights, [10, 50, 100, 0]);
+    // The steps in the report's control-plane view too, as the driver polled them.
+    let seen: Vec<String> = r["timeline"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["what"] == "sandbox load balancer weights")
+        .map(|e| e["to"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        seen.iter().any(|w| w == "blue 0%, green 100%")
+            && seen.last().map(String::as_str) == Some("blue 100%, green 0%"),
+        "{seen:?}"
+    );
     let drained: Vec<&serde_json::Value> = ev
         .iter()
         .filter(|e| e["event"] == "lb_group_drained")

@@ -582,9 +582,18 @@ impl Driver for SandboxDriver {
 
 /// The sandbox's `/resources` as the control-plane view: each zone up or down, each app node's
 /// state and whether the load balancer routes to it, each db instance's role and state, the
-/// cache's state.
+/// cache's state, and the load balancer's weights (a cutover's steps).
 fn snapshot(res: &Value) -> Snapshot {
     let mut s = Snapshot::new();
+    if let (Some(b), Some(g)) = (
+        res["lb_weights"]["blue"].as_u64(),
+        res["lb_weights"]["green"].as_u64(),
+    ) {
+        s.insert(
+            "sandbox load balancer weights".into(),
+            format!("blue {b}%, green {g}%"),
+        );
+    }
     let down: Vec<&str> = res["zones_down"]
         .as_array()
         .into_iter()
