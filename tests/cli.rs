@@ -201,3 +201,40 @@ fn completions_for_each_shell_and_a_helpful_run_help() {
     );
     assert!(help.contains("130 interrupted"), "{help}");
 }
+
+/// A hurried user's game-day and app flags: `--console` without `--gameday`, and a version
+/// that cannot be a header value, are refused at the flag (exit 2) before anything runs.
+#[test]
+fn console_without_gameday_and_a_bad_app_version_are_bad_input() {
+    let dir = tmpdir("console-misuse");
+    let s = scenario(&dir, 10, 1.0, "\"errors < 1%\"");
+    let out = dir.join("run");
+    let o = chaos(&[
+        "run",
+        &s,
+        "--quiet",
+        "--console",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--gameday"), "{err}");
+    assert!(!out.exists(), "nothing written");
+    let o = chaos(&[
+        "app",
+        "up",
+        "--database",
+        "postgres://127.0.0.1:1/x",
+        "--cache",
+        "redis://127.0.0.1:1",
+        "--app-version",
+        "v 2",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("printable ASCII characters without spaces"),
+        "{err}"
+    );
+}

@@ -438,3 +438,49 @@ fn the_local_stack_target_without_the_stack_is_refused() {
         "nothing written for a run that never started"
     );
 }
+
+/// A hurried user's `[lb]`: haproxy's API off loopback, a server in both groups, an empty
+/// group, a misspelt key — each refused with its position (exit 2); and a cutover on a local
+/// target without `[lb]` is refused at plan time, naming what it needs.
+#[test]
+fn lb_misuse_is_bad_input() {
+    let dir = tmpdir("lb-misuse");
+    let base = "kind = \"local\"\nbase_url = \"http://127.0.0.1:1\"\n";
+    for (lb, want) in [
+        (
+            "haproxy = \"10.0.0.5:9999\"\nbackend = \"app\"\nblue = [\"a1\"]\ngreen = [\"g1\"]",
+            "haproxy: `10.0.0.5:9999` is not a loopback address",
+        ),
+        (
+            "haproxy = \"127.0.0.1:9999\"\nbackend = \"app\"\nblue = [\"a1\", \"g1\"]\ngreen = [\"g1\"]",
+            "server `g1` is in both groups",
+        ),
+        (
+            "haproxy = \"127.0.0.1:9999\"\nbackend = \"app\"\nblue = [\"a1\"]\ngreen = []",
+            "green is empty",
+        ),
+        (
+            "haproxy = \"127.0.0.1:9999\"\nbackend = \"app\"\nblue = [\"a1\"]\ngreen = [\"g 1\"]",
+            "green `g 1` is not a haproxy name",
+        ),
+        (
+            "haproxy = \"127.0.0.1:9999\"\nbackends = \"app\"\nblue = [\"a1\"]\ngreen = [\"g1\"]",
+            "unknown key `backends` in [lb]",
+        ),
+    ] {
+        let f = dir.join("t.toml");
+        std::fs::write(&f, format!("{base}\n[lb]\n{lb}\n")).unwrap();
+        let o = chaos(&["check", f.to_str().unwrap()]);
+        let err = text(&o.stderr) + &text(&o.stdout);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(err.contains("t.toml:"), "a position: {err}");
+    }
+    // A cutover on a local target that names no haproxy: refused before anything runs.
+    let f = dir.join("no-lb.toml");
+    std::fs::write(&f, format!("{base}\n[commands.x]\ninject = \"true\"\n")).unwrap();
+    let o = chaos(&["plan", "blue-green", "--target", f.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs its haproxy ([lb]"), "{err}");
+}
