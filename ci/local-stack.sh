@@ -36,6 +36,11 @@
 #   g1, g2     the green group for blue/green cutovers: the same app, version v2 (a1..a3 are
 #              v1), on BASE+56 / BASE+57 in zones a / b, in haproxy's backend at weight 0 until
 #              a cutover moves the requests to them (not [processes]: no fault picks idle nodes)
+#   backups    pg_dump -Fc of the notes table every CHAOS_STACK_BACKUP_EVERY seconds (default 10)
+#              into backups/ (the newest three kept), paused while a restore is under way;
+#              `restore start` / `restore finish` are the target file's [restore] (db-restore):
+#              the app cut off from PostgreSQL, the table emptied on every instance, refilled
+#              from the newest backup, the links back (restore/restore.log says when)
 #   lb         haproxy on BASE+50 in front of a1..a3 (health checks every 500 ms, down after 2;
 #              in the foreground, its warnings — a server DOWN or UP — in lb/haproxy.log), its
 #              runtime API on BASE+58 (`set weight`: the target's [lb], for cutovers)
@@ -54,6 +59,10 @@ if [ "${1:-}" != up ] && [ -f "$DIR/stack.env" ]; then . "$DIR/stack.env"; fi
 BASE="${CHAOS_STACK_PORT_BASE:-15400}"
 PG_BIN="${CHAOS_PG_BIN:-/usr/lib/postgresql/15/bin}"
 SYNC="${CHAOS_STACK_SYNC:-0}"
+BACKUP_EVERY="${CHAOS_STACK_BACKUP_EVERY:-10}"
+# Seconds a restore waits, the data lost, before it restores (a bigger database's restore time;
+# read when `restore start` runs).
+RESTORE_TIME="${CHAOS_STACK_RESTORE_TIME:-0}"
 
 ETCD=$BASE
 PG_PORT() { case $1 in pg1) echo $((BASE + 10)) ;; pg2) echo $((BASE + 20)) ;; esac; }
@@ -314,9 +323,136 @@ EOF
   wait_for 10 "haproxy on $LB_PORT" curl -sf "http://127.0.0.1:$LB_PORT/health"
 }
 
+# --- backups and the restore drill -------------------------------------------------------------
+# The app's database through whichever node is the primary now (directly, not through the fault
+# proxy: backups and restores are the operator's side channel, which a restore's cut leaves).
+primary_dsn() {
+  echo "host=127.0.0.1,127.0.0.1 port=$(PG_PORT pg1),$(PG_PORT pg2) user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2"
+}
+
+# One backup of the notes table (and its id sequence), pg_dump's custom format, named by the
+# time (ms since the epoch) just before pg_dump started: its snapshot is no older. Written whole
+# or not at all; the newest three are kept.
+backup_once() {
+  local d="$DIR/backups" t
+  t=$(date +%s%3N)
+  if pg_dump -d "$(primary_dsn)" -Fc -t notes -f "$d/.notes-$t.tmp" 2>>"$d/backup.log"; then
+    mv -f "$d/.notes-$t.tmp" "$d/notes-$t.dump"
+    find "$d" -maxdepth 1 -name 'notes-*.dump' | sort | head -n -3 | xargs -r rm -f
+  else
+    rm -f "$d/.notes-$t.tmp"
+  fi
+}
+
+# Every CHAOS_STACK_BACKUP_EVERY seconds (default 10) a backup — except while a restore is
+# under way: a backup of the lost data must never become the newest.
+backup_loop() {
+  while :; do
+    if [ "$(cat "$DIR/restore/state" 2>/dev/null || echo done)" = done ]; then backup_once; fi
+    sleep "$BACKUP_EVERY"
+  done
+}
+
+start_backups() {
+  local d="$DIR/backups"
+  mkdir -p "$d"
+  if pid_alive "$d/loop.pid"; then return; fi
+  setsid bash "$DIR/local-stack.sh" backup-loop </dev/null >>"$d/backup.log" 2>&1 &
+  echo $! >"$d/loop.pid"
+}
+
+# A line of the restore's log (read by the target's [logs.restore]), in Patroni's time format.
+rlog() { printf '%s restore: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S,%3N')" "$*" >>"$DIR/restore/restore.log"; }
+
+# Hold (PUT) or release (DELETE) a partition of the app's links to both PostgreSQL nodes, as
+# holder `restore` (held for 2 minutes at most: the proxy heals it by itself after that).
+db_links() {
+  local n
+  for n in pg1 pg2; do
+    curl -sfS -o /dev/null -X "$1" \
+      "http://127.0.0.1:$PROXY_CONTROL/proxies/db-$n/faults/partition?by=restore&lease_ms=120000" || return 1
+  done
+}
+
+# The newest backup's data put back in one transaction: the table emptied, then filled (its id
+# sequence set back to the backup's, as a restore from it does). With no backup, left empty.
+restore_data() {
+  local f
+  f=$(find "$DIR/backups" -maxdepth 1 -name 'notes-*.dump' | sort | tail -n1)
+  if [ -z "$f" ]; then
+    psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -qc 'TRUNCATE notes'
+    rlog "no backup to restore from: the notes table stays empty"
+    return
+  fi
+  { echo 'BEGIN;'; echo 'TRUNCATE notes;'; pg_restore --data-only -f - "$f"; echo 'COMMIT;'; } |
+    psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -q >/dev/null
+  local t=${f##*/notes-}
+  t=${t%.dump}
+  rlog "restored from $(basename "$f"), taken at $(date -u -d "@$((t / 1000)).$(printf %03d $((t % 1000)))" '+%H:%M:%S.%3N')"
+}
+
+# The restore job (`restore start` runs it in a session of its own): the loss — the app cut off
+# from the database, then every row of the notes table deleted on the primary, so on every
+# instance — then the restore from the newest backup, then the app's links back. Each step is
+# written to restore/state, so `restore finish` knows what is left after an interruption.
+restore_run() {
+  local d="$DIR/restore"
+  db_links PUT
+  echo cut >"$d/state"
+  rlog "the app cut off from the database"
+  # Every client session ends with the database (Patroni's own and replication stay).
+  psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -qAt -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'Patroni%'" >/dev/null
+  psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -qc 'TRUNCATE notes'
+  echo lost >"$d/state"
+  rlog "the database lost: the notes table emptied on every instance"
+  if [ "$RESTORE_TIME" != 0 ]; then
+    rlog "restoring for ${RESTORE_TIME}s (CHAOS_STACK_RESTORE_TIME)"
+    sleep "$RESTORE_TIME"
+  fi
+  restore_data
+  echo restored >"$d/state"
+  db_links DELETE
+  echo done >"$d/state"
+  rlog "the app's links to the database back"
+}
+
+# `restore start` (the fault's inject): the job started, detached; returns at once.
+restore_start() {
+  local d="$DIR/restore"
+  mkdir -p "$d"
+  if pid_alive "$d/job.pid"; then die "a restore is under way (pid $(head -n1 "$d/job.pid"))"; fi
+  local st
+  st=$(cat "$d/state" 2>/dev/null || echo done)
+  [ "$st" = done ] || die "the last restore stopped at '$st': run '$0 restore finish' first"
+  echo start >"$d/state"
+  setsid bash "$DIR/local-stack.sh" restore run </dev/null >>"$d/job.log" 2>&1 &
+  echo $! >"$d/job.pid"
+}
+
+# `restore finish` (the revert, also what the guardian runs when the harness died): waits for
+# the job (60 s at most, then stops it); if it stopped with the data lost, restores it; then the
+# app's links back. Idempotent: with no restore under way it does nothing.
+restore_finish() {
+  local d="$DIR/restore" t=0 st
+  while pid_alive "$d/job.pid" && [ $t -lt 300 ]; do sleep 0.2; t=$((t + 1)); done
+  if pid_alive "$d/job.pid"; then
+    kill -KILL -- "-$(head -n1 "$d/job.pid")" 2>/dev/null || kill -KILL "$(head -n1 "$d/job.pid")" || true
+    rlog "the restore job did not end within 60 s: stopped"
+  fi
+  st=$(cat "$d/state" 2>/dev/null || echo done)
+  case "$st" in
+    done) return 0 ;;
+    lost) restore_data ;;
+  esac
+  db_links DELETE
+  echo done >"$d/state"
+  rlog "finished after an interruption at '$st': the app's links to the database back"
+}
+
 # --- commands ----------------------------------------------------------------------------------
 up() {
-  for c in etcd patroni psql redis-server redis-sentinel redis-cli setpriv haproxy curl; do
+  for c in etcd patroni psql pg_dump pg_restore redis-server redis-sentinel redis-cli setpriv haproxy curl; do
     command -v "$c" >/dev/null || die "$c is not installed (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools haproxy curl)"
   done
   [ -x "$PG_BIN/postgres" ] || die "no PostgreSQL at $PG_BIN (CHAOS_PG_BIN)"
@@ -335,6 +471,7 @@ up() {
     printf 'CHAOS_BIN=%q\n' "$bin"
     printf 'CHAOS_PG_BIN=%q\n' "$PG_BIN"
     printf 'CHAOS_STACK_SYNC=%q\n' "$SYNC"
+    printf 'CHAOS_STACK_BACKUP_EVERY=%q\n' "$BACKUP_EVERY"
     printf 'CHAOS_STACK_PORT_BASE=${CHAOS_STACK_PORT_BASE:-%q}\n' "$BASE"
   } >"$DIR/stack.env"
   log "etcd on $ETCD"
@@ -358,6 +495,9 @@ up() {
   log "app nodes on $(APP_PORT a1)..$(APP_PORT a3), green $(APP_PORT g1) $(APP_PORT g2)"
   start_lb
   log "haproxy on $LB_PORT"
+  start_backups
+  wait_for 30 "the first backup" compgen -G "$DIR/backups/notes-*.dump"
+  log "backups of the notes table every ${BACKUP_EVERY}s in $DIR/backups"
   log "up: $DIR"
 }
 
@@ -379,6 +519,8 @@ stop_pidfile() {
 
 down() {
   [ -d "$DIR" ] || return 0
+  stop_pidfile "$DIR/backups/loop.pid" backup-loop
+  stop_pidfile "$DIR/restore/job.pid" "restore run"
   stop_pidfile "$DIR/lb/haproxy.pid" haproxy
   for a in a1 a2 a3 g1 g2; do stop_pidfile "$DIR/$a/app.pid" "app up"; done
   for s in s1 s2 s3; do stop_pidfile "$DIR/$s/sentinel.pid" redis; done
@@ -430,6 +572,7 @@ proxy_toml() {
 target() {
   local z start setup
   start="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE bash '$DIR/local-stack.sh' start"
+  local start_restore="CHAOS_STACK_DIR='$DIR' CHAOS_STACK_PORT_BASE=$BASE bash '$DIR/local-stack.sh' restore"
   # How to bring this stack up, named by the harness when its proxy does not answer.
   setup="bash ci/local-stack.sh up"
   if [ "$DIR" != /tmp/chaos-local-stack ] || [ "$BASE" != 15400 ]; then
@@ -529,6 +672,18 @@ TOML
   done
   cat <<TOML
 
+# The restore drill (db-restore): the app cut off from PostgreSQL, the notes table emptied on
+# every instance, then filled from the newest backup (pg_dump every ${BACKUP_EVERY}s by the stack, in
+# $DIR/backups) and the links back; the revert waits for that, or finishes it.
+[restore]
+inject = "$start_restore start"
+revert = "$start_restore finish"
+timeout = "90s"
+
+[logs.restore]
+file = "$DIR/restore/restore.log"
+lines = ["restore: "]
+
 # haproxy's runtime API and its backend's two groups: a blue-green fault moves the requests
 # from a1..a3 (v1) to g1, g2 (v2) by their weights.
 [lb]
@@ -545,5 +700,14 @@ case "${1:-}" in
   down) down ;;
   start) start_one "${2:?start NODE}" ;;
   status) status ;;
-  *) echo "usage: $0 up|down|start NODE|status" >&2; exit 2 ;;
+  backup-loop) backup_loop ;;
+  restore)
+    case "${2:-}" in
+      start) restore_start ;;
+      run) restore_run ;;
+      finish) restore_finish ;;
+      *) echo "usage: $0 restore start|finish" >&2; exit 2 ;;
+    esac
+    ;;
+  *) echo "usage: $0 up|down|start NODE|status|restore start|restore finish" >&2; exit 2 ;;
 esac

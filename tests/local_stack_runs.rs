@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::stack::{
     acked_and_lost, events, log_event, logged_at, logged_times, pid_in, slo_value, started_s,
     Stack, ONE,
@@ -115,15 +117,15 @@ fn haproxy_weight(stack: &Stack, server: &str) -> (u32, u32) {
     (nums[0], nums[1])
 }
 
-/// Five more shipped scenarios on one stack, one after another, each verdict whatever the
+/// Six more shipped scenarios on one stack, one after another, each verdict whatever the
 /// system earned, each report checked against the servers: the proxies' links really cut or
 /// slowed, Sentinel's switch beside the recovery, the killed app node started again, zone a
 /// frozen and thawed with Patroni promoting pg2 meanwhile, and the lost writes exactly the
-/// acknowledged ids the primary lacks. Then `blue-green` on the stack's haproxy: its weights
-/// move the requests to the green nodes (v2 in the report's versions series) and back, and
-/// haproxy ends with its configured weights.
+/// acknowledged ids the primary lacks. Before them `blue-green` on the stack's haproxy: its
+/// weights move the requests to the green nodes (v2 in the report's versions series) and back,
+/// and haproxy ends with its configured weights.
 #[test]
-fn five_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_servers() {
+fn six_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_servers() {
     let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let stack = Stack::up(2);
 
@@ -331,6 +333,107 @@ fn five_more_shipped_scenarios_run_on_one_stack_and_their_reports_match_the_serv
     }
 }
 
+/// The restore drill on the stack: the shipped `dr-restore` (the app cut off from PostgreSQL,
+/// the notes table emptied on every instance, refilled from the stack's newest pg_dump, taken
+/// every 10 s, and the links back), then a restore whose job dies half-way, finished.
+#[test]
+fn the_restore_drill_runs_on_the_stack_and_an_interrupted_restore_is_finished() {
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    let stack = Stack::up(2);
+    dr_restore_on(&stack);
+    restore_interrupted_is_finished(&stack);
+}
+
+/// The shipped `dr-restore` on the stack (its [restore]: `ci/local-stack.sh restore`), checked
+/// against the stack's own account: the restore's log lines in the report beside the recovery;
+/// the lost writes exactly the acknowledged ids the primary lacks, or holds with another note
+/// (the restore set the id sequence back to the backup's, so later writes got those ids again);
+/// and the rpo the time from the backup's snapshot to the loss.
+#[allow(clippy::print_stderr)] // the figures, for the CI log
+fn dr_restore_on(stack: &Stack) {
+    let (code, stderr, r) = stack.run("dr-restore");
+    judged("dr-restore", code, &stderr, &r);
+    let rlog = stack.log("restore/restore.log");
+    for line in [
+        "the app cut off from the database",
+        "the database lost",
+        "restored from notes-",
+        "links to the database back",
+    ] {
+        assert!(
+            log_event(&r, "restore", line).is_some(),
+            "`{line}` not in the report's events: {:#?}",
+            events(&r)
+        );
+    }
+    let cut = logged_at(&rlog, "the app cut off").expect("the cut logged");
+    let back = logged_at(&rlog, "links to the database back").expect("the links back");
+    let backup_s = rlog
+        .lines()
+        .find_map(|l| l.split("restored from notes-").nth(1))
+        .and_then(|t| t.split(".dump").next())
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no backup restored:\n{rlog}"))
+        / 1e3;
+    assert!(
+        backup_s < cut,
+        "the backup restored was taken after the loss:\n{rlog}"
+    );
+    let ev = events(&r);
+    for p in ["proxy db-pg1", "proxy db-pg2"] {
+        assert!(saw(&ev, p, "passing", "partition"), "{ev:#?}");
+        assert!(saw(&ev, p, "partition", "passing"), "{ev:#?}");
+    }
+
+    let (acked, lost) = acked_and_lost(&r);
+    let (primary, present, missing) = stack.missing(&acked);
+    let reused = lost.iter().filter(|i| present.contains(i)).count();
+    eprintln!(
+        "dr-restore: {} of {} acknowledged writes lost ({} missing from {primary}, {reused} of \
+         their ids holding later notes); the backup {:.2} s before the cut; the restore took \
+         {:.2} s",
+        lost.len(),
+        acked.len(),
+        missing.len(),
+        cut - backup_s,
+        back - cut
+    );
+    assert!(!lost.is_empty(), "a restore from a backup lost nothing?");
+    assert!(
+        missing.iter().all(|i| lost.contains(i)),
+        "acknowledged writes {primary} lacks, not reported lost"
+    );
+    for w in r["durable"]["read_back"]["lost"].as_array().unwrap() {
+        let id: i64 = w["id"].as_str().unwrap().parse().unwrap();
+        if present.contains(&id) {
+            assert_eq!(
+                w["reason"], "another value at $.text under its id",
+                "{w}: lost though {primary} has it"
+            );
+        }
+    }
+
+    // The rpo: from the loss back to the newest write that survived, i.e. to the backup's
+    // snapshot (pg_dump's, taken just after the time in its name; the loss a moment before the
+    // cut).
+    let rpo = slo_value(&r, "data", "rpo < 22.5s (45s × 0.5)") / 1e6;
+    assert!(
+        (rpo - (cut - backup_s)).abs() < 1.0,
+        "rpo {rpo} s; the backup was taken {} s before the cut",
+        cut - backup_s
+    );
+    // The RTO: the service back within an interval of the links' return.
+    let rec = r["recovery"][0]["from_inject_s"]
+        .as_f64()
+        .expect("recovered");
+    let interval = r["interval_s"].as_f64().unwrap();
+    assert!(
+        rec <= back - cut + interval + 1.0,
+        "recovery {rec} s; the links were back {} s after the cut",
+        back - cut
+    );
+}
+
 /// The question an owner asks of a failover: is any acknowledged write lost? The example
 /// `replica-behind-failover` cuts replication off (the target's `cut-replication` command: the
 /// repl-* proxy links blackholed), lets the primary take writes, then kills it; Patroni
@@ -415,5 +518,76 @@ fn a_failover_behind_a_cut_replica_loses_acknowledged_writes_async_and_none_in_s
             assert!(write_p99 < 1e6, "write p99 {write_p99} us");
             assert!(lost.len() > 100, "async mode lost only {}", lost.len());
         }
+    }
+}
+
+/// A restore job that dies with the data lost (killed, as an OOM or an operator would) is
+/// finished by `restore finish` — the revert the run, or the guardian of a killed run, runs: the
+/// newest backup's rows back, the app's links back, and the service takes writes again.
+fn restore_interrupted_is_finished(stack: &Stack) {
+    let o = Command::new("bash")
+        .arg(stack.dir.join("local-stack.sh"))
+        .args(["restore", "start"])
+        .env("CHAOS_STACK_DIR", &stack.dir)
+        .env("CHAOS_STACK_RESTORE_TIME", "60")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let state = || std::fs::read_to_string(stack.dir.join("restore/state")).unwrap_or_default();
+    let t = std::time::Instant::now();
+    while state().trim() != "lost" {
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "the restore never lost the data: {}",
+            state()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (primary, rows, _) = stack.missing(&[]);
+    assert!(
+        rows.is_empty(),
+        "{primary} still holds {} notes",
+        rows.len()
+    );
+    let job = pid_in(&stack.dir.join("restore/job.pid")).unwrap();
+    // Its own session: the whole group (the job and its sleep).
+    assert!(Command::new("kill")
+        .args(["-KILL", "--", &format!("-{job}")])
+        .status()
+        .unwrap()
+        .success());
+    let o = stack.script(&["restore", "finish"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(state().trim(), "done");
+    let (primary, rows, _) = stack.missing(&[]);
+    assert!(!rows.is_empty(), "{primary}: nothing restored");
+    let rlog = stack.log("restore/restore.log");
+    assert!(
+        rlog.contains("finished after an interruption at 'lost'"),
+        "{rlog}"
+    );
+    // The app's links are back: a write through haproxy is acknowledged.
+    let t = std::time::Instant::now();
+    loop {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args([
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"text":"after"}"#,
+            ])
+            .arg(format!("http://127.0.0.1:{}/notes", stack.base + 50))
+            .output()
+            .unwrap();
+        if o.stdout == b"201" {
+            break;
+        }
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "no write acknowledged after the restore was finished: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }

@@ -484,3 +484,34 @@ fn lb_misuse_is_bad_input() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("needs its haproxy ([lb]"), "{err}");
 }
+
+/// `[restore]` (what a db-restore runs on a local target) refused at its position when it has
+/// no revert (a run stopped mid-restore would leave the data lost) or a misspelt key; a
+/// db-restore on a local target without it refused before anything runs.
+#[test]
+fn restore_misuse_is_bad_input() {
+    let dir = tmpdir("restore-misuse");
+    let base = "kind = \"local\"\nbase_url = \"http://127.0.0.1:1\"\n";
+    for (restore, want) in [
+        ("inject = \"true\"", "[restore] has no revert"),
+        (
+            "inject = \"true\"\nrevert = \"true\"\ntimout = \"1s\"",
+            "unknown key `timout` in [restore]",
+        ),
+        ("inject = \"\"\nrevert = \"true\"", "inject"),
+    ] {
+        let f = dir.join("t.toml");
+        std::fs::write(&f, format!("{base}\n[restore]\n{restore}\n")).unwrap();
+        let o = chaos(&["check", f.to_str().unwrap()]);
+        let err = text(&o.stderr) + &text(&o.stdout);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(err.contains("t.toml:"), "a position: {err}");
+    }
+    let f = dir.join("no-restore.toml");
+    std::fs::write(&f, format!("{base}\n[commands.x]\ninject = \"true\"\n")).unwrap();
+    let o = chaos(&["plan", "dr-restore", "--target", f.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs its restore ([restore]"), "{err}");
+}

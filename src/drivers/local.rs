@@ -2,8 +2,9 @@
 //! driver for the network between the stack's parts (cache-partition, latency), the process
 //! driver for its processes (kill-nodes, freeze, db-failover, cache-failover, command) — and an
 //! az-outage by both: the zone's proxies blackholed and its processes frozen (SIGSTOP), which
-//! the plan says; a blue/green cutover by the stack's haproxy (`[lb]`: [`super::haproxy`]), as a
-//! command pair the process driver runs. (Cutting a zone off with network namespaces and iptables as root is not
+//! the plan says; a blue/green cutover by the stack's haproxy (`[lb]`: [`super::haproxy`]), and
+//! a db-restore by the target's `[restore]` commands, each as a command pair the process driver
+//! runs. (Cutting a zone off with network namespaces and iptables as root is not
 //! built: processes started outside a namespace cannot be moved into one.)
 //!
 //! Its log part ([`super::logs`]) reads the HA machinery's log files the target names into
@@ -30,6 +31,8 @@ pub struct LocalDriver {
     process: Option<ProcessDriver>,
     /// The stack's haproxy, for cutovers.
     lb: Option<crate::target::local::LbConfig>,
+    /// The stack's restore, for db-restore.
+    restore: Option<crate::target::local::CommandConfig>,
     logs: LogWatch,
 }
 
@@ -45,12 +48,16 @@ impl LocalDriver {
             .as_ref()
             .map(|p| p.run_id().to_string())
             .unwrap_or_else(crate::fault::new_run_id);
-        let process = (!l.processes.is_empty() || !l.commands.is_empty() || l.lb.is_some())
-            .then(|| ProcessDriver::new(l, &run_id));
+        let process = (!l.processes.is_empty()
+            || !l.commands.is_empty()
+            || l.lb.is_some()
+            || l.restore.is_some())
+        .then(|| ProcessDriver::new(l, &run_id));
         Ok(LocalDriver {
             proxy,
             process,
             lb: l.lb.clone(),
+            restore: l.restore.clone(),
             logs: LogWatch::new(&l.logs),
         })
     }
@@ -64,6 +71,7 @@ impl LocalDriver {
             proxy: parts.iter().find_map(ProxyDriver::from_undo),
             process: parts.iter().find_map(ProcessDriver::from_undo),
             lb: None,
+            restore: None,
             logs: LogWatch::new(&[]),
         })
     }
@@ -223,6 +231,26 @@ impl Driver for LocalDriver {
                         f,
                         "its haproxy ([lb]: the runtime API's address, the backend, its blue \
                          and green servers)",
+                    )),
+                },
+                FaultKind::DbRestore {} => match (&self.restore, &self.process) {
+                    (Some(r), Some(p)) => {
+                        let t = vec!["the database (every row lost, then restored from the \
+                                      stack's newest backup by the target's [restore])"
+                            .to_string()];
+                        let action = Action::Command {
+                            name: format!("restore:{}", f.name),
+                            inject: r.inject.clone(),
+                            revert: r.revert.clone(),
+                            timeout_ms: r.timeout.as_millis() as u64,
+                        };
+                        Ok(p.plan_action(f, action, t))
+                    }
+                    _ => Err(Self::no_part(
+                        f,
+                        "its restore ([restore]: a command that loses the database and starts \
+                         its restore from the newest backup, and a revert that waits for it or \
+                         finishes it)",
                     )),
                 },
                 _ => match &self.process {

@@ -9,7 +9,8 @@
 //! `[logs.NAME]` a log file of the stack's own HA machinery (Patroni, Sentinel, haproxy) whose
 //! lines that hold one of its `lines` become control-plane events beside the recovery; `[lb]`
 //! the stack's haproxy — its runtime API and a backend's two groups of servers (blue, green) —
-//! for blue/green cutovers.
+//! for blue/green cutovers; `[restore]` the command pair a `db-restore` fault runs (the
+//! database's data lost and restored from the stack's newest backup).
 //!
 //! Validation only reads the file: nothing here listens or connects.
 
@@ -34,6 +35,7 @@ pub const LOCAL_KEYS: &[&str] = &[
     "logs",
     "setup",
     "lb",
+    "restore",
 ];
 pub const LB_KEYS: &[&str] = &["haproxy", "backend", "blue", "green"];
 pub const LOG_KEYS: &[&str] = &["file", "lines"];
@@ -82,6 +84,10 @@ pub struct LocalTarget {
     pub setup: Option<String>,
     /// The stack's haproxy (`[lb]`), for blue/green cutovers.
     pub lb: Option<LbConfig>,
+    /// How a `db-restore` is done: the inject loses the database and starts its restore from
+    /// the newest backup (and returns at once: the restore runs its course); the revert waits
+    /// for it to end, or finishes it, and must leave the database serving.
+    pub restore: Option<CommandConfig>,
 }
 
 /// `[lb]`: the stack's haproxy, for blue/green cutovers: where its runtime API listens (a
@@ -187,6 +193,10 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         Some(n) => lb(cx, n).map(Some),
         None => Some(None),
     };
+    let restore = match top.get("restore") {
+        Some(n) => restore(cx, n).map(Some),
+        None => Some(None),
+    };
     let (proxies, proxy_control) = (proxies?, proxy_control?);
     let Some(control) = proxy_control else {
         if !proxies.is_empty() {
@@ -211,6 +221,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
             logs: logs?,
             setup: setup?,
             lb: lb?,
+            restore: restore?,
         });
     };
     // Two listeners on one address cannot both bind; the control API is one of them.
@@ -242,6 +253,7 @@ pub(super) fn local(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Option<LocalTarget> {
         logs: logs?,
         setup: setup?,
         lb: lb?,
+        restore: restore?,
     })
 }
 
@@ -423,8 +435,30 @@ fn process(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<ProcessConfig> {
 }
 
 fn command(cx: &mut Ctx<'_>, name: &str, n: &Node) -> Option<CommandConfig> {
-    let t = cx.table(n, &format!("commands.{name}"))?;
-    t.check_keys(cx, COMMAND_KEYS, &format!("in [commands.{name}]"));
+    command_in(cx, name, n, &format!("commands.{name}"))
+}
+
+/// `[restore]`: a command pair whose revert is required (it must leave the database serving
+/// when the run is stopped mid-restore).
+fn restore(cx: &mut Ctx<'_>, n: &Node) -> Option<CommandConfig> {
+    let c = command_in(cx, "restore", n, "restore")?;
+    if c.revert.is_none() {
+        cx.err(
+            &n.span,
+            "[restore] has no revert",
+            Some(
+                "revert = \"...\": a command that waits for the restore to end, or finishes it, \
+                 so a run stopped mid-restore never leaves the data lost",
+            ),
+        );
+        return None;
+    }
+    Some(c)
+}
+
+fn command_in(cx: &mut Ctx<'_>, name: &str, n: &Node, table: &str) -> Option<CommandConfig> {
+    let t = cx.table(n, table)?;
+    t.check_keys(cx, COMMAND_KEYS, &format!("in [{table}]"));
     let inject = t
         .required(cx, "inject")
         .and_then(|n| non_empty(cx, n, "inject"));

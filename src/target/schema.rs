@@ -176,6 +176,19 @@ pub fn json_schema() -> Value {
             }),
         ),
         (
+            "restore",
+            json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["inject", "revert"],
+                "description": "what a db-restore fault runs: the inject loses the database's data and starts its restore from the stack's newest backup, returning at once; the revert waits for the restore to end, or finishes it",
+                "properties": {
+                    "inject": { "type": "string", "minLength": 1 },
+                    "revert": { "type": "string", "minLength": 1 },
+                    "timeout": { "type": "string", "pattern": crate::scenario::schema::DURATION, "description": "each command's limit, 100ms to 10m (default 30s); then its process group is killed" }
+                }
+            }),
+        ),
+        (
             "logs",
             json!({
                 "type": "object", "description": "log files of the stack's HA machinery (Patroni, Sentinel, haproxy), by name: each line written during the run that holds one of `lines` is a control-plane event",
