@@ -7,6 +7,8 @@
 #   ci/local-stack.sh down          stop everything it started (by pid) and remove its directory
 #   ci/local-stack.sh start NODE    start one node again (what the process driver's `start` runs)
 #   ci/local-stack.sh status        one line per node
+#   ci/local-stack.sh restore start|finish
+#                                   the restore drill (the target's [restore]: below)
 #   ci/local-stack.sh target        print the target file (kind = "local") that describes it;
 #                                   with the defaults it is scenarios/targets/local-stack.toml
 #                                   (`--target local-stack`)
@@ -332,23 +334,29 @@ primary_dsn() {
 
 # One backup of the notes table (and its id sequence), pg_dump's custom format, named by the
 # time (ms since the epoch) just before pg_dump started: its snapshot is no older. Written whole
-# or not at all; the newest three are kept.
+# or not at all; the newest three are kept. Taken under backups/.lock, and only while no restore
+# is under way: `restore start` takes the same lock to begin, so a backup of the lost data can
+# never become the newest.
 backup_once() {
-  local d="$DIR/backups" t
-  t=$(date +%s%3N)
-  if pg_dump -d "$(primary_dsn)" -Fc -t notes -f "$d/.notes-$t.tmp" 2>>"$d/backup.log"; then
-    mv -f "$d/.notes-$t.tmp" "$d/notes-$t.dump"
-    find "$d" -maxdepth 1 -name 'notes-*.dump' | sort | head -n -3 | xargs -r rm -f
-  else
-    rm -f "$d/.notes-$t.tmp"
-  fi
+  local d="$DIR/backups"
+  (
+    flock 9
+    [ "$(cat "$DIR/restore/state" 2>/dev/null || echo done)" = done ] || exit 0
+    local t
+    t=$(date +%s%3N)
+    if "$PG_BIN/pg_dump" -d "$(primary_dsn)" -Fc -t notes -f "$d/.notes-$t.tmp" 2>>"$d/backup.log"; then
+      mv -f "$d/.notes-$t.tmp" "$d/notes-$t.dump"
+      find "$d" -maxdepth 1 -name 'notes-*.dump' | sort | head -n -3 | xargs -r rm -f
+    else
+      rm -f "$d/.notes-$t.tmp"
+    fi
+  ) 9>"$d/.lock"
 }
 
-# Every CHAOS_STACK_BACKUP_EVERY seconds (default 10) a backup — except while a restore is
-# under way: a backup of the lost data must never become the newest.
+# Every CHAOS_STACK_BACKUP_EVERY seconds (default 10) a backup.
 backup_loop() {
   while :; do
-    if [ "$(cat "$DIR/restore/state" 2>/dev/null || echo done)" = done ]; then backup_once; fi
+    backup_once
     sleep "$BACKUP_EVERY"
   done
 }
@@ -364,18 +372,35 @@ start_backups() {
 # A line of the restore's log (read by the target's [logs.restore]), in Patroni's time format.
 rlog() { printf '%s restore: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S,%3N')" "$*" >>"$DIR/restore/restore.log"; }
 
+# The restore's step, written whole (a kill mid-write never leaves half a word).
+set_state() { echo "$1" >"$DIR/restore/state.tmp" && mv -f "$DIR/restore/state.tmp" "$DIR/restore/state"; }
+get_state() { cat "$DIR/restore/state" 2>/dev/null || echo done; }
+
+# Whether the restore job job.pid names runs: its command line is a restore job's and it is no
+# zombie (a pid reused by another program, or a job ended and not reaped, is not the job).
+job_alive() {
+  local f="$DIR/restore/job.pid" pid st
+  [ -s "$f" ] || return 1
+  pid=$(head -n1 "$f")
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "restore run" || return 1
+  st=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # Hold (PUT) or release (DELETE) a partition of the app's links to both PostgreSQL nodes, as
-# holder `restore` (held for 2 minutes at most: the proxy heals it by itself after that).
+# holder `restore`, leased for the restore's time and 2 minutes more (the proxy heals it by
+# itself after that).
 db_links() {
-  local n
+  local n lease=$(((RESTORE_TIME + 120) * 1000))
   for n in pg1 pg2; do
-    curl -sfS -o /dev/null -X "$1" \
-      "http://127.0.0.1:$PROXY_CONTROL/proxies/db-$n/faults/partition?by=restore&lease_ms=120000" || return 1
+    curl -sfS --max-time 5 -o /dev/null -X "$1" \
+      "http://127.0.0.1:$PROXY_CONTROL/proxies/db-$n/faults/partition?by=restore&lease_ms=$lease" || return 1
   done
 }
 
 # The newest backup's data put back in one transaction: the table emptied, then filled (its id
-# sequence set back to the backup's, as a restore from it does). With no backup, left empty.
+# sequence set back to the backup's, as a restore from it does). With no backup, left empty,
+# as a restore from nothing would.
 restore_data() {
   local f
   f=$(find "$DIR/backups" -maxdepth 1 -name 'notes-*.dump' | sort | tail -n1)
@@ -384,7 +409,7 @@ restore_data() {
     rlog "no backup to restore from: the notes table stays empty"
     return
   fi
-  { echo 'BEGIN;'; echo 'TRUNCATE notes;'; pg_restore --data-only -f - "$f"; echo 'COMMIT;'; } |
+  { echo 'BEGIN;'; echo 'TRUNCATE notes;'; "$PG_BIN/pg_restore" --data-only -f - "$f"; echo 'COMMIT;'; } |
     psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -q >/dev/null
   local t=${f##*/notes-}
   t=${t%.dump}
@@ -392,70 +417,91 @@ restore_data() {
 }
 
 # The restore job (`restore start` runs it in a session of its own): the loss — the app cut off
-# from the database, then every row of the notes table deleted on the primary, so on every
-# instance — then the restore from the newest backup, then the app's links back. Each step is
-# written to restore/state, so `restore finish` knows what is left after an interruption.
+# from the database, every client session ended, then every row of the notes table deleted on
+# the primary, so on every instance — then the restore from the newest backup, then the app's
+# links back. Each step is written to restore/state (truncating: the table may be empty
+# already), so `restore finish` knows what is left after an interruption; a failed step is
+# logged where the report reads it.
 restore_run() {
-  local d="$DIR/restore"
+  trap 'rlog "the restore job failed at step $(get_state)"' ERR
   db_links PUT
-  echo cut >"$d/state"
+  set_state cut
   rlog "the app cut off from the database"
   # Every client session ends with the database (Patroni's own and replication stay).
   psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -qAt -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'Patroni%'" >/dev/null
+  set_state truncating
   psql -d "$(primary_dsn)" -v ON_ERROR_STOP=1 -qc 'TRUNCATE notes'
-  echo lost >"$d/state"
+  set_state lost
   rlog "the database lost: the notes table emptied on every instance"
   if [ "$RESTORE_TIME" != 0 ]; then
     rlog "restoring for ${RESTORE_TIME}s (CHAOS_STACK_RESTORE_TIME)"
     sleep "$RESTORE_TIME"
   fi
   restore_data
-  echo restored >"$d/state"
+  set_state restored
   db_links DELETE
-  echo done >"$d/state"
+  set_state done
   rlog "the app's links to the database back"
 }
 
-# `restore start` (the fault's inject): the job started, detached; returns at once.
+# `restore start` (the fault's inject): the job started, detached, under the backups' lock (no
+# backup is under way, and none starts until the restore is done); returns once the job has cut
+# the app off (10 s at most), failing with its log when it ended before that.
 restore_start() {
   local d="$DIR/restore"
-  mkdir -p "$d"
-  if pid_alive "$d/job.pid"; then die "a restore is under way (pid $(head -n1 "$d/job.pid"))"; fi
-  local st
-  st=$(cat "$d/state" 2>/dev/null || echo done)
-  [ "$st" = done ] || die "the last restore stopped at '$st': run '$0 restore finish' first"
-  echo start >"$d/state"
+  mkdir -p "$d" "$DIR/backups"
+  if job_alive; then die "a restore is under way (pid $(head -n1 "$d/job.pid"))"; fi
+  [ "$(get_state)" = done ] || die "the last restore stopped at '$(get_state)': run '$0 restore finish' first"
+  (
+    flock 9
+    set_state start
+  ) 9>"$DIR/backups/.lock"
   setsid bash "$DIR/local-stack.sh" restore run </dev/null >>"$d/job.log" 2>&1 &
   echo $! >"$d/job.pid"
+  local deadline=$((SECONDS + 10))
+  while [ "$(get_state)" = start ]; do
+    if ! job_alive; then die "the restore job ended before cutting the app off: $(tail -n 5 "$d/job.log")"; fi
+    if [ $SECONDS -ge $deadline ]; then die "the restore job has not cut the app off within 10 s"; fi
+    sleep 0.05
+  done
 }
 
 # `restore finish` (the revert, also what the guardian runs when the harness died): waits for
-# the job (60 s at most, then stops it); if it stopped with the data lost, restores it; then the
-# app's links back. Idempotent: with no restore under way it does nothing.
+# the job (60 s at most, then stops it; a CHAOS_STACK_RESTORE_TIME longer than the fault's `for`
+# is cut short here); if it stopped with the data lost (or maybe lost), restores it; then the
+# app's links back. Idempotent: with no restore under way it does nothing. A fault proxy that
+# does not answer holds no partition (its holds die with it).
 restore_finish() {
-  local d="$DIR/restore" t=0 st
-  while pid_alive "$d/job.pid" && [ $t -lt 300 ]; do sleep 0.2; t=$((t + 1)); done
-  if pid_alive "$d/job.pid"; then
-    kill -KILL -- "-$(head -n1 "$d/job.pid")" 2>/dev/null || kill -KILL "$(head -n1 "$d/job.pid")" || true
+  local d="$DIR/restore" st
+  if [ "$(get_state)" = done ] && ! job_alive; then return 0; fi
+  local deadline=$((SECONDS + 60))
+  while job_alive && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  if job_alive; then
+    kill -KILL -- "-$(head -n1 "$d/job.pid")" 2>/dev/null || true
     rlog "the restore job did not end within 60 s: stopped"
   fi
-  st=$(cat "$d/state" 2>/dev/null || echo done)
+  rm -f "$d/job.pid"
+  st=$(get_state)
   case "$st" in
     done) return 0 ;;
-    lost) restore_data ;;
+    truncating | lost) restore_data ;;
+    start | cut | restored) ;;
+    *) die "restore/state holds '$st': not a step of the restore" ;;
   esac
-  db_links DELETE
-  echo done >"$d/state"
+  if ! db_links DELETE && port_open "$PROXY_CONTROL"; then die "the fault proxy would not give the app's links back"; fi
+  set_state done
   rlog "finished after an interruption at '$st': the app's links to the database back"
 }
 
 # --- commands ----------------------------------------------------------------------------------
 up() {
-  for c in etcd patroni psql pg_dump pg_restore redis-server redis-sentinel redis-cli setpriv haproxy curl; do
+  for c in etcd patroni psql flock redis-server redis-sentinel redis-cli setpriv haproxy curl; do
     command -v "$c" >/dev/null || die "$c is not installed (apt-get install patroni etcd-server postgresql-15 redis-server redis-sentinel redis-tools haproxy curl)"
   done
-  [ -x "$PG_BIN/postgres" ] || die "no PostgreSQL at $PG_BIN (CHAOS_PG_BIN)"
+  for c in postgres pg_dump pg_restore; do
+    [ -x "$PG_BIN/$c" ] || die "no PostgreSQL ($c) at $PG_BIN (CHAOS_PG_BIN)"
+  done
   mkdir -p "$DIR"
   chmod 755 "$DIR"
   # The target file's start commands run this copy, with the settings of this `up` (the
@@ -709,5 +755,5 @@ case "${1:-}" in
       *) echo "usage: $0 restore start|finish" >&2; exit 2 ;;
     esac
     ;;
-  *) echo "usage: $0 up|down|start NODE|status|restore start|restore finish" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|start NODE|status|target|restore start|restore finish" >&2; exit 2 ;;
 esac

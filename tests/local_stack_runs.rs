@@ -379,10 +379,19 @@ fn dr_restore_on(stack: &Stack) {
         backup_s < cut,
         "the backup restored was taken after the loss:\n{rlog}"
     );
-    let ev = events(&r);
-    for p in ["proxy db-pg1", "proxy db-pg2"] {
-        assert!(saw(&ev, p, "passing", "partition"), "{ev:#?}");
-        assert!(saw(&ev, p, "partition", "passing"), "{ev:#?}");
+    // The fault proxy's own log: both of the app's links held and released by the restore (a
+    // cut of 0.3 s falls between two of the run's polls as often as not).
+    let proxy_events = proxy_events(stack);
+    for link in ["db-pg1", "db-pg2"] {
+        for e in ["fault_applied", "fault_released"] {
+            assert!(
+                proxy_events.iter().any(|x| x["event"] == e
+                    && x["proxy"] == link
+                    && x["fault"] == "partition"
+                    && x["by"] == "restore"),
+                "no {e} of {link} by the restore: {proxy_events:#?}"
+            );
+        }
     }
 
     let (acked, lost) = acked_and_lost(&r);
@@ -414,21 +423,23 @@ fn dr_restore_on(stack: &Stack) {
     }
 
     // The rpo: from the loss back to the newest write that survived, i.e. to the backup's
-    // snapshot (pg_dump's, taken just after the time in its name; the loss a moment before the
-    // cut).
+    // snapshot. The backup's age at the cut is a little more: pg_dump's snapshot comes just
+    // after the time in its name, and the loss (the fault's time) a moment before the cut. Never
+    // less: that would be writes acknowledged before the backup began, lost.
+    let age = cut - backup_s;
     let rpo = slo_value(&r, "data", "rpo < 22.5s (45s × 0.5)") / 1e6;
     assert!(
-        (rpo - (cut - backup_s)).abs() < 1.0,
-        "rpo {rpo} s; the backup was taken {} s before the cut",
-        cut - backup_s
+        rpo <= age + 0.3 && rpo >= age - 2.0,
+        "rpo {rpo} s; the backup was taken {age} s before the cut"
     );
-    // The RTO: the service back within an interval of the links' return.
+    // The RTO: the service back soon after the links' return (the app reconnects within
+    // 500 ms; the recovery is seen at an interval's grain).
     let rec = r["recovery"][0]["from_inject_s"]
         .as_f64()
         .expect("recovered");
     let interval = r["interval_s"].as_f64().unwrap();
     assert!(
-        rec <= back - cut + interval + 1.0,
+        rec <= back - cut + 2.0 * interval + 2.0,
         "recovery {rec} s; the links were back {} s after the cut",
         back - cut
     );
@@ -529,6 +540,7 @@ fn restore_interrupted_is_finished(stack: &Stack) {
         .arg(stack.dir.join("local-stack.sh"))
         .args(["restore", "start"])
         .env("CHAOS_STACK_DIR", &stack.dir)
+        .env("CHAOS_STACK_PORT_BASE", stack.base.to_string())
         .env("CHAOS_STACK_RESTORE_TIME", "60")
         .output()
         .unwrap();
@@ -590,4 +602,18 @@ fn restore_interrupted_is_finished(stack: &Stack) {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// The stack's fault proxy's own event log (`GET /events`: held, released, lease expired).
+fn proxy_events(stack: &Stack) -> Vec<serde_json::Value> {
+    let o = Command::new("curl")
+        .args(["-sfS", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{}/events", stack.base + 55))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a list of events: {v}"))
 }

@@ -97,6 +97,9 @@ fn step_line(lb: &LbConfig, pct: u32, drain: bool) -> String {
     format!("hap {}", quote(&line))
 }
 
+/// How long each of a cutover's commands (the inject, the revert) may run.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The cutover's inject and revert commands (each a `bash -c` line). `pidfile`: where the
 /// stepper's process group id is kept between them.
 pub fn commands(

@@ -223,7 +223,7 @@ impl Driver for LocalDriver {
                             name: format!("cutover:{}", f.name),
                             inject,
                             revert: Some(revert),
-                            timeout_ms: 10_000,
+                            timeout_ms: super::haproxy::COMMAND_TIMEOUT.as_millis() as u64,
                         };
                         Ok(p.plan_action(f, action, t))
                     }

@@ -174,7 +174,9 @@ impl ProcessDriver {
             spec.processes
                 .iter()
                 .map(|p| p.start_timeout)
-                .chain(spec.commands.iter().map(|c| c.timeout)),
+                .chain(spec.commands.iter().map(|c| c.timeout))
+                .chain(spec.restore.iter().map(|c| c.timeout))
+                .chain(spec.lb.iter().map(|_| super::haproxy::COMMAND_TIMEOUT)),
         );
         ProcessDriver {
             spec: Some(spec),
