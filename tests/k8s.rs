@@ -35,14 +35,19 @@ fn validate(exe: &str, files: &[&Path]) -> (bool, String) {
 fn the_sharded_run_manifests_are_valid_kubernetes_objects() {
     let Some(exe) = validator() else { return };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/k8s");
-    let files: Vec<std::path::PathBuf> = ["volume.yaml", "shards-job.yaml", "merge-job.yaml"]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect();
+    let files: Vec<std::path::PathBuf> = [
+        "volume.yaml",
+        "shards-job.yaml",
+        "merge-job.yaml",
+        "conductor-service.yaml",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
     let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let (ok, out) = validate(&exe, &refs);
     assert!(ok, "{out}");
-    assert_eq!(out.matches("passed for resource").count(), 3, "{out}");
+    assert_eq!(out.matches("passed for resource").count(), 4, "{out}");
     // The shard Job is Indexed, one pod per shard, and the shard count is said once more in
     // SHARDS: the three agree.
     let job = std::fs::read_to_string(&files[1]).unwrap();
@@ -50,6 +55,12 @@ fn the_sharded_run_manifests_are_valid_kubernetes_objects() {
     assert!(job.contains("completions: 3") && job.contains("parallelism: 3"));
     assert!(job.contains("value: \"3\""));
     assert!(job.contains("--shard \"$JOB_COMPLETION_INDEX/$SHARDS\""));
+    // The conductor's feed: pod 0 by its name under the headless Service the pods' subdomain
+    // names, on the port the Service and the container open.
+    let svc = std::fs::read_to_string(&files[3]).unwrap();
+    assert!(job.contains("subdomain: chaos-shards") && svc.contains("name: chaos-shards"));
+    assert!(job.contains("--conductor chaos-shards-0.chaos-shards:7070"));
+    assert!(job.contains("containerPort: 7070") && svc.contains("port: 7070"));
     // A typo in a field is refused: the validation can fail.
     let bad = std::env::temp_dir().join(format!("chaos-k8s-bad-{}.yaml", std::process::id()));
     std::fs::write(&bad, job.replace("parallelism: 3", "paralelism: 3")).unwrap();

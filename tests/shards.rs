@@ -2,8 +2,10 @@
 //! against one sandbox, joined by `chaos merge`. The merged run holds exactly the
 //! single-machine schedule's requests, its percentiles are those of every shard's samples
 //! together (histograms added, never averaged), its windows are the conductor's faults, and
-//! its verdict is the one `chaos report` reaches on the merged recording. A shard killed
-//! mid-run fails the merge (exit 1) with the reason; shards of different runs are refused.
+//! its verdict is the one `chaos report` reaches on the merged recording. With `--conductor`
+//! the other shards hold the conductor's fault times in their own records as it served them,
+//! and their clock offset to it. A shard killed mid-run fails the merge (exit 1) with the
+//! reason; shards of different runs are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -19,6 +21,11 @@ const SCALE: &str = "0.05";
 
 /// Shard `i` of 3 of the shipped az-outage (at 100 req/s peak, 400 at its 4x), as a process.
 fn shard(i: u32, start_at: &str, control: &str, out: &Path) -> Child {
+    shard_with(i, start_at, control, out, &[])
+}
+
+/// [`shard`] with more flags.
+fn shard_with(i: u32, start_at: &str, control: &str, out: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args([
             "run",
@@ -39,6 +46,7 @@ fn shard(i: u32, start_at: &str, control: &str, out: &Path) -> Child {
             "--out",
         ])
         .arg(out)
+        .args(extra)
         .env_remove("GITHUB_STEP_SUMMARY")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -75,8 +83,13 @@ fn three_shards_merge_into_exactly_one_run_and_a_killed_shard_fails_the_merge() 
     let control = urls["control_url"].as_str().unwrap().to_string();
     let dirs: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("shard-{i}"))).collect();
     let at = start_in(Duration::from_secs(4));
+    // The conductor's feed on a free loopback port.
+    let feed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
     let children: Vec<Child> = (0..3u32)
-        .map(|i| shard(i, &at, &control, &dirs[i as usize]))
+        .map(|i| shard_with(i, &at, &control, &dirs[i as usize], &["--conductor", &feed]))
         .collect();
     for (i, c) in children.into_iter().enumerate() {
         let (code, err) = wait(c);
@@ -136,18 +149,47 @@ fn three_shards_merge_into_exactly_one_run_and_a_killed_shard_fails_the_merge() 
     }
     assert_eq!(union.errors(), all.errors());
     // The windows are the conductor's: its fault, applied and reverted, judged in every shard's
-    // samples; the others recorded it as driven there.
+    // samples. The others read its times from the conductor's feed as it ran: their own records
+    // hold the same times, and their own reports judge the fault's window on their share.
     let f = &rec.faults[0];
     assert_eq!(f.status, chaos::report::FaultStatus::Reverted, "{f:?}");
     assert!(f.injected_at_s.is_some() && f.reverted_at_s.is_some());
-    for p in &parts[1..] {
-        assert_eq!(p.faults[0].status, chaos::report::FaultStatus::Skipped);
+    for (i, p) in parts.iter().enumerate().skip(1) {
+        let g = &p.faults[0];
+        assert_eq!(g.status, chaos::report::FaultStatus::Reverted, "{g:?}");
+        assert_eq!(
+            (g.injected_at_s, g.reverted_at_s),
+            (f.injected_at_s, f.reverted_at_s),
+            "shard {i}: {g:?}"
+        );
         assert!(
-            p.faults[0].note.contains("driven by shard 0"),
-            "{:?}",
-            p.faults[0]
+            g.note
+                .contains("driven by shard 0 (the conductor), times from its feed"),
+            "{g:?}"
+        );
+        // Its clock against the conductor's: one machine, one clock, so the offset measured
+        // is within half the round trip it was measured on.
+        let (offset, rtt) = (
+            p.shards[0].clock_offset_us.expect("an offset measured"),
+            p.shards[0].clock_rtt_us.expect("its round trip"),
+        );
+        assert!(
+            offset.unsigned_abs() <= rtt / 2 + 1,
+            "shard {i}: offset {offset} µs on a {rtt} µs round trip"
+        );
+        let own = chaos::report::reread::reread(&dirs[i], None).unwrap();
+        assert!(
+            own.slo
+                .iter()
+                .any(|x| x.objective.window_label() == "during:zone-a-down"
+                    && x.status != chaos::slo::Status::NotJudged),
+            "shard {i} judges the fault's window on its own share"
         );
     }
+    assert!(
+        parts[0].shards[0].clock_offset_us.is_none(),
+        "the conductor is the reference"
+    );
     // Every shard's acknowledged writes were read back; the merge holds them all.
     let writes: usize = parts.iter().map(|p| p.durable_writes.len()).sum();
     assert_eq!(rec.durable_writes.len(), writes);
@@ -256,6 +298,15 @@ fn three_shards_merge_into_exactly_one_run_and_a_killed_shard_fails_the_merge() 
         let (code, err) = wait(c);
         assert!(code == 0 || code == 1, "exit {code}\n{err}");
     }
+    // Without --conductor the others record the fault as driven there, with no times.
+    let follower = chaos::report::record::load(&again[1].join("report.json"))
+        .unwrap()
+        .into_run_record()
+        .unwrap();
+    let g = &follower.faults[0];
+    assert_eq!(g.status, chaos::report::FaultStatus::Skipped, "{g:?}");
+    assert!(g.note.contains("driven by shard 0"), "{g:?}");
+    assert!(g.injected_at_s.is_none(), "{g:?}");
     let o = chaos(&[
         "merge",
         again[0].to_str().unwrap(),
@@ -374,5 +425,48 @@ fn shard_flags_are_checked_before_anything_runs() {
         text(&o.stderr)
     );
     assert!(!out.exists(), "refused before the run directory");
+    // --conductor goes with --shard, and is HOST:PORT.
+    let o = chaos(&["run", "az-outage", "--conductor", "127.0.0.1:7070"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--shard"), "{}", text(&o.stderr));
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--shard",
+        "1/2",
+        "--start-at",
+        &soon,
+        "--conductor",
+        "conductor",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("is not HOST:PORT"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The conductor's port taken: refused before any traffic, with the address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = chaos(&[
+        "run",
+        "az-outage",
+        "--shard",
+        "0/2",
+        "--start-at",
+        &start_in(Duration::from_secs(30)),
+        "--conductor",
+        &addr,
+        "--target-url",
+        "http://127.0.0.1:9",
+        "--skip-faults",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!out.exists(), "no run directory left behind");
+    drop(taken);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,6 +27,7 @@ kubectl create configmap chaos-run \
   --from-literal=run="$RUN" \
   --dry-run=client -o yaml | kubectl apply -f -
 kubectl delete job chaos-shards chaos-merge --ignore-not-found
+kubectl apply -f ci/k8s/conductor-service.yaml
 kubectl apply -f ci/k8s/shards-job.yaml
 echo "run $RUN: shards start at $START_AT" >&2
 

@@ -75,6 +75,13 @@ Exit codes: 0 pass (or nothing to judge), 1 SLO breached or could not be judged,
         /// shard; a start more than 1 s past is refused.
         #[arg(long, value_name = "RFC3339", value_parser = crate::run::shard::parse_start_at)]
         start_at: Option<std::time::SystemTime>,
+        /// With --shard, the same on every shard: shard 0 serves its fault times here, and the
+        /// others record them as they happen (so every shard's windows are the conductor's),
+        /// measure their clock's offset to it, and wait for its faults to end before their
+        /// read-back. An IP address is listened on as given; a name (a Kubernetes service) on
+        /// every interface at its port.
+        #[arg(long, value_name = "HOST:PORT", value_parser = crate::run::conductor::parse, requires = "shard")]
+        conductor: Option<String>,
         /// Game day: besides their schedule, the scenario's faults may be injected and
         /// reverted by hand from another terminal (`chaos inject|revert <run-dir> <fault>`),
         /// and notes written on the run's timeline (`chaos note <run-dir> TEXT`).

@@ -20,6 +20,7 @@
 //! Time comes from tokio's clock, so tests run the timeline in paused time.
 
 pub mod journal;
+pub mod live;
 pub mod manual;
 mod watch;
 
@@ -275,7 +276,7 @@ async fn renewing<T>(
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Injected and reverted (or nothing to revert).
@@ -326,14 +327,26 @@ pub async fn run_timeline(
     (start, end): (Instant, Duration),
     shutdown: &Shutdown,
     hands: Option<&manual::Hands>,
+    board: Option<&live::Board>,
 ) -> TimelineResult {
     let each = planned.iter().map(|Planned { fault: f, plan }| async move {
         let hand = hands.and_then(|h| h.hand(&f.name));
-        let life = one_fault(f, plan, driver, journal, (start, end), shutdown, hand);
+        let life = one_fault(
+            f,
+            plan,
+            driver,
+            journal,
+            (start, end),
+            shutdown,
+            (hand, board),
+        );
         let r = crate::shutdown::CatchUnwind(Box::pin(life)).await;
         // Over, whatever happened (a panic too): a hand waiting on it gets its answer.
         if let Some(h) = hand {
             h.over();
+        }
+        if let (Some(b), Ok(o)) = (board, &r) {
+            b.publish(o, true);
         }
         if r.is_err() {
             shutdown.trigger();
@@ -395,7 +408,8 @@ async fn one_fault(
     journal: &Journal,
     (start, end): (Instant, Duration),
     shutdown: &Shutdown,
-    hand: Option<&manual::Hand>,
+    // Who follows it besides the journal: a game day's hand, the conductor's board.
+    (hand, board): (Option<&manual::Hand>, Option<&live::Board>),
 ) -> Outcome {
     let mut o = Outcome {
         name: f.name.clone(),
@@ -423,7 +437,11 @@ async fn one_fault(
     };
     tell(&|h| h.injecting(by_a_hand));
     // Not raced against shutdown: an inject cut off halfway would leave its effect unknown.
-    if !inject_one(driver, journal, f, plan, &mut o, start).await {
+    let injected = inject_one(driver, journal, f, plan, &mut o, start).await;
+    if let Some(b) = board {
+        b.publish(&o, false);
+    }
+    if !injected {
         tell(&|h| h.applied(false));
         return o;
     }

@@ -367,6 +367,8 @@ mod tests {
                     late_us: 1000,
                     conductor: 0,
                     read_back_at_s: Some(read_back[i as usize]),
+                    clock_offset_us: None,
+                    clock_rtt_us: None,
                 }])
                 .unwrap();
                 std::fs::write(d.join("report.json"), v.to_string()).unwrap();

@@ -256,22 +256,47 @@ impl RunReport {
     pub fn shard_line(&self) -> Option<String> {
         let first = self.shards.first()?;
         let late = |us: u64| crate::slo::show_us(us as f64);
+        // The measured clock offsets to the conductor's (followers of its feed only).
+        let offset = |s: &crate::run::shard::ShardInfo| {
+            s.clock_offset_us.map(|o| {
+                format!(
+                    "{}{} ±{}",
+                    if o < 0 { "-" } else { "+" },
+                    crate::slo::show_us(o.unsigned_abs() as f64),
+                    crate::slo::show_us(s.clock_rtt_us.unwrap_or(0) as f64 / 2.0)
+                )
+            })
+        };
         Some(match self.shards.as_slice() {
             [one] if one.count > 1 => format!(
-                "shard {}/{} of a run started at {} ({} late): its verdict covers its share only; `chaos merge` judges the whole run (shard {} drives the faults)",
+                "shard {}/{} of a run started at {} ({} late{}): its verdict covers its share only; `chaos merge` judges the whole run (shard {} drives the faults)",
                 one.index,
                 one.count,
                 one.start_at,
                 late(one.late_us),
+                offset(one)
+                    .map(|o| format!("; its clock {o} from the conductor's"))
+                    .unwrap_or_default(),
                 one.conductor
             ),
-            all => format!(
-                "merged from {} shards (`chaos merge`), started at {}, each at most {} late; shard {} drove the faults",
-                all.len(),
-                first.start_at,
-                late(all.iter().map(|s| s.late_us).max().unwrap_or(0)),
-                first.conductor
-            ),
+            all => {
+                let offsets: Vec<String> = all
+                    .iter()
+                    .filter_map(|s| offset(s).map(|o| format!("shard {} {o}", s.index)))
+                    .collect();
+                format!(
+                    "merged from {} shards (`chaos merge`), started at {}, each at most {} late{}; shard {} drove the faults",
+                    all.len(),
+                    first.start_at,
+                    late(all.iter().map(|s| s.late_us).max().unwrap_or(0)),
+                    if offsets.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; clocks against the conductor's: {}", offsets.join(", "))
+                    },
+                    first.conductor
+                )
+            }
         })
     }
 

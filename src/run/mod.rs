@@ -10,6 +10,7 @@
 //! `--skip-faults`, and every skipped fault is written into the reports as skipped — never
 //! silently dropped. Tests bring their own system and driver through [`run_connected`].
 
+pub mod conductor;
 pub mod gameday;
 mod outdir;
 pub mod plan;
@@ -59,6 +60,9 @@ pub struct RunOptions {
     pub shard: Option<shard::Shard>,
     /// `--start-at`: the wall-clock instant the run's clock starts (every shard's, the same).
     pub start_at: Option<std::time::SystemTime>,
+    /// `--conductor HOST:PORT`: where the conductor serves its fault times to the other shards
+    /// (see [`conductor`]).
+    pub conductor: Option<String>,
     /// `--gameday`: faults may also be injected and reverted by hand, notes written
     /// (`chaos inject|revert|note <run-dir>`, through [`gameday`]).
     pub gameday: bool,
@@ -85,6 +89,7 @@ impl Default for RunOptions {
             yes: false,
             shard: None,
             start_at: None,
+            conductor: None,
             gameday: false,
             desk_opened: None,
         }
@@ -235,6 +240,14 @@ pub fn check_shard(opts: &RunOptions) -> Result<(), RunError> {
     }
     if let Some(at) = opts.start_at {
         late_start(at)?;
+    }
+    if let Some(c) = &opts.conductor {
+        if opts.shard.is_none() {
+            return Err(RunError::Usage(
+                "--conductor goes with --shard: it is where shard 0 serves its fault times to the other shards".into(),
+            ));
+        }
+        conductor::parse(c).map_err(RunError::Usage)?;
     }
     Ok(())
 }
@@ -498,6 +511,29 @@ async fn execute(
         .driver
         .as_deref()
         .filter(|_| !plan.faults.is_empty());
+    // The conductor feed (--conductor): served by shard 0 from before the start (the others
+    // measure their clock offset meanwhile) until every other shard has read the end of its
+    // timeline; read by the others.
+    let board = opts
+        .conductor
+        .as_ref()
+        .filter(|_| opts.shard.is_some_and(|s| s.is_conductor()))
+        .map(|_| Arc::new(fault::live::Board::new(&plan.faults)));
+    let served = match (&opts.conductor, &board, opts.shard) {
+        (Some(addr), Some(b), Some(s)) => match conductor::serve(addr, b.clone(), s.count).await {
+            Ok(served) => Some(served),
+            Err(e) => {
+                // Nothing written yet: the run directory goes too (only if empty).
+                let _ = std::fs::remove_dir(dir);
+                return Err(RunError::Usage(e));
+            }
+        },
+        _ => None,
+    };
+    let follower = match (&opts.conductor, opts.shard) {
+        (Some(addr), Some(s)) if !s.is_conductor() => Some(conductor::follow(addr, s.index)),
+        _ => None,
+    };
     let journal = if driver.is_some() && !scenario.faults.is_empty() {
         let path = dir.join("journal.jsonl");
         Some(Journal::create(&path).map_err(|e| RunError::Write {
@@ -574,6 +610,7 @@ async fn execute(
             (clock.epoch(), timeline.total),
             &shutdown,
             hands.as_deref(),
+            board.as_deref(),
         );
         let r = crate::shutdown::CatchUnwind(Box::pin(t)).await;
         if r.is_err() {
@@ -582,6 +619,10 @@ async fn execute(
         Some(r)
     };
     let (result, timeline_result) = tokio::join!(load_fut, faults_fut);
+    if let Some(s) = &served {
+        s.linger().await;
+    }
+    drop(served);
     // Every fault is over: no more hands (notes typed after this are refused: the file is gone).
     drop(desk);
     let notes = hands.as_ref().map(|h| h.notes()).unwrap_or_default();
@@ -639,7 +680,22 @@ async fn execute(
     // it waits for the timeline's end, when the conductor reverts what is left (a revert still
     // running then shows in the merge, which compares this start with the conductor's last
     // revert). Ctrl-C meanwhile interrupts the run.
+    // With the conductor's feed, it waits for the feed's end instead (its last times too).
+    let (interrupted, feed_over) = match &follower {
+        Some(f) if !interrupted => tokio::select! {
+            over = f.wait_over(clock.at(timeline.total)) => (false, over),
+            () = shutdown.wait() => (true, false),
+        },
+        _ => (interrupted, false),
+    };
+    if let (Some(f), Some(info)) = (&follower, shards.first_mut()) {
+        if let Some((rtt, offset)) = f.seen().best {
+            info.clock_offset_us = Some(offset);
+            info.clock_rtt_us = Some(rtt);
+        }
+    }
     let interrupted = if !interrupted
+        && follower.is_none()
         && !durable_writes.is_empty()
         && opts.shard.is_some_and(|s| !s.is_conductor())
     {
@@ -699,6 +755,11 @@ async fn execute(
                 by_hand: o.by_hand,
             })
             .collect(),
+        None if follower.is_some() && plan.skipped == Some(Skipped::Conductor) => {
+            let f = follower.as_ref().map(|f| (f.addr.clone(), f.seen()));
+            let (addr, seen) = f.unwrap_or_default();
+            conductor::records(&scenario, &addr, &seen, feed_over)
+        }
         None => scenario
             .faults
             .iter()
@@ -788,6 +849,8 @@ async fn start_at(
         late_us,
         conductor: shard::CONDUCTOR,
         read_back_at_s: None,
+        clock_offset_us: None,
+        clock_rtt_us: None,
     });
     Ok((clock, info.into_iter().collect()))
 }

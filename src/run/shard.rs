@@ -10,9 +10,10 @@
 //! journey a user runs is goose's choice within each shard (round robin over the weights), so
 //! with fewer users per shard than the journeys' weights add up to, the mix differs from one
 //! machine's. Every shard starts its clock at the same wall-clock instant, `--start-at`; shard
-//! 0 (the conductor) drives the faults, the others record them as driven there, and `chaos
-//! merge` (`report::merge`) takes the fault timeline from the conductor's record. Nothing here
-//! sends, waits or judges.
+//! 0 (the conductor) drives the faults, the others record them as driven there — with
+//! `--conductor`, with the times the conductor serves as they happen ([`super::conductor`]) —
+//! and `chaos merge` (`report::merge`) takes the fault timeline from the conductor's record.
+//! Nothing here sends, waits or judges.
 
 use std::time::{Duration, SystemTime};
 
@@ -100,6 +101,14 @@ pub struct ShardInfo {
     /// not see the system as the run left it: `chaos merge` counts its writes unverified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_back_at_s: Option<f64>,
+    /// This shard's clock offset to the conductor's (the conductor's wall clock minus this
+    /// shard's, µs), measured on the conductor feed (`--conductor`; none on the conductor, the
+    /// reference, and without a feed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_us: Option<i64>,
+    /// The round trip the offset was measured on (µs): the offset's error is at most half.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_rtt_us: Option<u64>,
 }
 
 /// A shard may start at most this late: past it the shards would not run in lock step.

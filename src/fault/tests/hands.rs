@@ -28,6 +28,7 @@ async fn faults_injected_and_reverted_by_hand_go_through_the_same_steps() {
         (start, Duration::from_secs(20)),
         &stop,
         Some(&hands),
+        None,
     );
     let people = async {
         assert!(matches!(
@@ -141,6 +142,7 @@ async fn a_hand_is_told_when_its_revert_or_inject_failed() {
         (start, Duration::from_secs(20)),
         &stop,
         Some(&hands),
+        None,
     );
     let people = async {
         assert_eq!(hands.inject("stuck").await, Ok(manual::By::Hand));

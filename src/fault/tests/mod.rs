@@ -130,6 +130,7 @@ async fn run_for(
         (start, Duration::from_millis(end_ms)),
         shutdown,
         None,
+        None,
     )
     .await
     .outcomes
@@ -551,6 +552,7 @@ async fn observed_run(
         (start, Duration::from_millis(end_ms)),
         &Shutdown::new(),
         None,
+        None,
     )
     .await
 }
@@ -648,6 +650,7 @@ async fn on_shutdown_the_watch_reads_once_after_the_revert_and_stops() {
         (start, Duration::from_secs(60)),
         &stop,
         None,
+        None,
     );
     let trigger = async {
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -666,4 +669,5 @@ async fn on_shutdown_the_watch_reads_once_after_the_revert_and_stops() {
     assert!((12..=14).contains(&polls), "{polls} polls");
 }
 
+mod board;
 mod hands;
