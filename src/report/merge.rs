@@ -431,6 +431,39 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The header's clock line: a shard whose clock is ahead of the conductor's (a negative
+    /// recorded offset: the conductor's minus the shard's) reads `+`, one behind `-`.
+    #[test]
+    fn the_header_says_which_way_each_clock_is_off() {
+        let info = |index: u32, offset: i64| ShardInfo {
+            index,
+            count: 3,
+            start_at: "2026-12-07T06:30:00.000Z".into(),
+            late_us: 1000,
+            conductor: 0,
+            read_back_at_s: None,
+            clock_offset_us: (index > 0).then_some(offset),
+            clock_rtt_us: (index > 0).then_some(200),
+        };
+        let mut r =
+            crate::report::judge::judge(crate::run::prepare("db-failover", 1.0).unwrap(), one())
+                .unwrap();
+        r.shards = vec![info(1, -1500)];
+        let line = r.shard_line().unwrap();
+        assert!(
+            line.contains("its clock +1.5ms ±100µs against the conductor's"),
+            "{line}"
+        );
+        r.shards = vec![info(0, 0), info(1, -1500), info(2, 2500)];
+        let line = r.shard_line().unwrap();
+        assert!(
+            line.contains(
+                "clocks against the conductor's: shard 1 +1.5ms ±100µs, shard 2 -2.5ms ±100µs"
+            ),
+            "{line}"
+        );
+    }
+
     #[test]
     fn a_read_back_before_the_conductors_last_revert_proves_nothing() {
         // The fault is reverted at 3.5 s: shard 1 read back at 2 s, shard 2 at 4 s.

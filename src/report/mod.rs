@@ -256,12 +256,13 @@ impl RunReport {
     pub fn shard_line(&self) -> Option<String> {
         let first = self.shards.first()?;
         let late = |us: u64| crate::slo::show_us(us as f64);
-        // The measured clock offsets to the conductor's (followers of its feed only).
+        // Each follower's clock against the conductor's (the recorded offset is the
+        // conductor's minus the shard's: a shard ahead has a negative one).
         let offset = |s: &crate::run::shard::ShardInfo| {
             s.clock_offset_us.map(|o| {
                 format!(
                     "{}{} ±{}",
-                    if o < 0 { "-" } else { "+" },
+                    if o > 0 { "-" } else { "+" },
                     crate::slo::show_us(o.unsigned_abs() as f64),
                     crate::slo::show_us(s.clock_rtt_us.unwrap_or(0) as f64 / 2.0)
                 )
@@ -275,7 +276,7 @@ impl RunReport {
                 one.start_at,
                 late(one.late_us),
                 offset(one)
-                    .map(|o| format!("; its clock {o} from the conductor's"))
+                    .map(|o| format!("; its clock {o} against the conductor's"))
                     .unwrap_or_default(),
                 one.conductor
             ),

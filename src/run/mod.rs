@@ -619,7 +619,12 @@ async fn execute(
         Some(r)
     };
     let (result, timeline_result) = tokio::join!(load_fut, faults_fut);
-    if let Some(s) = &served {
+    // The feed says "over" only once every fault is: after a panic in the timeline the
+    // rollback below is still to come, so the followers are left to their silence limit.
+    if let Some(s) = served
+        .as_ref()
+        .filter(|_| !matches!(timeline_result, Some(Err(_))))
+    {
         s.linger().await;
     }
     drop(served);
@@ -681,12 +686,15 @@ async fn execute(
     // running then shows in the merge, which compares this start with the conductor's last
     // revert). Ctrl-C meanwhile interrupts the run.
     // With the conductor's feed, it waits for the feed's end instead (its last times too).
-    let (interrupted, feed_over) = match &follower {
+    let (interrupted, feed_end) = match &follower {
         Some(f) if !interrupted => tokio::select! {
-            over = f.wait_over(clock.at(timeline.total)) => (false, over),
-            () = shutdown.wait() => (true, false),
+            over = f.wait_over(clock.at(timeline.total)) => (
+                false,
+                if over { conductor::FeedEnd::Over } else { conductor::FeedEnd::Lost },
+            ),
+            () = shutdown.wait() => (true, conductor::FeedEnd::Stopped),
         },
-        _ => (interrupted, false),
+        _ => (interrupted, conductor::FeedEnd::Stopped),
     };
     if let (Some(f), Some(info)) = (&follower, shards.first_mut()) {
         if let Some((rtt, offset)) = f.seen().best {
@@ -758,7 +766,7 @@ async fn execute(
         None if follower.is_some() && plan.skipped == Some(Skipped::Conductor) => {
             let f = follower.as_ref().map(|f| (f.addr.clone(), f.seen()));
             let (addr, seen) = f.unwrap_or_default();
-            conductor::records(&scenario, &addr, &seen, feed_over)
+            conductor::records(&scenario, &addr, &seen, feed_end)
         }
         None => scenario
             .faults
