@@ -201,10 +201,19 @@ start_redis() {
     --dir "$d" --logfile "$d/redis.log" --save "" --appendonly no
     --repl-diskless-sync-delay 0
     --replica-announce-ip 127.0.0.1 --replica-announce-port "$(REDIS_LINK "$n")")
-  # A node that comes back asks Sentinel who the primary is now; on first start r1 is.
-  local primary=""
-  if [ -f "$DIR/s1/sentinel.conf" ] && port_open "$(SENTINEL_PORT s1)"; then
-    primary=$(redis-cli -p "$(SENTINEL_PORT s1)" sentinel get-master-addr-by-name chaos 2>/dev/null | sed -n 2p || true)
+  # A node that comes back asks the Sentinels who the primary is now (each in turn, a few
+  # times: one busy or restarting must not make it start as a second primary, which Sentinel
+  # would only demote after its INFO period and more); on first start r1 is.
+  local primary="" s try
+  if [ -f "$DIR/s1/sentinel.conf" ]; then
+    for try in 1 2 3; do
+      for s in s1 s2 s3; do
+        port_open "$(SENTINEL_PORT "$s")" || continue
+        primary=$(redis-cli -p "$(SENTINEL_PORT "$s")" sentinel get-master-addr-by-name chaos 2>/dev/null | sed -n 2p || true)
+        if [ -n "$primary" ]; then break 2; fi
+      done
+      sleep 0.5
+    done
   fi
   if [ -n "$primary" ] && [ "$primary" != "$(REDIS_LINK "$n")" ]; then
     args+=(--replicaof 127.0.0.1 "$primary")
